@@ -1,0 +1,123 @@
+//! Types that cross the wire between the playground server and its clients
+//! (the web page, tutorial sites, tests). Defined once here and used by both
+//! `server` and `web`, so the two can never disagree about a field.
+//!
+//! Timestamps are RFC 3339 strings in UTC (`2026-11-22T17:19:29Z`).
+
+use serde::{Deserialize, Serialize};
+
+/// A session: a time-limited workspace that owns instances.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// Random, unguessable id (UUID v4); also the capability to use the session.
+    pub id: String,
+    pub created_at: String,
+    pub expires_at: String,
+    /// Seconds left until expiry when this body was produced; lets a client
+    /// count down without trusting its own clock.
+    pub expires_in_secs: u64,
+    /// How many instances the session may hold at once.
+    pub max_instances: u32,
+    pub instances: Vec<InstanceInfo>,
+}
+
+/// One sandboxed Linux machine inside a session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// Name inside the session, used in URLs (`node1`, `node2`, ...).
+    pub name: String,
+    pub hostname: String,
+    pub created_at: String,
+    pub status: InstanceStatus,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    /// Its init is alive; terminals and exec work.
+    Running,
+    /// Its init died (killed, or the host ran out of something); it can only be deleted.
+    Exited,
+}
+
+/// Body of `POST /api/sessions/{sid}/instances/{name}/exec`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// Program and arguments, looked up on the instance's `PATH`.
+    pub cmd: Vec<String>,
+    /// Bytes fed to the command's standard input (then closed).
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// Kill the command after this many seconds (default 60, at most 600).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// Answer to an exec request. Output is decoded as UTF-8 (invalid bytes replaced).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecResponse {
+    /// The exit status; `128 + n` when killed by signal `n`.
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// True when the command ran past its timeout and was killed.
+    #[serde(default)]
+    pub timed_out: bool,
+    /// True when stdout or stderr exceeded the size cap and was cut.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// Every error answer of the REST API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// JSON text frames a client sends on a terminal WebSocket. Binary frames
+/// carry raw keyboard bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TerminalClientMsg {
+    /// The visible size of the client's terminal changed.
+    Resize { cols: u16, rows: u16 },
+    /// The client is behind (its renderer holds too much unwritten output):
+    /// stop sending until `Resume`. The shell blocks instead of memory growing.
+    Pause,
+    /// The client caught up; continue sending.
+    Resume,
+}
+
+/// JSON text frames the server sends on a terminal WebSocket. Binary frames
+/// carry raw terminal output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TerminalServerMsg {
+    /// First frame: the output offset the following bytes start at. A client
+    /// that reconnects passes its last offset as `?from=` to resume without
+    /// duplicated or lost output.
+    Attached { offset: u64 },
+    /// The shell exited; the socket closes after this frame.
+    Exited { code: i32 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_messages_use_the_documented_shape() {
+        let m: TerminalClientMsg =
+            serde_json::from_str(r#"{"type":"resize","cols":80,"rows":24}"#).unwrap();
+        assert_eq!(m, TerminalClientMsg::Resize { cols: 80, rows: 24 });
+        let s = serde_json::to_string(&TerminalServerMsg::Exited { code: 3 }).unwrap();
+        assert_eq!(s, r#"{"type":"exited","code":3}"#);
+    }
+
+    #[test]
+    fn exec_request_defaults_optional_fields() {
+        let r: ExecRequest = serde_json::from_str(r#"{"cmd":["true"]}"#).unwrap();
+        assert_eq!(r.stdin, None);
+        assert_eq!(r.timeout_secs, None);
+    }
+}
