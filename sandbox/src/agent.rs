@@ -1,0 +1,145 @@
+//! The control channel between the server and an instance's init: a
+//! `SOCK_SEQPACKET` socket pair, one JSON message per packet, with file
+//! descriptors (PTY masters, pipe ends) passed alongside as `SCM_RIGHTS`.
+//!
+//! Messages from init are untrusted: a user who is root inside the instance
+//! may take over init. The server only ever uses them to learn pids, exit
+//! codes and descriptors that it then reads and writes as plain byte streams.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use serde::{Deserialize, Serialize};
+
+/// Largest message either side sends or accepts.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// What the server asks init to do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Start a process. With `tty`, it gets a new PTY of the instance as its
+    /// controlling terminal and the master comes back with `Spawned`;
+    /// without, it gets three pipes (stdin, stdout, stderr ends come back).
+    Spawn {
+        id: u64,
+        argv: Vec<String>,
+        env: Vec<String>,
+        cwd: String,
+        tty: Option<WindowSize>,
+    },
+    /// Send a signal to a process init spawned (to its process group when `group`).
+    Signal { pid: i32, signal: i32, group: bool },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSize {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// What the launcher and init report to the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// From the launcher: init was cloned and has this host pid.
+    Launched { pid: i32 },
+    /// From init: the root file system is in place and requests are served.
+    Ready,
+    /// From the launcher or init: setting up the instance failed.
+    Failed { error: String },
+    /// The process for request `id` runs as `pid` (in the instance's pid namespace).
+    /// Carries the PTY master, or the stdin, stdout and stderr pipe ends.
+    Spawned { id: u64, pid: i32 },
+    /// The process for request `id` could not be started.
+    SpawnFailed { id: u64, error: String },
+    /// A spawned process ended; `code` is its exit status or 128 + signal.
+    Exited { pid: i32, code: i32 },
+}
+
+/// Send one message with `fds` attached.
+pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> io::Result<()> {
+    let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    let iov = [IoSlice::new(&body)];
+    let rights = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        cmsgs,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    Ok(())
+}
+
+/// Receive one message and the descriptors that came with it. `Ok(None)`
+/// means the peer closed the channel.
+pub fn recv<T: for<'de> Deserialize<'de>>(
+    sock: BorrowedFd<'_>,
+) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut cmsg = nix::cmsg_space!([RawFd; 4]);
+    let (len, fds, truncated) = {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let msg = recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )?;
+        let mut fds = Vec::new();
+        for c in msg.cmsgs()? {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                for fd in raw {
+                    // SAFETY: SCM_RIGHTS just installed this descriptor in our
+                    // table; we are its only owner.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        let truncated = msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+        (msg.bytes, fds, truncated)
+    };
+    if len == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    if truncated {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "control message too large",
+        ));
+    }
+    let msg = serde_json::from_slice(&buf[..len])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(Some((msg, fds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn messages_and_descriptors_cross_a_socket_pair() {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        send(a.as_fd(), &Event::Spawned { id: 7, pid: 42 }, &[r.as_raw_fd()]).unwrap();
+        let (msg, fds): (Event, _) = recv(b.as_fd()).unwrap().unwrap();
+        assert_eq!(msg, Event::Spawned { id: 7, pid: 42 });
+        assert_eq!(fds.len(), 1);
+        nix::unistd::write(&w, b"x").unwrap();
+        let mut byte = [0u8];
+        assert_eq!(nix::unistd::read(&fds[0], &mut byte).unwrap(), 1);
+        drop(a);
+        assert!(recv::<Event>(b.as_fd()).unwrap().is_none());
+    }
+}

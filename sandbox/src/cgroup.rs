@@ -1,0 +1,313 @@
+//! Per-instance control groups on either cgroup v1 (one hierarchy per
+//! controller, as on this project's development host) or cgroup v2 (one
+//! unified tree, as on most production hosts). The layout is detected once.
+//!
+//! Every cgroup we create lives below a directory named [`PARENT`] in each
+//! hierarchy, so leftovers of a crashed run can be found and removed.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// The directory below which every instance cgroup lives.
+pub const PARENT: &str = "playground";
+
+/// The v1 controllers an instance is placed in: limits (memory, pids, cpu)
+/// and accounting (cpuacct).
+const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
+
+/// Resource limits of one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Memory limit in bytes; swap is not allowed beyond it.
+    pub memory_bytes: u64,
+    /// Maximum number of processes and threads.
+    pub pids: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 1 << 30,
+            pids: 1000,
+        }
+    }
+}
+
+/// Which cgroup layout this host has.
+#[derive(Clone, Debug)]
+pub enum Layout {
+    /// One mount per v1 controller (controller name -> mount point).
+    V1(Vec<(&'static str, PathBuf)>),
+    /// The unified hierarchy mounted at this path.
+    V2(PathBuf),
+}
+
+impl Layout {
+    /// Detect the layout from the mount table: a cgroup2 file system at
+    /// `/sys/fs/cgroup` means v2; otherwise the v1 controller mounts are used
+    /// (a hybrid host's empty cgroup2 at `/sys/fs/cgroup/unified` is ignored).
+    pub fn detect() -> io::Result<Layout> {
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
+        Self::from_mountinfo(&mountinfo)
+    }
+
+    fn from_mountinfo(mountinfo: &str) -> io::Result<Layout> {
+        let mut v1 = Vec::new();
+        for line in mountinfo.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let mount_point = left.split(' ').nth(4).unwrap_or_default();
+            let mut right = right.split(' ');
+            let fstype = right.next().unwrap_or_default();
+            let options = right.nth(1).unwrap_or_default();
+            if fstype == "cgroup2" && mount_point == "/sys/fs/cgroup" {
+                return Ok(Layout::V2(PathBuf::from(mount_point)));
+            }
+            if fstype == "cgroup" {
+                for ctrl in V1_CONTROLLERS {
+                    if options.split(',').any(|o| o == ctrl)
+                        && !v1.iter().any(|(c, _)| *c == ctrl)
+                    {
+                        v1.push((ctrl, PathBuf::from(mount_point)));
+                    }
+                }
+            }
+        }
+        for ctrl in ["memory", "pids"] {
+            if !v1.iter().any(|(c, _)| *c == ctrl) {
+                return Err(io::Error::other(format!(
+                    "no cgroup v2 at /sys/fs/cgroup and no v1 '{ctrl}' controller mounted"
+                )));
+            }
+        }
+        Ok(Layout::V1(v1))
+    }
+
+    pub fn is_v2(&self) -> bool {
+        matches!(self, Layout::V2(_))
+    }
+
+    /// The parent directories (one per hierarchy) that hold instance cgroups.
+    fn parents(&self) -> Vec<PathBuf> {
+        match self {
+            Layout::V1(mounts) => {
+                let mut dirs: Vec<PathBuf> = Vec::new();
+                for (_, mount) in mounts {
+                    let dir = mount.join(PARENT);
+                    if !dirs.contains(&dir) {
+                        dirs.push(dir);
+                    }
+                }
+                dirs
+            }
+            Layout::V2(root) => vec![root.join(PARENT)],
+        }
+    }
+
+    /// Create the parent directories and, on v2, delegate the controllers we
+    /// need to them.
+    pub fn prepare(&self) -> io::Result<()> {
+        for dir in self.parents() {
+            fs::create_dir_all(&dir)?;
+        }
+        if let Layout::V2(root) = self {
+            for dir in [root.clone(), root.join(PARENT)] {
+                for ctrl in ["+memory", "+pids", "+cpu"] {
+                    // A controller the kernel lacks is skipped, not fatal:
+                    // limits that need it are then reported by `create`.
+                    let _ = fs::write(dir.join("cgroup.subtree_control"), ctrl);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Create the cgroup `name` with `limits` in every hierarchy.
+    pub fn create(&self, name: &str, limits: &Limits) -> io::Result<Cgroup> {
+        let cgroup = Cgroup {
+            dirs: self.parents().iter().map(|p| p.join(name)).collect(),
+            v2: self.is_v2(),
+        };
+        for dir in &cgroup.dirs {
+            fs::create_dir_all(dir)?;
+        }
+        if let Err(e) = cgroup.apply(limits) {
+            let _ = cgroup.remove(Duration::from_secs(1));
+            return Err(e);
+        }
+        Ok(cgroup)
+    }
+
+    /// A handle on an existing instance cgroup (for clean-up of leftovers).
+    pub fn open(&self, name: &str) -> Cgroup {
+        Cgroup {
+            dirs: self.parents().iter().map(|p| p.join(name)).collect(),
+            v2: self.is_v2(),
+        }
+    }
+}
+
+/// One instance's cgroup, present in one (v2) or several (v1) hierarchies.
+#[derive(Clone, Debug)]
+pub struct Cgroup {
+    dirs: Vec<PathBuf>,
+    v2: bool,
+}
+
+impl Cgroup {
+    fn apply(&self, limits: &Limits) -> io::Result<()> {
+        let mem = limits.memory_bytes.to_string();
+        let pids = limits.pids.to_string();
+        if self.v2 {
+            let dir = &self.dirs[0];
+            write(dir, "memory.max", &mem)?;
+            // Absent when the kernel has no swap accounting: then there is no swap to bound.
+            let _ = fs::write(dir.join("memory.swap.max"), "0");
+            write(dir, "pids.max", &pids)?;
+        } else {
+            for dir in &self.dirs {
+                if dir.join("memory.limit_in_bytes").exists() {
+                    write(dir, "memory.limit_in_bytes", &mem)?;
+                    // memory+swap equal to memory: no swap. Absent without swap accounting.
+                    let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), &mem);
+                }
+                if dir.join("pids.max").exists() {
+                    write(dir, "pids.max", &pids)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The `cgroup.procs` files a process writes its pid to, to join.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// Host pids of every process in the cgroup.
+    pub fn pids(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for file in self.procs_files() {
+            if let Ok(text) = fs::read_to_string(file) {
+                for pid in text.lines().filter_map(|l| l.trim().parse().ok()) {
+                    if !pids.contains(&pid) {
+                        pids.push(pid);
+                    }
+                }
+            }
+        }
+        pids
+    }
+
+    /// Memory in use, in bytes (page cache included).
+    pub fn memory_usage(&self) -> Option<u64> {
+        let file = if self.v2 {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        };
+        self.dirs
+            .iter()
+            .find_map(|d| fs::read_to_string(d.join(file)).ok())
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// Kill every process in the cgroup, wait until it is empty (at most
+    /// `patience`), then remove its directories.
+    pub fn remove(&self, patience: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let pids = self.pids();
+            if pids.is_empty() {
+                break;
+            }
+            if self.v2 {
+                let _ = fs::write(self.dirs[0].join("cgroup.kill"), "1");
+            }
+            for pid in pids {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "processes in {} did not exit",
+                    self.dirs[0].display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for dir in &self.dirs {
+            // The kernel may still be tearing down the last task: retry EBUSY briefly.
+            loop {
+                match fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
+    fs::write(dir.join(file), value).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot write {value} to {}: {e}", dir.join(file).display()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn hybrid_host_uses_v1_controllers() {
+        let Layout::V1(mounts) = Layout::from_mountinfo(HYBRID).unwrap() else {
+            panic!("expected v1");
+        };
+        assert!(mounts.contains(&("memory", PathBuf::from("/sys/fs/cgroup/memory"))));
+        assert!(mounts.contains(&("pids", PathBuf::from("/sys/fs/cgroup/pids"))));
+    }
+
+    #[test]
+    fn unified_host_uses_v2() {
+        let info = "25 1 0:22 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert!(Layout::from_mountinfo(info).unwrap().is_v2());
+    }
+
+    #[test]
+    fn comounted_v1_controllers_share_one_directory() {
+        let info = "\
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
+";
+        let layout = Layout::from_mountinfo(info).unwrap();
+        assert_eq!(layout.parents().len(), 3);
+    }
+
+    #[test]
+    fn missing_controllers_are_an_error() {
+        assert!(Layout::from_mountinfo("").is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! The server's end of an instance's control channel (see `agent`): sends
+//! requests, and runs one task that reads init's events and routes them to
+//! whoever waits for them.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::oneshot;
+
+use crate::agent::{self, Event, Request};
+
+/// A process init started for us.
+pub struct Spawned {
+    /// Its pid inside the instance.
+    pub pid: i32,
+    /// The PTY master, or the stdin, stdout and stderr pipe ends.
+    pub fds: Vec<OwnedFd>,
+    /// Resolves with the exit code; fails if the instance dies first.
+    pub exit: oneshot::Receiver<i32>,
+}
+
+type SpawnReply = Result<Spawned, String>;
+
+#[derive(Default)]
+struct Waiters {
+    spawns: HashMap<u64, oneshot::Sender<SpawnReply>>,
+    exits: HashMap<i32, oneshot::Sender<i32>>,
+}
+
+pub struct Control {
+    socket: AsyncFd<OwnedFd>,
+    next_id: AtomicU64,
+    waiters: Mutex<Waiters>,
+    closed: AtomicBool,
+}
+
+impl Control {
+    /// Wrap a connected, non-blocking control socket.
+    pub fn new(socket: OwnedFd) -> io::Result<Arc<Control>> {
+        Ok(Arc::new(Control {
+            socket: crate::sys::async_fd(socket)?,
+            next_id: AtomicU64::new(1),
+            waiters: Mutex::new(Waiters::default()),
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    /// Whether init is still there to serve requests.
+    pub fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+
+    pub async fn recv_event(&self) -> io::Result<Option<(Event, Vec<OwnedFd>)>> {
+        loop {
+            let mut guard = self.socket.readable().await?;
+            match guard.try_io(|fd| agent::recv(fd.get_ref().as_fd())) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    pub async fn send(&self, request: &Request) -> io::Result<()> {
+        if !self.is_open() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the instance is not running",
+            ));
+        }
+        loop {
+            let mut guard = self.socket.writable().await?;
+            match guard.try_io(|fd| agent::send(fd.get_ref().as_fd(), request, &[])) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Ask init to start a process and wait for it to be running.
+    pub async fn spawn(&self, make: impl FnOnce(u64) -> Request) -> io::Result<Spawned> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().unwrap().spawns.insert(id, tx);
+        if let Err(e) = self.send(&make(id)).await {
+            self.waiters.lock().unwrap().spawns.remove(&id);
+            return Err(e);
+        }
+        match rx.await {
+            Ok(Ok(spawned)) => Ok(spawned),
+            Ok(Err(error)) => Err(io::Error::other(error)),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the instance stopped",
+            )),
+        }
+    }
+
+    /// Read init's events until the channel closes. Run once, as a task.
+    pub async fn route_events(self: Arc<Self>) {
+        loop {
+            match self.recv_event().await {
+                Ok(Some((event, fds))) => self.route(event, fds),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    tracing::warn!("ignoring a malformed message from an instance: {e}");
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.closed.store(true, Ordering::Release);
+        // Dropping the senders tells every waiter that the instance is gone.
+        *self.waiters.lock().unwrap() = Waiters::default();
+    }
+
+    fn route(&self, event: Event, fds: Vec<OwnedFd>) {
+        let mut waiters = self.waiters.lock().unwrap();
+        match event {
+            Event::Spawned { id, pid } => {
+                let (exit_tx, exit) = oneshot::channel();
+                waiters.exits.insert(pid, exit_tx);
+                for fd in &fds {
+                    let _ = nix::fcntl::fcntl(
+                        fd,
+                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                    );
+                }
+                if let Some(tx) = waiters.spawns.remove(&id) {
+                    let _ = tx.send(Ok(Spawned { pid, fds, exit }));
+                }
+            }
+            Event::SpawnFailed { id, error } => {
+                if let Some(tx) = waiters.spawns.remove(&id) {
+                    let _ = tx.send(Err(error));
+                }
+            }
+            Event::Exited { pid, code } => {
+                if let Some(tx) = waiters.exits.remove(&pid) {
+                    let _ = tx.send(code);
+                }
+            }
+            Event::Launched { .. } | Event::Ready | Event::Failed { .. } => {}
+        }
+    }
+}

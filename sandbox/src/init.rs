@@ -1,0 +1,269 @@
+//! PID 1 of every instance: keeps the instance alive, reaps every zombie, and
+//! starts processes on the server's behalf (on a PTY of the instance's own
+//! devpts, or on pipes), reporting their exit codes. Single-threaded: it
+//! waits with `poll` on the control socket and a signalfd for SIGCHLD.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::pty::{openpty, Winsize};
+use nix::sys::signal::{kill, killpg, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{chdir, execvpe, fork, pipe2, setsid, ForkResult, Pid};
+
+use crate::agent::{self, Event, Request, WindowSize};
+use crate::sys;
+
+/// A process init started and still reports on.
+struct Child {
+    /// Init's copy of the PTY master: keeps the terminal open while the
+    /// server is between connections.
+    _master: Option<OwnedFd>,
+}
+
+/// Serve as init until the server goes away. Returns the exit code.
+pub fn run(control: OwnedFd) -> isize {
+    if let Err(e) = quiet_stdio() {
+        let _ = agent::send(control.as_fd(), &Event::Failed { error: e }, &[]);
+        return 1;
+    }
+    let mut sigchld = SigSet::empty();
+    sigchld.add(Signal::SIGCHLD);
+    let signals = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigchld), None)
+        .and_then(|()| SignalFd::with_flags(&sigchld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK));
+    let signals = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            let error = format!("signalfd: {e}");
+            let _ = agent::send(control.as_fd(), &Event::Failed { error }, &[]);
+            return 1;
+        }
+    };
+    if agent::send(control.as_fd(), &Event::Ready, &[]).is_err() {
+        return 1;
+    }
+
+    let mut children: HashMap<i32, Child> = HashMap::new();
+    loop {
+        let mut fds = [
+            PollFd::new(control.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+        ];
+        if let Err(e) = poll(&mut fds, PollTimeout::NONE) {
+            if e == nix::errno::Errno::EINTR {
+                continue;
+            }
+            return 1;
+        }
+        let control_ready = fds[0].any().unwrap_or(false);
+        let child_exited = fds[1].any().unwrap_or(false);
+        if child_exited {
+            while let Ok(Some(_)) = signals.read_signal() {}
+            reap(&control, &mut children);
+        }
+        if control_ready {
+            match agent::recv::<Request>(control.as_fd()) {
+                Ok(Some((request, _fds))) => handle(&control, &mut children, request),
+                // The server is gone: this version of the playground cannot
+                // reattach, so the instance ends with it (returning from PID 1
+                // kills every process in the namespace).
+                Ok(None) => return 0,
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {}
+                Err(_) => return 0,
+            }
+        }
+    }
+}
+
+/// Point stdin, stdout and stderr at /dev/null and close every descriptor
+/// but the control socket, so nothing of the launcher leaks into the instance.
+fn quiet_stdio() -> Result<(), String> {
+    let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR, nix::sys::stat::Mode::empty())
+        .map_err(|e| format!("open /dev/null: {e}"))?;
+    for fd in 0..3 {
+        dup2(&null, fd)?;
+    }
+    drop(null);
+    sys::close_from(crate::launch::CONTROL_FD + 1);
+    Ok(())
+}
+
+fn dup2(from: &OwnedFd, to: RawFd) -> Result<(), String> {
+    sys::dup2(from.as_fd(), to).map_err(|e| format!("dup2: {e}"))
+}
+
+fn handle(control: &OwnedFd, children: &mut HashMap<i32, Child>, request: Request) {
+    match request {
+        Request::Spawn {
+            id,
+            argv,
+            env,
+            cwd,
+            tty,
+        } => match spawn(&argv, &env, &cwd, tty) {
+            Ok((pid, to_send, keep)) => {
+                let raw: Vec<RawFd> = to_send.iter().map(|fd| fd.as_raw_fd()).collect();
+                children.insert(pid.as_raw(), Child { _master: keep });
+                let _ = agent::send(
+                    control.as_fd(),
+                    &Event::Spawned {
+                        id,
+                        pid: pid.as_raw(),
+                    },
+                    &raw,
+                );
+            }
+            Err(error) => {
+                let _ = agent::send(control.as_fd(), &Event::SpawnFailed { id, error }, &[]);
+            }
+        },
+        Request::Signal { pid, signal, group } => {
+            // Only processes init started; never itself or strangers.
+            if pid > 1 && children.contains_key(&pid) {
+                if let Ok(signal) = Signal::try_from(signal) {
+                    let pid = Pid::from_raw(pid);
+                    let _ = if group {
+                        killpg(pid, signal)
+                    } else {
+                        kill(pid, signal)
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Reap every exited process; report the ones the server started.
+fn reap(control: &OwnedFd, children: &mut HashMap<i32, Child>) {
+    loop {
+        let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, code),
+            Ok(WaitStatus::Signaled(pid, signal, _)) => (pid, 128 + signal as i32),
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => continue,
+        };
+        if children.remove(&pid.as_raw()).is_some() {
+            let _ = agent::send(
+                control.as_fd(),
+                &Event::Exited {
+                    pid: pid.as_raw(),
+                    code,
+                },
+                &[],
+            );
+        }
+    }
+}
+
+type Spawned = (Pid, Vec<OwnedFd>, Option<OwnedFd>);
+
+fn cstrings(items: &[String]) -> Result<Vec<CString>, String> {
+    items
+        .iter()
+        .map(|s| CString::new(s.as_str()).map_err(|_| format!("NUL byte in {s:?}")))
+        .collect()
+}
+
+fn cloexec(fd: &OwnedFd) -> Result<(), String> {
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map(drop)
+        .map_err(|e| format!("fcntl: {e}"))
+}
+
+fn spawn(
+    argv: &[String],
+    env: &[String],
+    cwd: &str,
+    tty: Option<WindowSize>,
+) -> Result<Spawned, String> {
+    if argv.is_empty() {
+        return Err("empty command".into());
+    }
+    let c_argv = cstrings(argv)?;
+    let c_env = cstrings(env)?;
+    let c_cwd = CString::new(cwd).map_err(|_| "NUL byte in cwd".to_string())?;
+
+    // The descriptors the child gets as 0, 1, 2 and the ones the server gets.
+    let (child_stdio, parent_ends, keep): ([OwnedFd; 3], Vec<OwnedFd>, Option<OwnedFd>) =
+        match tty {
+            Some(size) => {
+                let winsize = Winsize {
+                    ws_row: size.rows,
+                    ws_col: size.cols,
+                    ws_xpixel: 0,
+                    ws_ypixel: 0,
+                };
+                let pty = openpty(Some(&winsize), None).map_err(|e| format!("openpty: {e}"))?;
+                cloexec(&pty.master)?;
+                cloexec(&pty.slave)?;
+                let slave = pty.slave;
+                let stdio = [
+                    slave.try_clone().map_err(|e| e.to_string())?,
+                    slave.try_clone().map_err(|e| e.to_string())?,
+                    slave,
+                ];
+                let ours = pty.master.try_clone().map_err(|e| e.to_string())?;
+                (stdio, vec![pty.master], Some(ours))
+            }
+            None => {
+                let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"));
+                let (in_r, in_w) = pipe()?;
+                let (out_r, out_w) = pipe()?;
+                let (err_r, err_w) = pipe()?;
+                ([in_r, out_w, err_w], vec![in_w, out_r, err_r], None)
+            }
+        };
+
+    // SAFETY: init is single-threaded, so the child may allocate and run
+    // arbitrary code before exec.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            let err = exec_child(&c_argv, &c_env, &c_cwd, &child_stdio, tty.is_some());
+            let msg = format!("playground: cannot run {:?}: {err}\n", argv[0]);
+            let _ = nix::unistd::write(std::io::stderr(), msg.as_bytes());
+            // SAFETY: _exit is always safe; it skips atexit handlers that
+            // belong to the parent.
+            unsafe { libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => Ok((child, parent_ends, keep)),
+    }
+}
+
+/// In the forked child: new session, terminal, standard descriptors, clean
+/// signal state, then exec. Returns only on failure.
+fn exec_child(
+    argv: &[CString],
+    env: &[CString],
+    cwd: &CString,
+    stdio: &[OwnedFd; 3],
+    tty: bool,
+) -> String {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // Rust ignores SIGPIPE in its own processes; programs expect the default.
+    // SAFETY: restoring the default disposition installs no handler code.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+    if let Err(e) = setsid() {
+        return format!("setsid: {e}");
+    }
+    if tty {
+        if let Err(e) = sys::set_controlling_tty(stdio[0].as_fd()) {
+            return format!("controlling terminal: {e}");
+        }
+    }
+    for (fd, target) in stdio.iter().zip(0..) {
+        if let Err(e) = dup2(fd, target) {
+            return e;
+        }
+    }
+    if chdir(cwd.as_c_str()).is_err() {
+        let _ = chdir("/");
+    }
+    match execvpe(&argv[0], argv, env) {
+        Err(e) => e.desc().to_string(),
+        Ok(never) => match never {},
+    }
+}

@@ -1,0 +1,287 @@
+//! A running instance, as the server holds it: start processes in it (on a
+//! PTY or with collected output), read its memory use, destroy it.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tokio::sync::{oneshot, Mutex};
+
+use crate::agent::{Request, WindowSize};
+use crate::cgroup::Cgroup;
+use crate::control::{Control, Spawned};
+use crate::pty::Pty;
+use crate::runtime::{pidfd, InstanceSpec, RuntimeInner};
+use crate::{sys, Error, Result};
+
+/// `PATH` and friends for processes started in an instance.
+const BASE_ENV: [&str; 6] = [
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/root",
+    "USER=root",
+    "LOGNAME=root",
+    "SHELL=/bin/bash",
+    "LANG=C.UTF-8",
+];
+
+/// A process on a PTY of the instance.
+pub struct PtyProcess {
+    pub pid: i32,
+    pub pty: Pty,
+    /// Resolves with the exit code (fails if the instance dies first).
+    pub exit: oneshot::Receiver<i32>,
+}
+
+/// What a command run with [`Instance::exec`] produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExecOutput {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub timed_out: bool,
+    pub truncated: bool,
+}
+
+/// A live (or dead, not yet destroyed) instance. Clones share it.
+#[derive(Clone)]
+pub struct Instance {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    spec: InstanceSpec,
+    /// Init's pid on the host.
+    host_pid: i32,
+    pidfd: AsyncFd<OwnedFd>,
+    control: Arc<Control>,
+    cgroup: Cgroup,
+    dir: PathBuf,
+    slot: usize,
+    runtime: Arc<RuntimeInner>,
+    destroyed: AtomicBool,
+    destroy_lock: Mutex<()>,
+}
+
+impl Instance {
+    pub(crate) fn new(
+        spec: InstanceSpec,
+        host_pid: i32,
+        control: Arc<Control>,
+        cgroup: Cgroup,
+        dir: PathBuf,
+        slot: usize,
+        runtime: Arc<RuntimeInner>,
+    ) -> Result<Instance> {
+        let pidfd = sys::async_fd(pidfd(host_pid)?).map_err(|e| Error::Setup(e.to_string()))?;
+        tokio::spawn(control.clone().route_events());
+        Ok(Instance {
+            inner: Arc::new(Inner {
+                spec,
+                host_pid,
+                pidfd,
+                control,
+                cgroup,
+                dir,
+                slot,
+                runtime,
+                destroyed: AtomicBool::new(false),
+                destroy_lock: Mutex::new(()),
+            }),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.inner.spec.id
+    }
+
+    pub fn hostname(&self) -> &str {
+        &self.inner.spec.hostname
+    }
+
+    /// Init's pid as the host sees it.
+    pub fn host_pid(&self) -> i32 {
+        self.inner.host_pid
+    }
+
+    /// Whether init is alive and serving.
+    pub fn is_running(&self) -> bool {
+        self.inner.control.is_open() && !self.inner.destroyed.load(Ordering::Acquire)
+    }
+
+    /// Memory the instance uses now, in bytes.
+    pub fn memory_usage(&self) -> Option<u64> {
+        self.inner.cgroup.memory_usage()
+    }
+
+    fn env(&self, extra: &[String]) -> Vec<String> {
+        let mut env: Vec<String> = BASE_ENV.iter().map(|s| s.to_string()).collect();
+        env.push(format!("HOSTNAME={}", self.hostname()));
+        env.extend(extra.iter().cloned());
+        env
+    }
+
+    async fn spawn(&self, argv: Vec<String>, env: Vec<String>, tty: Option<WindowSize>) -> Result<Spawned> {
+        if !self.is_running() {
+            return Err(Error::NotRunning);
+        }
+        let env = self.env(&env);
+        self.inner
+            .control
+            .spawn(|id| Request::Spawn {
+                id,
+                argv,
+                env,
+                cwd: "/root".into(),
+                tty,
+            })
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotConnected => Error::NotRunning,
+                _ => Error::Spawn(e.to_string()),
+            })
+    }
+
+    /// Start `argv` on a new PTY of the instance (e.g. `bash -l`).
+    pub async fn spawn_pty(&self, argv: Vec<String>, cols: u16, rows: u16) -> Result<PtyProcess> {
+        let env = vec!["TERM=xterm-256color".to_string()];
+        let spawned = self
+            .spawn(argv, env, Some(WindowSize { cols, rows }))
+            .await?;
+        let master = spawned
+            .fds
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Spawn("init sent no terminal".into()))?;
+        let pty = Pty::new(master).map_err(|e| Error::Spawn(e.to_string()))?;
+        Ok(PtyProcess {
+            pid: spawned.pid,
+            pty,
+            exit: spawned.exit,
+        })
+    }
+
+    /// Run `argv` to completion without a terminal: feed it `stdin`, collect
+    /// at most `max_output` bytes of stdout and of stderr, kill it (and its
+    /// process group) after `timeout`.
+    pub async fn exec(
+        &self,
+        argv: Vec<String>,
+        stdin: Vec<u8>,
+        timeout: Duration,
+        max_output: usize,
+    ) -> Result<ExecOutput> {
+        let spawned = self.spawn(argv, Vec::new(), None).await?;
+        let pid = spawned.pid;
+        let mut fds = spawned.fds.into_iter();
+        let (Some(stdin_w), Some(stdout_r), Some(stderr_r)) = (fds.next(), fds.next(), fds.next())
+        else {
+            return Err(Error::Spawn("init sent too few pipes".into()));
+        };
+        let io = |e: std::io::Error| Error::Spawn(e.to_string());
+        let mut stdin_w = pipe::Sender::from_owned_fd(stdin_w).map_err(io)?;
+        let stdout_r = pipe::Receiver::from_owned_fd(stdout_r).map_err(io)?;
+        let stderr_r = pipe::Receiver::from_owned_fd(stderr_r).map_err(io)?;
+
+        tokio::spawn(async move {
+            // A command that does not read its input must not block us.
+            let _ = stdin_w.write_all(&stdin).await;
+        });
+        let stdout = tokio::spawn(read_capped(stdout_r, max_output));
+        let stderr = tokio::spawn(read_capped(stderr_r, max_output));
+
+        let mut out = ExecOutput::default();
+        let mut exit = spawned.exit;
+        out.exit_code = match tokio::time::timeout(timeout, &mut exit).await {
+            Ok(Ok(code)) => code,
+            Ok(Err(_)) => return Err(Error::NotRunning),
+            Err(_) => {
+                out.timed_out = true;
+                let kill = Request::Signal {
+                    pid,
+                    signal: libc::SIGKILL,
+                    group: true,
+                };
+                let _ = self.inner.control.send(&kill).await;
+                match tokio::time::timeout(Duration::from_secs(5), exit).await {
+                    Ok(Ok(code)) => code,
+                    _ => return Err(Error::NotRunning),
+                }
+            }
+        };
+        // Output ends at EOF, or shortly after exit if a background process
+        // still holds the pipes open.
+        for (task, buf) in [(stdout, &mut out.stdout), (stderr, &mut out.stderr)] {
+            let abort = task.abort_handle();
+            match tokio::time::timeout(Duration::from_millis(200), task).await {
+                Ok(Ok((data, truncated))) => {
+                    *buf = data;
+                    out.truncated |= truncated;
+                }
+                _ => abort.abort(),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Kill everything in the instance and remove all it had: processes,
+    /// mounts (they die with its mount namespace), cgroups, directories.
+    /// Safe to call more than once and on a dead instance.
+    pub async fn destroy(&self) -> Result<()> {
+        let _guard = self.inner.destroy_lock.lock().await;
+        if self.inner.destroyed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Killing PID 1 of a pid namespace kills every process in it.
+        let _ = sys::pidfd_send_signal(self.inner.pidfd.get_ref().as_fd(), libc::SIGKILL);
+        if tokio::time::timeout(Duration::from_secs(5), self.inner.pidfd.readable())
+            .await
+            .is_err()
+        {
+            tracing::warn!(id = self.id(), "init did not exit within 5 s of SIGKILL");
+        }
+        // The server is the subreaper of init; collect it so no zombie stays.
+        let _ = sys::pidfd_reap(self.inner.pidfd.get_ref().as_fd());
+        let cgroup = self.inner.cgroup.clone();
+        let dir = self.inner.dir.clone();
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            cgroup.remove(Duration::from_secs(10))?;
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        })
+        .await
+        .expect("blocking task panicked");
+        self.inner.runtime.free_slot(self.inner.slot);
+        result.map_err(|e| Error::Cleanup(format!("instance {}: {e}", self.id())))
+    }
+
+    /// Resolves when the instance's init has exited.
+    pub async fn exited(&self) {
+        let _ = self.inner.pidfd.readable().await;
+    }
+}
+
+async fn read_capped(mut pipe: pipe::Receiver, max: usize) -> (Vec<u8>, bool) {
+    let mut data = Vec::new();
+    let mut truncated = false;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = max.saturating_sub(data.len());
+                if n > room {
+                    truncated = true;
+                }
+                data.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+    (data, truncated)
+}

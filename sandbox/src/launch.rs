@@ -1,0 +1,242 @@
+//! The launcher: a short-lived, single-threaded process (our own binary
+//! re-executed with [`LAUNCH_ARG`]) that creates an instance. A
+//! multi-threaded tokio server must not unshare or setns itself, so it hands
+//! this job to a fresh process, as runc and youki do.
+//!
+//! Sequence:
+//! 1. join the instance's cgroups (so the new cgroup namespace is rooted there);
+//! 2. clone the instance's init into new user, mount, pid, uts, ipc, net and
+//!    cgroup namespaces; the child waits on a pipe;
+//! 3. write the child's uid/gid maps (instance root = an unprivileged host range);
+//! 4. enter the child's mount namespace and mount its root there: the image,
+//!    id-mapped into the child's user namespace and read-only, under a private
+//!    overlay (nothing is ever mounted in the host's mount namespace, so a crash
+//!    cannot leak a mount: the namespace dies with its last process);
+//! 5. report init's pid to the server and release the child, which finishes the
+//!    root file system (see `rootfs`) and becomes PID 1 (see `init`).
+
+use std::fs;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use nix::sched::{clone, setns, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{getpid, pipe2, read, setgroups, setresgid, setresuid, write, Gid, Pid, Uid};
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{self, Event};
+use crate::{init, rootfs, sys};
+
+/// `argv[1]` that makes our binary act as the launcher.
+pub const LAUNCH_ARG: &str = "__sandbox-launch";
+
+/// The descriptor number of the control socket in the launcher and in init.
+pub const CONTROL_FD: RawFd = 3;
+
+/// How much stack the cloned init runs on (virtual; untouched pages cost nothing).
+const INIT_STACK: usize = 8 << 20;
+
+/// Everything the launcher needs; the first message on the control socket.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LaunchConfig {
+    pub hostname: String,
+    /// First host uid/gid of the instance's range; instance uid 0 maps to it.
+    pub id_base: u32,
+    pub id_count: u32,
+    /// The read-only image root file system.
+    pub image: PathBuf,
+    /// Holds `lower/`, `upper/`, `work/` and `rootfs/` of this instance.
+    pub instance_dir: PathBuf,
+    /// `cgroup.procs` files to join before cloning.
+    pub cgroup_procs: Vec<PathBuf>,
+}
+
+impl LaunchConfig {
+    pub fn rootfs(&self) -> PathBuf {
+        self.instance_dir.join("rootfs")
+    }
+}
+
+/// If this process was started as a launcher, do the launcher's job and
+/// exit. Call it first thing in `main`, before any threads exist.
+pub fn run_if_requested() {
+    let mut args = std::env::args_os().skip(1);
+    if args.next().as_deref() != Some(LAUNCH_ARG.as_ref()) {
+        return;
+    }
+    // SAFETY: the server passes the control socket as descriptor 3 and
+    // nothing else in this fresh process owns it.
+    let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
+    // The configuration comes over the socket, not in argv: PID 1's command
+    // line is visible inside the instance and must not show host paths.
+    let config = match agent::recv::<LaunchConfig>(control.as_fd()) {
+        Ok(Some((config, _))) => Ok(config),
+        Ok(None) => Err("no launch configuration".to_string()),
+        Err(e) => Err(format!("bad launch configuration: {e}")),
+    };
+    let result = config.and_then(|config| launch(&config, &control));
+    let code = match result {
+        Ok(()) => 0,
+        Err(error) => {
+            let _ = agent::send(control.as_fd(), &Event::Failed { error }, &[]);
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn launch(config: &LaunchConfig, control: &OwnedFd) -> Result<(), String> {
+    let me = getpid().to_string();
+    for procs in &config.cgroup_procs {
+        fs::write(procs, &me).map_err(|e| format!("join cgroup {}: {e}", procs.display()))?;
+    }
+
+    let (wait_r, wait_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (wait_r_raw, wait_w_raw) = (wait_r.as_raw_fd(), wait_w.as_raw_fd());
+    let control_raw = control.as_raw_fd();
+    let child_config = config.clone();
+    let mut stack = vec![0u8; INIT_STACK];
+    let flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWCGROUP;
+    let child = Box::new(move || child_main(&child_config, control_raw, wait_r_raw, wait_w_raw));
+    // SAFETY: this process is single-threaded (a fresh exec of our binary),
+    // so the child may run arbitrary code. The child gets its own copy of
+    // memory and file table and runs `child_main` on `stack`, which outlives
+    // the clone call in the parent and is never touched by the parent after.
+    let pid = unsafe { clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }
+        .map_err(|e| format!("clone: {e}"))?;
+    drop(wait_r);
+
+    match prepare_child(config, pid) {
+        Ok(()) => {
+            agent::send(control.as_fd(), &Event::Launched { pid: pid.as_raw() }, &[])
+                .map_err(|e| format!("report to server: {e}"))?;
+            write(&wait_w, &[1]).map_err(|e| format!("release init: {e}"))?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            Err(e)
+        }
+    }
+}
+
+/// Parent side: id maps and the root file system mounts, done from outside
+/// because they need host privileges.
+fn prepare_child(config: &LaunchConfig, pid: Pid) -> Result<(), String> {
+    let map = format!("0 {} {}\n", config.id_base, config.id_count);
+    for file in ["uid_map", "gid_map"] {
+        fs::write(format!("/proc/{pid}/{file}"), &map).map_err(|e| format!("{file}: {e}"))?;
+    }
+    let userns =
+        fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| format!("open userns: {e}"))?;
+    let mntns =
+        fs::File::open(format!("/proc/{pid}/ns/mnt")).map_err(|e| format!("open mntns: {e}"))?;
+    setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS).map_err(|e| format!("enter mntns: {e}"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make mounts private: {e}"))?;
+
+    let lower = config.instance_dir.join("lower");
+    let tree = sys::idmapped_tree(&config.image, userns.as_fd())
+        .map_err(|e| format!("id-mapped image {}: {e}", config.image.display()))?;
+    sys::attach_tree(tree.as_fd(), &lower).map_err(|e| format!("attach image: {e}"))?;
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        config.instance_dir.join("upper").display(),
+        config.instance_dir.join("work").display()
+    );
+    mount(
+        Some("overlay"),
+        &config.rootfs(),
+        Some("overlay"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    )
+    .map_err(|e| format!("mount overlay root: {e}"))?;
+    Ok(())
+}
+
+/// Child side, running as the new PID 1: wait for the parent, finish the
+/// root file system, then serve as init. Returns the exit code.
+fn child_main(config: &LaunchConfig, control: RawFd, wait_r: RawFd, wait_w: RawFd) -> isize {
+    // SAFETY: these descriptors were copied into this child's file table by
+    // clone; the child takes sole ownership of its copies here, and the
+    // parent's copies are unaffected.
+    let (control, wait_r, wait_w) = unsafe {
+        (
+            OwnedFd::from_raw_fd(control),
+            OwnedFd::from_raw_fd(wait_r),
+            OwnedFd::from_raw_fd(wait_w),
+        )
+    };
+    drop(wait_w);
+    let mut byte = [0u8];
+    if read(&wait_r, &mut byte) != Ok(1) {
+        // The launcher failed (and reported why); nothing to do.
+        return 1;
+    }
+    drop(wait_r);
+    rename_to_init();
+    // Our credentials still hold the host's root ids, which mean nothing in
+    // the new namespace: become the namespace's (mapped) root.
+    let become_root = setgroups(&[])
+        .and_then(|()| setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)))
+        .and_then(|()| setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)))
+        .map_err(|e| format!("become root of the user namespace: {e}"));
+    if let Err(error) = become_root.and_then(|()| rootfs::setup(config)) {
+        let _ = agent::send(control.as_fd(), &Event::Failed { error }, &[]);
+        return 1;
+    }
+    init::run(control)
+}
+
+/// Make PID 1 look like what it is inside the instance: `init`, with no
+/// trace of the launcher's host path in its name or command line.
+fn rename_to_init() {
+    let _ = nix::sys::prctl::set_name(c"init");
+    let Ok(stat) = fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the parenthesised command name; arg_start and arg_end
+    // are fields 48 and 49 of the whole line.
+    let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+        return;
+    };
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let (Some(Ok(start)), Some(Ok(end))) = (
+        fields.get(45).map(|f| f.parse::<u64>()),
+        fields.get(46).map(|f| f.parse::<u64>()),
+    ) else {
+        return;
+    };
+    let Some(len) = end.checked_sub(start).map(|l| l as usize) else {
+        return;
+    };
+    let mut title = vec![0u8; len];
+    let name = b"init";
+    let n = name.len().min(len.saturating_sub(1));
+    title[..n].copy_from_slice(&name[..n]);
+    // Writing our own argument area through /proc/self/mem needs no unsafe
+    // code: the kernel checks the range, and nothing in Rust refers to it
+    // (std copied the arguments at start-up).
+    if let Ok(mut mem) = fs::OpenOptions::new().write(true).open("/proc/self/mem") {
+        use std::io::{Seek, SeekFrom, Write};
+        if mem.seek(SeekFrom::Start(start)).is_ok() {
+            let _ = mem.write_all(&title);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The playground's runtime: isolated Linux instances made of namespaces,
+//! cgroups and an overlay root file system, with an init of our own as PID 1.
+//!
+//! It knows nothing of HTTP or sessions. The server:
+//! 1. calls [`run_launcher_if_requested`] first thing in `main` (the runtime
+//!    re-executes the server binary to create instances; see `launch`);
+//! 2. prepares the image once with [`image::prepare_default`];
+//! 3. makes a [`Runtime`], which cleans up after any earlier crashed run, and
+//!    creates [`Instance`]s with it.
+//!
+//! Module map: `launch` (host side of creation), `rootfs` (mounts inside),
+//! `init` (PID 1), `agent` (the control channel's messages), `control` (the
+//! server's end of it), `instance`/`runtime` (the API), `cgroup`, `image`,
+//! `pty`, and `sys` (the raw system calls).
+
+mod agent;
+pub mod cgroup;
+mod control;
+pub mod image;
+mod init;
+mod instance;
+mod launch;
+mod pty;
+mod rootfs;
+mod runtime;
+mod sys;
+
+pub use cgroup::Limits;
+pub use instance::{ExecOutput, Instance, PtyProcess};
+pub use launch::run_if_requested as run_launcher_if_requested;
+pub use pty::Pty;
+pub use runtime::{InstanceSpec, Runtime, RuntimeConfig};
+
+/// Make the calling process the reaper of its orphaned descendants. An
+/// instance's init is orphaned when its launcher exits; the server must
+/// collect it when it dies, whatever the host's PID 1 does.
+pub fn become_subreaper() -> std::io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(std::io::Error::from)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Creating the instance (or the runtime) failed.
+    #[error("{0}")]
+    Setup(String),
+    /// The host cannot take another instance.
+    #[error("{0}")]
+    Capacity(String),
+    /// The instance's init is gone.
+    #[error("the instance is not running")]
+    NotRunning,
+    /// A process could not be started in the instance.
+    #[error("{0}")]
+    Spawn(String),
+    /// Removing an instance's resources failed.
+    #[error("{0}")]
+    Cleanup(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

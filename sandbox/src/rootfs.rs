@@ -1,0 +1,112 @@
+//! Inside the new namespaces, before init starts serving: the rest of the
+//! root file system (fresh /proc, a minimal /dev, read-only /sys, /dev/shm),
+//! the hostname, and the switch into the new root with `pivot_root`.
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::unistd::{chdir, pivot_root, sethostname};
+
+use crate::launch::LaunchConfig;
+
+/// Host device nodes bind-mounted into each instance's /dev. A user
+/// namespace cannot create device nodes, and these are harmless.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+type Result<T> = std::result::Result<T, String>;
+
+fn mount_fs(fstype: &str, target: &Path, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    mount(Some(fstype), target, Some(fstype), flags, data)
+        .map_err(|e| format!("mount {fstype} on {}: {e}", target.display()))
+}
+
+fn mkdir(path: &Path, mode: u32) -> Result<()> {
+    fs::create_dir_all(path).map_err(|e| format!("mkdir {}: {e}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
+}
+
+pub fn setup(config: &LaunchConfig) -> Result<()> {
+    let root = config.rootfs();
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+
+    mkdir(&root.join("proc"), 0o555)?;
+    mount_fs("proc", &root.join("proc"), nosuid_nodev_noexec, None)?;
+
+    let dev = root.join("dev");
+    mkdir(&dev, 0o755)?;
+    mount_fs(
+        "tmpfs",
+        &dev,
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    for name in DEVICES {
+        let target = dev.join(name);
+        fs::File::create(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
+        mount(
+            Some(Path::new("/dev").join(name).as_path()),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind /dev/{name}: {e}"))?;
+    }
+    mkdir(&dev.join("pts"), 0o755)?;
+    mount_fs(
+        "devpts",
+        &dev.join("pts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    mkdir(&dev.join("shm"), 0o1777)?;
+    mount_fs(
+        "tmpfs",
+        &dev.join("shm"),
+        nosuid_nodev_noexec,
+        Some("mode=1777,size=65536k"),
+    )?;
+    mkdir(&dev.join("mqueue"), 0o755)?;
+    mount_fs("mqueue", &dev.join("mqueue"), nosuid_nodev_noexec, None)?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(target, dev.join(link)).map_err(|e| format!("symlink /dev/{link}: {e}"))?;
+    }
+
+    // A sysfs of our own network namespace, read-only.
+    mkdir(&root.join("sys"), 0o555)?;
+    mount_fs(
+        "sysfs",
+        &root.join("sys"),
+        nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+        None,
+    )?;
+
+    sethostname(&config.hostname).map_err(|e| format!("sethostname: {e}"))?;
+    crate::sys::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
+
+    // Switch root: stack the old root under the new one and detach it, so
+    // nothing of the host's tree stays reachable.
+    chdir(&root).map_err(|e| format!("chdir new root: {e}"))?;
+    pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach old root: {e}"))?;
+    chdir("/").map_err(|e| format!("chdir /: {e}"))?;
+
+    let hostname = &config.hostname;
+    fs::write("/etc/hostname", format!("{hostname}\n"))
+        .map_err(|e| format!("write /etc/hostname: {e}"))?;
+    fs::write(
+        "/etc/hosts",
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
+    )
+    .map_err(|e| format!("write /etc/hosts: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,298 @@
+//! The runtime as the server sees it: creates instances, and at start-up
+//! removes whatever an earlier (crashed) run left behind.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use tokio::process::Command;
+
+use crate::agent::{self, Event};
+use crate::cgroup::{Layout, Limits};
+use crate::control::Control;
+use crate::instance::Instance;
+use crate::launch::{LaunchConfig, CONTROL_FD, LAUNCH_ARG};
+use crate::{sys, Error, Result};
+
+/// First host uid/gid handed to instances. Far above any real user's id.
+const ID_BASE: u32 = 1 << 28;
+/// Ids per instance: a full 16-bit range, so every ordinary id works inside.
+const ID_COUNT: u32 = 1 << 16;
+/// How many instances may exist at once before the id space runs out.
+const MAX_SLOTS: usize = ((u32::MAX - ID_BASE) / ID_COUNT) as usize;
+/// How long instance creation may take before it is abandoned.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Per-instance directories live in `<data_dir>/instances`.
+    pub data_dir: PathBuf,
+    /// The read-only root file system every instance starts from.
+    pub image_root: PathBuf,
+    /// An executable that calls [`crate::run_launcher_if_requested`] first
+    /// thing; normally the server binary itself.
+    pub launcher: PathBuf,
+}
+
+/// What one instance should look like.
+#[derive(Clone, Debug)]
+pub struct InstanceSpec {
+    /// Unique among live instances; names the instance's directory and cgroup.
+    pub id: String,
+    pub hostname: String,
+    pub limits: Limits,
+}
+
+pub(crate) struct RuntimeInner {
+    pub(crate) config: RuntimeConfig,
+    pub(crate) layout: Layout,
+    slots: Mutex<Vec<bool>>,
+    /// Held for the runtime's life: one server per data directory.
+    _lock: nix::fcntl::Flock<fs::File>,
+}
+
+impl RuntimeInner {
+    fn take_slot(&self) -> Result<usize> {
+        let mut slots = self.slots.lock().unwrap();
+        if let Some(i) = slots.iter().position(|used| !used) {
+            slots[i] = true;
+            return Ok(i);
+        }
+        if slots.len() >= MAX_SLOTS {
+            return Err(Error::Capacity("no free uid range for a new instance".into()));
+        }
+        slots.push(true);
+        Ok(slots.len() - 1)
+    }
+
+    pub(crate) fn free_slot(&self, slot: usize) {
+        self.slots.lock().unwrap()[slot] = false;
+    }
+}
+
+/// Creates and owns instances. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+impl Runtime {
+    /// Detect the cgroup layout, and remove every instance, cgroup and
+    /// directory an earlier run left behind.
+    pub fn new(config: RuntimeConfig) -> Result<Runtime> {
+        let layout = Layout::detect().map_err(|e| Error::Setup(format!("cgroups: {e}")))?;
+        layout
+            .prepare()
+            .map_err(|e| Error::Setup(format!("cgroups: {e}")))?;
+        fs::create_dir_all(&config.data_dir)
+            .map_err(|e| Error::Setup(format!("{}: {e}", config.data_dir.display())))?;
+        let lock = fs::File::create(config.data_dir.join(".lock"))
+            .map_err(|e| Error::Setup(format!("lock data directory: {e}")))?;
+        let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|_| {
+                Error::Setup(format!(
+                    "another playground is using {}",
+                    config.data_dir.display()
+                ))
+            })?;
+        let runtime = Runtime {
+            inner: Arc::new(RuntimeInner {
+                config,
+                layout,
+                slots: Mutex::new(Vec::new()),
+                _lock: lock,
+            }),
+        };
+        runtime.reconcile()?;
+        Ok(runtime)
+    }
+
+    pub fn cgroup_version(&self) -> u8 {
+        if self.inner.layout.is_v2() {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn instances_dir(&self) -> PathBuf {
+        self.inner.config.data_dir.join("instances")
+    }
+
+    /// Remove leftovers of an earlier run of this data directory. An
+    /// instance's directory is created before its cgroup and removed after
+    /// it, so the directories name every cgroup that may be left: kill the
+    /// processes in it (init takes its pid and mount namespaces with it),
+    /// then delete the cgroup and the directory. Cgroups of other data
+    /// directories (other servers on the host) are left alone.
+    fn reconcile(&self) -> Result<()> {
+        let dir = self.instances_dir();
+        fs::create_dir_all(&dir).map_err(|e| Error::Setup(format!("{}: {e}", dir.display())))?;
+        let mut removed = 0;
+        for entry in fs::read_dir(&dir).map_err(|e| Error::Setup(e.to_string()))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            self.inner
+                .layout
+                .open(&name)
+                .remove(Duration::from_secs(10))
+                .map_err(|e| Error::Setup(format!("remove leftover cgroup {name}: {e}")))?;
+            fs::remove_dir_all(entry.path()).map_err(|e| {
+                Error::Setup(format!("remove leftover {}: {e}", entry.path().display()))
+            })?;
+            removed += 1;
+        }
+        if removed > 0 {
+            tracing::info!(removed, "removed leftovers of an earlier run");
+        }
+        Ok(())
+    }
+
+    /// Create and start an instance; returns once its init serves requests.
+    pub async fn create(&self, spec: InstanceSpec) -> Result<Instance> {
+        let slot = self.inner.take_slot()?;
+        let dir = self.instances_dir().join(&spec.id);
+        let id_base = ID_BASE + slot as u32 * ID_COUNT;
+        let layout = self.inner.layout.clone();
+        let cgroup = {
+            let (dir, id, limits) = (dir.clone(), spec.id.clone(), spec.limits.clone());
+            tokio::task::spawn_blocking(move || -> io::Result<_> {
+                make_instance_dir(&dir, id_base)?;
+                layout.create(&id, &limits)
+            })
+            .await
+            .expect("blocking task panicked")
+        };
+        let cgroup = match cgroup {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                self.inner.free_slot(slot);
+                return Err(Error::Setup(format!("instance directory or cgroup: {e}")));
+            }
+        };
+        let config = LaunchConfig {
+            hostname: spec.hostname.clone(),
+            id_base,
+            id_count: ID_COUNT,
+            image: self.inner.config.image_root.clone(),
+            instance_dir: dir.clone(),
+            cgroup_procs: cgroup.procs_files(),
+        };
+        let started = tokio::time::timeout(START_TIMEOUT, self.launch(&config)).await;
+        let started = match started {
+            Ok(result) => result,
+            Err(_) => Err(Error::Setup("the instance did not start in time".into())),
+        };
+        match started {
+            Ok((pid, control)) => Ok(Instance::new(
+                spec, pid, control, cgroup, dir, slot, self.inner.clone(),
+            )?),
+            Err(e) => {
+                let cleanup = tokio::task::spawn_blocking(move || {
+                    let _ = cgroup.remove(Duration::from_secs(5));
+                    let _ = fs::remove_dir_all(&dir);
+                });
+                let _ = cleanup.await;
+                self.inner.free_slot(slot);
+                Err(e)
+            }
+        }
+    }
+
+    /// Run the launcher and wait for init to report ready.
+    async fn launch(&self, config: &LaunchConfig) -> Result<(i32, Arc<Control>)> {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        )
+        .map_err(|e| Error::Setup(format!("socketpair: {e}")))?;
+        agent::send(ours.as_fd(), config, &[])
+            .map_err(|e| Error::Setup(format!("send launch configuration: {e}")))?;
+        let mut command = Command::new(&self.inner.config.launcher);
+        command
+            .arg(LAUNCH_ARG)
+            // Init inherits this environment; the server's must not leak in.
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit());
+        let theirs_raw = theirs.as_raw_fd();
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes async-signal-safe system calls (dup2, fcntl, ioctl).
+        unsafe {
+            command.pre_exec(move || {
+                if theirs_raw == CONTROL_FD {
+                    nix::fcntl::fcntl(
+                        std::os::fd::BorrowedFd::borrow_raw(CONTROL_FD),
+                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                    )?;
+                } else if libc::dup2(theirs_raw, CONTROL_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // Blocking mode for the launcher and init.
+                let on: libc::c_int = 0;
+                if libc::ioctl(CONTROL_FD, libc::FIONBIO, &on) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut launcher = command
+            .spawn()
+            .map_err(|e| Error::Setup(format!("run launcher: {e}")))?;
+        drop(theirs);
+        let control = Control::new(ours).map_err(|e| Error::Setup(e.to_string()))?;
+
+        let mut pid = None;
+        loop {
+            match control.recv_event().await {
+                Ok(Some((Event::Launched { pid: p }, _))) => pid = Some(p),
+                Ok(Some((Event::Ready, _))) if pid.is_some() => break,
+                Ok(Some((Event::Failed { error }, _))) => {
+                    let _ = launcher.wait().await;
+                    return Err(Error::Setup(error));
+                }
+                Ok(Some(_)) => {
+                    return Err(Error::Setup("unexpected message while starting".into()))
+                }
+                Ok(None) => {
+                    let status = launcher.wait().await;
+                    return Err(Error::Setup(format!(
+                        "the instance's init exited while starting ({status:?})"
+                    )));
+                }
+                Err(e) => return Err(Error::Setup(format!("control channel: {e}"))),
+            }
+        }
+        let _ = launcher.wait().await;
+        Ok((pid.expect("checked above"), control))
+    }
+}
+
+/// The instance's directory: `upper/` (its writable layer, owned by the
+/// instance's root), `work/` (overlay's scratch space), and the empty mount
+/// points `lower/` and `rootfs/`.
+fn make_instance_dir(dir: &Path, id_base: u32) -> io::Result<()> {
+    if dir.exists() {
+        fs::remove_dir_all(dir)?;
+    }
+    for sub in ["lower", "upper", "work", "rootfs"] {
+        fs::create_dir_all(dir.join(sub))?;
+    }
+    fs::set_permissions(dir.join("upper"), fs::Permissions::from_mode(0o755))?;
+    let owner = Some(nix::unistd::Uid::from_raw(id_base));
+    let group = Some(nix::unistd::Gid::from_raw(id_base));
+    nix::unistd::chown(&dir.join("upper"), owner, group).map_err(io::Error::from)?;
+    Ok(())
+}
+
+pub(crate) fn pidfd(pid: i32) -> Result<OwnedFd> {
+    sys::pidfd_open(pid).map_err(|e| Error::Setup(format!("pidfd of init: {e}")))
+}

@@ -1,0 +1,218 @@
+//! The raw system calls that `nix` does not wrap (the new mount API and
+//! pidfds). Every `unsafe` block of the runtime that is not a `fork`/`clone`
+//! lives here, each with its SAFETY argument.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// `struct mount_attr` from `<linux/mount.h>` (version 0, 32 bytes).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn cstring(path: &Path) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+fn fd_result(ret: libc::c_long) -> io::Result<OwnedFd> {
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
+}
+
+fn unit_result(ret: libc::c_long) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A detached, read-only copy of the mount tree at `source` whose file owners
+/// are shifted through the id mapping of the user namespace `userns`: a file
+/// owned by uid 0 on disk appears owned by the namespace's root. This is what
+/// lets every instance share one image while each has its own uid range.
+pub fn idmapped_tree(source: &Path, userns: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let path = cstring(source)?;
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call;
+    // the flags ask for a detached clone, which returns a new descriptor.
+    let tree = fd_result(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE,
+        )
+    })?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let empty = c"";
+    // SAFETY: `tree` is a valid mount descriptor, `empty` a valid C string,
+    // and `attr` a properly sized and initialised `struct mount_attr` that
+    // lives across the call; the kernel only reads it.
+    unit_result(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint | AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(tree)
+}
+
+/// Attach a detached mount tree (from [`idmapped_tree`]) at `target` in the
+/// caller's mount namespace.
+pub fn attach_tree(tree: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+    let target = cstring(target)?;
+    let empty = c"";
+    // SAFETY: both strings are valid and NUL-terminated for the whole call;
+    // `tree` is a live mount descriptor.
+    unit_result(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })
+}
+
+/// A descriptor that refers to process `pid` itself, immune to pid reuse.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain integer arguments; returns a new descriptor or -1.
+    fd_result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })
+}
+
+/// Send `signal` to the process behind `pidfd`.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, signal: libc::c_int) -> io::Result<()> {
+    // SAFETY: a live pidfd, a signal number and a NULL siginfo (allowed: the
+    // kernel then fills in a default one).
+    unit_result(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })
+}
+
+/// Reap the process behind `pidfd` if it is our (exited) child. Returns
+/// `Ok(false)` when it has not exited yet or is not our child.
+pub fn pidfd_reap(pidfd: BorrowedFd<'_>) -> io::Result<bool> {
+    // SAFETY: `siginfo_t` is plain data for which all-zero is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid, writable siginfo_t for the duration of the call.
+    let ret = unsafe {
+        libc::waitid(
+            libc::P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG,
+        )
+    };
+    if ret < 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ECHILD) {
+            return Ok(false);
+        }
+        return Err(err);
+    }
+    // SAFETY: waitid filled `info`; si_pid is valid to read for SIGCHLD infos
+    // and stays zero when nothing was reaped under WNOHANG.
+    Ok(unsafe { info.si_pid() } != 0)
+}
+
+/// Set the window size of a terminal.
+pub fn set_winsize(tty: BorrowedFd<'_>, cols: u16, rows: u16) -> io::Result<()> {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `struct winsize` from the pointer, which
+    // points to a live, initialised value.
+    let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    unit_result(ret as libc::c_long)
+}
+
+/// Make `tty` the controlling terminal of the calling session leader.
+pub fn set_controlling_tty(tty: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal).
+    let ret = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    unit_result(ret as libc::c_long)
+}
+
+/// Close every descriptor numbered `first` or higher.
+pub fn close_from(first: RawFd) {
+    // SAFETY: close_range only closes descriptors; the caller guarantees none
+    // at or above `first` is owned by live Rust objects it still uses.
+    unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) };
+}
+
+/// Bring the loopback interface of the caller's network namespace up, so
+/// that `localhost` works inside an instance.
+pub fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket() takes plain integers and returns a new descriptor or -1.
+    let sock = fd_result(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) } as libc::c_long)?;
+    // SAFETY: `ifreq` is plain data; all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the `ifreq` we own,
+    // which stays alive across both calls; the flags union member is the one
+    // these requests use.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Register an owned descriptor with tokio's reactor.
+pub fn async_fd(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: an `OwnedFd` is open for its whole lifetime and always returns
+    // the same descriptor from `as_raw_fd`, which is what registration needs.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(|e| e.into())
+}
+
+/// Make `to` a copy of `from` (used on the standard descriptors 0, 1, 2,
+/// which no Rust object owns in init and its children).
+pub fn dup2(from: BorrowedFd<'_>, to: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 only manipulates the descriptor table; `to` is a standard
+    // descriptor number that no live Rust object owns.
+    unit_result(unsafe { libc::dup2(from.as_raw_fd(), to) } as libc::c_long)
+}
