@@ -1,0 +1,174 @@
+//! The REST API and the terminal WebSocket endpoint, under `/api`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use playground_protocol::{ExecRequest, ExecResponse};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::sessions::Sessions;
+use crate::terminal::Terminal;
+
+/// Default and largest exec timeout.
+const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
+const EXEC_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+/// Most bytes of stdout (and of stderr) an exec answer carries.
+const EXEC_MAX_OUTPUT: usize = 1 << 20;
+
+pub type AppState = Arc<Sessions>;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sessions", post(create_session))
+        .route("/sessions/{sid}", get(get_session).delete(delete_session))
+        .route("/sessions/{sid}/instances", post(create_instance))
+        .route(
+            "/sessions/{sid}/instances/{name}",
+            axum::routing::delete(delete_instance),
+        )
+        .route("/sessions/{sid}/instances/{name}/exec", post(exec))
+        .route("/sessions/{sid}/instances/{name}/terminal", get(terminal))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
+}
+
+/// Parse a JSON body that may also be empty (then `T::default()`), so that
+/// `curl -X POST` works as well as a client that sends `{}`.
+fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid request: {e}"))
+        }
+        _ => ApiError::bad_request(format!("malformed JSON: {e}")),
+    })
+}
+
+/// Body of session and instance creation; no options yet, but unknown
+/// fields are rejected so typos do not pass silently.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoOptions {}
+
+async fn create_session(State(sessions): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let NoOptions {} = optional_json(&body)?;
+    let session = sessions.create();
+    let info = session.info(sessions.policy().max_instances).await;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+async fn get_session(State(sessions): State<AppState>, Path(sid): Path<String>) -> Result<Response, ApiError> {
+    let session = sessions.get(&sid)?;
+    Ok(Json(session.info(sessions.policy().max_instances).await).into_response())
+}
+
+async fn delete_session(State(sessions): State<AppState>, Path(sid): Path<String>) -> Result<StatusCode, ApiError> {
+    sessions.end(&sid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn create_instance(
+    State(sessions): State<AppState>,
+    Path(sid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let NoOptions {} = optional_json(&body)?;
+    let session = sessions.get(&sid)?;
+    let entry = sessions.add_instance(&session).await?;
+    Ok((StatusCode::CREATED, Json(entry.info())).into_response())
+}
+
+async fn delete_instance(
+    State(sessions): State<AppState>,
+    Path((sid, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let session = sessions.get(&sid)?;
+    sessions.remove_instance(&session, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn exec(
+    State(sessions): State<AppState>,
+    Path((sid, name)): Path<(String, String)>,
+    body: Result<Json<ExecRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ExecResponse>, ApiError> {
+    let Json(request) = body?;
+    if request.cmd.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cmd must name a program, e.g. [\"sh\", \"-c\", \"echo hi\"]",
+        ));
+    }
+    let timeout = request
+        .timeout_secs
+        .map(Duration::from_secs)
+        .unwrap_or(EXEC_TIMEOUT)
+        .min(EXEC_TIMEOUT_MAX);
+    let session = sessions.get(&sid)?;
+    let entry = session.instance(&name).await?;
+    let stdin = request.stdin.unwrap_or_default().into_bytes();
+    let out = entry
+        .instance
+        .exec(request.cmd, stdin, timeout, EXEC_MAX_OUTPUT)
+        .await?;
+    Ok(Json(ExecResponse {
+        exit_code: out.exit_code,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        timed_out: out.timed_out,
+        truncated: out.truncated,
+    }))
+}
+
+#[derive(Deserialize)]
+struct TerminalQuery {
+    /// Resume the output stream from this offset.
+    from: Option<u64>,
+    /// Initial size, used when this connection starts the shell.
+    cols: Option<u16>,
+    rows: Option<u16>,
+}
+
+async fn terminal(
+    State(sessions): State<AppState>,
+    Path((sid, name)): Path<(String, String)>,
+    Query(query): Query<TerminalQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let session = sessions.get(&sid)?;
+    let entry = session.instance(&name).await?;
+    if !entry.instance.is_running() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("instance {name} is not running; delete it and add a new one"),
+        ));
+    }
+    let mut from = query.from;
+    let terminal = {
+        let mut slot = entry.terminal.lock().await;
+        match slot.as_ref() {
+            Some(t) if !t.has_exited() => t.clone(),
+            _ => {
+                let cols = query.cols.unwrap_or(80).clamp(2, 1000);
+                let rows = query.rows.unwrap_or(24).clamp(2, 1000);
+                let t = Terminal::start(&entry.instance, cols, rows).await?;
+                *slot = Some(t.clone());
+                // Offsets of an earlier shell mean nothing in the new one.
+                from = None;
+                t
+            }
+        }
+    };
+    Ok(upgrade
+        .max_message_size(1 << 20)
+        .on_upgrade(move |socket| terminal.serve(socket, from)))
+}
