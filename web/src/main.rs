@@ -1,0 +1,12 @@
+//! The playground's web page. Built with Trunk (see `/Trunk.toml`) into
+//! `dist/`, which the server serves from `/`.
+
+mod api;
+mod app;
+mod session;
+mod terminal;
+mod xterm;
+
+fn main() {
+    yew::Renderer::<app::App>::new().render();
+}
