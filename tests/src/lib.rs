@@ -1,0 +1,380 @@
+//! Helpers for end-to-end tests: start the real `playground` binary on a free
+//! port with a temporary data directory, talk to it over HTTP and WebSocket,
+//! and look at the host for anything it left behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use playground_protocol::{ExecResponse, SessionInfo, TerminalServerMsg};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The image cache shared by every test server (built once, ~1 minute).
+pub fn images_dir() -> PathBuf {
+    std::env::var_os("PLAYGROUND_TEST_IMAGES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/playground/images"))
+}
+
+/// The repository's root folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The `playground` binary of this build (next to the test executable's
+/// `deps/` folder), or `$PLAYGROUND_BIN`.
+pub fn binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("PLAYGROUND_BIN") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let bin = profile_dir.join("playground");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p playground)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running playground server, stopped (SIGTERM, then SIGKILL) on drop.
+pub struct TestServer {
+    child: Option<Child>,
+    pub base: String,
+    pub data_dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    /// Start with default settings plus `args`.
+    pub async fn start(args: &[&str]) -> TestServer {
+        let data_dir = tempfile::Builder::new()
+            .prefix("playground-test-")
+            .tempdir()
+            .unwrap();
+        let mut child = Command::new(binary())
+            .arg("--listen=127.0.0.1:0")
+            .arg(format!("--data-dir={}", data_dir.path().display()))
+            .arg(format!("--images-dir={}", images_dir().display()))
+            .arg(format!("--web-dir={}", repo_root().join("dist").display()))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start playground");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        // The first start on a machine builds the image: allow for it.
+        let base = tokio::time::timeout(Duration::from_secs(600), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(url) = line.strip_prefix("playground listening on ") {
+                    return url.trim_end_matches('/').to_string();
+                }
+            }
+            panic!("playground exited before listening");
+        })
+        .await
+        .expect("playground did not start listening");
+        // Keep draining stdout so the server never blocks on it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        TestServer {
+            child: Some(child),
+            base,
+            data_dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.replacen("http://", "ws://", 1))
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id().unwrap() as i32
+    }
+
+    pub async fn create_session(&self) -> SessionInfo {
+        let response = self.http.post(self.url("/api/sessions")).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    /// Add an instance; returns its name.
+    pub async fn add_instance(&self, sid: &str) -> String {
+        let response = self
+            .http
+            .post(self.url(&format!("/api/sessions/{sid}/instances")))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        body["name"].as_str().unwrap().to_string()
+    }
+
+    pub async fn exec(&self, sid: &str, name: &str, script: &str) -> ExecResponse {
+        let response = self
+            .http
+            .post(self.url(&format!("/api/sessions/{sid}/instances/{name}/exec")))
+            .json(&serde_json::json!({ "cmd": ["sh", "-c", script] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn terminal(&self, sid: &str, name: &str, query: &str) -> TermClient {
+        let url = self.ws_url(&format!("/api/sessions/{sid}/instances/{name}/terminal{query}"));
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket");
+        let mut client = TermClient {
+            ws,
+            screen: Vec::new(),
+            offset: 0,
+            exited: None,
+        };
+        match client.next_message().await {
+            Some(TerminalServerMsg::Attached { offset }) => client.offset = offset,
+            other => panic!("expected attached first, got {other:?}"),
+        }
+        client
+    }
+
+    /// Stop gracefully and wait for the process to exit.
+    pub async fn stop(mut self) {
+        self.stop_inner().await;
+    }
+
+    async fn stop_inner(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                // SAFETY: sending a signal to our own child process.
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            }
+            if tokio::time::timeout(Duration::from_secs(20), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                // SAFETY: sending a signal to our own child process.
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// A terminal WebSocket with everything received so far.
+pub struct TermClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// All output bytes received.
+    pub screen: Vec<u8>,
+    /// Stream offset after the last byte received.
+    pub offset: u64,
+    pub exited: Option<i32>,
+}
+
+impl TermClient {
+    /// The next control message, collecting output bytes on the way.
+    async fn next_message(&mut self) -> Option<TerminalServerMsg> {
+        while let Some(message) = self.ws.next().await {
+            match message.ok()? {
+                Message::Binary(bytes) => {
+                    self.offset += bytes.len() as u64;
+                    self.screen.extend_from_slice(&bytes);
+                }
+                Message::Text(text) => return serde_json::from_str(&text).ok(),
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
+    pub async fn send(&mut self, input: &str) {
+        self.ws
+            .send(Message::Binary(input.as_bytes().to_vec().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_control(&mut self, json: serde_json::Value) {
+        self.ws
+            .send(Message::Text(json.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.screen).into_owned()
+    }
+
+    /// Read until the output contains `needle` (after `skip` bytes), or panic after `timeout`.
+    pub async fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let result = tokio::time::timeout(timeout, async {
+            loop {
+                if self.text().contains(needle) {
+                    return;
+                }
+                match self.ws.next().await {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        self.offset += bytes.len() as u64;
+                        self.screen.extend_from_slice(&bytes);
+                    }
+                    Some(Ok(Message::Text(text))) => {
+                        if let Ok(TerminalServerMsg::Exited { code }) = serde_json::from_str(&text) {
+                            self.exited = Some(code);
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                }
+            }
+        })
+        .await;
+        let text = self.text();
+        assert!(
+            result.is_ok() && text.contains(needle),
+            "terminal never showed {needle:?}; it showed:\n{text}"
+        );
+        text
+    }
+
+    /// Read whatever arrives within `window`.
+    pub async fn drain(&mut self, window: Duration) {
+        let _ = tokio::time::timeout(window, async {
+            while let Some(Ok(message)) = self.ws.next().await {
+                match message {
+                    Message::Binary(bytes) => {
+                        self.offset += bytes.len() as u64;
+                        self.screen.extend_from_slice(&bytes);
+                    }
+                    Message::Text(text) => {
+                        if let Ok(TerminalServerMsg::Exited { code }) = serde_json::from_str(&text) {
+                            self.exited = Some(code);
+                        }
+                    }
+                    Message::Close(_) => return,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// What the host still holds of a session's instances: cgroup directories,
+/// processes in those cgroups, mounts, and instance directories.
+#[derive(Debug, Default, PartialEq)]
+pub struct Leftovers {
+    pub cgroups: Vec<PathBuf>,
+    pub processes: Vec<i32>,
+    pub mounts: Vec<String>,
+    pub instance_dirs: Vec<PathBuf>,
+}
+
+impl Leftovers {
+    pub fn is_empty(&self) -> bool {
+        *self == Leftovers::default()
+    }
+}
+
+/// Scan the host for anything belonging to session `sid` (instance ids
+/// start with the session id without dashes) under `data_dir`.
+pub fn leftovers(sid: &str, data_dir: &Path) -> Leftovers {
+    let tag = sid.replace('-', "");
+    let mut found = Leftovers::default();
+    for root in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        let Ok(hierarchies) = std::fs::read_dir(root) else {
+            continue;
+        };
+        let mut parents = vec![Path::new(root).join("playground")];
+        parents.extend(hierarchies.flatten().map(|h| h.path().join("playground")));
+        for parent in parents {
+            if let Ok(entries) = std::fs::read_dir(&parent) {
+                for e in entries.flatten() {
+                    if e.file_name().to_string_lossy().starts_with(&tag) {
+                        found.cgroups.push(e.path());
+                    }
+                }
+            }
+        }
+    }
+    found.cgroups.sort();
+    found.cgroups.dedup();
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if let Ok(cgroup) = std::fs::read_to_string(p.path().join("cgroup")) {
+                if cgroup.contains(&format!("/playground/{tag}")) {
+                    found.processes.push(pid);
+                }
+            }
+        }
+    }
+    let data = data_dir.to_string_lossy().into_owned();
+    if let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") {
+        found.mounts = mountinfo
+            .lines()
+            .filter(|l| l.contains(&data) || l.contains(&tag))
+            .map(String::from)
+            .collect();
+    }
+    if let Ok(dirs) = std::fs::read_dir(data_dir.join("instances")) {
+        found.instance_dirs = dirs
+            .flatten()
+            .map(|d| d.path())
+            .filter(|p| p.to_string_lossy().contains(&tag))
+            .collect();
+    }
+    found
+}
+
+/// Poll `leftovers` until nothing is left or `timeout` passes.
+pub async fn wait_until_clean(sid: &str, data_dir: &Path, timeout: Duration) -> Leftovers {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = leftovers(sid, data_dir);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
