@@ -9,10 +9,11 @@ fn main() {
     sandbox::run_launcher_if_requested();
     sandbox::become_subreaper().expect("subreaper");
     let images = std::path::PathBuf::from("/var/lib/playground/images");
-    let image_root = sandbox::image::prepare_default(&images, "http://deb.debian.org/debian", |l| {
-        eprintln!("image: {l}")
-    })
-    .expect("image");
+    let image_root =
+        sandbox::image::prepare_default(&images, "http://deb.debian.org/debian", |l| {
+            eprintln!("image: {l}")
+        })
+        .expect("image");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let runtime = Runtime::new(RuntimeConfig {

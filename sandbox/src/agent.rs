@@ -64,13 +64,7 @@ pub fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> io::R
     let iov = [IoSlice::new(&body)];
     let rights = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
-    sendmsg::<()>(
-        sock.as_raw_fd(),
-        &iov,
-        cmsgs,
-        MsgFlags::MSG_NOSIGNAL,
-        None,
-    )?;
+    sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None)?;
     Ok(())
 }
 
@@ -99,7 +93,9 @@ pub fn recv<T: for<'de> Deserialize<'de>>(
                 }
             }
         }
-        let truncated = msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+        let truncated = msg
+            .flags
+            .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
         (msg.bytes, fds, truncated)
     };
     if len == 0 && fds.is_empty() {
@@ -132,7 +128,12 @@ mod tests {
         )
         .unwrap();
         let (r, w) = nix::unistd::pipe().unwrap();
-        send(a.as_fd(), &Event::Spawned { id: 7, pid: 42 }, &[r.as_raw_fd()]).unwrap();
+        send(
+            a.as_fd(),
+            &Event::Spawned { id: 7, pid: 42 },
+            &[r.as_raw_fd()],
+        )
+        .unwrap();
         let (msg, fds): (Event, _) = recv(b.as_fd()).unwrap().unwrap();
         assert_eq!(msg, Event::Spawned { id: 7, pid: 42 });
         assert_eq!(fds.len(), 1);

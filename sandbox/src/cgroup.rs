@@ -71,8 +71,7 @@ impl Layout {
             }
             if fstype == "cgroup" {
                 for ctrl in V1_CONTROLLERS {
-                    if options.split(',').any(|o| o == ctrl)
-                        && !v1.iter().any(|(c, _)| *c == ctrl)
+                    if options.split(',').any(|o| o == ctrl) && !v1.iter().any(|(c, _)| *c == ctrl)
                     {
                         v1.push((ctrl, PathBuf::from(mount_point)));
                     }
@@ -247,7 +246,9 @@ impl Cgroup {
                 match fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline =>
+                    {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                     Err(e) => return Err(e),

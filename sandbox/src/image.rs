@@ -96,7 +96,9 @@ fn run_debootstrap(target: &Path, mirror: &str, progress: &mut impl FnMut(&str))
         .map_err(|e| {
             io::Error::new(
                 e.kind(),
-                format!("cannot run debootstrap ({e}); install it with `apt-get install debootstrap`"),
+                format!(
+                    "cannot run debootstrap ({e}); install it with `apt-get install debootstrap`"
+                ),
             )
         })?;
     let stderr = child.stderr.take().expect("piped stderr");
@@ -120,7 +122,16 @@ fn run_debootstrap(target: &Path, mirror: &str, progress: &mut impl FnMut(&str))
     if !status.success() {
         let log = target.join("debootstrap/debootstrap.log");
         let tail = fs::read_to_string(&log)
-            .map(|t| t.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"))
+            .map(|t| {
+                t.lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
             .unwrap_or_default();
         return Err(io::Error::other(format!(
             "debootstrap failed ({status}):\n{errors}{tail}"

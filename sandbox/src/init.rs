@@ -33,8 +33,9 @@ pub fn run(control: OwnedFd) -> isize {
     }
     let mut sigchld = SigSet::empty();
     sigchld.add(Signal::SIGCHLD);
-    let signals = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigchld), None)
-        .and_then(|()| SignalFd::with_flags(&sigchld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK));
+    let signals = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&sigchld), None).and_then(|()| {
+        SignalFd::with_flags(&sigchld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+    });
     let signals = match signals {
         Ok(s) => s,
         Err(e) => {
@@ -188,35 +189,35 @@ fn spawn(
     let c_cwd = CString::new(cwd).map_err(|_| "NUL byte in cwd".to_string())?;
 
     // The descriptors the child gets as 0, 1, 2 and the ones the server gets.
-    let (child_stdio, parent_ends, keep): ([OwnedFd; 3], Vec<OwnedFd>, Option<OwnedFd>) =
-        match tty {
-            Some(size) => {
-                let winsize = Winsize {
-                    ws_row: size.rows,
-                    ws_col: size.cols,
-                    ws_xpixel: 0,
-                    ws_ypixel: 0,
-                };
-                let pty = openpty(Some(&winsize), None).map_err(|e| format!("openpty: {e}"))?;
-                cloexec(&pty.master)?;
-                cloexec(&pty.slave)?;
-                let slave = pty.slave;
-                let stdio = [
-                    slave.try_clone().map_err(|e| e.to_string())?,
-                    slave.try_clone().map_err(|e| e.to_string())?,
-                    slave,
-                ];
-                let ours = pty.master.try_clone().map_err(|e| e.to_string())?;
-                (stdio, vec![pty.master], Some(ours))
-            }
-            None => {
-                let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"));
-                let (in_r, in_w) = pipe()?;
-                let (out_r, out_w) = pipe()?;
-                let (err_r, err_w) = pipe()?;
-                ([in_r, out_w, err_w], vec![in_w, out_r, err_r], None)
-            }
-        };
+    let (child_stdio, parent_ends, keep): ([OwnedFd; 3], Vec<OwnedFd>, Option<OwnedFd>) = match tty
+    {
+        Some(size) => {
+            let winsize = Winsize {
+                ws_row: size.rows,
+                ws_col: size.cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            let pty = openpty(Some(&winsize), None).map_err(|e| format!("openpty: {e}"))?;
+            cloexec(&pty.master)?;
+            cloexec(&pty.slave)?;
+            let slave = pty.slave;
+            let stdio = [
+                slave.try_clone().map_err(|e| e.to_string())?,
+                slave.try_clone().map_err(|e| e.to_string())?,
+                slave,
+            ];
+            let ours = pty.master.try_clone().map_err(|e| e.to_string())?;
+            (stdio, vec![pty.master], Some(ours))
+        }
+        None => {
+            let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"));
+            let (in_r, in_w) = pipe()?;
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            ([in_r, out_w, err_w], vec![in_w, out_r, err_r], None)
+        }
+    };
 
     // SAFETY: init is single-threaded, so the child may allocate and run
     // arbitrary code before exec.
@@ -245,7 +246,8 @@ fn exec_child(
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     // Rust ignores SIGPIPE in its own processes; programs expect the default.
     // SAFETY: restoring the default disposition installs no handler code.
-    let _ = unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+    let _ =
+        unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
     if let Err(e) = setsid() {
         return format!("setsid: {e}");
     }

@@ -125,7 +125,12 @@ impl Instance {
         env
     }
 
-    async fn spawn(&self, argv: Vec<String>, env: Vec<String>, tty: Option<WindowSize>) -> Result<Spawned> {
+    async fn spawn(
+        &self,
+        argv: Vec<String>,
+        env: Vec<String>,
+        tty: Option<WindowSize>,
+    ) -> Result<Spawned> {
         if !self.is_running() {
             return Err(Error::NotRunning);
         }

@@ -64,7 +64,9 @@ impl RuntimeInner {
             return Ok(i);
         }
         if slots.len() >= MAX_SLOTS {
-            return Err(Error::Capacity("no free uid range for a new instance".into()));
+            return Err(Error::Capacity(
+                "no free uid range for a new instance".into(),
+            ));
         }
         slots.push(true);
         Ok(slots.len() - 1)
@@ -134,7 +136,10 @@ impl Runtime {
         let dir = self.instances_dir();
         fs::create_dir_all(&dir).map_err(|e| Error::Setup(format!("{}: {e}", dir.display())))?;
         let mut removed = 0;
-        for entry in fs::read_dir(&dir).map_err(|e| Error::Setup(e.to_string()))?.flatten() {
+        for entry in fs::read_dir(&dir)
+            .map_err(|e| Error::Setup(e.to_string()))?
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().into_owned();
             self.inner
                 .layout
@@ -190,7 +195,13 @@ impl Runtime {
         };
         match started {
             Ok((pid, control)) => Ok(Instance::new(
-                spec, pid, control, cgroup, dir, slot, self.inner.clone(),
+                spec,
+                pid,
+                control,
+                cgroup,
+                dir,
+                slot,
+                self.inner.clone(),
             )?),
             Err(e) => {
                 let cleanup = tokio::task::spawn_blocking(move || {

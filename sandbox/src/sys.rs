@@ -174,14 +174,25 @@ pub fn set_controlling_tty(tty: BorrowedFd<'_>) -> io::Result<()> {
 pub fn close_from(first: RawFd) {
     // SAFETY: close_range only closes descriptors; the caller guarantees none
     // at or above `first` is owned by live Rust objects it still uses.
-    unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        )
+    };
 }
 
 /// Bring the loopback interface of the caller's network namespace up, so
 /// that `localhost` works inside an instance.
 pub fn loopback_up() -> io::Result<()> {
     // SAFETY: socket() takes plain integers and returns a new descriptor or -1.
-    let sock = fd_result(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) } as libc::c_long)?;
+    let sock =
+        fd_result(
+            unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }
+                as libc::c_long,
+        )?;
     // SAFETY: `ifreq` is plain data; all-zero is valid.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {

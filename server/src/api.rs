@@ -46,9 +46,10 @@ fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiEr
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("invalid request: {e}"))
-        }
+        serde_json::error::Category::Data => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid request: {e}"),
+        ),
         _ => ApiError::bad_request(format!("malformed JSON: {e}")),
     })
 }
@@ -59,19 +60,28 @@ fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiEr
 #[serde(deny_unknown_fields)]
 struct NoOptions {}
 
-async fn create_session(State(sessions): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+async fn create_session(
+    State(sessions): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let NoOptions {} = optional_json(&body)?;
     let session = sessions.create();
     let info = session.info(sessions.policy().max_instances).await;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
-async fn get_session(State(sessions): State<AppState>, Path(sid): Path<String>) -> Result<Response, ApiError> {
+async fn get_session(
+    State(sessions): State<AppState>,
+    Path(sid): Path<String>,
+) -> Result<Response, ApiError> {
     let session = sessions.get(&sid)?;
     Ok(Json(session.info(sessions.policy().max_instances).await).into_response())
 }
 
-async fn delete_session(State(sessions): State<AppState>, Path(sid): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_session(
+    State(sessions): State<AppState>,
+    Path(sid): Path<String>,
+) -> Result<StatusCode, ApiError> {
     sessions.end(&sid).await?;
     Ok(StatusCode::NO_CONTENT)
 }

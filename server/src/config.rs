@@ -16,7 +16,11 @@ pub struct Config {
     pub listen: SocketAddr,
 
     /// Directory for the playground's state: images and instance layers.
-    #[arg(long, env = "PLAYGROUND_DATA_DIR", default_value = "/var/lib/playground")]
+    #[arg(
+        long,
+        env = "PLAYGROUND_DATA_DIR",
+        default_value = "/var/lib/playground"
+    )]
     pub data_dir: PathBuf,
 
     /// Where instance images are built and cached [default: <data-dir>/images].
@@ -45,7 +49,11 @@ pub struct Config {
     pub web_dir: PathBuf,
 
     /// Debian mirror used once to build the default instance image.
-    #[arg(long, env = "PLAYGROUND_DEBIAN_MIRROR", default_value = "http://deb.debian.org/debian")]
+    #[arg(
+        long,
+        env = "PLAYGROUND_DEBIAN_MIRROR",
+        default_value = "http://deb.debian.org/debian"
+    )]
     pub debian_mirror: String,
 }
 

@@ -37,10 +37,11 @@ fn main() -> anyhow::Result<()> {
     }
     sandbox::become_subreaper().context("become subreaper")?;
 
-    let image_root = sandbox::image::prepare_default(&config.images_dir(), &config.debian_mirror, |line| {
-        tracing::info!("image: {line}")
-    })
-    .context("prepare the default image")?;
+    let image_root =
+        sandbox::image::prepare_default(&config.images_dir(), &config.debian_mirror, |line| {
+            tracing::info!("image: {line}")
+        })
+        .context("prepare the default image")?;
     let runtime = Runtime::new(RuntimeConfig {
         data_dir: config.data_dir.clone(),
         image_root,
@@ -84,7 +85,10 @@ async fn serve(config: Config, runtime: Runtime) -> anyhow::Result<()> {
     };
 
     let app = Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
         .nest("/api", api::router())
         .with_state(sessions.clone())
         .merge(web::router(&config.web_dir))

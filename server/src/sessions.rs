@@ -193,7 +193,9 @@ impl Sessions {
         if instances.len() >= max {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                format!("this session already has the maximum of {max} instances; delete one first"),
+                format!(
+                    "this session already has the maximum of {max} instances; delete one first"
+                ),
             ));
         }
         let name = (1..)

@@ -73,7 +73,11 @@ impl Output {
 
 impl Terminal {
     /// Start a login shell in `instance` and begin collecting its output.
-    pub async fn start(instance: &Instance, cols: u16, rows: u16) -> Result<Arc<Terminal>, sandbox::Error> {
+    pub async fn start(
+        instance: &Instance,
+        cols: u16,
+        rows: u16,
+    ) -> Result<Arc<Terminal>, sandbox::Error> {
         let process = instance
             .spawn_pty(vec!["/bin/bash".into(), "-l".into()], cols, rows)
             .await?;

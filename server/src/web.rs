@@ -22,7 +22,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(web_dir: &Path) -> Router<S> {
              or start the playground with the README's first command.</p>",
             index.display()
         );
-        return Router::new().fallback(move || async move { (StatusCode::SERVICE_UNAVAILABLE, Html(page)) });
+        return Router::new()
+            .fallback(move || async move { (StatusCode::SERVICE_UNAVAILABLE, Html(page)) });
     }
     let files = ServeDir::new(web_dir)
         .precompressed_gzip()

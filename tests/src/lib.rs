@@ -23,7 +23,10 @@ pub fn images_dir() -> PathBuf {
 
 /// The repository's root folder.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The `playground` binary of this build (next to the test executable's
@@ -107,7 +110,12 @@ impl TestServer {
     }
 
     pub async fn create_session(&self) -> SessionInfo {
-        let response = self.http.post(self.url("/api/sessions")).send().await.unwrap();
+        let response = self
+            .http
+            .post(self.url("/api/sessions"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 201);
         response.json().await.unwrap()
     }
@@ -140,8 +148,12 @@ impl TestServer {
     }
 
     pub async fn terminal(&self, sid: &str, name: &str, query: &str) -> TermClient {
-        let url = self.ws_url(&format!("/api/sessions/{sid}/instances/{name}/terminal{query}"));
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket");
+        let url = self.ws_url(&format!(
+            "/api/sessions/{sid}/instances/{name}/terminal{query}"
+        ));
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket");
         let mut client = TermClient {
             ws,
             screen: Vec::new(),
@@ -253,7 +265,8 @@ impl TermClient {
                         self.screen.extend_from_slice(&bytes);
                     }
                     Some(Ok(Message::Text(text))) => {
-                        if let Ok(TerminalServerMsg::Exited { code }) = serde_json::from_str(&text) {
+                        if let Ok(TerminalServerMsg::Exited { code }) = serde_json::from_str(&text)
+                        {
                             self.exited = Some(code);
                         }
                     }
@@ -281,7 +294,8 @@ impl TermClient {
                         self.screen.extend_from_slice(&bytes);
                     }
                     Message::Text(text) => {
-                        if let Ok(TerminalServerMsg::Exited { code }) = serde_json::from_str(&text) {
+                        if let Ok(TerminalServerMsg::Exited { code }) = serde_json::from_str(&text)
+                        {
                             self.exited = Some(code);
                         }
                     }

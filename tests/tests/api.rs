@@ -23,20 +23,25 @@ async fn two_instances_have_their_own_shells_and_cannot_see_each_other_or_the_ho
     // Real shells over real WebSockets, one per instance.
     for name in [&a, &b] {
         let mut term = server.terminal(sid, name, "").await;
-        term.send("echo \"I am $(hostname) marker-$((40+2))\"\n").await;
+        term.send("echo \"I am $(hostname) marker-$((40+2))\"\n")
+            .await;
         term.wait_for(&format!("I am {name} marker-42"), T).await;
         term.close().await;
     }
 
     // Each instance's PID 1 is our init, and no host process is visible.
     for name in [&a, &b] {
-        let out = server.exec(sid, name, "cat /proc/1/comm; ps -e -o comm= | sort -u").await;
+        let out = server
+            .exec(sid, name, "cat /proc/1/comm; ps -e -o comm= | sort -u")
+            .await;
         assert_eq!(out.exit_code, 0, "{out:?}");
         let mut lines = out.stdout.lines();
         assert_eq!(lines.next(), Some("init"));
         let names: Vec<&str> = lines.collect();
         assert!(
-            names.iter().all(|n| ["init", "sh", "ps", "sort", "bash"].contains(n)),
+            names
+                .iter()
+                .all(|n| ["init", "sh", "ps", "sort", "bash"].contains(n)),
             "host processes visible in {name}: {names:?}"
         );
         let hostname = server.exec(sid, name, "hostname").await;
@@ -46,19 +51,38 @@ async fn two_instances_have_their_own_shells_and_cannot_see_each_other_or_the_ho
     // A host file is invisible inside.
     let marker = format!("/tmp/host-only-{}", std::process::id());
     std::fs::write(&marker, "secret").unwrap();
-    let out = server.exec(sid, &a, &format!("test -e {marker} && echo visible || echo hidden")).await;
+    let out = server
+        .exec(
+            sid,
+            &a,
+            &format!("test -e {marker} && echo visible || echo hidden"),
+        )
+        .await;
     std::fs::remove_file(&marker).unwrap();
     assert_eq!(out.stdout.trim(), "hidden");
 
     // A file written in one instance is invisible in the other.
-    let out = server.exec(sid, &a, "echo from-a > /root/note && cat /root/note").await;
+    let out = server
+        .exec(sid, &a, "echo from-a > /root/note && cat /root/note")
+        .await;
     assert_eq!(out.stdout.trim(), "from-a");
-    let out = server.exec(sid, &b, "cat /root/note 2>&1; echo rc=$?").await;
-    assert!(out.stdout.contains("No such file") && out.stdout.contains("rc=1"), "{out:?}");
+    let out = server
+        .exec(sid, &b, "cat /root/note 2>&1; echo rc=$?")
+        .await;
+    assert!(
+        out.stdout.contains("No such file") && out.stdout.contains("rc=1"),
+        "{out:?}"
+    );
 
     // Instance root is not host root: the image's files look root-owned
     // inside, but the instance's uid 0 maps to an unprivileged host range.
-    let out = server.exec(sid, &a, "id -u; stat -c %U /etc/passwd; cat /proc/self/uid_map").await;
+    let out = server
+        .exec(
+            sid,
+            &a,
+            "id -u; stat -c %U /etc/passwd; cat /proc/self/uid_map",
+        )
+        .await;
     let fields: Vec<&str> = out.stdout.split_whitespace().collect();
     assert_eq!(&fields[..3], ["0", "root", "0"], "{out:?}");
     assert!(fields[3].parse::<u64>().unwrap() >= 65536, "{out:?}");
@@ -81,8 +105,13 @@ async fn exec_returns_exit_code_output_and_honours_stdin_and_timeout() {
     let sid = server.create_session().await.id;
     let name = server.add_instance(&sid).await;
 
-    let out = server.exec(&sid, &name, "echo out; echo err >&2; exit 3").await;
-    assert_eq!((out.exit_code, out.stdout.as_str(), out.stderr.as_str()), (3, "out\n", "err\n"));
+    let out = server
+        .exec(&sid, &name, "echo out; echo err >&2; exit 3")
+        .await;
+    assert_eq!(
+        (out.exit_code, out.stdout.as_str(), out.stderr.as_str()),
+        (3, "out\n", "err\n")
+    );
 
     let url = server.url(&format!("/api/sessions/{sid}/instances/{name}/exec"));
     let out: serde_json::Value = server
@@ -155,13 +184,22 @@ async fn bad_input_gets_a_clear_message_and_the_right_status() {
     check(s, b, 409, "too many instances");
 
     let exec = server.url(&format!("/api/sessions/{sid}/instances/{name}/exec"));
-    let (s, b) = send(h.post(&exec).header("content-type", "application/json").body("{\"cmd\": [")).await;
+    let (s, b) = send(
+        h.post(&exec)
+            .header("content-type", "application/json")
+            .body("{\"cmd\": ["),
+    )
+    .await;
     check(s, b, 400, "malformed exec JSON");
     let (s, b) = send(h.post(&exec).json(&serde_json::json!({"cmd": "ls"}))).await;
     check(s, b, 422, "cmd of the wrong type");
     let (s, b) = send(h.post(&exec).json(&serde_json::json!({"cmd": []}))).await;
     check(s, b, 422, "empty cmd");
-    let (s, b) = send(h.post(server.url(&format!("/api/sessions/{sid}/instances/node9/exec"))).json(&serde_json::json!({"cmd": ["true"]}))).await;
+    let (s, b) = send(
+        h.post(server.url(&format!("/api/sessions/{sid}/instances/node9/exec")))
+            .json(&serde_json::json!({"cmd": ["true"]})),
+    )
+    .await;
     check(s, b, 404, "unknown instance");
     let (s, b) = send(h.delete(server.url(&format!("/api/sessions/{sid}/instances/node9")))).await;
     check(s, b, 404, "delete unknown instance");
@@ -194,7 +232,11 @@ async fn deleting_an_instance_with_busy_processes_leaves_nothing_behind() {
     // Misbehaving processes: background sleepers, a process ignoring
     // SIGTERM, a shell attached to a terminal.
     let out = server
-        .exec(&sid, &name, "(trap '' TERM HUP; sleep 1000) >/dev/null 2>&1 & sleep 1000 >/dev/null 2>&1 & echo ok")
+        .exec(
+            &sid,
+            &name,
+            "(trap '' TERM HUP; sleep 1000) >/dev/null 2>&1 & sleep 1000 >/dev/null 2>&1 & echo ok",
+        )
         .await;
     assert_eq!(out.stdout.trim(), "ok");
     let mut term = server.terminal(&sid, &name, "").await;
@@ -211,7 +253,11 @@ async fn deleting_an_instance_with_busy_processes_leaves_nothing_behind() {
     assert_eq!(resp.status(), 204);
     // The attached terminal learns that its shell is gone.
     term.drain(Duration::from_secs(3)).await;
-    assert!(term.exited.is_some(), "terminal was not told: {}", term.text());
+    assert!(
+        term.exited.is_some(),
+        "terminal was not told: {}",
+        term.text()
+    );
 
     // Only the other instance remains.
     let info: SessionInfo = server
@@ -228,8 +274,13 @@ async fn deleting_an_instance_with_busy_processes_leaves_nothing_behind() {
     let tag = format!("{}-{name}", sid.replace('-', ""));
     let left = leftovers(&sid, server.data_dir.path());
     assert!(
-        left.cgroups.iter().all(|c| !c.to_string_lossy().contains(&tag))
-            && left.instance_dirs.iter().all(|d| !d.to_string_lossy().contains(&tag)),
+        left.cgroups
+            .iter()
+            .all(|c| !c.to_string_lossy().contains(&tag))
+            && left
+                .instance_dirs
+                .iter()
+                .all(|d| !d.to_string_lossy().contains(&tag)),
         "deleted instance left: {left:?}"
     );
     server.stop().await;
@@ -242,14 +293,21 @@ async fn an_expired_session_is_gone_with_all_its_resources() {
     let sid = session.id.as_str();
     assert!(session.expires_in_secs <= 3);
     let name = server.add_instance(sid).await;
-    server.exec(sid, &name, "sleep 1000 >/dev/null 2>&1 & echo started").await;
+    server
+        .exec(sid, &name, "sleep 1000 >/dev/null 2>&1 & echo started")
+        .await;
     let mut term = server.terminal(sid, &name, "").await;
     term.send("echo ready\n").await;
     term.wait_for("ready", T).await;
     assert!(!leftovers(sid, server.data_dir.path()).is_empty());
 
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let resp = server.http.get(server.url(&format!("/api/sessions/{sid}"))).send().await.unwrap();
+    let resp = server
+        .http
+        .get(server.url(&format!("/api/sessions/{sid}")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
     let left = wait_until_clean(sid, server.data_dir.path(), T).await;
     assert!(left.is_empty(), "expired session left: {left:?}");
@@ -272,11 +330,17 @@ async fn a_reconnecting_terminal_resumes_without_duplicated_output() {
 
     // Output produced while nobody is connected is kept.
     server.exec(&sid, &name, "true").await;
-    let mut second = server.terminal(&sid, &name, &format!("?from={offset}")).await;
+    let mut second = server
+        .terminal(&sid, &name, &format!("?from={offset}"))
+        .await;
     assert_eq!(second.offset, offset);
     second.send("echo two-$((1+1))\n").await;
     second.wait_for("two-2", T).await;
-    assert!(!second.text().contains("one-1"), "old output repeated: {}", second.text());
+    assert!(
+        !second.text().contains("one-1"),
+        "old output repeated: {}",
+        second.text()
+    );
 
     // Without `from`, a new viewer sees the kept output (the current screen).
     let mut third = server.terminal(&sid, &name, "").await;
@@ -284,7 +348,9 @@ async fn a_reconnecting_terminal_resumes_without_duplicated_output() {
     assert!(third.text().contains("one-1"));
 
     // Resize reaches the shell.
-    third.send_control(serde_json::json!({"type": "resize", "cols": 120, "rows": 40})).await;
+    third
+        .send_control(serde_json::json!({"type": "resize", "cols": 120, "rows": 40}))
+        .await;
     third.send("stty size\n").await;
     third.wait_for("40 120", T).await;
 
@@ -292,7 +358,9 @@ async fn a_reconnecting_terminal_resumes_without_duplicated_output() {
     third.send("exit 7\n").await;
     third.drain(Duration::from_secs(3)).await;
     assert_eq!(third.exited, Some(7));
-    let mut fresh = server.terminal(&sid, &name, &format!("?from={offset}")).await;
+    let mut fresh = server
+        .terminal(&sid, &name, &format!("?from={offset}"))
+        .await;
     fresh.send("echo fresh-$((2+1))\n").await;
     fresh.wait_for("fresh-3", T).await;
     server.stop().await;

@@ -77,14 +77,22 @@ async fn start_add_instance_and_type_into_the_terminal() {
 
     let result = async {
         browser.goto(&server.base).await?;
-        browser.wait().for_element(Locator::Css("#start")).await?.click().await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#start"))
+            .await?
+            .click()
+            .await?;
         browser
             .wait()
             .for_element(Locator::Css("#add-instance"))
             .await?
             .click()
             .await?;
-        browser.wait().for_element(Locator::Css(".instance[data-name='node1']")).await?;
+        browser
+            .wait()
+            .for_element(Locator::Css(".instance[data-name='node1']"))
+            .await?;
         let input = browser
             .wait()
             .for_element(Locator::Css("#terminal textarea"))
@@ -96,12 +104,14 @@ async fn start_add_instance_and_type_into_the_terminal() {
         })
         .await;
         input.send_keys("echo hello-$((6*7))\u{E007}").await?;
-        let text = wait_for("hello-42 on the screen", Duration::from_secs(20), || async {
-            let text = screen_text(&browser).await;
-            text.lines()
-                .any(|l| l.trim() == "hello-42")
-                .then_some(text)
-        })
+        let text = wait_for(
+            "hello-42 on the screen",
+            Duration::from_secs(20),
+            || async {
+                let text = screen_text(&browser).await;
+                text.lines().any(|l| l.trim() == "hello-42").then_some(text)
+            },
+        )
         .await;
         assert!(text.contains("echo hello-$((6*7))"), "{text}");
 
