@@ -29,6 +29,22 @@ pub struct InstanceInfo {
     pub hostname: String,
     pub created_at: String,
     pub status: InstanceStatus,
+    /// Resource use and limits, while the instance runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<InstanceStats>,
+}
+
+/// An instance's resource use, read from its cgroup.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStats {
+    /// Memory in use (page cache included) and the limit, in bytes.
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: u64,
+    /// CPU time used since the instance started, in seconds.
+    pub cpu_seconds: f64,
+    /// Processes and threads running.
+    pub pids: u64,
+    pub pids_limit: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

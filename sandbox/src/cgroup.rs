@@ -27,6 +27,13 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Maximum number of processes and threads.
     pub pids: u64,
+    /// Relative CPU weight when CPUs are contended (cgroup v1 shares:
+    /// 1024 is the default; converted to a v2 weight).
+    pub cpu_shares: u64,
+    /// Hard CPU cap in thousandths of a CPU (1000 = one full CPU); 0 = none.
+    pub cpu_millis: u64,
+    /// Size of the instance's writable layer (its disk), in bytes.
+    pub disk_bytes: u64,
 }
 
 impl Default for Limits {
@@ -34,8 +41,22 @@ impl Default for Limits {
         Limits {
             memory_bytes: 1 << 30,
             pids: 1000,
+            cpu_shares: 1024,
+            cpu_millis: 1000,
+            disk_bytes: 4 << 30,
         }
     }
+}
+
+/// An instance's resource use, read from its cgroup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: u64,
+    /// CPU time used since the instance started, in nanoseconds.
+    pub cpu_usage_ns: u64,
+    /// Processes and threads now.
+    pub pids: u64,
 }
 
 /// Which cgroup layout this host has.
@@ -163,12 +184,25 @@ impl Cgroup {
     fn apply(&self, limits: &Limits) -> io::Result<()> {
         let mem = limits.memory_bytes.to_string();
         let pids = limits.pids.to_string();
+        let shares = limits.cpu_shares.clamp(2, 262_144);
+        // CFS bandwidth: `quota` microseconds of CPU time per 100 ms period.
+        const PERIOD_US: u64 = 100_000;
+        let quota = limits.cpu_millis * PERIOD_US / 1000;
         if self.v2 {
             let dir = &self.dirs[0];
             write(dir, "memory.max", &mem)?;
             // Absent when the kernel has no swap accounting: then there is no swap to bound.
             let _ = fs::write(dir.join("memory.swap.max"), "0");
             write(dir, "pids.max", &pids)?;
+            // The kernel's own mapping of v1 shares [2, 262144] to v2 weights [1, 10000].
+            let weight = 1 + (shares - 2) * 9999 / 262_142;
+            write(dir, "cpu.weight", &weight.to_string())?;
+            let max = if quota == 0 {
+                "max".to_string()
+            } else {
+                quota.to_string()
+            };
+            write(dir, "cpu.max", &format!("{max} {PERIOD_US}"))?;
         } else {
             for dir in &self.dirs {
                 if dir.join("memory.limit_in_bytes").exists() {
@@ -178,6 +212,16 @@ impl Cgroup {
                 }
                 if dir.join("pids.max").exists() {
                     write(dir, "pids.max", &pids)?;
+                }
+                if dir.join("cpu.shares").exists() {
+                    write(dir, "cpu.shares", &shares.to_string())?;
+                    write(dir, "cpu.cfs_period_us", &PERIOD_US.to_string())?;
+                    let quota = if quota == 0 {
+                        "-1".to_string()
+                    } else {
+                        quota.to_string()
+                    };
+                    write(dir, "cpu.cfs_quota_us", &quota)?;
                 }
             }
         }
@@ -211,10 +255,40 @@ impl Cgroup {
         } else {
             "memory.usage_in_bytes"
         };
+        self.read_number(file)
+    }
+
+    /// Current usage and limits.
+    pub fn stats(&self) -> Stats {
+        let (limit, cpu_ns) = if self.v2 {
+            let cpu_us = self.read_file("cpu.stat").and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            });
+            (self.read_number("memory.max"), cpu_us.map(|us| us * 1000))
+        } else {
+            (
+                self.read_number("memory.limit_in_bytes"),
+                self.read_number("cpuacct.usage"),
+            )
+        };
+        Stats {
+            memory_bytes: self.memory_usage().unwrap_or(0),
+            memory_limit_bytes: limit.unwrap_or(0),
+            cpu_usage_ns: cpu_ns.unwrap_or(0),
+            pids: self.read_number("pids.current").unwrap_or(0),
+        }
+    }
+
+    fn read_file(&self, file: &str) -> Option<String> {
         self.dirs
             .iter()
             .find_map(|d| fs::read_to_string(d.join(file)).ok())
-            .and_then(|s| s.trim().parse().ok())
+    }
+
+    fn read_number(&self, file: &str) -> Option<u64> {
+        self.read_file(file).and_then(|s| s.trim().parse().ok())
     }
 
     /// Kill every process in the cgroup, wait until it is empty (at most

@@ -113,9 +113,9 @@ impl Instance {
         self.inner.control.is_open() && !self.inner.destroyed.load(Ordering::Acquire)
     }
 
-    /// Memory the instance uses now, in bytes.
-    pub fn memory_usage(&self) -> Option<u64> {
-        self.inner.cgroup.memory_usage()
+    /// Memory, CPU and process counts from the instance's cgroup.
+    pub fn stats(&self) -> crate::cgroup::Stats {
+        self.inner.cgroup.stats()
     }
 
     fn env(&self, extra: &[String]) -> Vec<String> {

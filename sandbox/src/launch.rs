@@ -27,7 +27,7 @@ use nix::unistd::{getpid, pipe2, read, setgroups, setresgid, setresuid, write, G
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, Event};
-use crate::{init, rootfs, sys};
+use crate::{init, rootfs, security, sys};
 
 /// `argv[1]` that makes our binary act as the launcher.
 pub const LAUNCH_ARG: &str = "__sandbox-launch";
@@ -47,7 +47,8 @@ pub struct LaunchConfig {
     pub id_count: u32,
     /// The read-only image root file system.
     pub image: PathBuf,
-    /// Holds `lower/`, `upper/`, `work/` and `rootfs/` of this instance.
+    /// Holds `disk.img` (the writable layer's file system) and the mount
+    /// points `disk/`, `lower/` and `rootfs/` of this instance.
     pub instance_dir: PathBuf,
     /// `cgroup.procs` files to join before cloning.
     pub cgroup_procs: Vec<PathBuf>,
@@ -149,6 +150,35 @@ fn prepare_child(config: &LaunchConfig, pid: Pid) -> Result<(), String> {
     )
     .map_err(|e| format!("make mounts private: {e}"))?;
 
+    // The writable layer's own file system, mounted in the child's namespace only.
+    let disk = config.instance_dir.join("disk");
+    let (device, device_path) = sys::attach_loop(&config.instance_dir.join("disk.img"))
+        .map_err(|e| format!("loop device for the instance disk: {e}"))?;
+    mount(
+        Some(device_path.as_path()),
+        &disk,
+        Some("ext4"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("noinit_itable,discard"),
+    )
+    .map_err(|e| format!("mount instance disk: {e}"))?;
+    drop(device); // The mount holds it now; it detaches when the mount goes.
+    let upper = disk.join("upper");
+    let work = disk.join("work");
+    for dir in [&upper, &work] {
+        fs::create_dir(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    }
+    // The writable layer's root directory is the instance's `/`: owned by its root.
+    let root_id = Some(config.id_base);
+    nix::unistd::chown(
+        &upper,
+        root_id.map(nix::unistd::Uid::from_raw),
+        root_id.map(nix::unistd::Gid::from_raw),
+    )
+    .map_err(|e| format!("chown upper layer: {e}"))?;
+    fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(|e| format!("chmod upper layer: {e}"))?;
+
     let lower = config.instance_dir.join("lower");
     let tree = sys::idmapped_tree(&config.image, userns.as_fd())
         .map_err(|e| format!("id-mapped image {}: {e}", config.image.display()))?;
@@ -156,8 +186,8 @@ fn prepare_child(config: &LaunchConfig, pid: Pid) -> Result<(), String> {
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.display(),
-        config.instance_dir.join("upper").display(),
-        config.instance_dir.join("work").display()
+        upper.display(),
+        work.display()
     );
     mount(
         Some("overlay"),
@@ -197,7 +227,11 @@ fn child_main(config: &LaunchConfig, control: RawFd, wait_r: RawFd, wait_w: RawF
         .and_then(|()| setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)))
         .and_then(|()| setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)))
         .map_err(|e| format!("become root of the user namespace: {e}"));
-    if let Err(error) = become_root.and_then(|()| rootfs::setup(config)) {
+    let ready = become_root
+        .and_then(|()| rootfs::setup(config))
+        .and_then(|()| security::mask_paths())
+        .and_then(|()| security::lock_down());
+    if let Err(error) = ready {
         let _ = agent::send(control.as_fd(), &Event::Failed { error }, &[]);
         return 1;
     }

@@ -16,6 +16,7 @@
 mod agent;
 pub mod cgroup;
 mod control;
+mod disk;
 pub mod image;
 mod init;
 mod instance;
@@ -23,9 +24,10 @@ mod launch;
 mod pty;
 mod rootfs;
 mod runtime;
+mod security;
 mod sys;
 
-pub use cgroup::Limits;
+pub use cgroup::{Limits, Stats};
 pub use instance::{ExecOutput, Instance, PtyProcess};
 pub use launch::run_if_requested as run_launcher_if_requested;
 pub use pty::Pty;

@@ -17,7 +17,7 @@ use crate::cgroup::{Layout, Limits};
 use crate::control::Control;
 use crate::instance::Instance;
 use crate::launch::{LaunchConfig, CONTROL_FD, LAUNCH_ARG};
-use crate::{sys, Error, Result};
+use crate::{disk, sys, Error, Result};
 
 /// First host uid/gid handed to instances. Far above any real user's id.
 const ID_BASE: u32 = 1 << 28;
@@ -163,10 +163,12 @@ impl Runtime {
         let dir = self.instances_dir().join(&spec.id);
         let id_base = ID_BASE + slot as u32 * ID_COUNT;
         let layout = self.inner.layout.clone();
+        let data_dir = self.inner.config.data_dir.clone();
         let cgroup = {
             let (dir, id, limits) = (dir.clone(), spec.id.clone(), spec.limits.clone());
             tokio::task::spawn_blocking(move || -> io::Result<_> {
-                make_instance_dir(&dir, id_base)?;
+                let template = disk::template(&data_dir, limits.disk_bytes.div_ceil(1 << 20))?;
+                make_instance_dir(&dir, &template)?;
                 layout.create(&id, &limits)
             })
             .await
@@ -287,21 +289,20 @@ impl Runtime {
     }
 }
 
-/// The instance's directory: `upper/` (its writable layer, owned by the
-/// instance's root), `work/` (overlay's scratch space), and the empty mount
-/// points `lower/` and `rootfs/`.
-fn make_instance_dir(dir: &Path, id_base: u32) -> io::Result<()> {
+/// The instance's directory: `disk.img` (a sparse copy of the formatted
+/// template: the writable layer's own file system) and the empty mount points
+/// `disk/`, `lower/` and `rootfs/`, used only inside the instance's mount
+/// namespace.
+fn make_instance_dir(dir: &Path, disk_template: &Path) -> io::Result<()> {
     if dir.exists() {
         fs::remove_dir_all(dir)?;
     }
-    for sub in ["lower", "upper", "work", "rootfs"] {
+    for sub in ["disk", "lower", "rootfs"] {
         fs::create_dir_all(dir.join(sub))?;
     }
-    fs::set_permissions(dir.join("upper"), fs::Permissions::from_mode(0o755))?;
-    let owner = Some(nix::unistd::Uid::from_raw(id_base));
-    let group = Some(nix::unistd::Gid::from_raw(id_base));
-    nix::unistd::chown(&dir.join("upper"), owner, group).map_err(io::Error::from)?;
-    Ok(())
+    // Traversable (not listable) by the instance's root while it sets up its root.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o711))?;
+    disk::sparse_copy(disk_template, &dir.join("disk.img"))
 }
 
 pub(crate) fn pidfd(pid: i32) -> Result<OwnedFd> {

@@ -227,3 +227,120 @@ pub fn dup2(from: BorrowedFd<'_>, to: RawFd) -> io::Result<()> {
     // descriptor number that no live Rust object owns.
     unit_result(unsafe { libc::dup2(from.as_raw_fd(), to) } as libc::c_long)
 }
+
+/// Install a seccomp BPF filter on the calling thread (and so on every
+/// process it forks). Needs CAP_SYS_ADMIN in the caller's user namespace:
+/// deliberately not "no new privileges", so set-uid programs keep working.
+pub fn install_seccomp(program: &[seccompiler::sock_filter]) -> io::Result<()> {
+    let len = u16::try_from(program.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "filter too long"))?;
+    let prog = libc::sock_fprog {
+        len,
+        // seccompiler's `sock_filter` has the kernel's layout: {u16, u8, u8, u32}.
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points to `len` valid filter instructions that stay
+    // alive for the call; the kernel copies them.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    unit_result(ret as libc::c_long)
+}
+
+/// A second, four-instruction filter: every x32-ABI system call (number with
+/// bit 30 set) fails with ENOSYS, so none can slip past the main filter's
+/// x86-64 numbers.
+pub fn deny_x32_syscalls() -> io::Result<()> {
+    const LD_W_ABS: u16 = 0x20;
+    const JGE_K: u16 = 0x05 | 0x30;
+    const RET_K: u16 = 0x06;
+    let ins = |code, jt, jf, k| seccompiler::sock_filter { code, jt, jf, k };
+    let program = [
+        ins(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+        ins(JGE_K, 0, 1, 0x4000_0000),
+        ins(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+        ins(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ];
+    install_seccomp(&program)
+}
+
+const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
+const LO_FLAGS_DIRECT_IO: u32 = 16;
+
+/// `struct loop_info64` from `<linux/loop.h>`.
+#[repr(C)]
+struct LoopInfo64 {
+    lo_device: u64,
+    lo_inode: u64,
+    lo_rdevice: u64,
+    lo_offset: u64,
+    lo_sizelimit: u64,
+    lo_number: u32,
+    lo_encrypt_type: u32,
+    lo_encrypt_key_size: u32,
+    lo_flags: u32,
+    lo_file_name: [u8; 64],
+    lo_crypt_name: [u8; 64],
+    lo_encrypt_key: [u8; 32],
+    lo_init: [u64; 2],
+}
+
+/// `struct loop_config` from `<linux/loop.h>`.
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+/// Attach `file` to a free loop device that detaches itself once nothing
+/// uses it any more (autoclear). Returns the open device and its path.
+pub fn attach_loop(file: &Path) -> io::Result<(std::fs::File, std::path::PathBuf)> {
+    let backing = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(file)?;
+    let control = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/loop-control")?;
+    // Another launcher may take the device we were offered: try again.
+    for _ in 0..32 {
+        // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a number.
+        let n = unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let path = std::path::PathBuf::from(format!("/dev/loop{n}"));
+        let device = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        for flags in [LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO, LO_FLAGS_AUTOCLEAR] {
+            // SAFETY: all-zero is a valid `loop_config` (plain integers and arrays).
+            let mut config: LoopConfig = unsafe { std::mem::zeroed() };
+            config.fd = backing.as_raw_fd() as u32;
+            config.info.lo_flags = flags;
+            // SAFETY: LOOP_CONFIGURE reads one `struct loop_config` from the
+            // pointer, which points to a live, initialised value.
+            let ret = unsafe { libc::ioctl(device.as_raw_fd(), LOOP_CONFIGURE, &config) };
+            if ret == 0 {
+                return Ok((device, path));
+            }
+            match io::Error::last_os_error().raw_os_error() {
+                // Direct I/O is refused by some backing file systems.
+                Some(libc::EINVAL) if flags & LO_FLAGS_DIRECT_IO != 0 => continue,
+                Some(libc::EBUSY) => break,
+                _ => return Err(io::Error::last_os_error()),
+            }
+        }
+    }
+    Err(io::Error::other("no free loop device"))
+}

@@ -66,7 +66,7 @@ async fn create_session(
 ) -> Result<Response, ApiError> {
     let NoOptions {} = optional_json(&body)?;
     let session = sessions.create();
-    let info = session.info(sessions.policy().max_instances).await;
+    let info = session.info(sessions.policy()).await;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
@@ -75,7 +75,7 @@ async fn get_session(
     Path(sid): Path<String>,
 ) -> Result<Response, ApiError> {
     let session = sessions.get(&sid)?;
-    Ok(Json(session.info(sessions.policy().max_instances).await).into_response())
+    Ok(Json(session.info(sessions.policy()).await).into_response())
 }
 
 async fn delete_session(
@@ -94,7 +94,11 @@ async fn create_instance(
     let NoOptions {} = optional_json(&body)?;
     let session = sessions.get(&sid)?;
     let entry = sessions.add_instance(&session).await?;
-    Ok((StatusCode::CREATED, Json(entry.info())).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(entry.info(&sessions.policy().limits)),
+    )
+        .into_response())
 }
 
 async fn delete_instance(

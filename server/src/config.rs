@@ -44,6 +44,19 @@ pub struct Config {
     #[arg(long, env = "PLAYGROUND_INSTANCE_PIDS", default_value_t = 1000)]
     pub instance_pids: u64,
 
+    /// Disk space of each instance (its writable layer), in MiB. Sparse: the
+    /// host only spends what instances write.
+    #[arg(long, env = "PLAYGROUND_INSTANCE_DISK_MIB", default_value_t = 4096)]
+    pub instance_disk_mib: u64,
+
+    /// Hard CPU cap of each instance, in CPUs (e.g. 0.5, 1, 2; 0 for none).
+    #[arg(long, env = "PLAYGROUND_INSTANCE_CPUS", default_value_t = 1.0)]
+    pub instance_cpus: f64,
+
+    /// Relative CPU weight of each instance when CPUs are contended (1024 is normal).
+    #[arg(long, env = "PLAYGROUND_INSTANCE_CPU_SHARES", default_value_t = 1024)]
+    pub instance_cpu_shares: u64,
+
     /// Folder with the built web app (Trunk's output).
     #[arg(long, env = "PLAYGROUND_WEB_DIR", default_value = "dist")]
     pub web_dir: PathBuf,

@@ -69,6 +69,9 @@ async fn serve(config: Config, runtime: Runtime) -> anyhow::Result<()> {
             limits: Limits {
                 memory_bytes: config.instance_memory_mib << 20,
                 pids: config.instance_pids,
+                cpu_shares: config.instance_cpu_shares,
+                cpu_millis: (config.instance_cpus.max(0.0) * 1000.0) as u64,
+                disk_bytes: config.instance_disk_mib << 20,
             },
         },
     ));

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use axum::http::StatusCode;
-use playground_protocol::{InstanceInfo, InstanceStatus, SessionInfo};
+use playground_protocol::{InstanceInfo, InstanceStats, InstanceStatus, SessionInfo};
 use sandbox::{Instance, InstanceSpec, Limits, Runtime};
 use tokio::sync::Mutex;
 
@@ -50,16 +50,28 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 impl InstanceEntry {
-    pub fn info(&self) -> InstanceInfo {
+    pub fn info(&self, limits: &Limits) -> InstanceInfo {
+        let running = self.instance.is_running();
+        let stats = running.then(|| {
+            let s = self.instance.stats();
+            InstanceStats {
+                memory_bytes: s.memory_bytes,
+                memory_limit_bytes: s.memory_limit_bytes,
+                cpu_seconds: s.cpu_usage_ns as f64 / 1e9,
+                pids: s.pids,
+                pids_limit: limits.pids,
+            }
+        });
         InstanceInfo {
             name: self.name.clone(),
             hostname: self.instance.hostname().to_string(),
             created_at: rfc3339(self.created_at),
-            status: if self.instance.is_running() {
+            status: if running {
                 InstanceStatus::Running
             } else {
                 InstanceStatus::Exited
             },
+            stats,
         }
     }
 }
@@ -69,7 +81,7 @@ impl Session {
         !self.ended.load(Ordering::Acquire) && SystemTime::now() < self.expires_at
     }
 
-    pub async fn info(&self, max_instances: u32) -> SessionInfo {
+    pub async fn info(&self, policy: &Policy) -> SessionInfo {
         let instances = self.instances.lock().await;
         SessionInfo {
             id: self.id.clone(),
@@ -80,8 +92,8 @@ impl Session {
                 .duration_since(SystemTime::now())
                 .unwrap_or_default()
                 .as_secs(),
-            max_instances,
-            instances: instances.values().map(|i| i.info()).collect(),
+            max_instances: policy.max_instances,
+            instances: instances.values().map(|i| i.info(&policy.limits)).collect(),
         }
     }
 
