@@ -7,6 +7,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{chdir, pivot_root, sethostname};
 
 use crate::launch::LaunchConfig;
@@ -92,6 +93,11 @@ pub fn setup(config: &LaunchConfig) -> Result<()> {
 
     sethostname(&config.hostname).map_err(|e| format!("sethostname: {e}"))?;
     crate::sys::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
+    // Open files per process: the usual soft limit, and a hard limit instance
+    // root cannot raise (that needs CAP_SYS_RESOURCE on the host).
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit: {e}"))?;
+    setrlimit(Resource::RLIMIT_NOFILE, 1024.min(hard), 65536.min(hard))
+        .map_err(|e| format!("setrlimit: {e}"))?;
 
     // Switch root: stack the old root under the new one and detach it, so
     // nothing of the host's tree stays reachable.
