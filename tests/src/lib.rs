@@ -61,6 +61,11 @@ impl TestServer {
             .prefix("playground-test-")
             .tempdir()
             .unwrap();
+        Self::start_in(data_dir, args).await
+    }
+
+    /// Start on an existing data directory (e.g. one a killed server left).
+    pub async fn start_in(data_dir: tempfile::TempDir, args: &[&str]) -> TestServer {
         let mut child = Command::new(binary())
             .arg("--listen=127.0.0.1:0")
             .arg(format!("--data-dir={}", data_dir.path().display()))
@@ -165,6 +170,15 @@ impl TestServer {
             other => panic!("expected attached first, got {other:?}"),
         }
         client
+    }
+
+    /// Kill the server with SIGKILL, as a crash would, and hand back its
+    /// data directory.
+    pub async fn crash(mut self) -> tempfile::TempDir {
+        let mut child = self.child.take().unwrap();
+        child.kill().await.unwrap();
+        let placeholder = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.data_dir, placeholder)
     }
 
     /// Stop gracefully and wait for the process to exit.
@@ -320,6 +334,8 @@ pub struct Leftovers {
     pub processes: Vec<i32>,
     pub mounts: Vec<String>,
     pub instance_dirs: Vec<PathBuf>,
+    /// Loop devices still backed by an instance disk of this session.
+    pub loop_devices: Vec<String>,
 }
 
 impl Leftovers {
@@ -370,6 +386,18 @@ pub fn leftovers(sid: &str, data_dir: &Path) -> Leftovers {
             .filter(|l| l.contains(&data) || l.contains(&tag))
             .map(String::from)
             .collect();
+    }
+    if let Ok(blocks) = std::fs::read_dir("/sys/block") {
+        for block in blocks.flatten() {
+            let backing = block.path().join("loop/backing_file");
+            if let Ok(file) = std::fs::read_to_string(&backing) {
+                if file.contains(&data) && file.contains(&tag) {
+                    found
+                        .loop_devices
+                        .push(block.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
     }
     if let Ok(dirs) = std::fs::read_dir(data_dir.join("instances")) {
         found.instance_dirs = dirs
