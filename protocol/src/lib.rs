@@ -29,9 +29,24 @@ pub struct InstanceInfo {
     pub hostname: String,
     pub created_at: String,
     pub status: InstanceStatus,
+    /// The instance's address on its session's network.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// TCP ports something listens on inside the instance, each with a
+    /// ready-made link through the playground's reverse proxy.
+    #[serde(default)]
+    pub ports: Vec<PortInfo>,
     /// Resource use and limits, while the instance runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<InstanceStats>,
+}
+
+/// A listening TCP port of an instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortInfo {
+    pub port: u16,
+    /// Where a browser reaches it, e.g. `http://<sid>-8080-node1.localhost:8080/`.
+    pub url: String,
 }
 
 /// An instance's resource use, read from its cgroup.

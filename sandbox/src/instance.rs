@@ -113,6 +113,32 @@ impl Instance {
         self.inner.control.is_open() && !self.inner.destroyed.load(Ordering::Acquire)
     }
 
+    /// TCP ports something listens on inside the instance, sorted.
+    pub fn listening_ports(&self) -> std::io::Result<Vec<u16>> {
+        Ok(crate::ports::listening(self.inner.host_pid)?
+            .into_iter()
+            .map(|l| l.port)
+            .collect())
+    }
+
+    /// A TCP connection from the server to `port` inside the instance (to
+    /// whatever address the listener is bound to, loopback included).
+    pub async fn connect(&self, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+        if !self.is_running() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the instance is not running",
+            ));
+        }
+        crate::ports::connect(
+            self.inner.pidfd.get_ref(),
+            self.inner.host_pid,
+            port,
+            Duration::from_secs(5),
+        )
+        .await
+    }
+
     /// Memory, CPU and process counts from the instance's cgroup.
     pub fn stats(&self) -> crate::cgroup::Stats {
         self.inner.cgroup.stats()

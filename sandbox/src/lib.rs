@@ -21,6 +21,7 @@ pub mod image;
 mod init;
 mod instance;
 mod launch;
+mod ports;
 mod pty;
 mod rootfs;
 mod runtime;

@@ -71,6 +71,8 @@ impl InstanceEntry {
             } else {
                 InstanceStatus::Exited
             },
+            ip: None,
+            ports: Vec::new(),
             stats,
         }
     }
