@@ -31,6 +31,8 @@ pub enum Request {
     },
     /// Send a signal to a process init spawned (to its process group when `group`).
     Signal { pid: i32, signal: i32, group: bool },
+    /// Replace the contents of a small regular file (e.g. /etc/hosts).
+    WriteFile { id: u64, path: String, contents: String },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,8 @@ pub enum Event {
     SpawnFailed { id: u64, error: String },
     /// A spawned process ended; `code` is its exit status or 128 + signal.
     Exited { pid: i32, code: i32 },
+    /// The answer to `WriteFile`: `error` is `None` on success.
+    Written { id: u64, error: Option<String> },
 }
 
 /// Send one message with `fds` attached.

@@ -29,6 +29,7 @@ type SpawnReply = Result<Spawned, String>;
 struct Waiters {
     spawns: HashMap<u64, oneshot::Sender<SpawnReply>>,
     exits: HashMap<i32, oneshot::Sender<i32>>,
+    writes: HashMap<u64, oneshot::Sender<Option<String>>>,
 }
 
 pub struct Control {
@@ -99,6 +100,27 @@ impl Control {
         }
     }
 
+    /// Ask init to replace the contents of a small file.
+    pub async fn write_file(&self, path: &str, contents: &str) -> io::Result<()> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().unwrap().writes.insert(id, tx);
+        let request = Request::WriteFile {
+            id,
+            path: path.to_string(),
+            contents: contents.to_string(),
+        };
+        if let Err(e) = self.send(&request).await {
+            self.waiters.lock().unwrap().writes.remove(&id);
+            return Err(e);
+        }
+        match rx.await {
+            Ok(None) => Ok(()),
+            Ok(Some(error)) => Err(io::Error::other(error)),
+            Err(_) => Err(io::Error::new(io::ErrorKind::NotConnected, "the instance stopped")),
+        }
+    }
+
     /// Read init's events until the channel closes. Run once, as a task.
     pub async fn route_events(self: Arc<Self>) {
         loop {
@@ -139,6 +161,11 @@ impl Control {
             Event::Exited { pid, code } => {
                 if let Some(tx) = waiters.exits.remove(&pid) {
                     let _ = tx.send(code);
+                }
+            }
+            Event::Written { id, error } => {
+                if let Some(tx) = waiters.writes.remove(&id) {
+                    let _ = tx.send(error);
                 }
             }
             Event::Launched { .. } | Event::Ready | Event::Failed { .. } => {}

@@ -122,6 +122,10 @@ fn handle(control: &OwnedFd, children: &mut HashMap<i32, Child>, request: Reques
                 let _ = agent::send(control.as_fd(), &Event::SpawnFailed { id, error }, &[]);
             }
         },
+        Request::WriteFile { id, path, contents } => {
+            let error = write_file(&path, &contents).err();
+            let _ = agent::send(control.as_fd(), &Event::Written { id, error }, &[]);
+        }
         Request::Signal { pid, signal, group } => {
             // Only processes init started; never itself or strangers.
             if pid > 1 && children.contains_key(&pid) {
@@ -221,7 +225,13 @@ fn spawn(
 
     // SAFETY: init is single-threaded, so the child may allocate and run
     // arbitrary code before exec.
-    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+    let forked = unsafe { fork() }.map_err(|e| match e {
+        nix::errno::Errno::EAGAIN => {
+            "cannot start a process: the instance has reached its process limit".to_string()
+        }
+        e => format!("fork: {e}"),
+    })?;
+    match forked {
         ForkResult::Child => {
             let err = exec_child(&c_argv, &c_env, &c_cwd, &child_stdio, tty.is_some());
             let msg = format!("playground: cannot run {:?}: {err}\n", argv[0]);
@@ -268,4 +278,24 @@ fn exec_child(
         Err(e) => e.desc().to_string(),
         Ok(never) => match never {},
     }
+}
+
+/// Replace a regular file's contents without ever blocking: instance root may
+/// have put a FIFO or a device where the file was, and init must not hang.
+fn write_file(path: &str, contents: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("{path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{path} is not a regular file"));
+    }
+    file.set_len(0).map_err(|e| format!("{path}: {e}"))?;
+    file.write_all(contents.as_bytes()).map_err(|e| format!("{path}: {e}"))
 }

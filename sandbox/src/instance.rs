@@ -113,6 +113,18 @@ impl Instance {
         self.inner.control.is_open() && !self.inner.destroyed.load(Ordering::Acquire)
     }
 
+    /// Replace the contents of a small file inside the instance (written by
+    /// its init, so the path is resolved inside the instance).
+    pub async fn write_file(&self, path: &str, contents: &str) -> Result<()> {
+        let write = self.inner.control.write_file(path, contents);
+        match tokio::time::timeout(Duration::from_secs(5), write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotConnected => Err(Error::NotRunning),
+            Ok(Err(e)) => Err(Error::Spawn(e.to_string())),
+            Err(_) => Err(Error::Spawn(format!("writing {path} timed out"))),
+        }
+    }
+
     /// TCP ports something listens on inside the instance, sorted.
     pub fn listening_ports(&self) -> std::io::Result<Vec<u16>> {
         Ok(crate::ports::listening(self.inner.host_pid)?

@@ -21,6 +21,7 @@ pub mod image;
 mod init;
 mod instance;
 mod launch;
+mod network;
 mod ports;
 mod pty;
 mod rootfs;
@@ -30,6 +31,7 @@ mod sys;
 
 pub use cgroup::{Limits, Stats};
 pub use instance::{ExecOutput, Instance, PtyProcess};
+pub use network::{Network, Networks};
 pub use launch::run_if_requested as run_launcher_if_requested;
 pub use pty::Pty;
 pub use runtime::{InstanceSpec, Runtime, RuntimeConfig};

@@ -1,0 +1,295 @@
+//! Networks that instances share: one Linux bridge per network (a session's
+//! instances are on one network), one veth pair per instance, all made with
+//! netlink (the `rtnetlink` crate), never by running `ip`.
+//!
+//! Isolation: a bridge carries no address on the host and the host does not
+//! route between bridges, so instances of different networks cannot reach
+//! each other, and no instance can reach the host's own services. With
+//! egress off (the default) an instance's default route is `unreachable`, so
+//! connections to the outside fail at once with a clear error.
+//!
+//! Ownership: every bridge is recorded in `<data-dir>/networks/` before it
+//! is made and forgotten after it is deleted, so a restarted server deletes
+//! what a crashed one left. A veth pair dies with its instance's network
+//! namespace.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use futures_util::TryStreamExt;
+use nix::sched::{setns, CloneFlags};
+use rtnetlink::packet_route::route::RouteType;
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::{Error, Result};
+
+/// A network's addresses: a /24 from the pool.
+const PREFIX: u8 = 24;
+
+/// Name prefixes of our devices (at most 15 bytes in all).
+const BRIDGE_PREFIX: &str = "pgb";
+const VETH_PREFIX: &str = "pgv";
+
+fn err(what: &str) -> impl Fn(rtnetlink::Error) -> Error + '_ {
+    move |e| Error::Setup(format!("{what}: {e}"))
+}
+
+/// Creates and removes networks. One per runtime.
+pub struct Networks {
+    handle: Handle,
+    registry: PathBuf,
+    pool: Ipv4Addr,
+    pool_prefix: u8,
+    used: Mutex<HashSet<u32>>,
+}
+
+/// One network: a bridge and a /24.
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub bridge: String,
+    bridge_index: u32,
+    subnet: u32,
+    base: Ipv4Addr,
+}
+
+impl Network {
+    /// The address of host number `n` (1..=254) on this network.
+    pub fn address(&self, n: u8) -> Ipv4Addr {
+        let base = u32::from(self.base);
+        Ipv4Addr::from(base + n as u32)
+    }
+}
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 6];
+    let _ = fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut bytes));
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Networks {
+    /// Connect to the host's netlink and delete every bridge an earlier run
+    /// of this data directory recorded.
+    pub async fn new(data_dir: &std::path::Path, pool: Ipv4Addr, pool_prefix: u8) -> Result<Networks> {
+        if pool_prefix > PREFIX {
+            return Err(Error::Setup(format!("network pool /{pool_prefix} is smaller than one /{PREFIX}")));
+        }
+        let (connection, handle, _) =
+            rtnetlink::new_connection().map_err(|e| Error::Setup(format!("netlink: {e}")))?;
+        tokio::spawn(connection);
+        let registry = data_dir.join("networks");
+        fs::create_dir_all(&registry).map_err(|e| Error::Setup(format!("{}: {e}", registry.display())))?;
+        let networks = Networks {
+            handle,
+            registry,
+            pool,
+            pool_prefix,
+            used: Mutex::new(HashSet::new()),
+        };
+        networks.reconcile().await?;
+        Ok(networks)
+    }
+
+    async fn reconcile(&self) -> Result<()> {
+        let entries = fs::read_dir(&self.registry).map_err(|e| Error::Setup(e.to_string()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(index) = self.index_of(&name).await? {
+                self.handle.link().del(index).execute().await.map_err(err("delete leftover bridge"))?;
+                tracing::info!(bridge = %name, "removed a bridge an earlier run left");
+            }
+            let _ = fs::remove_file(entry.path());
+        }
+        Ok(())
+    }
+
+    async fn index_of(&self, name: &str) -> Result<Option<u32>> {
+        index_of(&self.handle, name).await
+    }
+
+    /// Make a new network with a free subnet of the pool. Its bridge is
+    /// named after the first 12 characters of `tag` (letters and digits),
+    /// so an owner can find it; it must be unique on the host.
+    pub async fn create(&self, tag: &str) -> Result<Network> {
+        let tag: String = tag.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        if tag.is_empty() {
+            return Err(Error::Setup("a network needs a tag".into()));
+        }
+        let subnets = 1u32 << (PREFIX - self.pool_prefix);
+        let subnet = {
+            let mut used = self.used.lock().unwrap();
+            let free = (0..subnets)
+                .find(|s| !used.contains(s))
+                .ok_or_else(|| Error::Capacity("every subnet of the network pool is in use".into()))?;
+            used.insert(free);
+            free
+        };
+        let base = Ipv4Addr::from(u32::from(self.pool) + (subnet << (32 - PREFIX)));
+        let bridge = format!("{BRIDGE_PREFIX}{tag}");
+        let result = async {
+            fs::write(self.registry.join(&bridge), base.to_string())
+                .map_err(|e| Error::Setup(format!("record bridge: {e}")))?;
+            self.handle
+                .link()
+                .add(LinkBridge::new(&bridge).up().build())
+                .execute()
+                .await
+                .map_err(err("create bridge"))?;
+            let index = self
+                .index_of(&bridge)
+                .await?
+                .ok_or_else(|| Error::Setup("the new bridge vanished".into()))?;
+            Ok(index)
+        }
+        .await;
+        match result {
+            Ok(bridge_index) => Ok(Network {
+                bridge,
+                bridge_index,
+                subnet,
+                base,
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(self.registry.join(&bridge));
+                self.used.lock().unwrap().remove(&subnet);
+                Err(e)
+            }
+        }
+    }
+
+    /// Delete a network's bridge (its instances should be gone first; their
+    /// veth pairs went with them).
+    pub async fn remove(&self, network: &Network) -> Result<()> {
+        let result = match self.index_of(&network.bridge).await? {
+            Some(index) => self
+                .handle
+                .link()
+                .del(index)
+                .execute()
+                .await
+                .map_err(err("delete bridge")),
+            None => Ok(()),
+        };
+        let _ = fs::remove_file(self.registry.join(&network.bridge));
+        self.used.lock().unwrap().remove(&network.subnet);
+        result
+    }
+
+    /// Plug the instance whose init has host pid `host_pid` into `network`
+    /// as `eth0` with `address`.
+    pub async fn attach(&self, network: &Network, host_pid: i32, address: Ipv4Addr) -> Result<()> {
+        let suffix = random_suffix();
+        let host_end = format!("{VETH_PREFIX}{suffix}");
+        let peer = format!("pgp{suffix}");
+        let link = self.handle.link();
+        link.add(LinkVeth::new(&host_end, &peer).build())
+            .execute()
+            .await
+            .map_err(err("create veth pair"))?;
+        let result = async {
+            let host_index = self.index_of(&host_end).await?.ok_or_else(|| Error::Setup("veth vanished".into()))?;
+            let peer_index = self.index_of(&peer).await?.ok_or_else(|| Error::Setup("veth peer vanished".into()))?;
+            link.set(
+                LinkUnspec::new_with_index(host_index)
+                    .controller(network.bridge_index)
+                    .up()
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(err("plug veth into bridge"))?;
+            let netns = fs::File::open(format!("/proc/{host_pid}/ns/net"))
+                .map_err(|e| Error::Setup(format!("instance network namespace: {e}")))?;
+            link.set(
+                LinkUnspec::new_with_index(peer_index)
+                    .setns_by_fd(netns.as_raw_fd())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(err("move veth into the instance"))?;
+            configure_inside(netns, &peer, address).await
+        }
+        .await;
+        if result.is_err() {
+            // Deleting one end deletes both (wherever the peer is).
+            if let Ok(Some(index)) = self.index_of(&host_end).await {
+                let _ = link.del(index).execute().await;
+            }
+        }
+        result
+    }
+}
+
+async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>> {
+    let mut links = handle.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(link)) => Ok(Some(link.header.index)),
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(Error::Setup(format!("look up {name}: {e}"))),
+    }
+}
+
+/// Inside the instance's network namespace: rename the veth end to eth0,
+/// give it its address, bring it up, and set the default route.
+async fn configure_inside(netns: fs::File, peer: &str, address: Ipv4Addr) -> Result<()> {
+    // A netlink socket belongs to the namespace it was made in: make it on a
+    // short-lived thread that enters the instance's namespace.
+    let runtime = tokio::runtime::Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("netns-netlink".into())
+        .spawn(move || {
+            let result = setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
+                .map_err(io::Error::from)
+                .and_then(|()| {
+                    let _guard = runtime.enter();
+                    rtnetlink::new_connection()
+                });
+            let _ = tx.send(result);
+        })
+        .map_err(|e| Error::Setup(format!("thread: {e}")))?;
+    let (connection, handle, _) = rx
+        .await
+        .map_err(|_| Error::Setup("netlink thread died".into()))?
+        .map_err(|e| Error::Setup(format!("netlink in the instance: {e}")))?;
+    let task = tokio::spawn(connection);
+    let result = async {
+        let index = index_of(&handle, peer)
+            .await?
+            .ok_or_else(|| Error::Setup("veth did not arrive in the instance".into()))?;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).name("eth0".to_string()).build())
+            .execute()
+            .await
+            .map_err(err("rename to eth0"))?;
+        handle
+            .address()
+            .add(index, address.into(), PREFIX)
+            .execute()
+            .await
+            .map_err(err("address eth0"))?;
+        handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(err("bring eth0 up"))?;
+        // No egress: fail at once ("Network is unreachable") rather than time out.
+        let route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(Ipv4Addr::UNSPECIFIED, 0)
+            .kind(RouteType::Unreachable)
+            .build();
+        handle.route().add(route).execute().await.map_err(err("default route"))?;
+        Ok(())
+    }
+    .await;
+    task.abort();
+    result
+}
