@@ -17,6 +17,7 @@ mod agent;
 pub mod cgroup;
 mod control;
 mod disk;
+mod egress;
 pub mod image;
 mod init;
 mod instance;
@@ -30,9 +31,10 @@ mod security;
 mod sys;
 
 pub use cgroup::{Limits, Stats};
+pub use egress::Egress;
 pub use instance::{ExecOutput, Instance, PtyProcess};
-pub use network::{Network, Networks};
 pub use launch::run_if_requested as run_launcher_if_requested;
+pub use network::{Network, Networks};
 pub use pty::Pty;
 pub use runtime::{InstanceSpec, Runtime, RuntimeConfig};
 

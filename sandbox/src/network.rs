@@ -2,11 +2,12 @@
 //! instances are on one network), one veth pair per instance, all made with
 //! netlink (the `rtnetlink` crate), never by running `ip`.
 //!
-//! Isolation: a bridge carries no address on the host and the host does not
-//! route between bridges, so instances of different networks cannot reach
-//! each other, and no instance can reach the host's own services. With
-//! egress off (the default) an instance's default route is `unreachable`, so
-//! connections to the outside fail at once with a clear error.
+//! Isolation: with egress off (the default) a bridge carries no address on
+//! the host, so instances of different networks cannot reach each other and
+//! no instance can reach the host's own services; an instance's default
+//! route is `unreachable`, so connections to the outside fail at once with a
+//! clear error. With NAT (see `egress`) the bridge gets the gateway address
+//! and the host's filter keeps the same promises.
 //!
 //! Ownership: every bridge is recorded in `<data-dir>/networks/` before it
 //! is made and forgotten after it is deleted, so a restarted server deletes
@@ -26,6 +27,7 @@ use nix::sched::{setns, CloneFlags};
 use rtnetlink::packet_route::route::RouteType;
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
+use crate::egress::{self, Egress};
 use crate::{Error, Result};
 
 /// A network's addresses: a /24 from the pool.
@@ -42,6 +44,9 @@ fn err(what: &str) -> impl Fn(rtnetlink::Error) -> Error + '_ {
 /// Creates and removes networks. One per runtime.
 pub struct Networks {
     handle: Handle,
+    egress: Egress,
+    /// The nftables table of this data directory (used with NAT only).
+    table: String,
     registry: PathBuf,
     pool: Ipv4Addr,
     pool_prefix: u8,
@@ -67,24 +72,45 @@ impl Network {
 
 fn random_suffix() -> String {
     let mut bytes = [0u8; 6];
-    let _ = fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut bytes));
+    let _ =
+        fs::File::open("/dev/urandom").and_then(|mut f| io::Read::read_exact(&mut f, &mut bytes));
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Networks {
     /// Connect to the host's netlink and delete every bridge an earlier run
     /// of this data directory recorded.
-    pub async fn new(data_dir: &std::path::Path, pool: Ipv4Addr, pool_prefix: u8) -> Result<Networks> {
+    pub async fn new(
+        data_dir: &std::path::Path,
+        pool: Ipv4Addr,
+        pool_prefix: u8,
+        egress: Egress,
+    ) -> Result<Networks> {
         if pool_prefix > PREFIX {
-            return Err(Error::Setup(format!("network pool /{pool_prefix} is smaller than one /{PREFIX}")));
+            return Err(Error::Setup(format!(
+                "network pool /{pool_prefix} is smaller than one /{PREFIX}"
+            )));
         }
         let (connection, handle, _) =
             rtnetlink::new_connection().map_err(|e| Error::Setup(format!("netlink: {e}")))?;
         tokio::spawn(connection);
         let registry = data_dir.join("networks");
-        fs::create_dir_all(&registry).map_err(|e| Error::Setup(format!("{}: {e}", registry.display())))?;
+        fs::create_dir_all(&registry)
+            .map_err(|e| Error::Setup(format!("{}: {e}", registry.display())))?;
+        let table = egress::table_name(data_dir);
+        match &egress {
+            Egress::Nat { .. } => {
+                egress::install(&table, pool, pool_prefix, &format!("{BRIDGE_PREFIX}*"))?
+            }
+            // Rules of an earlier run with NAT on: remove (nothing to do without nft).
+            Egress::Off => {
+                let _ = egress::remove(&table);
+            }
+        }
         let networks = Networks {
             handle,
+            egress,
+            table,
             registry,
             pool,
             pool_prefix,
@@ -99,12 +125,30 @@ impl Networks {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if let Some(index) = self.index_of(&name).await? {
-                self.handle.link().del(index).execute().await.map_err(err("delete leftover bridge"))?;
+                self.handle
+                    .link()
+                    .del(index)
+                    .execute()
+                    .await
+                    .map_err(err("delete leftover bridge"))?;
                 tracing::info!(bridge = %name, "removed a bridge an earlier run left");
             }
             let _ = fs::remove_file(entry.path());
         }
         Ok(())
+    }
+
+    pub fn egress(&self) -> &Egress {
+        &self.egress
+    }
+
+    /// Remove the egress rules (at shutdown; networks are removed one by one).
+    pub fn shutdown(&self) {
+        if matches!(self.egress, Egress::Nat { .. }) {
+            if let Err(e) = egress::remove(&self.table) {
+                tracing::warn!("{e}");
+            }
+        }
     }
 
     async fn index_of(&self, name: &str) -> Result<Option<u32>> {
@@ -115,16 +159,20 @@ impl Networks {
     /// named after the first 12 characters of `tag` (letters and digits),
     /// so an owner can find it; it must be unique on the host.
     pub async fn create(&self, tag: &str) -> Result<Network> {
-        let tag: String = tag.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        let tag: String = tag
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect();
         if tag.is_empty() {
             return Err(Error::Setup("a network needs a tag".into()));
         }
         let subnets = 1u32 << (PREFIX - self.pool_prefix);
         let subnet = {
             let mut used = self.used.lock().unwrap();
-            let free = (0..subnets)
-                .find(|s| !used.contains(s))
-                .ok_or_else(|| Error::Capacity("every subnet of the network pool is in use".into()))?;
+            let free = (0..subnets).find(|s| !used.contains(s)).ok_or_else(|| {
+                Error::Capacity("every subnet of the network pool is in use".into())
+            })?;
             used.insert(free);
             free
         };
@@ -143,6 +191,17 @@ impl Networks {
                 .index_of(&bridge)
                 .await?
                 .ok_or_else(|| Error::Setup("the new bridge vanished".into()))?;
+            if matches!(self.egress, Egress::Nat { .. }) {
+                // The gateway: the only host address instances see, and
+                // the host's filter drops whatever they send to it.
+                let gateway = Ipv4Addr::from(u32::from(base) + 1);
+                self.handle
+                    .address()
+                    .add(index, gateway.into(), PREFIX)
+                    .execute()
+                    .await
+                    .map_err(err("address the gateway"))?;
+            }
             Ok(index)
         }
         .await;
@@ -191,8 +250,14 @@ impl Networks {
             .await
             .map_err(err("create veth pair"))?;
         let result = async {
-            let host_index = self.index_of(&host_end).await?.ok_or_else(|| Error::Setup("veth vanished".into()))?;
-            let peer_index = self.index_of(&peer).await?.ok_or_else(|| Error::Setup("veth peer vanished".into()))?;
+            let host_index = self
+                .index_of(&host_end)
+                .await?
+                .ok_or_else(|| Error::Setup("veth vanished".into()))?;
+            let peer_index = self
+                .index_of(&peer)
+                .await?
+                .ok_or_else(|| Error::Setup("veth peer vanished".into()))?;
             link.set(
                 LinkUnspec::new_with_index(host_index)
                     .controller(network.bridge_index)
@@ -212,7 +277,8 @@ impl Networks {
             .execute()
             .await
             .map_err(err("move veth into the instance"))?;
-            configure_inside(netns, &peer, address).await
+            let gateway = matches!(self.egress, Egress::Nat { .. }).then(|| network.address(1));
+            configure_inside(netns, &peer, address, gateway).await
         }
         .await;
         if result.is_err() {
@@ -237,7 +303,12 @@ async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>> {
 
 /// Inside the instance's network namespace: rename the veth end to eth0,
 /// give it its address, bring it up, and set the default route.
-async fn configure_inside(netns: fs::File, peer: &str, address: Ipv4Addr) -> Result<()> {
+async fn configure_inside(
+    netns: fs::File,
+    peer: &str,
+    address: Ipv4Addr,
+    gateway: Option<Ipv4Addr>,
+) -> Result<()> {
     // A netlink socket belongs to the namespace it was made in: make it on a
     // short-lived thread that enters the instance's namespace.
     let runtime = tokio::runtime::Handle::current();
@@ -265,7 +336,11 @@ async fn configure_inside(netns: fs::File, peer: &str, address: Ipv4Addr) -> Res
             .ok_or_else(|| Error::Setup("veth did not arrive in the instance".into()))?;
         handle
             .link()
-            .set(LinkUnspec::new_with_index(index).name("eth0".to_string()).build())
+            .set(
+                LinkUnspec::new_with_index(index)
+                    .name("eth0".to_string())
+                    .build(),
+            )
             .execute()
             .await
             .map_err(err("rename to eth0"))?;
@@ -281,12 +356,19 @@ async fn configure_inside(netns: fs::File, peer: &str, address: Ipv4Addr) -> Res
             .execute()
             .await
             .map_err(err("bring eth0 up"))?;
-        // No egress: fail at once ("Network is unreachable") rather than time out.
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(Ipv4Addr::UNSPECIFIED, 0)
-            .kind(RouteType::Unreachable)
-            .build();
-        handle.route().add(route).execute().await.map_err(err("default route"))?;
+        let route =
+            RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(Ipv4Addr::UNSPECIFIED, 0);
+        let route = match gateway {
+            Some(gateway) => route.gateway(gateway).build(),
+            // No egress: fail at once ("Network is unreachable") rather than time out.
+            None => route.kind(RouteType::Unreachable).build(),
+        };
+        handle
+            .route()
+            .add(route)
+            .execute()
+            .await
+            .map_err(err("default route"))?;
         Ok(())
     }
     .await;
