@@ -18,6 +18,10 @@ pub struct SessionInfo {
     pub expires_in_secs: u64,
     /// How many instances the session may hold at once.
     pub max_instances: u32,
+    /// The link for any port of any instance of this session: replace
+    /// `{instance}` and `{port}` (for ports that are not listening yet).
+    #[serde(default)]
+    pub port_url_template: String,
     pub instances: Vec<InstanceInfo>,
 }
 
@@ -69,6 +73,30 @@ pub enum InstanceStatus {
     Running,
     /// Its init died (killed, or the host ran out of something); it can only be deleted.
     Exited,
+}
+
+/// Messages on a session's event stream (`GET /api/sessions/{sid}/events`,
+/// a WebSocket of JSON text frames), pushed within about a second of the change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SessionEvent {
+    /// First message, and again whenever the client fell behind: the whole
+    /// session as it is now.
+    Snapshot { session: SessionInfo },
+    /// An instance was added (it is running).
+    InstanceAdded { instance: InstanceInfo },
+    /// An instance was deleted.
+    InstanceRemoved { name: String },
+    /// An instance's init died; it can only be deleted now.
+    InstanceExited { name: String },
+    /// The set of listening ports of an instance changed (the full new set).
+    PortsChanged { name: String, ports: Vec<PortInfo> },
+    /// Fresh resource figures of an instance (every few seconds).
+    Stats { name: String, stats: InstanceStats },
+    /// The session ends in this many seconds (sent once, five minutes before).
+    EndingSoon { expires_in_secs: u64 },
+    /// The session has ended; the stream closes after this message.
+    Ended,
 }
 
 /// Body of `POST /api/sessions/{sid}/instances/{name}/exec`.

@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/sessions/{sid}/instances/{name}/exec", post(exec))
         .route("/sessions/{sid}/instances/{name}/terminal", get(terminal))
+        .route("/sessions/{sid}/events", get(events))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
 }
 
@@ -65,7 +66,7 @@ async fn create_session(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let NoOptions {} = optional_json(&body)?;
-    let session = sessions.create();
+    let session = sessions.create().await?;
     let info = session.info(sessions.policy()).await;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
@@ -96,7 +97,7 @@ async fn create_instance(
     let entry = sessions.add_instance(&session).await?;
     Ok((
         StatusCode::CREATED,
-        Json(entry.info(&sessions.policy().limits)),
+        Json(entry.info(&session.id, sessions.policy())),
     )
         .into_response())
 }
@@ -185,4 +186,15 @@ async fn terminal(
     Ok(upgrade
         .max_message_size(1 << 20)
         .on_upgrade(move |socket| terminal.serve(socket, from)))
+}
+
+async fn events(
+    State(sessions): State<AppState>,
+    Path(sid): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let session = sessions.get(&sid)?;
+    Ok(upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| crate::events::serve(socket, session, sessions)))
 }

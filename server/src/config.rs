@@ -57,6 +57,26 @@ pub struct Config {
     #[arg(long, env = "PLAYGROUND_INSTANCE_CPU_SHARES", default_value_t = 1024)]
     pub instance_cpu_shares: u64,
 
+    /// Address pool for session networks; each session gets a /24 of it.
+    /// Instances reach each other inside a session and nothing else.
+    #[arg(long, env = "PLAYGROUND_NETWORK_POOL", default_value = "10.100.0.0/16", value_parser = parse_pool)]
+    pub network_pool: (std::net::Ipv4Addr, u8),
+
+    /// What instances may reach outside their session: `off` (nothing; the
+    /// default) or `nat` (public addresses through the host, never the host
+    /// itself, private or link-local ranges; needs nftables).
+    #[arg(long, env = "PLAYGROUND_EGRESS", default_value = "off", value_parser = ["off", "nat"])]
+    pub egress: String,
+
+    /// DNS servers instances use when egress is `nat` (comma-separated).
+    #[arg(
+        long,
+        env = "PLAYGROUND_DNS",
+        default_value = "1.1.1.1,9.9.9.9",
+        value_delimiter = ','
+    )]
+    pub dns: Vec<std::net::Ipv4Addr>,
+
     /// Folder with the built web app (Trunk's output).
     #[arg(long, env = "PLAYGROUND_WEB_DIR", default_value = "dist")]
     pub web_dir: PathBuf,
@@ -68,12 +88,79 @@ pub struct Config {
         default_value = "http://deb.debian.org/debian"
     )]
     pub debian_mirror: String,
+
+    /// Domain under which ports of instances are served: port 8000 of node1
+    /// is at http://<session id without dashes>-8000-node1.<domain>/. Every
+    /// host name under it belongs to the port proxy, so serve the page on
+    /// another name (e.g. the bare domain). Browsers resolve *.localhost to
+    /// loopback with no DNS set-up; elsewhere point a wildcard DNS record
+    /// (and certificate) at the playground. Ports are also reachable at
+    /// /proxy/<session id>/<instance>/<port>/ on the page's own host.
+    #[arg(long, env = "PLAYGROUND_PROXY_DOMAIN", default_value = "localhost", value_parser = parse_domain)]
+    pub proxy_domain: String,
+
+    /// Scheme browsers use to reach the playground: https behind a TLS
+    /// terminator. Used in port links and X-Forwarded-Proto.
+    #[arg(long, env = "PLAYGROUND_PUBLIC_SCHEME", default_value = "http", value_parser = ["http", "https"])]
+    pub public_scheme: String,
+
+    /// Port browsers use to reach the playground, e.g. 443 behind a TLS
+    /// terminator; left out of links when it is the scheme's default
+    /// [default: the port of --listen].
+    #[arg(long, env = "PLAYGROUND_PUBLIC_PORT")]
+    pub public_port: Option<u16>,
 }
 
 impl Config {
+    pub fn egress(&self) -> sandbox::Egress {
+        match self.egress.as_str() {
+            "nat" => sandbox::Egress::Nat {
+                dns: self.dns.clone(),
+            },
+            _ => sandbox::Egress::Off,
+        }
+    }
+
     pub fn images_dir(&self) -> PathBuf {
         self.images_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("images"))
+    }
+}
+
+fn parse_pool(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let (addr, prefix) = text
+        .split_once('/')
+        .ok_or("expected an IPv4 network like 10.100.0.0/16")?;
+    let addr: std::net::Ipv4Addr = addr.parse().map_err(|e| format!("{e}"))?;
+    let prefix: u8 = prefix.parse().map_err(|e| format!("{e}"))?;
+    if !(8..=24).contains(&prefix) {
+        return Err("the prefix must be between /8 and /24".into());
+    }
+    let mask = u32::MAX << (32 - prefix);
+    if u32::from(addr) & !mask != 0 {
+        return Err(format!("{text} has host bits set"));
+    }
+    Ok((addr, prefix))
+}
+
+fn parse_domain(text: &str) -> Result<String, String> {
+    let domain = text.trim_matches('.').to_ascii_lowercase();
+    let valid = !domain.is_empty()
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if valid {
+        Ok(domain)
+    } else {
+        Err(format!(
+            "{text} is not a domain name like localhost or play.example.com"
+        ))
     }
 }

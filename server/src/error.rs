@@ -44,7 +44,8 @@ impl From<sandbox::Error> for ApiError {
         let status = match e {
             sandbox::Error::NotRunning => StatusCode::CONFLICT,
             sandbox::Error::Capacity(_) => StatusCode::SERVICE_UNAVAILABLE,
-            sandbox::Error::Spawn(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            // The instance cannot start a process now (process limit, memory).
+            sandbox::Error::Spawn(_) => StatusCode::SERVICE_UNAVAILABLE,
             sandbox::Error::Setup(_) | sandbox::Error::Cleanup(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

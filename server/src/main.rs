@@ -4,6 +4,8 @@
 mod api;
 mod config;
 mod error;
+mod events;
+mod proxy;
 mod sessions;
 mod terminal;
 mod web;
@@ -15,11 +17,11 @@ use anyhow::Context;
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
-use sandbox::{Limits, Runtime, RuntimeConfig};
+use sandbox::{Limits, Networks, Runtime, RuntimeConfig};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
-use crate::sessions::{Policy, Sessions};
+use crate::sessions::{Policy, PortUrl, Sessions};
 
 fn main() -> anyhow::Result<()> {
     // The runtime re-executes this binary to create instances; that must be
@@ -61,8 +63,28 @@ fn nix_is_root() -> bool {
 }
 
 async fn serve(config: Config, runtime: Runtime) -> anyhow::Result<()> {
+    let (pool, prefix) = config.network_pool;
+    let networks = Networks::new(&config.data_dir, pool, prefix, config.egress())
+        .await
+        .context("session networks")?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let proxy_settings = proxy::ProxySettings::new(
+        &config.proxy_domain,
+        &config.public_scheme,
+        config.public_port.unwrap_or(address.port()),
+    );
+    let port_url: PortUrl = {
+        let settings = proxy_settings.clone();
+        Arc::new(move |sid: &str, name: &str, port: u16| {
+            proxy::port_url(&settings, sid, name, port)
+        })
+    };
     let sessions = Arc::new(Sessions::new(
         runtime,
+        networks,
         Policy {
             session_ttl: config.session_ttl,
             max_instances: config.max_instances,
@@ -73,6 +95,7 @@ async fn serve(config: Config, runtime: Runtime) -> anyhow::Result<()> {
                 cpu_millis: (config.instance_cpus.max(0.0) * 1000.0) as u64,
                 disk_bytes: config.instance_disk_mib << 20,
             },
+            port_url,
         },
     ));
 
@@ -87,6 +110,8 @@ async fn serve(config: Config, runtime: Runtime) -> anyhow::Result<()> {
         })
     };
 
+    let watcher = tokio::spawn(events::watch(sessions.clone()));
+
     let app = Router::new()
         .route(
             "/healthz",
@@ -97,10 +122,8 @@ async fn serve(config: Config, runtime: Runtime) -> anyhow::Result<()> {
         .merge(web::router(&config.web_dir))
         .layer(tower_http::trace::TraceLayer::new_for_http());
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listen on {}", config.listen))?;
-    let address = listener.local_addr()?;
+    // Requests for ports of instances go to the proxy, the rest to `app`.
+    let app = proxy::front(app, proxy::Proxy::new(proxy_settings, sessions.clone()));
     // Tests and scripts wait for this exact line.
     println!("playground listening on http://{address}/");
     axum::serve(listener, app)
@@ -108,8 +131,10 @@ async fn serve(config: Config, runtime: Runtime) -> anyhow::Result<()> {
         .await?;
 
     sweeper.abort();
+    watcher.abort();
     tracing::info!("shutting down: ending every session");
     sessions.end_all().await;
+    sessions.shutdown();
     Ok(())
 }
 

@@ -1,29 +1,38 @@
-//! Sessions and their instances: creation within limits, expiry, teardown.
+//! Sessions and their instances: creation within limits, networks and
+//! names, expiry, teardown, and the events each session publishes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use axum::http::StatusCode;
-use playground_protocol::{InstanceInfo, InstanceStats, InstanceStatus, SessionInfo};
-use sandbox::{Instance, InstanceSpec, Limits, Runtime};
-use tokio::sync::Mutex;
+use playground_protocol::{
+    InstanceInfo, InstanceStats, InstanceStatus, PortInfo, SessionEvent, SessionInfo,
+};
+use sandbox::{Egress, Instance, InstanceSpec, Limits, Network, Networks, Runtime};
+use tokio::sync::{broadcast, Mutex};
 
 use crate::error::ApiError;
 use crate::terminal::Terminal;
 
+/// Builds the link for a port: (session id, instance name, port) -> URL.
+pub type PortUrl = Arc<dyn Fn(&str, &str, u16) -> String + Send + Sync>;
+
 /// Policy the registry enforces.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Policy {
     pub session_ttl: Duration,
     pub max_instances: u32,
     pub limits: Limits,
+    pub port_url: PortUrl,
 }
 
 /// Every live session, by id.
 pub struct Sessions {
     runtime: Runtime,
+    networks: Networks,
     policy: Policy,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
 }
@@ -32,14 +41,17 @@ pub struct Session {
     pub id: String,
     pub created_at: SystemTime,
     pub expires_at: SystemTime,
+    network: Network,
     /// Held while instances are added or removed, so limits and names stay exact.
     instances: Mutex<BTreeMap<String, Arc<InstanceEntry>>>,
     ended: AtomicBool,
+    events: broadcast::Sender<SessionEvent>,
 }
 
 pub struct InstanceEntry {
     pub name: String,
     pub created_at: SystemTime,
+    pub ip: Ipv4Addr,
     pub instance: Instance,
     /// The instance's shell, started on the first terminal connection.
     pub terminal: Mutex<Option<Arc<Terminal>>>,
@@ -50,18 +62,31 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 impl InstanceEntry {
-    pub fn info(&self, limits: &Limits) -> InstanceInfo {
+    pub fn stats(&self, limits: &Limits) -> InstanceStats {
+        let s = self.instance.stats();
+        InstanceStats {
+            memory_bytes: s.memory_bytes,
+            memory_limit_bytes: s.memory_limit_bytes,
+            cpu_seconds: s.cpu_usage_ns as f64 / 1e9,
+            pids: s.pids,
+            pids_limit: limits.pids,
+        }
+    }
+
+    pub fn ports(&self, sid: &str, policy: &Policy) -> Vec<PortInfo> {
+        self.instance
+            .listening_ports()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|port| PortInfo {
+                port,
+                url: (policy.port_url)(sid, &self.name, port),
+            })
+            .collect()
+    }
+
+    pub fn info(&self, sid: &str, policy: &Policy) -> InstanceInfo {
         let running = self.instance.is_running();
-        let stats = running.then(|| {
-            let s = self.instance.stats();
-            InstanceStats {
-                memory_bytes: s.memory_bytes,
-                memory_limit_bytes: s.memory_limit_bytes,
-                cpu_seconds: s.cpu_usage_ns as f64 / 1e9,
-                pids: s.pids,
-                pids_limit: limits.pids,
-            }
-        });
         InstanceInfo {
             name: self.name.clone(),
             hostname: self.instance.hostname().to_string(),
@@ -71,9 +96,13 @@ impl InstanceEntry {
             } else {
                 InstanceStatus::Exited
             },
-            ip: None,
-            ports: Vec::new(),
-            stats,
+            ip: Some(self.ip.to_string()),
+            ports: if running {
+                self.ports(sid, policy)
+            } else {
+                Vec::new()
+            },
+            stats: running.then(|| self.stats(&policy.limits)),
         }
     }
 }
@@ -83,19 +112,28 @@ impl Session {
         !self.ended.load(Ordering::Acquire) && SystemTime::now() < self.expires_at
     }
 
+    pub fn expires_in(&self) -> Duration {
+        self.expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+    }
+
     pub async fn info(&self, policy: &Policy) -> SessionInfo {
         let instances = self.instances.lock().await;
         SessionInfo {
             id: self.id.clone(),
             created_at: rfc3339(self.created_at),
             expires_at: rfc3339(self.expires_at),
-            expires_in_secs: self
-                .expires_at
-                .duration_since(SystemTime::now())
-                .unwrap_or_default()
-                .as_secs(),
+            expires_in_secs: self.expires_in().as_secs(),
             max_instances: policy.max_instances,
-            instances: instances.values().map(|i| i.info(&policy.limits)).collect(),
+            // A marker name that survives any case folding of the link.
+            port_url_template: (policy.port_url)(&self.id, "pgxinstancexpg", 65535)
+                .replace("pgxinstancexpg", "{instance}")
+                .replace("65535", "{port}"),
+            instances: instances
+                .values()
+                .map(|i| i.info(&self.id, policy))
+                .collect(),
         }
     }
 
@@ -108,22 +146,45 @@ impl Session {
             .ok_or_else(|| ApiError::instance_not_found(name))
     }
 
-    /// Destroy every instance (the session is already out of the registry).
-    async fn tear_down(&self) {
-        self.ended.store(true, Ordering::Release);
-        let mut instances = self.instances.lock().await;
-        for (_, entry) in std::mem::take(&mut *instances) {
-            if let Err(e) = entry.instance.destroy().await {
-                tracing::error!(session = %self.id, "{e}");
+    /// The instances now (a copy of the list).
+    pub async fn instances(&self) -> Vec<Arc<InstanceEntry>> {
+        self.instances.lock().await.values().cloned().collect()
+    }
+
+    /// Receive this session's events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn publish(&self, event: SessionEvent) {
+        // No subscribers is fine.
+        let _ = self.events.send(event);
+    }
+
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// Give every instance an /etc/hosts that names all instances of the session.
+    async fn update_hosts(instances: &BTreeMap<String, Arc<InstanceEntry>>) {
+        let mut hosts =
+            String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        for entry in instances.values() {
+            hosts.push_str(&format!("{}\t{}\n", entry.ip, entry.instance.hostname()));
+        }
+        for entry in instances.values() {
+            if let Err(e) = entry.instance.write_file("/etc/hosts", &hosts).await {
+                tracing::debug!(instance = %entry.name, "cannot update /etc/hosts: {e}");
             }
         }
     }
 }
 
 impl Sessions {
-    pub fn new(runtime: Runtime, policy: Policy) -> Self {
+    pub fn new(runtime: Runtime, networks: Networks, policy: Policy) -> Self {
         Sessions {
             runtime,
+            networks,
             policy,
             sessions: RwLock::new(HashMap::new()),
         }
@@ -133,21 +194,30 @@ impl Sessions {
         &self.policy
     }
 
-    pub fn create(&self) -> Arc<Session> {
+    /// Remove what the sessions shared on the host (egress rules).
+    pub fn shutdown(&self) {
+        self.networks.shutdown();
+    }
+
+    pub async fn create(&self) -> Result<Arc<Session>, ApiError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let network = self.networks.create(&id).await?;
         let now = SystemTime::now();
         let session = Arc::new(Session {
-            id: uuid::Uuid::new_v4().to_string(),
+            id,
             created_at: now,
             expires_at: now + self.policy.session_ttl,
+            network,
             instances: Mutex::new(BTreeMap::new()),
             ended: AtomicBool::new(false),
+            events: broadcast::channel(256).0,
         });
         self.sessions
             .write()
             .unwrap()
             .insert(session.id.clone(), session.clone());
         tracing::info!(session = %session.id, "session created");
-        session
+        Ok(session)
     }
 
     /// A live session; expired or ended ones are not found.
@@ -161,17 +231,30 @@ impl Sessions {
             .ok_or_else(|| ApiError::session_not_found(sid))
     }
 
-    /// End a session and destroy its instances.
+    /// Every live session.
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.sessions.read().unwrap().values().cloned().collect()
+    }
+
+    /// End a session: destroy its instances and its network.
     pub async fn end(&self, sid: &str) -> Result<(), ApiError> {
         let session = self.sessions.write().unwrap().remove(sid);
-        match session {
-            Some(session) => {
-                session.tear_down().await;
-                tracing::info!(session = %sid, "session ended");
-                Ok(())
+        let Some(session) = session else {
+            return Err(ApiError::session_not_found(sid));
+        };
+        session.ended.store(true, Ordering::Release);
+        let mut instances = session.instances.lock().await;
+        for (_, entry) in std::mem::take(&mut *instances) {
+            if let Err(e) = entry.instance.destroy().await {
+                tracing::error!(session = %sid, "{e}");
             }
-            None => Err(ApiError::session_not_found(sid)),
         }
+        if let Err(e) = self.networks.remove(&session.network).await {
+            tracing::error!(session = %sid, "{e}");
+        }
+        session.publish(SessionEvent::Ended);
+        tracing::info!(session = %sid, "session ended");
+        Ok(())
     }
 
     /// End every session whose time is up.
@@ -212,10 +295,17 @@ impl Sessions {
                 ),
             ));
         }
-        let name = (1..)
-            .map(|n| format!("node{n}"))
-            .find(|n| !instances.contains_key(n))
+        let n = (1..)
+            .find(|n| !instances.contains_key(&format!("node{n}")))
             .expect("a free name exists below the maximum");
+        let name = format!("node{n}");
+        // node1 is .2, node2 is .3, ...: the gateway address .1 stays free.
+        let ip = session.network.address(u8::try_from(n + 1).map_err(|_| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "no free address on this session's network",
+            )
+        })?);
         let spec = InstanceSpec {
             id: format!("{}-{name}", session.id.replace('-', "")),
             hostname: name.clone(),
@@ -223,25 +313,50 @@ impl Sessions {
         };
         let started = std::time::Instant::now();
         let instance = self.runtime.create(spec).await?;
+        if let Err(e) = self
+            .networks
+            .attach(&session.network, instance.host_pid(), ip)
+            .await
+        {
+            let _ = instance.destroy().await;
+            return Err(e.into());
+        }
         tracing::info!(session = %session.id, instance = %name, elapsed_ms = started.elapsed().as_millis() as u64, "instance created");
         let entry = Arc::new(InstanceEntry {
             name: name.clone(),
             created_at: SystemTime::now(),
+            ip,
             instance,
             terminal: Mutex::new(None),
         });
+        let resolv = match self.networks.egress() {
+            Egress::Nat { dns } => dns.iter().map(|ip| format!("nameserver {ip}\n")).collect(),
+            Egress::Off => {
+                "# No DNS: this playground gives instances no outside access.\n".to_string()
+            }
+        };
+        if let Err(e) = entry.instance.write_file("/etc/resolv.conf", &resolv).await {
+            tracing::warn!(instance = %name, "cannot write /etc/resolv.conf: {e}");
+        }
         instances.insert(name, entry.clone());
+        Session::update_hosts(&instances).await;
+        session.publish(SessionEvent::InstanceAdded {
+            instance: entry.info(&session.id, &self.policy),
+        });
         Ok(entry)
     }
 
     pub async fn remove_instance(&self, session: &Session, name: &str) -> Result<(), ApiError> {
-        let entry = session
-            .instances
-            .lock()
-            .await
+        let mut instances = session.instances.lock().await;
+        let entry = instances
             .remove(name)
             .ok_or_else(|| ApiError::instance_not_found(name))?;
-        entry.instance.destroy().await?;
+        let result = entry.instance.destroy().await;
+        Session::update_hosts(&instances).await;
+        session.publish(SessionEvent::InstanceRemoved {
+            name: name.to_string(),
+        });
+        result?;
         tracing::info!(session = %session.id, instance = %name, "instance deleted");
         Ok(())
     }

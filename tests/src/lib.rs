@@ -336,6 +336,8 @@ pub struct Leftovers {
     pub instance_dirs: Vec<PathBuf>,
     /// Loop devices still backed by an instance disk of this session.
     pub loop_devices: Vec<String>,
+    /// The session's network bridge, if it still exists.
+    pub bridges: Vec<String>,
 }
 
 impl Leftovers {
@@ -399,6 +401,10 @@ pub fn leftovers(sid: &str, data_dir: &Path) -> Leftovers {
             }
         }
     }
+    let bridge = bridge_name(sid);
+    if Path::new("/sys/class/net").join(&bridge).exists() {
+        found.bridges.push(bridge);
+    }
     if let Ok(dirs) = std::fs::read_dir(data_dir.join("instances")) {
         found.instance_dirs = dirs
             .flatten()
@@ -407,6 +413,11 @@ pub fn leftovers(sid: &str, data_dir: &Path) -> Leftovers {
             .collect();
     }
     found
+}
+
+/// The name of a session's bridge on the host.
+pub fn bridge_name(sid: &str) -> String {
+    format!("pgb{}", &sid.replace('-', "")[..12])
 }
 
 /// Poll `leftovers` until nothing is left or `timeout` passes.
