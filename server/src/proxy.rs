@@ -1,0 +1,161 @@
+//! The reverse proxy to ports inside instances.
+//!
+//! A request is the proxy's when its Host is `<label>.<proxy domain>` (any
+//! path; see [`address`] for the label), or when its path starts with
+//! `/proxy/` (the path-based form). Every other request goes to the
+//! playground's own router unchanged. [`front`] puts the proxy in front of
+//! that router.
+//!
+//! Forwarding is HTTP/1.1 over a fresh connection made inside the instance's
+//! network namespace, with bodies streamed both ways and upgrades (WebSocket)
+//! spliced; see [`forward`].
+
+mod address;
+mod forward;
+mod page;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
+use axum::extract::Request;
+use axum::http::{header, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Router, ServiceExt};
+use tower_service::Service;
+
+use crate::sessions::Sessions;
+use address::{PathRoute, Target};
+use page::Page;
+
+pub use address::{port_url, ProxySettings};
+
+/// The proxy: where browsers reach the playground, and the sessions whose
+/// instances it forwards to.
+pub struct Proxy {
+    settings: ProxySettings,
+    sessions: Arc<Sessions>,
+}
+
+/// A request the proxy forwards: to which port, with which path.
+struct Forward {
+    target: Target,
+    /// Path and query sent to the instance.
+    uri: Uri,
+    /// For the path-based form, the path prefix that was taken off.
+    prefix: Option<String>,
+}
+
+/// What the proxy makes of a request that is its.
+enum Claim {
+    Forward(Forward),
+    Answer(Response),
+}
+
+impl Proxy {
+    pub fn new(settings: ProxySettings, sessions: Arc<Sessions>) -> Arc<Proxy> {
+        tracing::info!(
+            "ports are served at {}",
+            port_url(&settings, "<session>", "<instance>", 0).replace("-0-", "-<port>-")
+        );
+        Arc::new(Proxy { settings, sessions })
+    }
+
+    /// `None` when the request is not the proxy's.
+    fn claim(&self, request: &Request) -> Option<Claim> {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| request.uri().authority().map(|a| a.as_str()));
+        if let Some(host) = host {
+            if let Some(prefix) = address::host_prefix(host, &self.settings.domain) {
+                let Some(target) = address::parse_label(&prefix) else {
+                    let page = Page::bad_host(host, &self.settings.domain);
+                    return Some(Claim::Answer(page.into_response()));
+                };
+                let uri = request
+                    .uri()
+                    .path_and_query()
+                    .map(|pq| pq.as_str())
+                    .unwrap_or("/")
+                    .parse()
+                    .unwrap_or_else(|_| Uri::from_static("/"));
+                return Some(Claim::Forward(Forward {
+                    target,
+                    uri,
+                    prefix: None,
+                }));
+            }
+        }
+        let path = request.uri().path();
+        let query = request
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        Some(match address::parse_path(path)? {
+            PathRoute::Forward {
+                target,
+                prefix,
+                rest,
+            } => match format!("{rest}{query}").parse() {
+                Ok(uri) => Claim::Forward(Forward {
+                    target,
+                    uri,
+                    prefix: Some(prefix),
+                }),
+                Err(_) => Claim::Answer(Page::bad_path(path).into_response()),
+            },
+            PathRoute::AddSlash(location) => {
+                Claim::Answer(page::redirect(&format!("{location}{query}")))
+            }
+            PathRoute::Malformed => Claim::Answer(Page::bad_path(path).into_response()),
+        })
+    }
+}
+
+/// The playground's router with the proxy in front of it, ready for
+/// `axum::serve` (client addresses are kept for `X-Forwarded-For`).
+pub fn front(
+    router: Router,
+    proxy: Arc<Proxy>,
+) -> IntoMakeServiceWithConnectInfo<Front, SocketAddr> {
+    Front { proxy, router }.into_make_service_with_connect_info::<SocketAddr>()
+}
+
+/// Sends each request to the proxy or to the router.
+#[derive(Clone)]
+pub struct Front {
+    proxy: Arc<Proxy>,
+    router: Router,
+}
+
+impl Service<Request> for Front {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The router is always ready, and so is the proxy.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match self.proxy.claim(&request) {
+            None => {
+                let future = self.router.call(request);
+                Box::pin(future)
+            }
+            Some(Claim::Answer(response)) => Box::pin(async move { Ok(response) }),
+            Some(Claim::Forward(forward)) => {
+                let proxy = self.proxy.clone();
+                Box::pin(async move { Ok(forward::forward(&proxy, forward, request).await) })
+            }
+        }
+    }
+}
