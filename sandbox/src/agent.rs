@@ -32,7 +32,11 @@ pub enum Request {
     /// Send a signal to a process init spawned (to its process group when `group`).
     Signal { pid: i32, signal: i32, group: bool },
     /// Replace the contents of a small regular file (e.g. /etc/hosts).
-    WriteFile { id: u64, path: String, contents: String },
+    WriteFile {
+        id: u64,
+        path: String,
+        contents: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -117,7 +117,10 @@ impl Control {
         match rx.await {
             Ok(None) => Ok(()),
             Ok(Some(error)) => Err(io::Error::other(error)),
-            Err(_) => Err(io::Error::new(io::ErrorKind::NotConnected, "the instance stopped")),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the instance stopped",
+            )),
         }
     }
 

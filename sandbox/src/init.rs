@@ -297,5 +297,6 @@ fn write_file(path: &str, contents: &str) -> Result<(), String> {
         return Err(format!("{path} is not a regular file"));
     }
     file.set_len(0).map_err(|e| format!("{path}: {e}"))?;
-    file.write_all(contents.as_bytes()).map_err(|e| format!("{path}: {e}"))
+    file.write_all(contents.as_bytes())
+        .map_err(|e| format!("{path}: {e}"))
 }

@@ -23,7 +23,8 @@ fn parse_proc_net(text: &str, v6: bool) -> Vec<Listener> {
     let mut out = Vec::new();
     for line in text.lines().skip(1) {
         let mut fields = line.split_whitespace();
-        let (Some(local), Some(_remote), Some(state)) = (fields.nth(1), fields.next(), fields.next())
+        let (Some(local), Some(_remote), Some(state)) =
+            (fields.nth(1), fields.next(), fields.next())
         else {
             continue;
         };
@@ -147,14 +148,27 @@ mod tests {
         assert_eq!(
             found,
             vec![
-                Listener { port: 8080, addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED) },
-                Listener { port: 22, addr: IpAddr::V4(Ipv4Addr::LOCALHOST) },
+                Listener {
+                    port: 8080,
+                    addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+                },
+                Listener {
+                    port: 22,
+                    addr: IpAddr::V4(Ipv4Addr::LOCALHOST)
+                },
             ]
         );
-        let tcp6 = "  sl  local_address                         remote_address                        st
+        let tcp6 =
+            "  sl  local_address                         remote_address                        st
    0: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A
 ";
         let found = parse_proc_net(tcp6, true);
-        assert_eq!(found, vec![Listener { port: 80, addr: IpAddr::V6(Ipv6Addr::LOCALHOST) }]);
+        assert_eq!(
+            found,
+            vec![Listener {
+                port: 80,
+                addr: IpAddr::V6(Ipv6Addr::LOCALHOST)
+            }]
+        );
     }
 }
