@@ -115,12 +115,108 @@ async fn start_add_instance_and_type_into_the_terminal() {
         .await;
         assert!(text.contains("echo hello-$((6*7))"), "{text}");
 
-        let shot = browser.screenshot().await?;
-        let dir = repo_root().join("target/screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("terminal-hello-42.png");
-        std::fs::write(&path, shot).unwrap();
-        println!("screenshot: {}", path.display());
+        save_screenshot(&browser, "terminal-hello-42.png").await?;
+
+        // The instance panel: its address and live memory figure.
+        let ip = wait_for(
+            "the instance's address",
+            Duration::from_secs(10),
+            || async {
+                let text = element_text(&browser, "#instance-ip").await?;
+                is_ten_net(&text).then_some(text)
+            },
+        )
+        .await;
+        println!("instance ip: {ip}");
+        let memory = wait_for("the memory figure", Duration::from_secs(10), || async {
+            let text = element_text(&browser, "#instance-memory").await?;
+            text.contains("iB").then_some(text)
+        })
+        .await;
+        println!("instance memory: {memory}");
+
+        // A server in the instance becomes a port link within seconds.
+        input
+            .send_keys("python3 -m http.server 8000 &\u{E007}")
+            .await?;
+        let href = wait_for("the link of port 8000", Duration::from_secs(5), || async {
+            let link = browser
+                .find(Locator::Css(".port-link[data-port='8000']"))
+                .await
+                .ok()?;
+            link.attr("href").await.ok().flatten()
+        })
+        .await;
+        assert!(href.contains("8000"), "port link {href}");
+        let link = browser
+            .find(Locator::Css(".port-link[data-port='8000']"))
+            .await?;
+        assert_eq!(link.attr("target").await?.as_deref(), Some("_blank"));
+        assert!(link.text().await?.contains(":8000"));
+        println!("port link: {href}");
+
+        // The "open port" field refuses what is not a port, inline.
+        let field = browser.find(Locator::Css("#open-port-input")).await?;
+        field.send_keys("70000").await?;
+        browser
+            .find(Locator::Css("#open-port-button"))
+            .await?
+            .click()
+            .await?;
+        let error = browser
+            .wait()
+            .for_element(Locator::Css("#open-port-error"))
+            .await?
+            .text()
+            .await?;
+        assert!(error.contains("65535"), "{error}");
+        field.send_keys(&"\u{E003}".repeat(5)).await?;
+        wait_for("the error to go", Duration::from_secs(5), || async {
+            let gone = browser
+                .find(Locator::Css("#open-port-error"))
+                .await
+                .is_err();
+            gone.then_some(())
+        })
+        .await;
+
+        // Wait for a CPU figure (two stats events) so the screenshot shows it.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(6),
+            wait_for("a CPU figure", Duration::from_secs(60), || async {
+                let text = element_text(&browser, "#instance-cpu").await?;
+                text.ends_with('%').then_some(())
+            }),
+        )
+        .await;
+        save_screenshot(&browser, "ports.png").await?;
+
+        // Click the port's button: the served page opens in a new tab,
+        // through the reverse proxy (a *.localhost name, no DNS set-up).
+        let before = browser.windows().await?;
+        browser
+            .find(Locator::Css(".port-link[data-port='8000']"))
+            .await?
+            .click()
+            .await?;
+        let tab = wait_for("a new tab", Duration::from_secs(10), || async {
+            let now = browser.windows().await.ok()?;
+            now.into_iter().find(|w| !before.contains(w))
+        })
+        .await;
+        browser.switch_to_window(tab).await?;
+        let page = wait_for("the served page", Duration::from_secs(15), || async {
+            let source = browser.source().await.ok()?;
+            source.contains("Directory listing for /").then_some(source)
+        })
+        .await;
+        let url = browser.current_url().await?;
+        assert!(url.as_str().contains("-8000-node1."), "{url}");
+        assert!(
+            page.contains(".bashrc") || page.contains(".profile"),
+            "{page}"
+        );
+        save_screenshot(&browser, "port-page.png").await?;
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;
@@ -128,6 +224,32 @@ async fn start_add_instance_and_type_into_the_terminal() {
     let _ = driver.kill().await;
     result.expect("browser steps");
     server.stop().await;
+}
+
+async fn save_screenshot(
+    browser: &fantoccini::Client,
+    name: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    let shot = browser.screenshot().await?;
+    let dir = repo_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, shot).unwrap();
+    println!("screenshot: {}", path.display());
+    Ok(())
+}
+
+/// The trimmed text of the element `css`, if it exists and is not empty.
+async fn element_text(browser: &fantoccini::Client, css: &str) -> Option<String> {
+    let element = browser.find(Locator::Css(css)).await.ok()?;
+    let text = element.text().await.ok()?.trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// `10.x.y.z`.
+fn is_ten_net(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('.').collect();
+    parts.len() == 4 && parts[0] == "10" && parts.iter().all(|p| p.parse::<u8>().is_ok())
 }
 
 /// The terminal's visible text (xterm's DOM renderer uses no-break spaces).

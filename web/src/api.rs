@@ -54,6 +54,11 @@ pub fn terminal_path(sid: &str, name: &str) -> String {
     format!("{}/instances/{}/terminal", session_url(sid), encode(name))
 }
 
+/// Path of a session's event stream WebSocket (without scheme and host).
+pub fn events_path(sid: &str) -> String {
+    format!("{}/events", session_url(sid))
+}
+
 fn session_url(sid: &str) -> String {
     format!("/api/sessions/{}", encode(sid))
 }

@@ -3,6 +3,7 @@
 
 mod api;
 mod app;
+mod events;
 mod session;
 mod terminal;
 mod xterm;

@@ -1,15 +1,30 @@
 //! The session page: header with countdown and "Close session", a sidebar
-//! listing the instances, and the selected instance's terminal.
+//! listing the instances, and the selected instance's details (address,
+//! memory, CPU, open ports) above its terminal.
+//!
+//! The page follows the session's event stream (see `events.rs`): the state
+//! comes from each `snapshot` and is kept current by the events after it. A
+//! slow poll of `GET /api/sessions/{sid}` keeps the countdown honest and
+//! takes over (faster) while the stream is down.
+
+use std::collections::HashMap;
 
 use gloo_timers::callback::Interval;
-use playground_protocol::{InstanceInfo, InstanceStatus, SessionInfo};
+use playground_protocol::{InstanceInfo, InstanceStats, InstanceStatus, SessionEvent, SessionInfo};
+use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use crate::api::{self, ApiError, ApiResult};
+use crate::events::{EventStream, LinkState};
 use crate::terminal::TerminalView;
 
-/// How often the page re-reads the session (instances, expiry).
-const REFRESH_MS: u32 = 5_000;
+/// How often the poll timer fires.
+const POLL_TICK_MS: u32 = 5_000;
+/// While the event stream is live, re-read the session only this often
+/// (for the countdown).
+const LIVE_POLL_MS: f64 = 30_000.0;
+/// The warning banner shows from this many seconds before the end.
+const ENDING_SOON_SECS: u64 = 300;
 
 #[derive(Properties, PartialEq)]
 pub struct SessionProps {
@@ -17,16 +32,18 @@ pub struct SessionProps {
     #[prop_or_default]
     pub initial: Option<SessionInfo>,
     pub on_error: Callback<String>,
-    /// The session is gone (404): show the "ended" page.
+    /// The session is gone (404 or `ended`): show the "ended" page.
     pub on_ended: Callback<()>,
     /// The user closed the session: go back to the landing page.
     pub on_closed: Callback<()>,
 }
 
 pub enum Msg {
-    Refresh,
-    /// A GET answer, with the mutation count at the time it was sent.
-    Loaded(u32, ApiResult<SessionInfo>),
+    Event(SessionEvent),
+    Link(LinkState),
+    Poll,
+    /// A GET answer, and whether the stream was live when it was sent.
+    Loaded(bool, ApiResult<SessionInfo>),
     Tick,
     AddInstance,
     Added(ApiResult<InstanceInfo>),
@@ -35,23 +52,61 @@ pub enum Msg {
     Deleted(String, ApiResult<()>),
     CloseSession,
     Closed(ApiResult<()>),
+    PortInput(String),
+    OpenPort,
+}
+
+/// CPU use of one instance, from the change in CPU time between two samples.
+#[derive(Default)]
+struct CpuMeter {
+    /// CPU seconds and `Date.now()` of the baseline sample.
+    last: Option<(f64, f64)>,
+    /// Percent of one core over the last interval.
+    percent: Option<f64>,
+}
+
+impl CpuMeter {
+    fn sample(&mut self, cpu_seconds: f64, now_ms: f64) {
+        match self.last {
+            Some((cpu, at)) => {
+                let elapsed = (now_ms - at) / 1000.0;
+                if cpu_seconds < cpu {
+                    // A counter that went back: start over.
+                    self.last = Some((cpu_seconds, now_ms));
+                } else if elapsed >= 0.5 {
+                    // Shorter gaps (a snapshot right after a stats event)
+                    // keep the older baseline.
+                    self.percent = Some((cpu_seconds - cpu) / elapsed * 100.0);
+                    self.last = Some((cpu_seconds, now_ms));
+                }
+            }
+            None => self.last = Some((cpu_seconds, now_ms)),
+        }
+    }
 }
 
 pub struct SessionPage {
     session: Option<SessionInfo>,
-    /// `Date.now()` when `session` was fetched: the countdown runs from there.
+    /// `Date.now()` when `expires_in_secs` was last set: the countdown runs from there.
     fetched_at: f64,
     selected: Option<String>,
+    link: LinkState,
+    /// A GET is under way.
     loading: bool,
-    /// The last refresh failed (reported once, not every few seconds).
-    refresh_failing: bool,
-    /// Bumped by every change this page makes, so a GET that started before
-    /// it does not undo it.
-    mutations: u32,
+    /// `Date.now()` of the last GET.
+    polled_at: f64,
+    /// The last GET failed (reported once, not every few seconds).
+    poll_failing: bool,
+    /// `ending_soon` arrived.
+    ending_soon: bool,
+    cpu: HashMap<String, CpuMeter>,
     adding: bool,
     deleting: Option<String>,
     closing: bool,
-    _refresh: Interval,
+    port_input: String,
+    port_error: Option<String>,
+    _events: EventStream,
+    _poll: Interval,
     _tick: Interval,
 }
 
@@ -62,6 +117,11 @@ impl SessionPage {
         s.expires_in_secs.saturating_sub(elapsed)
     }
 
+    fn show_ending_soon(&self) -> bool {
+        self.session.is_some() && (self.ending_soon || self.remaining_secs() <= ENDING_SOON_SECS)
+    }
+
+    /// Take a whole session (snapshot, first GET) as the new state.
     fn set_session(&mut self, info: SessionInfo) {
         let keep = self
             .selected
@@ -70,35 +130,164 @@ impl SessionPage {
         if !keep {
             self.selected = info.instances.first().map(|i| i.name.clone());
         }
+        let now = js_sys::Date::now();
+        self.cpu
+            .retain(|name, _| info.instances.iter().any(|i| &i.name == name));
+        for inst in &info.instances {
+            if let Some(stats) = &inst.stats {
+                self.cpu
+                    .entry(inst.name.clone())
+                    .or_default()
+                    .sample(stats.cpu_seconds, now);
+            }
+        }
         self.session = Some(info);
-        self.fetched_at = js_sys::Date::now();
+        self.fetched_at = now;
     }
 
-    fn refresh(&mut self, ctx: &Context<Self>) {
+    fn instance_mut(&mut self, name: &str) -> Option<&mut InstanceInfo> {
+        self.session
+            .as_mut()?
+            .instances
+            .iter_mut()
+            .find(|i| i.name == name)
+    }
+
+    /// Add an instance, or refresh it if it is known (an `instance_added`
+    /// and the POST answer can arrive in either order).
+    fn upsert_instance(&mut self, inst: InstanceInfo) {
+        let Some(s) = &mut self.session else { return };
+        match s.instances.iter_mut().find(|i| i.name == inst.name) {
+            Some(known) => {
+                let stats = known.stats.take();
+                let ports = std::mem::take(&mut known.ports);
+                *known = InstanceInfo {
+                    stats: inst.stats.or(stats),
+                    ports: if inst.ports.is_empty() {
+                        ports
+                    } else {
+                        inst.ports
+                    },
+                    ..inst
+                };
+            }
+            None => s.instances.push(inst),
+        }
+        if self.selected.is_none() {
+            self.selected = s.instances.first().map(|i| i.name.clone());
+        }
+    }
+
+    fn remove_instance(&mut self, name: &str) {
+        self.cpu.remove(name);
+        let Some(s) = &mut self.session else { return };
+        let Some(pos) = s.instances.iter().position(|i| i.name == name) else {
+            return;
+        };
+        s.instances.remove(pos);
+        if self.selected.as_deref() == Some(name) {
+            let next = pos.min(s.instances.len().saturating_sub(1));
+            self.selected = s.instances.get(next).map(|i| i.name.clone());
+        }
+    }
+
+    fn apply(&mut self, ctx: &Context<Self>, event: SessionEvent) {
+        match event {
+            SessionEvent::Snapshot { session } => self.set_session(session),
+            SessionEvent::InstanceAdded { instance } => self.upsert_instance(instance),
+            SessionEvent::InstanceRemoved { name } => self.remove_instance(&name),
+            SessionEvent::InstanceExited { name } => {
+                self.cpu.remove(&name);
+                if let Some(inst) = self.instance_mut(&name) {
+                    inst.status = InstanceStatus::Exited;
+                    inst.ports.clear();
+                    inst.stats = None;
+                }
+            }
+            SessionEvent::PortsChanged { name, ports } => {
+                if let Some(inst) = self.instance_mut(&name) {
+                    inst.ports = ports;
+                }
+            }
+            SessionEvent::Stats { name, stats } => {
+                let cpu_seconds = stats.cpu_seconds;
+                if let Some(inst) = self.instance_mut(&name) {
+                    if inst.status == InstanceStatus::Running {
+                        inst.stats = Some(stats);
+                        self.cpu
+                            .entry(name)
+                            .or_default()
+                            .sample(cpu_seconds, js_sys::Date::now());
+                    }
+                }
+            }
+            SessionEvent::EndingSoon { expires_in_secs } => {
+                self.ending_soon = true;
+                if let Some(s) = &mut self.session {
+                    s.expires_in_secs = expires_in_secs;
+                    self.fetched_at = js_sys::Date::now();
+                }
+            }
+            SessionEvent::Ended => ctx.props().on_ended.emit(()),
+        }
+    }
+
+    fn poll(&mut self, ctx: &Context<Self>) {
         if self.loading || self.closing {
             return;
         }
         self.loading = true;
+        self.polled_at = js_sys::Date::now();
         let sid = ctx.props().sid.clone();
-        let mutations = self.mutations;
+        let live = self.link == LinkState::Live;
         ctx.link()
-            .send_future(async move { Msg::Loaded(mutations, api::get_session(&sid).await) });
+            .send_future(async move { Msg::Loaded(live, api::get_session(&sid).await) });
     }
 
     fn report(&self, ctx: &Context<Self>, what: &str, e: &ApiError) {
         ctx.props().on_error.emit(format!("{what}: {e}"));
     }
 
+    fn selected_instance(&self) -> Option<&InstanceInfo> {
+        let name = self.selected.as_ref()?;
+        self.session
+            .as_ref()?
+            .instances
+            .iter()
+            .find(|i| &i.name == name)
+    }
+
+    /// The link for `port` of the selected instance: its own when it is
+    /// listening, else the session's template.
+    fn port_url(&self, port: u16) -> Option<String> {
+        let inst = self.selected_instance()?;
+        if let Some(p) = inst.ports.iter().find(|p| p.port == port) {
+            return Some(p.url.clone());
+        }
+        let template = &self.session.as_ref()?.port_url_template;
+        (!template.is_empty()).then(|| fill_template(template, &inst.name, port))
+    }
+
     fn header(&self, ctx: &Context<Self>) -> Html {
         let remaining = self.remaining_secs();
         let class = classes!(
             "countdown",
-            (self.session.is_some() && remaining < 300).then_some("low")
+            (self.session.is_some() && remaining < ENDING_SOON_SECS).then_some("low")
         );
+        let link = match self.link {
+            LinkState::Reconnecting { attempt, delay_ms } if self.session.is_some() => html! {
+                <span id="events-status" class="link-status"
+                      title={format!("The live connection to the server dropped; trying again (attempt {attempt}, next in {:.1} s). The page may be out of date until then.", f64::from(delay_ms) / 1000.0)}>
+                    <span class="spinner"></span>{ "Reconnecting…" }
+                </span>
+            },
+            _ => html! {},
+        };
         html! {
             <header class="topbar">
                 <span class="brand"><span class="brand-mark">{ ">_" }</span>{ "Playground" }</span>
                 <div class="spacer"></div>
+                { link }
                 <div class="countdown-box" title="Time left before this session and its instances are deleted">
                     <span class="countdown-label">{ "Session ends in" }</span>
                     <span id="countdown" {class}>
@@ -111,6 +300,22 @@ impl SessionPage {
                     { if self.closing { "Closing…" } else { "Close session" } }
                 </button>
             </header>
+        }
+    }
+
+    fn ending_banner(&self) -> Html {
+        if !self.show_ending_soon() {
+            return html! {};
+        }
+        html! {
+            <div id="ending-soon-banner" class="ending-banner" role="status" aria-live="polite">
+                <span class="ending-icon">{ "!" }</span>
+                <span>
+                    { "This session ends in " }
+                    <strong class="ending-time">{ format_clock(self.remaining_secs()) }</strong>
+                    { " — save your work. Its instances and everything in them will then be deleted." }
+                </span>
+            </div>
         }
     }
 
@@ -131,6 +336,41 @@ impl SessionPage {
             let name = inst.name.clone();
             let onclick = ctx.link().callback(move |_| Msg::Select(name.clone()));
             let exited = inst.status == InstanceStatus::Exited;
+            let sub = if exited {
+                if inst.hostname != inst.name {
+                    format!("{} · exited", inst.name)
+                } else {
+                    "exited".to_owned()
+                }
+            } else {
+                let mut parts = Vec::new();
+                if inst.hostname != inst.name {
+                    parts.push(inst.name.clone());
+                }
+                if let Some(ip) = &inst.ip {
+                    parts.push(ip.clone());
+                }
+                if let Some(stats) = &inst.stats {
+                    parts.push(format_bytes(stats.memory_bytes));
+                }
+                if let Some(p) = self.cpu.get(&inst.name).and_then(|m| m.percent) {
+                    parts.push(format_percent(p));
+                }
+                if parts.is_empty() {
+                    inst.name.clone()
+                } else {
+                    parts.join(" · ")
+                }
+            };
+            let ports = match inst.ports.as_slice() {
+                [] => html! {},
+                [one] => html! { <span class="instance-ports" title="Open port">{ format!(":{}", one.port) }</span> },
+                [first, rest @ ..] => html! {
+                    <span class="instance-ports" title={format!("{} open ports", rest.len() + 1)}>
+                        { format!(":{} +{}", first.port, rest.len()) }
+                    </span>
+                },
+            };
             html! {
                 <li>
                     <button class={classes!("instance", selected.then_some("selected"), exited.then_some("exited"))}
@@ -138,11 +378,11 @@ impl SessionPage {
                             aria-current={selected.then_some("true")}>
                         <span class="status-dot" title={if exited { "exited" } else { "running" }}></span>
                         <span class="instance-text">
-                            <span class="instance-host">{ inst.hostname.clone() }</span>
-                            <span class="instance-sub">
-                                { inst.name.clone() }
-                                if exited { { " · exited" } }
+                            <span class="instance-line">
+                                <span class="instance-host">{ inst.hostname.clone() }</span>
+                                { ports }
                             </span>
+                            <span class="instance-sub">{ sub }</span>
                         </span>
                     </button>
                 </li>
@@ -171,19 +411,158 @@ impl SessionPage {
         }
     }
 
+    /// Hostname, address, CPU and memory of the selected instance, and its
+    /// delete button.
+    fn toolbar(&self, ctx: &Context<Self>, inst: &InstanceInfo) -> Html {
+        let exited = inst.status == InstanceStatus::Exited;
+        let deleting = self.deleting.as_deref() == Some(inst.name.as_str());
+        let stats = inst.stats.as_ref().filter(|_| !exited);
+        let cpu = self
+            .cpu
+            .get(&inst.name)
+            .and_then(|m| m.percent)
+            .filter(|_| !exited);
+        let cpu_title = match stats {
+            Some(s) => format!(
+                "CPU use over the last few seconds (100% = one full core). Processes: {} of at most {}.",
+                s.pids, s.pids_limit
+            ),
+            None => "CPU use over the last few seconds (100% = one full core)".to_owned(),
+        };
+        let (memory, fraction) = match stats {
+            Some(s) => (format_memory(s), memory_fraction(s)),
+            None => ("—".to_owned(), None),
+        };
+        let meter = fraction.map(|f| {
+            let level = if f >= 0.95 {
+                "crit"
+            } else if f >= 0.8 {
+                "high"
+            } else {
+                ""
+            };
+            html! {
+                <span class="meter" aria-hidden="true">
+                    <span class={classes!("meter-fill", (!level.is_empty()).then_some(level))}
+                          style={format!("width: {:.1}%", (f * 100.0).clamp(0.0, 100.0))}></span>
+                </span>
+            }
+        });
+        html! {
+            <div class="toolbar">
+                <span class={classes!("status-dot", exited.then_some("off"))}
+                      title={if exited { "exited" } else { "running" }}></span>
+                <span class="toolbar-title">{ inst.hostname.clone() }</span>
+                if inst.hostname != inst.name {
+                    <span class="toolbar-sub">{ inst.name.clone() }</span>
+                }
+                if exited {
+                    <span class="badge badge-warn">{ "exited" }</span>
+                }
+                <div class="stats">
+                    <div class="stat" title="The instance's address on this session's network; other instances reach it there">
+                        <span class="stat-label">{ "IP" }</span>
+                        <span id="instance-ip" class="stat-value mono">
+                            { inst.ip.clone().unwrap_or_else(|| "—".to_owned()) }
+                        </span>
+                    </div>
+                    <div class="stat" title={cpu_title}>
+                        <span class="stat-label">{ "CPU" }</span>
+                        <span id="instance-cpu" class="stat-value">
+                            { cpu.map(format_percent).unwrap_or_else(|| "—".to_owned()) }
+                        </span>
+                    </div>
+                    <div class="stat" title="Memory in use (page cache included) and the instance's limit">
+                        <span class="stat-label">{ "Memory" }</span>
+                        <span id="instance-memory" class="stat-value">{ memory }</span>
+                        { for meter }
+                    </div>
+                </div>
+                <div class="spacer"></div>
+                <button id="delete-instance" class="btn btn-outline-danger btn-sm"
+                        disabled={deleting}
+                        title="Delete this instance and everything in it"
+                        onclick={ctx.link().callback(|_| Msg::DeleteInstance)}>
+                    { if deleting { "Deleting…" } else { "Delete instance" } }
+                </button>
+            </div>
+        }
+    }
+
+    /// The open ports of the selected instance, and a field to open any port.
+    fn port_bar(&self, ctx: &Context<Self>, inst: &InstanceInfo) -> Html {
+        let links = inst.ports.iter().map(|p| {
+            html! {
+                <a class="port-link" data-port={p.port.to_string()} href={p.url.clone()}
+                   target="_blank" rel="noopener"
+                   title={format!("Open port {} of {} in a new tab", p.port, inst.hostname)}>
+                    { format!(":{}", p.port) }
+                    { external_icon() }
+                </a>
+            }
+        });
+        let template = self
+            .session
+            .as_ref()
+            .map(|s| s.port_url_template.as_str())
+            .unwrap_or_default();
+        let form = if template.is_empty() {
+            html! {}
+        } else {
+            let oninput = ctx.link().callback(|e: InputEvent| {
+                Msg::PortInput(e.target_unchecked_into::<HtmlInputElement>().value())
+            });
+            let onsubmit = ctx.link().callback(|e: SubmitEvent| {
+                e.prevent_default();
+                Msg::OpenPort
+            });
+            let invalid = self.port_error.is_some();
+            html! {
+                <form class="open-port" {onsubmit} novalidate=true>
+                    if let Some(error) = &self.port_error {
+                        <span id="open-port-error" class="field-error" role="alert">{ error.clone() }</span>
+                    }
+                    <label class="sr-only" for="open-port-input">{ "Port number" }</label>
+                    <input id="open-port-input" class={classes!("input", invalid.then_some("invalid"))}
+                           type="text" inputmode="numeric" autocomplete="off" maxlength="5"
+                           placeholder="Port, e.g. 3000"
+                           aria-invalid={invalid.then_some("true")}
+                           aria-describedby={invalid.then_some("open-port-error")}
+                           value={self.port_input.clone()} {oninput} />
+                    <button id="open-port-button" type="submit" class="btn btn-secondary btn-sm"
+                            title="Open this port of the instance in a new tab, even if nothing listens on it yet">
+                        { "Open port" }
+                    </button>
+                </form>
+            }
+        };
+        html! {
+            <div class="portbar">
+                <span class="portbar-label">{ "Ports" }</span>
+                if inst.ports.is_empty() {
+                    <span class="portbar-hint">
+                        { "None open yet. Start a server, e.g. " }
+                        <code>{ "python3 -m http.server 8000" }</code>
+                        { ", and its link appears here." }
+                    </span>
+                } else {
+                    <div class="port-links">{ for links }</div>
+                }
+                <div class="spacer"></div>
+                { form }
+            </div>
+        }
+    }
+
     fn content(&self, ctx: &Context<Self>) -> Html {
-        let Some(session) = &self.session else {
+        if self.session.is_none() {
             return html! {
                 <main class="content empty">
                     <div class="empty-state"><span class="spinner"></span>{ "Loading session…" }</div>
                 </main>
             };
-        };
-        let selected = self
-            .selected
-            .as_ref()
-            .and_then(|n| session.instances.iter().find(|i| &i.name == n));
-        let Some(inst) = selected else {
+        }
+        let Some(inst) = self.selected_instance() else {
             return html! {
                 <main class="content empty">
                     <div class="empty-state">
@@ -193,25 +572,20 @@ impl SessionPage {
                 </main>
             };
         };
-        let deleting = self.deleting.as_deref() == Some(inst.name.as_str());
+        let exited = inst.status == InstanceStatus::Exited;
         html! {
             <main class="content">
-                <div class="toolbar">
-                    <span class="toolbar-title">{ inst.hostname.clone() }</span>
-                    <span class="toolbar-sub">{ inst.name.clone() }</span>
-                    if inst.status == InstanceStatus::Exited {
-                        <span class="badge badge-warn">{ "exited" }</span>
-                    }
-                    <div class="spacer"></div>
-                    <button id="delete-instance" class="btn btn-outline-danger btn-sm"
-                            disabled={deleting}
-                            title="Delete this instance and everything in it"
-                            onclick={ctx.link().callback(|_| Msg::DeleteInstance)}>
-                        { if deleting { "Deleting…" } else { "Delete instance" } }
-                    </button>
-                </div>
+                { self.toolbar(ctx, inst) }
+                if exited {
+                    <div id="instance-exited-note" class="instance-note" role="status">
+                        <strong>{ "This instance has stopped." }</strong>
+                        { " Its init process exited (it was killed, or the instance ran out of memory or processes), so its terminal and ports no longer work. Delete it to free its place, then add a new one." }
+                    </div>
+                } else {
+                    { self.port_bar(ctx, inst) }
+                }
                 <TerminalView key={format!("{}/{}", ctx.props().sid, inst.name)}
-                    sid={ctx.props().sid.clone()} name={inst.name.clone()} />
+                    sid={ctx.props().sid.clone()} name={inst.name.clone()} stopped={exited} />
             </main>
         }
     }
@@ -223,58 +597,98 @@ impl Component for SessionPage {
 
     fn create(ctx: &Context<Self>) -> Self {
         let link = ctx.link().clone();
-        let refresh = Interval::new(REFRESH_MS, move || link.send_message(Msg::Refresh));
+        let poll = Interval::new(POLL_TICK_MS, move || link.send_message(Msg::Poll));
         let link = ctx.link().clone();
         let tick = Interval::new(1_000, move || link.send_message(Msg::Tick));
+        let events = EventStream::start(
+            &ctx.props().sid,
+            ctx.link().callback(Msg::Event),
+            ctx.link().callback(Msg::Link),
+        );
         let mut page = SessionPage {
             session: None,
             fetched_at: 0.0,
             selected: None,
+            link: LinkState::Connecting,
             loading: false,
-            refresh_failing: false,
-            mutations: 0,
+            polled_at: js_sys::Date::now(),
+            poll_failing: false,
+            ending_soon: false,
+            cpu: HashMap::new(),
             adding: false,
             deleting: None,
             closing: false,
-            _refresh: refresh,
+            port_input: String::new(),
+            port_error: None,
+            _events: events,
+            _poll: poll,
             _tick: tick,
         };
         match ctx.props().initial.clone() {
             Some(info) => page.set_session(info),
-            None => page.refresh(ctx),
+            // The snapshot will come too; a GET shows the page sooner when
+            // the stream is slow, and answers 404 for an unknown session.
+            None => page.poll(ctx),
         }
         page
     }
 
     fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
         match msg {
-            Msg::Refresh => {
-                self.refresh(ctx);
+            Msg::Event(event) => {
+                self.apply(ctx, event);
+                true
+            }
+            Msg::Link(state) => {
+                let changed = self.link != state;
+                self.link = state;
+                if matches!(state, LinkState::Reconnecting { .. }) {
+                    // Did the session end while we were away? A 404 says so.
+                    self.poll(ctx);
+                }
+                changed
+            }
+            Msg::Poll => {
+                let due = self.link != LinkState::Live
+                    || js_sys::Date::now() - self.polled_at >= LIVE_POLL_MS;
+                if due {
+                    self.poll(ctx);
+                }
                 false
             }
-            Msg::Loaded(mutations, result) => {
+            Msg::Loaded(was_live, result) => {
                 self.loading = false;
                 match result {
                     Ok(info) => {
-                        self.refresh_failing = false;
-                        if mutations == self.mutations || self.session.is_none() {
+                        self.poll_failing = false;
+                        let live = was_live || self.link == LinkState::Live;
+                        if self.session.is_none() || !live {
+                            // No stream to trust: take the whole state.
                             self.set_session(info);
+                        } else if let Some(s) = &mut self.session {
+                            // The stream is the source of truth; only the
+                            // countdown is re-synced.
+                            s.expires_in_secs = info.expires_in_secs;
+                            self.fetched_at = js_sys::Date::now();
                         }
                     }
                     Err(e) if e.is_not_found() => ctx.props().on_ended.emit(()),
                     Err(e) => {
-                        if !self.refresh_failing {
+                        // While the stream is down too, the header already
+                        // says "Reconnecting…": no need for an error on top.
+                        let quiet = self.session.is_some() && self.link != LinkState::Live;
+                        if !self.poll_failing && !quiet {
                             self.report(ctx, "Could not load the session", &e);
                         }
-                        self.refresh_failing = true;
+                        self.poll_failing = true;
                     }
                 }
                 true
             }
             Msg::Tick => {
                 if self.session.is_some() && self.remaining_secs() == 0 {
-                    // Expired: the next GET answers 404 and shows the ended page.
-                    self.refresh(ctx);
+                    // Expired: `ended` arrives, or the next GET answers 404.
+                    self.poll(ctx);
                 }
                 self.session.is_some()
             }
@@ -290,15 +704,12 @@ impl Component for SessionPage {
             }
             Msg::Added(result) => {
                 self.adding = false;
-                self.mutations += 1;
                 match result {
                     Ok(inst) => {
-                        if let Some(s) = &mut self.session {
-                            if !s.instances.iter().any(|i| i.name == inst.name) {
-                                s.instances.push(inst.clone());
-                            }
-                        }
-                        self.selected = Some(inst.name);
+                        let name = inst.name.clone();
+                        self.upsert_instance(inst);
+                        self.selected = Some(name);
+                        self.port_error = None;
                     }
                     Err(e) if e.is_not_found() => ctx.props().on_ended.emit(()),
                     Err(e) => self.report(ctx, "Could not add an instance", &e),
@@ -307,6 +718,9 @@ impl Component for SessionPage {
             }
             Msg::Select(name) => {
                 let changed = self.selected.as_deref() != Some(name.as_str());
+                if changed {
+                    self.port_error = None;
+                }
                 self.selected = Some(name);
                 changed
             }
@@ -327,7 +741,6 @@ impl Component for SessionPage {
             }
             Msg::Deleted(name, result) => {
                 self.deleting = None;
-                self.mutations += 1;
                 match result {
                     // 404: already gone, which is what the user wanted.
                     Ok(()) => self.remove_instance(&name),
@@ -355,6 +768,28 @@ impl Component for SessionPage {
                 }
                 true
             }
+            Msg::PortInput(text) => {
+                self.port_input = text;
+                // Clear a stale error as soon as the user edits.
+                self.port_error.take().is_some()
+            }
+            Msg::OpenPort => {
+                match parse_port(&self.port_input) {
+                    Ok(port) => match self.port_url(port) {
+                        Some(url) => {
+                            self.port_error = None;
+                            if let Some(w) = web_sys::window() {
+                                let _ = w.open_with_url_and_target_and_features(
+                                    &url, "_blank", "noopener",
+                                );
+                            }
+                        }
+                        None => self.port_error = Some("No instance to open it on.".to_owned()),
+                    },
+                    Err(e) => self.port_error = Some(e.to_owned()),
+                }
+                true
+            }
         }
     }
 
@@ -362,6 +797,7 @@ impl Component for SessionPage {
         html! {
             <div class="page session-page">
                 { self.header(ctx) }
+                { self.ending_banner() }
                 <div class="workspace">
                     { self.sidebar(ctx) }
                     { self.content(ctx) }
@@ -371,18 +807,37 @@ impl Component for SessionPage {
     }
 }
 
-impl SessionPage {
-    fn remove_instance(&mut self, name: &str) {
-        let Some(s) = &mut self.session else { return };
-        let Some(pos) = s.instances.iter().position(|i| i.name == name) else {
-            return;
-        };
-        s.instances.remove(pos);
-        if self.selected.as_deref() == Some(name) {
-            let next = pos.min(s.instances.len().saturating_sub(1));
-            self.selected = s.instances.get(next).map(|i| i.name.clone());
-        }
+fn external_icon() -> Html {
+    html! {
+        <svg class="ext-icon" viewBox="0 0 16 16" width="12" height="12" aria-hidden="true">
+            <path d="M9 3h4v4M13 3L7 9M11 10v3H3V5h3" fill="none" stroke="currentColor"
+                  stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round" />
+        </svg>
     }
+}
+
+/// A port number typed by a person: 1–65535, surrounding blanks and a
+/// leading `:` allowed.
+pub fn parse_port(text: &str) -> Result<u16, &'static str> {
+    let text = text.trim();
+    let text = text.strip_prefix(':').unwrap_or(text);
+    if text.is_empty() {
+        return Err("Type a port number first.");
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("A port is a number from 1 to 65535.");
+    }
+    match text.parse::<u32>() {
+        Ok(p @ 1..=65535) => Ok(p as u16),
+        _ => Err("Ports go from 1 to 65535."),
+    }
+}
+
+/// The session's port link for `instance` and `port`.
+pub fn fill_template(template: &str, instance: &str, port: u16) -> String {
+    template
+        .replace("{instance}", instance)
+        .replace("{port}", &port.to_string())
 }
 
 /// `mm:ss` under an hour, `h:mm:ss` from one hour up.
@@ -395,9 +850,69 @@ pub fn format_duration(secs: u64) -> String {
     }
 }
 
+/// `m:ss` under an hour (for prose: "ends in 4:59"), `h:mm:ss` above.
+pub fn format_clock(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// Binary units, whole numbers from 10 up: `512 B`, `3.5 MiB`, `38 MiB`, `1 GiB`.
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while unit < UNITS.len() - 1 && value.round() >= 1024.0 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else if value >= 9.95 || (value - value.round()).abs() < 0.05 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Whether a memory limit means anything (cgroup v1 reports "none" as a huge number).
+fn has_limit(stats: &InstanceStats) -> bool {
+    stats.memory_limit_bytes > 0 && stats.memory_limit_bytes < 1 << 60
+}
+
+/// `38 MiB / 1 GiB`, or just the use when there is no limit.
+pub fn format_memory(stats: &InstanceStats) -> String {
+    if has_limit(stats) {
+        format!(
+            "{} / {}",
+            format_bytes(stats.memory_bytes),
+            format_bytes(stats.memory_limit_bytes)
+        )
+    } else {
+        format_bytes(stats.memory_bytes)
+    }
+}
+
+fn memory_fraction(stats: &InstanceStats) -> Option<f64> {
+    has_limit(stats).then(|| stats.memory_bytes as f64 / stats.memory_limit_bytes as f64)
+}
+
+/// `0.4%`, `12%`, `180%` (several cores).
+pub fn format_percent(p: f64) -> String {
+    let p = p.max(0.0);
+    if p < 9.95 {
+        format!("{p:.1}%")
+    } else {
+        format!("{p:.0}%")
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::format_duration;
+    use super::*;
 
     #[test]
     fn durations() {
@@ -406,5 +921,55 @@ mod tests {
         assert_eq!(format_duration(3599), "59:59");
         assert_eq!(format_duration(3600), "1:00:00");
         assert_eq!(format_duration(4 * 3600 + 5 * 60 + 6), "4:05:06");
+        assert_eq!(format_clock(299), "4:59");
+        assert_eq!(format_clock(5), "0:05");
+        assert_eq!(format_clock(3661), "1:01:01");
+    }
+
+    #[test]
+    fn bytes() {
+        assert_eq!(format_bytes(512), "512 B");
+        assert_eq!(format_bytes(38 * 1024 * 1024), "38 MiB");
+        assert_eq!(format_bytes(1024 * 1024 * 1024), "1 GiB");
+        assert_eq!(format_bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
+        assert_eq!(format_bytes(1024 * 1024 - 1), "1 MiB");
+        let stats = InstanceStats {
+            memory_bytes: 38 << 20,
+            memory_limit_bytes: 1 << 30,
+            cpu_seconds: 0.0,
+            pids: 1,
+            pids_limit: 1000,
+        };
+        assert_eq!(format_memory(&stats), "38 MiB / 1 GiB");
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(parse_port("8000"), Ok(8000));
+        assert_eq!(parse_port(" :3000 "), Ok(3000));
+        assert_eq!(parse_port("65535"), Ok(65535));
+        assert!(parse_port("0").is_err());
+        assert!(parse_port("65536").is_err());
+        assert!(parse_port("80a").is_err());
+        assert!(parse_port("").is_err());
+        assert!(parse_port("-1").is_err());
+        assert_eq!(
+            fill_template("/proxy/s1/{instance}/{port}/", "node2", 8080),
+            "/proxy/s1/node2/8080/"
+        );
+    }
+
+    #[test]
+    fn cpu_from_two_samples() {
+        let mut m = CpuMeter::default();
+        m.sample(1.0, 0.0);
+        assert_eq!(m.percent, None);
+        m.sample(1.5, 2_000.0);
+        assert_eq!(m.percent, Some(25.0));
+        // Too close to the last sample: keep the baseline.
+        m.sample(1.6, 2_100.0);
+        assert_eq!(m.percent, Some(25.0));
+        assert_eq!(format_percent(25.0), "25%");
+        assert_eq!(format_percent(0.42), "0.4%");
     }
 }

@@ -1,6 +1,7 @@
 //! One instance's terminal: an xterm.js view wired to the terminal WebSocket,
 //! with flow control, resize, automatic reconnection and "press Enter for a
-//! new shell" after the shell exits.
+//! new shell" after the shell exits. When the instance itself stops, the
+//! terminal keeps its last output and stops reconnecting.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -29,14 +30,24 @@ const MAX_RETRY_MS: u32 = 10_000;
 pub enum ConnState {
     Connecting,
     Open,
-    Reconnecting { attempt: u32, delay_ms: u32 },
-    Exited { code: i32 },
+    Reconnecting {
+        attempt: u32,
+        delay_ms: u32,
+    },
+    Exited {
+        code: i32,
+    },
+    /// The instance stopped: no more connections.
+    Stopped,
 }
 
 #[derive(Properties, PartialEq)]
 pub struct TerminalProps {
     pub sid: AttrValue,
     pub name: AttrValue,
+    /// The instance's init died: stop reconnecting, keep the output.
+    #[prop_or_default]
+    pub stopped: bool,
 }
 
 /// Hosts xterm in `#terminal`; a new (sid, name) tears down the old
@@ -45,23 +56,40 @@ pub struct TerminalProps {
 pub fn terminal_view(props: &TerminalProps) -> Html {
     let host = use_node_ref();
     let state = use_state(|| ConnState::Connecting);
+    let conn = use_mut_ref(|| None::<TermConn>);
     {
         let host = host.clone();
         let set_state = state.setter();
+        let conn = conn.clone();
         use_effect_with(
             (props.sid.clone(), props.name.clone()),
             move |(sid, name)| {
                 set_state.set(ConnState::Connecting);
                 let on_state = Callback::from(move |s| set_state.set(s));
-                let conn = host
+                *conn.borrow_mut() = host
                     .cast::<HtmlElement>()
                     .map(|el| TermConn::start(&el, sid, name, on_state));
-                move || drop(conn)
+                move || {
+                    let old = conn.borrow_mut().take();
+                    drop(old);
+                }
             },
         );
     }
+    {
+        // Declared after the effect above, so it runs after a new
+        // connection was made (effects run in order).
+        let conn = conn.clone();
+        use_effect_with(props.stopped, move |stopped| {
+            if *stopped {
+                if let Some(c) = conn.borrow().as_ref() {
+                    c.halt();
+                }
+            }
+        });
+    }
     let banner = match &*state {
-        ConnState::Open | ConnState::Exited { .. } => html! {},
+        ConnState::Open | ConnState::Exited { .. } | ConnState::Stopped => html! {},
         ConnState::Connecting => html! {
             <div id="terminal-status" class="term-status">{ "Connecting…" }</div>
         },
@@ -108,6 +136,8 @@ struct Inner {
     attempt: u32,
     retry: Option<Timeout>,
     disposed: bool,
+    /// The instance stopped: never connect again.
+    halted: bool,
 }
 
 /// The current WebSocket and the handlers that must live as long as it.
@@ -150,6 +180,7 @@ impl TermConn {
             attempt: 0,
             retry: None,
             disposed: false,
+            halted: false,
         }));
         let weak = Rc::downgrade(&inner);
         let mut listeners: Vec<Closure<dyn FnMut(JsValue)>> = Vec::new();
@@ -210,6 +241,35 @@ impl TermConn {
     }
 }
 
+impl TermConn {
+    /// The instance stopped: close the socket, stop reconnecting, and say so
+    /// under the last output.
+    fn halt(&self) {
+        let (socket, retry, term, on_state, at_line_start) = {
+            let mut inner = self.inner.borrow_mut();
+            if inner.halted || inner.disposed {
+                return;
+            }
+            inner.halted = true;
+            (
+                inner.socket.take(),
+                inner.retry.take(),
+                inner.term.clone(),
+                inner.on_state.clone(),
+                // The "shell exited" note ends with a line break.
+                inner.exited,
+            )
+        };
+        drop(socket);
+        drop(retry);
+        let lead = if at_line_start { "" } else { "\r\n" };
+        term.write_str(&format!(
+            "{lead}\x1b[0m\x1b[2m[this instance has stopped: no new shell can start in it]\x1b[0m\r\n"
+        ));
+        on_state.emit(ConnState::Stopped);
+    }
+}
+
 impl Drop for TermConn {
     fn drop(&mut self) {
         if let Some(o) = &self.observer {
@@ -247,7 +307,7 @@ fn ws_url(sid: &str, name: &str, from: Option<u64>) -> String {
 fn connect(rc: &Rc<RefCell<Inner>>) {
     let (url, generation) = {
         let mut inner = rc.borrow_mut();
-        if inner.disposed {
+        if inner.disposed || inner.halted {
             return;
         }
         inner.retry = None;
@@ -343,7 +403,7 @@ fn on_close(rc: &Rc<RefCell<Inner>>, ev: JsValue) {
     {
         let mut inner = rc.borrow_mut();
         inner.socket = None;
-        if inner.disposed || inner.exited {
+        if inner.disposed || inner.halted || inner.exited {
             return;
         }
     }
@@ -356,7 +416,7 @@ fn on_close(rc: &Rc<RefCell<Inner>>, ev: JsValue) {
 fn schedule_reconnect(rc: &Rc<RefCell<Inner>>) {
     let (cb, attempt, delay_ms) = {
         let mut inner = rc.borrow_mut();
-        if inner.disposed {
+        if inner.disposed || inner.halted {
             return;
         }
         inner.attempt += 1;
@@ -416,6 +476,9 @@ fn on_written(rc: &Rc<RefCell<Inner>>, len: u64) {
 fn on_input(rc: &Rc<RefCell<Inner>>, bytes: &[u8], text: bool) {
     let restart = {
         let mut inner = rc.borrow_mut();
+        if inner.halted {
+            return;
+        }
         if inner.exited {
             if !(text && bytes.contains(&b'\r')) {
                 return;
