@@ -34,6 +34,7 @@ fn main() {
             data_dir: data_dir.clone(),
             image_root,
             launcher: std::env::current_exe().expect("current exe"),
+            keep: Vec::new(),
         })
         .map_err(|e| format!("runtime: {e}"))?;
         let mut times = Vec::with_capacity(runs);

@@ -20,6 +20,7 @@ fn main() {
             data_dir: std::env::temp_dir().join("playground-smoke"),
             image_root,
             launcher: std::env::current_exe().unwrap(),
+            keep: Vec::new(),
         })
         .expect("runtime");
         let t = Instant::now();

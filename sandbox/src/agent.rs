@@ -31,6 +31,9 @@ pub enum Request {
     },
     /// Send a signal to a process init spawned (to its process group when `group`).
     Signal { pid: i32, signal: i32, group: bool },
+    /// A new server attaches: report every live process (`Adopted`, one
+    /// each, with its PTY master), then `AdoptDone`.
+    Adopt { id: u64 },
     /// Replace the contents of a small regular file (e.g. /etc/hosts).
     WriteFile {
         id: u64,
@@ -62,6 +65,10 @@ pub enum Event {
     SpawnFailed { id: u64, error: String },
     /// A spawned process ended; `code` is its exit status or 128 + signal.
     Exited { pid: i32, code: i32 },
+    /// In answer to `Adopt`: a live process; with `tty`, its PTY master is attached.
+    Adopted { id: u64, pid: i32, tty: bool },
+    /// The last answer to `Adopt`.
+    AdoptDone { id: u64 },
     /// The answer to `WriteFile`: `error` is `None` on success.
     Written { id: u64, error: Option<String> },
 }

@@ -30,6 +30,13 @@ struct Waiters {
     spawns: HashMap<u64, oneshot::Sender<SpawnReply>>,
     exits: HashMap<i32, oneshot::Sender<i32>>,
     writes: HashMap<u64, oneshot::Sender<Option<String>>>,
+    adopts: HashMap<u64, (Vec<Adopted>, oneshot::Sender<Vec<Adopted>>)>,
+}
+
+/// A process found running in an instance by a server that attached.
+pub struct Adopted {
+    pub tty: bool,
+    pub process: Spawned,
 }
 
 pub struct Control {
@@ -124,6 +131,23 @@ impl Control {
         }
     }
 
+    /// Ask init for every live process (after a server restart).
+    pub async fn adopt(&self) -> io::Result<Vec<Adopted>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap()
+            .adopts
+            .insert(id, (Vec::new(), tx));
+        if let Err(e) = self.send(&Request::Adopt { id }).await {
+            self.waiters.lock().unwrap().adopts.remove(&id);
+            return Err(e);
+        }
+        rx.await
+            .map_err(|_| io::Error::new(io::ErrorKind::NotConnected, "the instance stopped"))
+    }
+
     /// Read init's events until the channel closes. Run once, as a task.
     pub async fn route_events(self: Arc<Self>) {
         loop {
@@ -169,6 +193,27 @@ impl Control {
             Event::Written { id, error } => {
                 if let Some(tx) = waiters.writes.remove(&id) {
                     let _ = tx.send(error);
+                }
+            }
+            Event::Adopted { id, pid, tty } => {
+                let (exit_tx, exit) = oneshot::channel();
+                waiters.exits.insert(pid, exit_tx);
+                for fd in &fds {
+                    let _ = nix::fcntl::fcntl(
+                        fd,
+                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                    );
+                }
+                if let Some((found, _)) = waiters.adopts.get_mut(&id) {
+                    found.push(Adopted {
+                        tty,
+                        process: Spawned { pid, fds, exit },
+                    });
+                }
+            }
+            Event::AdoptDone { id } => {
+                if let Some((found, tx)) = waiters.adopts.remove(&id) {
+                    let _ = tx.send(found);
                 }
             }
             Event::Launched { .. } | Event::Ready | Event::Failed { .. } => {}

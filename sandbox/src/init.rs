@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::pty::{openpty, Winsize};
 use nix::sys::signal::{kill, killpg, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{accept4, SockFlag};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, execvpe, fork, pipe2, setsid, ForkResult, Pid};
 
@@ -21,12 +22,14 @@ use crate::sys;
 /// A process init started and still reports on.
 struct Child {
     /// Init's copy of the PTY master: keeps the terminal open while the
-    /// server is between connections.
-    _master: Option<OwnedFd>,
+    /// server is away, and hands it to the next server that attaches.
+    master: Option<OwnedFd>,
 }
 
-/// Serve as init until the server goes away. Returns the exit code.
-pub fn run(control: OwnedFd) -> isize {
+/// Serve as init for as long as the instance lives. The server may go away
+/// (a restart, a crash) and a new one attach through `listener`; the
+/// instance keeps running meanwhile. Returns the exit code.
+pub fn run(control: OwnedFd, listener: OwnedFd) -> isize {
     if let Err(e) = quiet_stdio() {
         let _ = agent::send(control.as_fd(), &Event::Failed { error: e }, &[]);
         return 1;
@@ -49,39 +52,52 @@ pub fn run(control: OwnedFd) -> isize {
     }
 
     let mut children: HashMap<i32, Child> = HashMap::new();
+    let mut control = Some(control);
     loop {
-        let mut fds = [
-            PollFd::new(control.as_fd(), PollFlags::POLLIN),
-            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-        ];
-        if let Err(e) = poll(&mut fds, PollTimeout::NONE) {
-            if e == nix::errno::Errno::EINTR {
+        let (signals_ready, listener_ready, control_ready) = {
+            let mut fds = vec![
+                PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+                PollFd::new(listener.as_fd(), PollFlags::POLLIN),
+            ];
+            if let Some(c) = &control {
+                fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
+            }
+            if let Err(e) = poll(&mut fds, PollTimeout::NONE) {
+                if e == nix::errno::Errno::EINTR {
+                    continue;
+                }
+                return 1;
+            }
+            let ready = |i: usize| fds.get(i).and_then(|f| f.any()).unwrap_or(false);
+            (ready(0), ready(1), ready(2))
+        };
+        if signals_ready {
+            while let Ok(Some(_)) = signals.read_signal() {}
+            reap(control.as_ref(), &mut children);
+        }
+        if listener_ready {
+            // A (new) server attaches; the previous connection, if any, is dropped.
+            if let Ok(fd) = accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+                // SAFETY: accept4 just returned this descriptor; we own it.
+                control = Some(unsafe { OwnedFd::from_raw_fd(fd) });
                 continue;
             }
-            return 1;
-        }
-        let control_ready = fds[0].any().unwrap_or(false);
-        let child_exited = fds[1].any().unwrap_or(false);
-        if child_exited {
-            while let Ok(Some(_)) = signals.read_signal() {}
-            reap(&control, &mut children);
         }
         if control_ready {
-            match agent::recv::<Request>(control.as_fd()) {
-                Ok(Some((request, _fds))) => handle(&control, &mut children, request),
-                // The server is gone: this version of the playground cannot
-                // reattach, so the instance ends with it (returning from PID 1
-                // kills every process in the namespace).
-                Ok(None) => return 0,
+            let Some(c) = &control else { continue };
+            match agent::recv::<Request>(c.as_fd()) {
+                Ok(Some((request, _fds))) => handle(c, &mut children, request),
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {}
-                Err(_) => return 0,
+                // The server went away: keep the instance running until one attaches.
+                Ok(None) | Err(_) => control = None,
             }
         }
     }
 }
 
 /// Point stdin, stdout and stderr at /dev/null and close every descriptor
-/// but the control socket, so nothing of the launcher leaks into the instance.
+/// but the control and listening sockets, so nothing of the launcher leaks
+/// into the instance.
 fn quiet_stdio() -> Result<(), String> {
     let null = nix::fcntl::open("/dev/null", OFlag::O_RDWR, nix::sys::stat::Mode::empty())
         .map_err(|e| format!("open /dev/null: {e}"))?;
@@ -89,7 +105,7 @@ fn quiet_stdio() -> Result<(), String> {
         dup2(&null, fd)?;
     }
     drop(null);
-    sys::close_from(crate::launch::CONTROL_FD + 1);
+    sys::close_from(crate::launch::LISTEN_FD + 1);
     Ok(())
 }
 
@@ -108,7 +124,7 @@ fn handle(control: &OwnedFd, children: &mut HashMap<i32, Child>, request: Reques
         } => match spawn(&argv, &env, &cwd, tty) {
             Ok((pid, to_send, keep)) => {
                 let raw: Vec<RawFd> = to_send.iter().map(|fd| fd.as_raw_fd()).collect();
-                children.insert(pid.as_raw(), Child { _master: keep });
+                children.insert(pid.as_raw(), Child { master: keep });
                 let _ = agent::send(
                     control.as_fd(),
                     &Event::Spawned {
@@ -122,6 +138,20 @@ fn handle(control: &OwnedFd, children: &mut HashMap<i32, Child>, request: Reques
                 let _ = agent::send(control.as_fd(), &Event::SpawnFailed { id, error }, &[]);
             }
         },
+        Request::Adopt { id } => {
+            // Hand every live process to the new server: its pid, and the
+            // PTY master of those on a terminal.
+            for (&pid, child) in children.iter() {
+                let fds: Vec<RawFd> = child.master.iter().map(|m| m.as_raw_fd()).collect();
+                let event = Event::Adopted {
+                    id,
+                    pid,
+                    tty: child.master.is_some(),
+                };
+                let _ = agent::send(control.as_fd(), &event, &fds);
+            }
+            let _ = agent::send(control.as_fd(), &Event::AdoptDone { id }, &[]);
+        }
         Request::WriteFile { id, path, contents } => {
             let error = write_file(&path, &contents).err();
             let _ = agent::send(control.as_fd(), &Event::Written { id, error }, &[]);
@@ -142,8 +172,9 @@ fn handle(control: &OwnedFd, children: &mut HashMap<i32, Child>, request: Reques
     }
 }
 
-/// Reap every exited process; report the ones the server started.
-fn reap(control: &OwnedFd, children: &mut HashMap<i32, Child>) {
+/// Reap every exited process; report the ones the server started (when a
+/// server is attached).
+fn reap(control: Option<&OwnedFd>, children: &mut HashMap<i32, Child>) {
     loop {
         let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) => (pid, code),
@@ -151,7 +182,7 @@ fn reap(control: &OwnedFd, children: &mut HashMap<i32, Child>) {
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(_) => continue,
         };
-        if children.remove(&pid.as_raw()).is_some() {
+        if let (Some(_), Some(control)) = (children.remove(&pid.as_raw()), control) {
             let _ = agent::send(
                 control.as_fd(),
                 &Event::Exited {

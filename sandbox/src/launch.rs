@@ -34,6 +34,13 @@ pub const LAUNCH_ARG: &str = "__sandbox-launch";
 
 /// The descriptor number of the control socket in the launcher and in init.
 pub const CONTROL_FD: RawFd = 3;
+/// The descriptor number of init's listening socket, where a restarted
+/// server attaches (bound at `<instance dir>/control.sock` on the host, a
+/// path no process inside the instance can see).
+pub const LISTEN_FD: RawFd = 4;
+
+/// Name of the listening socket in the instance's directory.
+pub const CONTROL_SOCKET: &str = "control.sock";
 
 /// How much stack the cloned init runs on (virtual; untouched pages cost nothing).
 const INIT_STACK: usize = 8 << 20;
@@ -94,6 +101,8 @@ fn launch(config: &LaunchConfig, control: &OwnedFd) -> Result<(), String> {
         fs::write(procs, &me).map_err(|e| format!("join cgroup {}: {e}", procs.display()))?;
     }
 
+    let listener = listen_socket(&config.instance_dir.join(CONTROL_SOCKET))?;
+    let listener_raw = listener.as_raw_fd();
     let (wait_r, wait_w) = pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let (wait_r_raw, wait_w_raw) = (wait_r.as_raw_fd(), wait_w.as_raw_fd());
     let control_raw = control.as_raw_fd();
@@ -106,7 +115,15 @@ fn launch(config: &LaunchConfig, control: &OwnedFd) -> Result<(), String> {
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWCGROUP;
-    let child = Box::new(move || child_main(&child_config, control_raw, wait_r_raw, wait_w_raw));
+    let child = Box::new(move || {
+        child_main(
+            &child_config,
+            control_raw,
+            listener_raw,
+            wait_r_raw,
+            wait_w_raw,
+        )
+    });
     // SAFETY: this process is single-threaded (a fresh exec of our binary),
     // so the child may run arbitrary code. The child gets its own copy of
     // memory and file table and runs `child_main` on `stack`, which outlives
@@ -202,13 +219,20 @@ fn prepare_child(config: &LaunchConfig, pid: Pid) -> Result<(), String> {
 
 /// Child side, running as the new PID 1: wait for the parent, finish the
 /// root file system, then serve as init. Returns the exit code.
-fn child_main(config: &LaunchConfig, control: RawFd, wait_r: RawFd, wait_w: RawFd) -> isize {
+fn child_main(
+    config: &LaunchConfig,
+    control: RawFd,
+    listener: RawFd,
+    wait_r: RawFd,
+    wait_w: RawFd,
+) -> isize {
     // SAFETY: these descriptors were copied into this child's file table by
     // clone; the child takes sole ownership of its copies here, and the
     // parent's copies are unaffected.
-    let (control, wait_r, wait_w) = unsafe {
+    let (control, listener, wait_r, wait_w) = unsafe {
         (
             OwnedFd::from_raw_fd(control),
+            OwnedFd::from_raw_fd(listener),
             OwnedFd::from_raw_fd(wait_r),
             OwnedFd::from_raw_fd(wait_w),
         )
@@ -235,7 +259,43 @@ fn child_main(config: &LaunchConfig, control: RawFd, wait_r: RawFd, wait_w: RawF
         let _ = agent::send(control.as_fd(), &Event::Failed { error }, &[]);
         return 1;
     }
-    init::run(control)
+    // The listening socket goes to its fixed number, kept across init's
+    // clean-up of inherited descriptors.
+    let listener = if listener.as_raw_fd() == LISTEN_FD {
+        listener
+    } else {
+        if sys::dup2(listener.as_fd(), LISTEN_FD).is_err() {
+            return 1;
+        }
+        drop(listener);
+        // SAFETY: dup2 just made LISTEN_FD a copy that nothing else owns.
+        unsafe { OwnedFd::from_raw_fd(LISTEN_FD) }
+    };
+    let _ = nix::fcntl::fcntl(
+        &listener,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    init::run(control, listener)
+}
+
+/// A listening SEQPACKET socket at `path` (replacing a stale one).
+fn listen_socket(path: &std::path::Path) -> Result<OwnedFd, String> {
+    use nix::sys::socket::{
+        bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    };
+    let _ = fs::remove_file(path);
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("control socket: {e}"))?;
+    let addr =
+        UnixAddr::new(path).map_err(|e| format!("control socket path {}: {e}", path.display()))?;
+    bind(sock.as_raw_fd(), &addr).map_err(|e| format!("bind {}: {e}", path.display()))?;
+    listen(&sock, Backlog::new(4).expect("small backlog")).map_err(|e| format!("listen: {e}"))?;
+    Ok(sock)
 }
 
 /// Make PID 1 look like what it is inside the instance: `init`, with no

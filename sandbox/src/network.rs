@@ -79,12 +79,14 @@ fn random_suffix() -> String {
 
 impl Networks {
     /// Connect to the host's netlink and delete every bridge an earlier run
-    /// of this data directory recorded.
+    /// of this data directory recorded, except those of networks tagged in
+    /// `keep` (the caller will [`Networks::reattach`] them).
     pub async fn new(
         data_dir: &std::path::Path,
         pool: Ipv4Addr,
         pool_prefix: u8,
         egress: Egress,
+        keep: &[String],
     ) -> Result<Networks> {
         if pool_prefix > PREFIX {
             return Err(Error::Setup(format!(
@@ -116,14 +118,18 @@ impl Networks {
             pool_prefix,
             used: Mutex::new(HashSet::new()),
         };
-        networks.reconcile().await?;
+        let keep: Vec<String> = keep.iter().map(|t| bridge_name(t)).collect();
+        networks.reconcile(&keep).await?;
         Ok(networks)
     }
 
-    async fn reconcile(&self) -> Result<()> {
+    async fn reconcile(&self, keep: &[String]) -> Result<()> {
         let entries = fs::read_dir(&self.registry).map_err(|e| Error::Setup(e.to_string()))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
+            if keep.contains(&name) {
+                continue;
+            }
             if let Some(index) = self.index_of(&name).await? {
                 self.handle
                     .link()
@@ -155,16 +161,35 @@ impl Networks {
         index_of(&self.handle, name).await
     }
 
+    /// Take back the network tagged `tag` that an earlier run made.
+    pub async fn reattach(&self, tag: &str) -> Result<Network> {
+        let bridge = bridge_name(tag);
+        let base: Ipv4Addr = fs::read_to_string(self.registry.join(&bridge))
+            .ok()
+            .and_then(|b| b.trim().parse().ok())
+            .ok_or_else(|| Error::Setup(format!("no record of network {bridge}")))?;
+        let bridge_index = self
+            .index_of(&bridge)
+            .await?
+            .ok_or_else(|| Error::Setup(format!("bridge {bridge} is gone")))?;
+        let subnet = (u32::from(base) - u32::from(self.pool)) >> (32 - PREFIX);
+        if !self.used.lock().unwrap().insert(subnet) {
+            return Err(Error::Setup(format!("subnet of {bridge} is in use twice")));
+        }
+        Ok(Network {
+            bridge,
+            bridge_index,
+            subnet,
+            base,
+        })
+    }
+
     /// Make a new network with a free subnet of the pool. Its bridge is
-    /// named after the first 12 characters of `tag` (letters and digits),
-    /// so an owner can find it; it must be unique on the host.
+    /// named after the first 12 letters and digits of `tag`, so an owner
+    /// can find it; it must be unique on the host.
     pub async fn create(&self, tag: &str) -> Result<Network> {
-        let tag: String = tag
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(12)
-            .collect();
-        if tag.is_empty() {
+        let bridge = bridge_name(tag);
+        if bridge.len() == BRIDGE_PREFIX.len() {
             return Err(Error::Setup("a network needs a tag".into()));
         }
         let subnets = 1u32 << (PREFIX - self.pool_prefix);
@@ -177,7 +202,6 @@ impl Networks {
             free
         };
         let base = Ipv4Addr::from(u32::from(self.pool) + (subnet << (32 - PREFIX)));
-        let bridge = format!("{BRIDGE_PREFIX}{tag}");
         let result = async {
             fs::write(self.registry.join(&bridge), base.to_string())
                 .map_err(|e| Error::Setup(format!("record bridge: {e}")))?;
@@ -289,6 +313,16 @@ impl Networks {
         }
         result
     }
+}
+
+/// The bridge of the network tagged `tag`.
+fn bridge_name(tag: &str) -> String {
+    let tag: String = tag
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(12)
+        .collect();
+    format!("{BRIDGE_PREFIX}{tag}")
 }
 
 async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>> {

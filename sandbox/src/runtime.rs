@@ -15,7 +15,7 @@ use tokio::process::Command;
 use crate::agent::{self, Event};
 use crate::cgroup::{Layout, Limits};
 use crate::control::Control;
-use crate::instance::Instance;
+use crate::instance::{Instance, PtyProcess};
 use crate::launch::{LaunchConfig, CONTROL_FD, LAUNCH_ARG};
 use crate::{disk, sys, Error, Result};
 
@@ -37,6 +37,10 @@ pub struct RuntimeConfig {
     /// An executable that calls [`crate::run_launcher_if_requested`] first
     /// thing; normally the server binary itself.
     pub launcher: PathBuf,
+    /// Ids of instances an earlier run left that the caller will
+    /// [`Runtime::reattach`] (or [`Runtime::remove`]); every other leftover
+    /// is removed at start-up.
+    pub keep: Vec<String>,
 }
 
 /// What one instance should look like.
@@ -70,6 +74,18 @@ impl RuntimeInner {
         }
         slots.push(true);
         Ok(slots.len() - 1)
+    }
+
+    fn claim_slot(&self, slot: usize) -> Result<()> {
+        let mut slots = self.slots.lock().unwrap();
+        if slots.len() <= slot {
+            slots.resize(slot + 1, false);
+        }
+        if slots[slot] {
+            return Err(Error::Setup(format!("uid range {slot} is claimed twice")));
+        }
+        slots[slot] = true;
+        Ok(())
     }
 
     pub(crate) fn free_slot(&self, slot: usize) {
@@ -141,20 +157,91 @@ impl Runtime {
             .flatten()
         {
             let name = entry.file_name().to_string_lossy().into_owned();
-            self.inner
-                .layout
-                .open(&name)
-                .remove(Duration::from_secs(10))
-                .map_err(|e| Error::Setup(format!("remove leftover cgroup {name}: {e}")))?;
-            fs::remove_dir_all(entry.path()).map_err(|e| {
-                Error::Setup(format!("remove leftover {}: {e}", entry.path().display()))
-            })?;
+            if self.inner.config.keep.contains(&name) {
+                continue;
+            }
+            self.remove(&name)?;
             removed += 1;
         }
         if removed > 0 {
             tracing::info!(removed, "removed leftovers of an earlier run");
         }
         Ok(())
+    }
+
+    /// Remove whatever is left of instance `id`: kill the processes in its
+    /// cgroup (init takes its pid and mount namespaces with it), then delete
+    /// the cgroup and the directory.
+    pub fn remove(&self, id: &str) -> Result<()> {
+        self.inner
+            .layout
+            .open(id)
+            .remove(Duration::from_secs(10))
+            .map_err(|e| Error::Cleanup(format!("remove cgroup of {id}: {e}")))?;
+        let dir = self.instances_dir().join(id);
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(Error::Cleanup(format!("remove {}: {e}", dir.display())))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Take back an instance that kept running while no server was attached
+    /// (after a restart or a crash): find its init, connect to its listening
+    /// socket, and collect the processes running on its terminals.
+    pub async fn reattach(&self, spec: InstanceSpec) -> Result<(Instance, Vec<PtyProcess>)> {
+        let dir = self.instances_dir().join(&spec.id);
+        let cgroup = self.inner.layout.open(&spec.id);
+        let host_pid = cgroup
+            .pids()
+            .into_iter()
+            .find(|&pid| is_namespace_init(pid))
+            .ok_or(Error::NotRunning)?;
+        // The instance's uid range tells its slot.
+        let map = fs::read_to_string(format!("/proc/{host_pid}/uid_map"))
+            .map_err(|_| Error::NotRunning)?;
+        let base: u32 = map
+            .split_whitespace()
+            .nth(1)
+            .and_then(|b| b.parse().ok())
+            .ok_or_else(|| Error::Setup(format!("unreadable uid map of {}", spec.id)))?;
+        let slot = ((base - ID_BASE) / ID_COUNT) as usize;
+        self.inner.claim_slot(slot)?;
+        let attached = async {
+            let socket = connect_control(&dir.join(crate::launch::CONTROL_SOCKET))?;
+            let control = Control::new(socket).map_err(|e| Error::Setup(e.to_string()))?;
+            let instance = Instance::new(
+                spec,
+                host_pid,
+                control.clone(),
+                cgroup,
+                dir,
+                slot,
+                self.inner.clone(),
+            )?;
+            let adopted = control
+                .adopt()
+                .await
+                .map_err(|e| Error::Setup(format!("adopt processes: {e}")))?;
+            let mut terminals = Vec::new();
+            for found in adopted.into_iter().filter(|a| a.tty) {
+                let Some(master) = found.process.fds.into_iter().next() else {
+                    continue;
+                };
+                terminals.push(PtyProcess {
+                    pid: found.process.pid,
+                    pty: crate::Pty::new(master).map_err(|e| Error::Setup(e.to_string()))?,
+                    exit: found.process.exit,
+                });
+            }
+            Ok((instance, terminals))
+        }
+        .await;
+        if attached.is_err() {
+            self.inner.free_slot(slot);
+        }
+        attached
     }
 
     /// Create and start an instance; returns once its init serves requests.
@@ -307,4 +394,36 @@ fn make_instance_dir(dir: &Path, disk_template: &Path) -> io::Result<()> {
 
 pub(crate) fn pidfd(pid: i32) -> Result<OwnedFd> {
     sys::pidfd_open(pid).map_err(|e| Error::Setup(format!("pidfd of init: {e}")))
+}
+
+/// Whether host process `pid` is PID 1 of its own pid namespace.
+fn is_namespace_init(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .map(|ids| ids.split_whitespace().last() == Some("1"))
+        })
+        .unwrap_or(false)
+}
+
+/// Connect to an instance's listening socket (non-blocking, for tokio).
+fn connect_control(path: &Path) -> Result<OwnedFd> {
+    use nix::sys::socket::{connect, socket, UnixAddr};
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::Setup(format!("socket: {e}")))?;
+    let addr = UnixAddr::new(path).map_err(|e| Error::Setup(format!("{}: {e}", path.display())))?;
+    connect(sock.as_raw_fd(), &addr).map_err(|_| Error::NotRunning)?;
+    nix::fcntl::fcntl(
+        &sock,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .map_err(|e| Error::Setup(format!("fcntl: {e}")))?;
+    Ok(sock)
 }

@@ -109,6 +109,17 @@ pub struct Config {
     /// [default: the port of --listen].
     #[arg(long, env = "PLAYGROUND_PUBLIC_PORT")]
     pub public_port: Option<u16>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Command {
+    /// Remove every session, instance, network and egress rule of the data
+    /// directory, then exit. (Stopping the server leaves instances running,
+    /// to be taken back at the next start.)
+    Teardown,
 }
 
 impl Config {

@@ -96,6 +96,15 @@ pub async fn serve(mut socket: WebSocket, session: Arc<Session>, sessions: Arc<S
     if send(&mut socket, &first).await.is_err() {
         return;
     }
+    // The warning is published once; a client arriving later still gets it.
+    if session.expires_in() <= ENDING_SOON {
+        let warning = SessionEvent::EndingSoon {
+            expires_in_secs: session.expires_in().as_secs(),
+        };
+        if send(&mut socket, &warning).await.is_err() {
+            return;
+        }
+    }
     loop {
         tokio::select! {
             event = events.recv() => {

@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod proxy;
 mod sessions;
+mod store;
 mod terminal;
 mod web;
 
@@ -22,6 +23,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
 use crate::sessions::{Policy, PortUrl, Sessions};
+use crate::store::{Store, StoredSession};
 
 fn main() -> anyhow::Result<()> {
     // The runtime re-executes this binary to create instances; that must be
@@ -39,22 +41,66 @@ fn main() -> anyhow::Result<()> {
     }
     sandbox::become_subreaper().context("become subreaper")?;
 
-    let image_root =
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create {}", config.data_dir.display()))?;
+    let store = Store::open(&config.data_dir.join("state.db")).context("state database")?;
+    let teardown = matches!(config.command, Some(config::Command::Teardown));
+    // Sessions to take back: every stored one still within its time (none
+    // for a teardown). Everything else an earlier run left is removed.
+    let now = std::time::SystemTime::now();
+    let stored = if teardown {
+        Vec::new()
+    } else {
+        store.sessions()?
+    };
+    let live: Vec<&StoredSession> = stored.iter().filter(|s| s.expires_at > now).collect();
+    let keep_instances = live
+        .iter()
+        .flat_map(|s| s.instances.iter().map(|i| i.runtime_id.clone()))
+        .collect();
+    let keep_networks: Vec<String> = live.iter().map(|s| s.id.clone()).collect();
+
+    let image_root = if teardown {
+        sandbox::image::default_image_root(&config.images_dir())
+    } else {
         sandbox::image::prepare_default(&config.images_dir(), &config.debian_mirror, |line| {
             tracing::info!("image: {line}")
         })
-        .context("prepare the default image")?;
+        .context("prepare the default image")?
+    };
     let runtime = Runtime::new(RuntimeConfig {
         data_dir: config.data_dir.clone(),
         image_root,
         launcher: std::env::current_exe().context("find own executable")?,
+        keep: keep_instances,
     })?;
     tracing::info!(cgroup = runtime.cgroup_version(), "runtime ready");
 
-    tokio::runtime::Builder::new_multi_thread()
+    let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(serve(config, runtime))
+        .build()?;
+    if teardown {
+        return tokio.block_on(tear_down(config, store));
+    }
+    tokio.block_on(serve(config, runtime, store, stored, keep_networks))
+}
+
+/// `playground teardown`: the runtime has already removed every instance;
+/// remove the networks and egress rules, and forget every session.
+async fn tear_down(config: Config, store: Store) -> anyhow::Result<()> {
+    let (pool, prefix) = config.network_pool;
+    let networks = Networks::new(&config.data_dir, pool, prefix, config.egress(), &[])
+        .await
+        .context("session networks")?;
+    networks.shutdown();
+    for session in store.sessions()? {
+        store.remove_session(&session.id)?;
+    }
+    println!(
+        "removed every session, instance and network of {}",
+        config.data_dir.display()
+    );
+    Ok(())
 }
 
 fn nix_is_root() -> bool {
@@ -62,11 +108,23 @@ fn nix_is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-async fn serve(config: Config, runtime: Runtime) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    runtime: Runtime,
+    store: Store,
+    stored: Vec<StoredSession>,
+    keep_networks: Vec<String>,
+) -> anyhow::Result<()> {
     let (pool, prefix) = config.network_pool;
-    let networks = Networks::new(&config.data_dir, pool, prefix, config.egress())
-        .await
-        .context("session networks")?;
+    let networks = Networks::new(
+        &config.data_dir,
+        pool,
+        prefix,
+        config.egress(),
+        &keep_networks,
+    )
+    .await
+    .context("session networks")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listen on {}", config.listen))?;
@@ -85,6 +143,7 @@ async fn serve(config: Config, runtime: Runtime) -> anyhow::Result<()> {
     let sessions = Arc::new(Sessions::new(
         runtime,
         networks,
+        store,
         Policy {
             session_ttl: config.session_ttl,
             max_instances: config.max_instances,
@@ -98,6 +157,7 @@ async fn serve(config: Config, runtime: Runtime) -> anyhow::Result<()> {
             port_url,
         },
     ));
+    sessions.restore(stored).await;
 
     let sweeper = {
         let sessions = sessions.clone();
@@ -132,9 +192,9 @@ async fn serve(config: Config, runtime: Runtime) -> anyhow::Result<()> {
 
     sweeper.abort();
     watcher.abort();
-    tracing::info!("shutting down: ending every session");
-    sessions.end_all().await;
-    sessions.shutdown();
+    // Instances keep running; the next start takes them back.
+    // `playground teardown` removes everything instead.
+    tracing::info!("stopped; instances keep running until the next start or a teardown");
     Ok(())
 }
 

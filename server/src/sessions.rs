@@ -15,6 +15,7 @@ use sandbox::{Egress, Instance, InstanceSpec, Limits, Network, Networks, Runtime
 use tokio::sync::{broadcast, Mutex};
 
 use crate::error::ApiError;
+use crate::store::{Store, StoredInstance, StoredSession};
 use crate::terminal::Terminal;
 
 /// Builds the link for a port: (session id, instance name, port) -> URL.
@@ -33,6 +34,7 @@ pub struct Policy {
 pub struct Sessions {
     runtime: Runtime,
     networks: Networks,
+    store: Store,
     policy: Policy,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
 }
@@ -180,11 +182,20 @@ impl Session {
     }
 }
 
+fn store_error(e: rusqlite::Error) -> ApiError {
+    tracing::error!("state database: {e}");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("the playground could not record this change: {e}"),
+    )
+}
+
 impl Sessions {
-    pub fn new(runtime: Runtime, networks: Networks, policy: Policy) -> Self {
+    pub fn new(runtime: Runtime, networks: Networks, store: Store, policy: Policy) -> Self {
         Sessions {
             runtime,
             networks,
+            store,
             policy,
             sessions: RwLock::new(HashMap::new()),
         }
@@ -194,19 +205,19 @@ impl Sessions {
         &self.policy
     }
 
-    /// Remove what the sessions shared on the host (egress rules).
-    pub fn shutdown(&self) {
-        self.networks.shutdown();
-    }
-
     pub async fn create(&self) -> Result<Arc<Session>, ApiError> {
         let id = uuid::Uuid::new_v4().to_string();
         let network = self.networks.create(&id).await?;
         let now = SystemTime::now();
+        let expires_at = now + self.policy.session_ttl;
+        if let Err(e) = self.store.add_session(&id, now, expires_at) {
+            let _ = self.networks.remove(&network).await;
+            return Err(store_error(e));
+        }
         let session = Arc::new(Session {
             id,
             created_at: now,
-            expires_at: now + self.policy.session_ttl,
+            expires_at,
             network,
             instances: Mutex::new(BTreeMap::new()),
             ended: AtomicBool::new(false),
@@ -252,6 +263,9 @@ impl Sessions {
         if let Err(e) = self.networks.remove(&session.network).await {
             tracing::error!(session = %sid, "{e}");
         }
+        if let Err(e) = self.store.remove_session(sid) {
+            tracing::error!(session = %sid, "forget session: {e}");
+        }
         session.publish(SessionEvent::Ended);
         tracing::info!(session = %sid, "session ended");
         Ok(())
@@ -269,14 +283,6 @@ impl Sessions {
             .map(|s| s.id.clone())
             .collect();
         for sid in expired {
-            let _ = self.end(&sid).await;
-        }
-    }
-
-    /// End every session (at shutdown).
-    pub async fn end_all(&self) {
-        let all: Vec<String> = self.sessions.read().unwrap().keys().cloned().collect();
-        for sid in all {
             let _ = self.end(&sid).await;
         }
     }
@@ -329,6 +335,16 @@ impl Sessions {
             instance,
             terminal: Mutex::new(None),
         });
+        let stored = StoredInstance {
+            name: name.clone(),
+            runtime_id: entry.instance.id().to_string(),
+            ip,
+            created_at: entry.created_at,
+        };
+        if let Err(e) = self.store.add_instance(&session.id, &stored) {
+            let _ = entry.instance.destroy().await;
+            return Err(store_error(e));
+        }
         let resolv = match self.networks.egress() {
             Egress::Nat { dns } => dns.iter().map(|ip| format!("nameserver {ip}\n")).collect(),
             Egress::Off => {
@@ -352,6 +368,9 @@ impl Sessions {
             .remove(name)
             .ok_or_else(|| ApiError::instance_not_found(name))?;
         let result = entry.instance.destroy().await;
+        if let Err(e) = self.store.remove_instance(&session.id, name) {
+            tracing::error!(session = %session.id, "forget instance: {e}");
+        }
         Session::update_hosts(&instances).await;
         session.publish(SessionEvent::InstanceRemoved {
             name: name.to_string(),
@@ -359,5 +378,72 @@ impl Sessions {
         result?;
         tracing::info!(session = %session.id, instance = %name, "instance deleted");
         Ok(())
+    }
+}
+
+impl Sessions {
+    /// Take back the sessions an earlier run of the server left: their
+    /// networks, their still-running instances and the shells on their
+    /// terminals. What cannot be taken back is removed and forgotten;
+    /// sessions that expired while no server ran are ended.
+    pub async fn restore(&self, stored: Vec<StoredSession>) {
+        let now = SystemTime::now();
+        for saved in stored {
+            let sid = saved.id.clone();
+            if saved.expires_at <= now {
+                // Not kept at start-up: the runtime and networks removed its parts.
+                let _ = self.store.remove_session(&sid);
+                tracing::info!(session = %sid, "session expired while the server was down");
+                continue;
+            }
+            let network = match self.networks.reattach(&sid).await {
+                Ok(network) => network,
+                Err(e) => {
+                    tracing::warn!(session = %sid, "cannot take back its network ({e}); ending it");
+                    for instance in &saved.instances {
+                        let _ = self.runtime.remove(&instance.runtime_id);
+                    }
+                    let _ = self.store.remove_session(&sid);
+                    continue;
+                }
+            };
+            let mut instances = BTreeMap::new();
+            for stored in saved.instances {
+                let spec = InstanceSpec {
+                    id: stored.runtime_id.clone(),
+                    hostname: stored.name.clone(),
+                    limits: self.policy.limits.clone(),
+                };
+                match self.runtime.reattach(spec).await {
+                    Ok((instance, shells)) => {
+                        let terminal = shells.into_iter().next().map(Terminal::attach);
+                        let entry = InstanceEntry {
+                            name: stored.name.clone(),
+                            created_at: stored.created_at,
+                            ip: stored.ip,
+                            instance,
+                            terminal: Mutex::new(terminal),
+                        };
+                        instances.insert(stored.name, Arc::new(entry));
+                    }
+                    Err(e) => {
+                        tracing::warn!(session = %sid, instance = %stored.name, "cannot take back instance ({e}); removing it");
+                        let _ = self.runtime.remove(&stored.runtime_id);
+                        let _ = self.store.remove_instance(&sid, &stored.name);
+                    }
+                }
+            }
+            tracing::info!(session = %sid, instances = instances.len(), "session taken back");
+            let session = Arc::new(Session {
+                id: sid.clone(),
+                created_at: saved.created_at,
+                expires_at: saved.expires_at,
+                network,
+                instances: Mutex::new(instances),
+                ended: AtomicBool::new(false),
+                events: broadcast::channel(256).0,
+            });
+            self.sessions.write().unwrap().insert(sid, session);
+        }
     }
 }

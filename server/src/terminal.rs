@@ -81,6 +81,11 @@ impl Terminal {
         let process = instance
             .spawn_pty(vec!["/bin/bash".into(), "-l".into()], cols, rows)
             .await?;
+        Ok(Terminal::attach(process))
+    }
+
+    /// Serve a shell that is already running (one found after a restart).
+    pub fn attach(process: sandbox::PtyProcess) -> Arc<Terminal> {
         let terminal = Arc::new(Terminal {
             pty: process.pty,
             output: Mutex::new(Output {
@@ -94,7 +99,7 @@ impl Terminal {
             next_client: AtomicU64::new(1),
         });
         tokio::spawn(terminal.clone().pump(process.exit));
-        Ok(terminal)
+        terminal
     }
 
     pub fn has_exited(&self) -> bool {

@@ -181,9 +181,20 @@ impl TestServer {
         std::mem::replace(&mut self.data_dir, placeholder)
     }
 
-    /// Stop gracefully and wait for the process to exit.
+    /// Stop gracefully and wait for the process to exit. Instances keep
+    /// running after a stop, so this also runs `playground teardown` on the
+    /// data directory, as an operator would, to leave nothing behind.
     pub async fn stop(mut self) {
         self.stop_inner().await;
+        teardown(self.data_dir.path());
+    }
+
+    /// Stop gracefully but leave the instances running (to start again on
+    /// the same data directory).
+    pub async fn stop_keeping_instances(mut self) -> tempfile::TempDir {
+        self.stop_inner().await;
+        let placeholder = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.data_dir, placeholder)
     }
 
     async fn stop_inner(&mut self) {
@@ -211,14 +222,33 @@ impl Drop for TestServer {
                 let deadline = Instant::now() + Duration::from_secs(20);
                 while Instant::now() < deadline {
                     if let Ok(Some(_)) = child.try_wait() {
-                        return;
+                        break;
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
             }
             let _ = child.start_kill();
+            // A failed test must not leave instances behind either.
+            teardown(self.data_dir.path());
         }
     }
+}
+
+/// `playground teardown` on a data directory: removes every session,
+/// instance and network it holds.
+pub fn teardown(data_dir: &Path) {
+    if !data_dir.join("state.db").exists() {
+        return;
+    }
+    let status = std::process::Command::new(binary())
+        .arg(format!("--data-dir={}", data_dir.display()))
+        .arg(format!("--images-dir={}", images_dir().display()))
+        .arg("teardown")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .status()
+        .expect("run playground teardown");
+    assert!(status.success(), "playground teardown failed");
 }
 
 /// A terminal WebSocket with everything received so far.

@@ -402,34 +402,3 @@ async fn a_flood_of_output_is_held_back_and_ctrl_c_still_answers() {
     term.wait_for("after-9", T).await;
     server.stop().await;
 }
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_restart_after_a_crash_removes_what_the_crashed_server_left() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    for _ in 0..2 {
-        let name = server.add_instance(&sid).await;
-        server
-            .exec(&sid, &name, "sleep 1000 >/dev/null 2>&1 & echo x > /root/f")
-            .await;
-    }
-    let data_dir = server.crash().await;
-    assert!(!leftovers(&sid, data_dir.path()).is_empty());
-
-    // The new server cleans up before it listens.
-    let server = TestServer::start_in(data_dir, &[]).await;
-    let left = leftovers(&sid, server.data_dir.path());
-    assert!(left.is_empty(), "after restart: {left:?}");
-    let resp = server
-        .http
-        .get(server.url(&format!("/api/sessions/{sid}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-    // And it works.
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
-    assert_eq!(server.exec(&sid, &name, "echo ok").await.stdout, "ok\n");
-    server.stop().await;
-}

@@ -1,0 +1,187 @@
+//! What must outlive a restart of the server: sessions (with their expiry)
+//! and their instances, in an SQLite database in the data directory. The
+//! kernel holds the rest (the instances keep running; the runtime finds
+//! them again), so the database stays small and is written only when
+//! sessions and instances come and go.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection};
+
+/// A session as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSession {
+    pub id: String,
+    pub created_at: SystemTime,
+    pub expires_at: SystemTime,
+    pub instances: Vec<StoredInstance>,
+}
+
+/// An instance as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredInstance {
+    pub name: String,
+    /// The runtime's id (names its directory and cgroup).
+    pub runtime_id: String,
+    pub ip: std::net::Ipv4Addr,
+    pub created_at: SystemTime,
+}
+
+pub struct Store {
+    db: Mutex<Connection>,
+}
+
+fn secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64
+}
+
+fn time(secs: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
+}
+
+type Result<T> = std::result::Result<T, rusqlite::Error>;
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = Connection::open(path)?;
+        // WAL: writers do not block readers, and a crash loses nothing that
+        // was committed.
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.pragma_update(None, "foreign_keys", "ON")?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS sessions (
+                 id TEXT PRIMARY KEY,
+                 created_at INTEGER NOT NULL,
+                 expires_at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS instances (
+                 session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                 name TEXT NOT NULL,
+                 runtime_id TEXT NOT NULL UNIQUE,
+                 ip TEXT NOT NULL,
+                 created_at INTEGER NOT NULL,
+                 PRIMARY KEY (session_id, name)
+             );",
+        )?;
+        Ok(Store { db: Mutex::new(db) })
+    }
+
+    pub fn add_session(
+        &self,
+        id: &str,
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Result<()> {
+        self.db.lock().unwrap().execute(
+            "INSERT INTO sessions (id, created_at, expires_at) VALUES (?1, ?2, ?3)",
+            params![id, secs(created_at), secs(expires_at)],
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_session(&self, id: &str) -> Result<()> {
+        self.db
+            .lock()
+            .unwrap()
+            .execute("DELETE FROM sessions WHERE id = ?1", params![id])?;
+        Ok(())
+    }
+
+    pub fn add_instance(&self, session_id: &str, instance: &StoredInstance) -> Result<()> {
+        self.db.lock().unwrap().execute(
+            "INSERT INTO instances (session_id, name, runtime_id, ip, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                session_id,
+                instance.name,
+                instance.runtime_id,
+                instance.ip.to_string(),
+                secs(instance.created_at)
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_instance(&self, session_id: &str, name: &str) -> Result<()> {
+        self.db.lock().unwrap().execute(
+            "DELETE FROM instances WHERE session_id = ?1 AND name = ?2",
+            params![session_id, name],
+        )?;
+        Ok(())
+    }
+
+    /// Every stored session with its instances.
+    pub fn sessions(&self) -> Result<Vec<StoredSession>> {
+        let db = self.db.lock().unwrap();
+        let mut sessions: Vec<StoredSession> = db
+            .prepare("SELECT id, created_at, expires_at FROM sessions ORDER BY created_at")?
+            .query_map([], |row| {
+                Ok(StoredSession {
+                    id: row.get(0)?,
+                    created_at: time(row.get(1)?),
+                    expires_at: time(row.get(2)?),
+                    instances: Vec::new(),
+                })
+            })?
+            .collect::<Result<_>>()?;
+        let mut query = db.prepare(
+            "SELECT name, runtime_id, ip, created_at FROM instances WHERE session_id = ?1 ORDER BY name",
+        )?;
+        for session in &mut sessions {
+            session.instances = query
+                .query_map(params![session.id], |row| {
+                    let ip: String = row.get(2)?;
+                    Ok(StoredInstance {
+                        name: row.get(0)?,
+                        runtime_id: row.get(1)?,
+                        ip: ip.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                        created_at: time(row.get(3)?),
+                    })
+                })?
+                .collect::<Result<_>>()?;
+        }
+        Ok(sessions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_and_instances_survive_reopening() {
+        let dir = std::env::temp_dir().join(format!("store-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.db");
+        let now = time(secs(SystemTime::now()));
+        {
+            let store = Store::open(&path).unwrap();
+            store
+                .add_session("s1", now, now + Duration::from_secs(60))
+                .unwrap();
+            store
+                .add_session("s2", now, now + Duration::from_secs(60))
+                .unwrap();
+            let instance = StoredInstance {
+                name: "node1".into(),
+                runtime_id: "s1-node1".into(),
+                ip: "10.100.0.2".parse().unwrap(),
+                created_at: now,
+            };
+            store.add_instance("s1", &instance).unwrap();
+            store.remove_session("s2").unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let sessions = store.sessions().unwrap();
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].expires_at, now + Duration::from_secs(60));
+        assert_eq!(sessions[0].instances[0].runtime_id, "s1-node1");
+        store.remove_instance("s1", "node1").unwrap();
+        store.remove_session("s1").unwrap();
+        assert!(store.sessions().unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,157 @@
+//! Restarts lose nothing: sessions, instances, their files, running
+//! processes and shells survive a `kill -9` of the server; a session that
+//! expired while the server was down is removed at the next start; nothing
+//! accumulates over many cycles. Needs root.
+
+use std::time::Duration;
+
+use playground_protocol::SessionInfo;
+use playground_tests::{bridge_name, leftovers, wait_until_clean, TestServer};
+
+const T: Duration = Duration::from_secs(20);
+
+async fn session(server: &TestServer, sid: &str) -> Option<SessionInfo> {
+    let resp = server
+        .http
+        .get(server.url(&format!("/api/sessions/{sid}")))
+        .send()
+        .await
+        .unwrap();
+    if resp.status() == 404 {
+        return None;
+    }
+    Some(resp.json().await.unwrap())
+}
+
+/// Processes in the cgroups of a session's instances (host pids).
+fn processes(sid: &str, server: &TestServer) -> usize {
+    leftovers(sid, server.data_dir.path()).processes.len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_shells_and_processes_survive_kill_9_of_the_server() {
+    // A session that will expire while the server is down.
+    let server = TestServer::start(&["--session-ttl=4s"]).await;
+    let expiring = server.create_session().await.id;
+    server.add_instance(&expiring).await;
+    let data_dir = server.crash().await;
+
+    let server = TestServer::start_in(data_dir, &[]).await;
+    assert!(
+        session(&server, &expiring).await.is_some(),
+        "not taken back"
+    );
+    let sid = server.create_session().await.id;
+    let node1 = server.add_instance(&sid).await;
+    let node2 = server.add_instance(&sid).await;
+    // A shell with state, a shell busy in a foreground command, a file.
+    let mut shell = server.terminal(&sid, &node1, "").await;
+    shell
+        .send("export MARK=kept-$((40+2)); cd /tmp; echo set-done\n")
+        .await;
+    shell.wait_for("set-done", T).await;
+    let mut busy = server.terminal(&sid, &node2, "").await;
+    busy.send("sleep 1000\n").await;
+    server
+        .exec(&sid, &node1, "echo precious > /root/file")
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = processes(&sid, &server);
+
+    let data_dir = server.crash().await;
+    // Instances keep running while no server is there.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let server = TestServer::start_in(data_dir, &[]).await;
+
+    // The expired session is gone, with everything it had.
+    assert!(session(&server, &expiring).await.is_none());
+    let left = wait_until_clean(&expiring, server.data_dir.path(), T).await;
+    assert!(left.is_empty(), "expired while down, left: {left:?}");
+
+    // The live one is back: instances, files, processes, shell state.
+    let info = session(&server, &sid).await.expect("session taken back");
+    let names: Vec<&str> = info.instances.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, [node1.as_str(), node2.as_str()]);
+    assert_eq!(
+        server.exec(&sid, &node1, "cat /root/file").await.stdout,
+        "precious\n"
+    );
+    let out = server
+        .exec(&sid, &node2, "pgrep -x sleep >/dev/null && echo sleeping")
+        .await;
+    assert_eq!(out.stdout, "sleeping\n");
+    assert_eq!(processes(&sid, &server), before);
+    let mut shell = server.terminal(&sid, &node1, "").await;
+    shell.send("echo \"mark=$MARK in $(pwd)\"\n").await;
+    shell.wait_for("mark=kept-42 in /tmp", T).await;
+    // The busy shell is the same one: Ctrl-C ends its sleep.
+    let mut busy = server.terminal(&sid, &node2, "").await;
+    busy.send("\x03").await;
+    busy.send("echo back-$((1+1))\n").await;
+    busy.wait_for("back-2", T).await;
+    // Ports, events and new instances work after the restart too.
+    assert_eq!(server.add_instance(&sid).await, "node3");
+
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_crash_and_restart_cycles_leak_nothing() {
+    let server = TestServer::start(&[]).await;
+    let sid = server.create_session().await.id;
+    let name = server.add_instance(&sid).await;
+    let mut term = server.terminal(&sid, &name, "").await;
+    term.send("echo ready\n").await;
+    term.wait_for("ready", T).await;
+    // Let the login shell's start-up children finish.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let baseline = leftovers(&sid, server.data_dir.path());
+    let mut server = server;
+    for cycle in 0..10 {
+        let data_dir = server.crash().await;
+        server = TestServer::start_in(data_dir, &[]).await;
+        let now = leftovers(&sid, server.data_dir.path());
+        assert_eq!(now.cgroups, baseline.cgroups, "cycle {cycle}");
+        assert_eq!(
+            now.processes.len(),
+            baseline.processes.len(),
+            "cycle {cycle}"
+        );
+        assert_eq!(
+            now.loop_devices.len(),
+            baseline.loop_devices.len(),
+            "cycle {cycle}"
+        );
+        assert_eq!(now.bridges, vec![bridge_name(&sid)], "cycle {cycle}");
+        let out = server
+            .exec(&sid, &name, &format!("echo cycle-{cycle}"))
+            .await;
+        assert_eq!(out.stdout, format!("cycle-{cycle}\n"));
+    }
+    let mut term = server.terminal(&sid, &name, "").await;
+    term.send("echo still-$((2*3))\n").await;
+    term.wait_for("still-6", T).await;
+    let data_dir = server.data_dir.path().to_path_buf();
+    server.stop().await;
+    let left = wait_until_clean(&sid, &data_dir, T).await;
+    assert!(left.is_empty(), "after teardown: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graceful_stop_keeps_instances_and_teardown_removes_them() {
+    let server = TestServer::start(&[]).await;
+    let sid = server.create_session().await.id;
+    let name = server.add_instance(&sid).await;
+    server.exec(&sid, &name, "echo kept > /root/k").await;
+    let data_dir = server.stop_keeping_instances().await;
+    assert!(!leftovers(&sid, data_dir.path()).processes.is_empty());
+    let server = TestServer::start_in(data_dir, &[]).await;
+    assert_eq!(
+        server.exec(&sid, &name, "cat /root/k").await.stdout,
+        "kept\n"
+    );
+    let data_dir = server.data_dir.path().to_path_buf();
+    server.stop().await; // stops, then runs `playground teardown`
+    let left = wait_until_clean(&sid, &data_dir, T).await;
+    assert!(left.is_empty(), "after teardown: {left:?}");
+}
