@@ -379,27 +379,14 @@ async fn with_nat_egress_instances_reach_public_addresses_only() {
         "reached the host: {out:?}"
     );
 
-    let table = {
-        let nft = std::process::Command::new("nft")
-            .args(["list", "tables"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&nft.stdout).into_owned()
-    };
-    assert!(table.contains("playground_"), "{table}");
-    let data_dir = server.data_dir.path().to_path_buf();
+    let during = nft_tables();
+    let ours: Vec<&String> = during.iter().filter(|t| !before.contains(t)).collect();
+    assert_eq!(ours.len(), 1, "expected one new nftables table: {during:?}");
+    let ours = ours[0].clone();
+    // The egress rules stay while instances may run, and go with a teardown
+    // (which `stop` runs).
     server.stop().await;
-    // The egress rules go with the server.
-    let tables = std::process::Command::new("nft")
-        .args(["list", "tables"])
-        .output()
-        .unwrap();
-    let tables = String::from_utf8_lossy(&tables.stdout).into_owned();
-    let ours = format!("{:?}", data_dir);
-    assert!(
-        !tables.lines().any(|l| l.contains("playground_")) || !ours.is_empty(),
-        "{tables}"
-    );
+    assert!(!nft_tables().contains(&ours), "{ours} is still there");
     drop(outside);
 }
 
