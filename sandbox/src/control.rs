@@ -33,6 +33,22 @@ struct Waiters {
     adopts: HashMap<u64, (Vec<Adopted>, oneshot::Sender<Vec<Adopted>>)>,
 }
 
+impl Waiters {
+    /// Start watching for the exit of `pid`, whose descriptors (made
+    /// non-blocking for tokio) came with the event that announced it.
+    fn track(&mut self, pid: i32, fds: Vec<OwnedFd>) -> Spawned {
+        let (exit_tx, exit) = oneshot::channel();
+        self.exits.insert(pid, exit_tx);
+        for fd in &fds {
+            let _ = nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+        }
+        Spawned { pid, fds, exit }
+    }
+}
+
 /// A process found running in an instance by a server that attached.
 pub struct Adopted {
     pub tty: bool,
@@ -168,16 +184,9 @@ impl Control {
         let mut waiters = self.waiters.lock().unwrap();
         match event {
             Event::Spawned { id, pid } => {
-                let (exit_tx, exit) = oneshot::channel();
-                waiters.exits.insert(pid, exit_tx);
-                for fd in &fds {
-                    let _ = nix::fcntl::fcntl(
-                        fd,
-                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-                    );
-                }
+                let process = waiters.track(pid, fds);
                 if let Some(tx) = waiters.spawns.remove(&id) {
-                    let _ = tx.send(Ok(Spawned { pid, fds, exit }));
+                    let _ = tx.send(Ok(process));
                 }
             }
             Event::SpawnFailed { id, error } => {
@@ -196,19 +205,9 @@ impl Control {
                 }
             }
             Event::Adopted { id, pid, tty } => {
-                let (exit_tx, exit) = oneshot::channel();
-                waiters.exits.insert(pid, exit_tx);
-                for fd in &fds {
-                    let _ = nix::fcntl::fcntl(
-                        fd,
-                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-                    );
-                }
+                let process = waiters.track(pid, fds);
                 if let Some((found, _)) = waiters.adopts.get_mut(&id) {
-                    found.push(Adopted {
-                        tty,
-                        process: Spawned { pid, fds, exit },
-                    });
+                    found.push(Adopted { tty, process });
                 }
             }
             Event::AdoptDone { id } => {

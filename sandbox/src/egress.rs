@@ -41,29 +41,53 @@ pub fn table_name(data_dir: &Path) -> String {
     format!("playground_{hash:08x}")
 }
 
-fn ruleset(table: &str, pool: Ipv4Addr, prefix: u8, bridge_glob: &str) -> String {
+/// The table: its filters apply only to the bridges in its `bridges` set
+/// (this runtime's networks), so other playgrounds on the host are not
+/// affected. `intra` lets traffic between instances of one network pass:
+/// with br_netfilter on, bridged packets cross the IP forward hook with the
+/// bridge as both input and output interface.
+fn ruleset(table: &str, pool: Ipv4Addr, prefix: u8) -> String {
     format!(
         "table inet {table}\n\
          delete table inet {table}\n\
          table inet {table} {{\n\
+           set bridges {{ type ifname; }}\n\
+           set intra {{ type ifname . ifname; }}\n\
            chain forward {{\n\
              type filter hook forward priority filter - 1; policy accept;\n\
-             oifname \"{bridge_glob}\" ct state established,related accept\n\
-             oifname \"{bridge_glob}\" drop\n\
-             iifname \"{bridge_glob}\" ip daddr {{ {BLOCKED} }} drop\n\
-             iifname \"{bridge_glob}\" accept\n\
+             iifname . oifname @intra accept\n\
+             oifname @bridges ct state established,related accept\n\
+             oifname @bridges drop\n\
+             iifname @bridges ip daddr {{ {BLOCKED} }} drop\n\
+             iifname @bridges accept\n\
            }}\n\
            chain input {{\n\
              type filter hook input priority filter - 1; policy accept;\n\
-             iifname \"{bridge_glob}\" ct state established,related accept\n\
-             iifname \"{bridge_glob}\" drop\n\
+             iifname @bridges ct state established,related accept\n\
+             iifname @bridges drop\n\
            }}\n\
            chain postrouting {{\n\
              type nat hook postrouting priority srcnat; policy accept;\n\
-             ip saddr {pool}/{prefix} oifname != \"{bridge_glob}\" masquerade\n\
+             ip saddr {pool}/{prefix} oifname != @bridges masquerade\n\
            }}\n\
          }}\n"
     )
+}
+
+/// Put `bridge` under the table's filters (a new or taken-back network).
+pub fn add_bridge(table: &str, bridge: &str) -> Result<()> {
+    nft(&format!(
+        "add element inet {table} bridges {{ \"{bridge}\" }}\n\
+         add element inet {table} intra {{ \"{bridge}\" . \"{bridge}\" }}\n"
+    ))
+}
+
+/// Take `bridge` out of the table's sets (its network is gone).
+pub fn remove_bridge(table: &str, bridge: &str) -> Result<()> {
+    nft(&format!(
+        "delete element inet {table} bridges {{ \"{bridge}\" }}\n\
+         delete element inet {table} intra {{ \"{bridge}\" . \"{bridge}\" }}\n"
+    ))
 }
 
 fn nft(script: &str) -> Result<()> {
@@ -97,9 +121,9 @@ fn nft(script: &str) -> Result<()> {
 }
 
 /// Install (or replace) the NAT and filter rules for the address pool, and
-/// turn on IPv4 forwarding.
-pub fn install(table: &str, pool: Ipv4Addr, prefix: u8, bridge_glob: &str) -> Result<()> {
-    nft(&ruleset(table, pool, prefix, bridge_glob))?;
+/// turn on IPv4 forwarding. Bridges are added with [`add_bridge`].
+pub fn install(table: &str, pool: Ipv4Addr, prefix: u8) -> Result<()> {
+    nft(&ruleset(table, pool, prefix))?;
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
         .map_err(|e| Error::Setup(format!("enable IPv4 forwarding: {e}")))
 }
@@ -123,9 +147,9 @@ mod tests {
 
     #[test]
     fn the_ruleset_replaces_the_table_atomically() {
-        let rules = ruleset("playground_1", Ipv4Addr::new(10, 100, 0, 0), 16, "pgb*");
+        let rules = ruleset("playground_1", Ipv4Addr::new(10, 100, 0, 0), 16);
         assert!(rules.starts_with("table inet playground_1\ndelete table inet playground_1\n"));
-        assert!(rules.contains("ip saddr 10.100.0.0/16 oifname != \"pgb*\" masquerade"));
+        assert!(rules.contains("ip saddr 10.100.0.0/16 oifname != @bridges masquerade"));
         assert!(rules.contains("169.254.0.0/16"));
     }
 }

@@ -101,9 +101,7 @@ impl Networks {
             .map_err(|e| Error::Setup(format!("{}: {e}", registry.display())))?;
         let table = egress::table_name(data_dir);
         match &egress {
-            Egress::Nat { .. } => {
-                egress::install(&table, pool, pool_prefix, &format!("{BRIDGE_PREFIX}*"))?
-            }
+            Egress::Nat { .. } => egress::install(&table, pool, pool_prefix)?,
             // Rules of an earlier run with NAT on: remove (nothing to do without nft).
             Egress::Off => {
                 let _ = egress::remove(&table);
@@ -176,6 +174,10 @@ impl Networks {
         if !self.used.lock().unwrap().insert(subnet) {
             return Err(Error::Setup(format!("subnet of {bridge} is in use twice")));
         }
+        if matches!(self.egress, Egress::Nat { .. }) {
+            // The table was made anew at start-up.
+            egress::add_bridge(&self.table, &bridge)?;
+        }
         Ok(Network {
             bridge,
             bridge_index,
@@ -216,6 +218,7 @@ impl Networks {
                 .await?
                 .ok_or_else(|| Error::Setup("the new bridge vanished".into()))?;
             if matches!(self.egress, Egress::Nat { .. }) {
+                egress::add_bridge(&self.table, &bridge)?;
                 // The gateway: the only host address instances see, and
                 // the host's filter drops whatever they send to it.
                 let gateway = Ipv4Addr::from(u32::from(base) + 1);
@@ -237,6 +240,12 @@ impl Networks {
                 base,
             }),
             Err(e) => {
+                if let Ok(Some(index)) = self.index_of(&bridge).await {
+                    let _ = self.handle.link().del(index).execute().await;
+                }
+                if matches!(self.egress, Egress::Nat { .. }) {
+                    let _ = egress::remove_bridge(&self.table, &bridge);
+                }
                 let _ = fs::remove_file(self.registry.join(&bridge));
                 self.used.lock().unwrap().remove(&subnet);
                 Err(e)
@@ -257,6 +266,9 @@ impl Networks {
                 .map_err(err("delete bridge")),
             None => Ok(()),
         };
+        if matches!(self.egress, Egress::Nat { .. }) {
+            let _ = egress::remove_bridge(&self.table, &network.bridge);
+        }
         let _ = fs::remove_file(self.registry.join(&network.bridge));
         self.used.lock().unwrap().remove(&network.subnet);
         result

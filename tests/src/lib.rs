@@ -140,6 +140,35 @@ impl TestServer {
         body["name"].as_str().unwrap().to_string()
     }
 
+    /// The session, or None when the server answers 404.
+    pub async fn session(&self, sid: &str) -> Option<SessionInfo> {
+        let response = self
+            .http
+            .get(self.url(&format!("/api/sessions/{sid}")))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 404 {
+            return None;
+        }
+        assert_eq!(response.status(), 200);
+        Some(response.json().await.unwrap())
+    }
+
+    /// End a session; it must exist.
+    pub async fn delete_session(&self, sid: &str) {
+        let url = self.url(&format!("/api/sessions/{sid}"));
+        let response = self.http.delete(url).send().await.unwrap();
+        assert_eq!(response.status(), 204, "delete session {sid}");
+    }
+
+    /// Delete an instance; it must exist.
+    pub async fn delete_instance(&self, sid: &str, name: &str) {
+        let url = self.url(&format!("/api/sessions/{sid}/instances/{name}"));
+        let response = self.http.delete(url).send().await.unwrap();
+        assert_eq!(response.status(), 204, "delete instance {name}");
+    }
+
     pub async fn exec(&self, sid: &str, name: &str, script: &str) -> ExecResponse {
         let response = self
             .http

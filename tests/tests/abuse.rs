@@ -373,13 +373,7 @@ async fn resource_attacks_hit_their_limits_and_spare_everyone_else() {
         );
     }
     // The way out is a fresh instance.
-    let resp = server
-        .http
-        .delete(server.url(&format!("/api/sessions/{sid}/instances/{victim}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    server.delete_instance(&sid, &victim).await;
     let victim = server.add_instance(&sid).await;
 
     // Memory hog: only the hog is killed, the instance lives on.
@@ -460,13 +454,7 @@ async fn resource_attacks_hit_their_limits_and_spare_everyone_else() {
 }
 
 async fn end_session(server: &TestServer, sid: &str) {
-    let resp = server
-        .http
-        .delete(server.url(&format!("/api/sessions/{sid}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    server.delete_session(&sid).await;
     let left = wait_until_clean(sid, server.data_dir.path(), Duration::from_secs(20)).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(leftovers(sid, server.data_dir.path()).is_empty());

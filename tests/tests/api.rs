@@ -87,13 +87,7 @@ async fn two_instances_have_their_own_shells_and_cannot_see_each_other_or_the_ho
     assert_eq!(&fields[..3], ["0", "root", "0"], "{out:?}");
     assert!(fields[3].parse::<u64>().unwrap() >= 65536, "{out:?}");
 
-    let resp = server
-        .http
-        .delete(server.url(&format!("/api/sessions/{sid}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    server.delete_session(&sid).await;
     let left = wait_until_clean(sid, server.data_dir.path(), T).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     server.stop().await;
@@ -244,13 +238,7 @@ async fn deleting_an_instance_with_busy_processes_leaves_nothing_behind() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!leftovers(&sid, server.data_dir.path()).processes.is_empty());
 
-    let resp = server
-        .http
-        .delete(server.url(&format!("/api/sessions/{sid}/instances/{name}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    server.delete_instance(&sid, &name).await;
     // The attached terminal learns that its shell is gone.
     term.drain(Duration::from_secs(3)).await;
     assert!(
