@@ -15,6 +15,7 @@ use tokio::sync::{oneshot, Mutex};
 use crate::agent::{Request, WindowSize};
 use crate::cgroup::Cgroup;
 use crate::control::{Control, Spawned};
+use crate::ports::PortWatcher;
 use crate::pty::Pty;
 use crate::runtime::{pidfd, InstanceSpec, RuntimeInner};
 use crate::{sys, Error, Result};
@@ -65,6 +66,8 @@ struct Inner {
     runtime: Arc<RuntimeInner>,
     destroyed: AtomicBool,
     destroy_lock: Mutex<()>,
+    /// Asks the kernel for the instance's listening ports (made on first use).
+    ports: std::sync::Mutex<Option<PortWatcher>>,
 }
 
 impl Instance {
@@ -91,6 +94,7 @@ impl Instance {
                 runtime,
                 destroyed: AtomicBool::new(false),
                 destroy_lock: Mutex::new(()),
+                ports: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -125,12 +129,22 @@ impl Instance {
         }
     }
 
+    fn listeners(&self) -> std::io::Result<Vec<crate::ports::Listener>> {
+        let mut watcher = self.inner.ports.lock().unwrap();
+        if watcher.is_none() {
+            *watcher = Some(PortWatcher::open(self.inner.pidfd.get_ref())?);
+        }
+        let result = watcher.as_mut().expect("opened above").listening();
+        if result.is_err() {
+            // Open a fresh socket next time.
+            *watcher = None;
+        }
+        result
+    }
+
     /// TCP ports something listens on inside the instance, sorted.
     pub fn listening_ports(&self) -> std::io::Result<Vec<u16>> {
-        Ok(crate::ports::listening(self.inner.host_pid)?
-            .into_iter()
-            .map(|l| l.port)
-            .collect())
+        Ok(self.listeners()?.into_iter().map(|l| l.port).collect())
     }
 
     /// A TCP connection from the server to `port` inside the instance (to
@@ -144,7 +158,7 @@ impl Instance {
         }
         crate::ports::connect(
             self.inner.pidfd.get_ref(),
-            self.inner.host_pid,
+            || self.listeners(),
             port,
             Duration::from_secs(5),
         )

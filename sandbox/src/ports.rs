@@ -1,14 +1,25 @@
-//! TCP ports inside an instance: which ones something listens on (read by
-//! the host from the instance's network namespace, never by asking programs
+//! TCP ports inside an instance: which ones something listens on (asked of
+//! the kernel from the instance's network namespace, never of programs
 //! inside), and connections to them from the server.
+//!
+//! Listeners are read with sock_diag (netlink) rather than /proc/net/tcp:
+//! reading /proc walks every TCP socket of the host, milliseconds per read
+//! on a busy host, while a sock_diag dump of LISTEN sockets only walks the
+//! listening table.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr as NetlinkAddr};
 use nix::sched::{setns, CloneFlags};
 
 /// A TCP socket in the LISTEN state.
@@ -18,71 +29,114 @@ pub struct Listener {
     pub addr: IpAddr,
 }
 
-/// Parse `/proc/net/tcp` or `/proc/net/tcp6`: the LISTEN sockets.
-fn parse_proc_net(text: &str, v6: bool) -> Vec<Listener> {
-    let mut out = Vec::new();
-    for line in text.lines().skip(1) {
-        let mut fields = line.split_whitespace();
-        let (Some(local), Some(_remote), Some(state)) =
-            (fields.nth(1), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        if state != "0A" {
-            continue;
-        }
-        let Some((addr_hex, port_hex)) = local.split_once(':') else {
-            continue;
-        };
-        let Ok(port) = u16::from_str_radix(port_hex, 16) else {
-            continue;
-        };
-        let addr = if v6 {
-            // Four 32-bit words, each in host (little-endian) byte order.
-            let mut bytes = [0u8; 16];
-            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
-                let Some(word) = addr_hex.get(i * 8..i * 8 + 8) else {
-                    continue;
-                };
-                let Ok(w) = u32::from_str_radix(word, 16) else {
-                    continue;
-                };
-                chunk.copy_from_slice(&w.to_le_bytes());
-            }
-            IpAddr::V6(Ipv6Addr::from(bytes))
-        } else {
-            let Ok(w) = u32::from_str_radix(addr_hex, 16) else {
-                continue;
-            };
-            IpAddr::V4(Ipv4Addr::from(w.to_le_bytes()))
-        };
-        out.push(Listener { port, addr });
-    }
-    out
+/// Run `f` on a short-lived thread inside the network namespace of the
+/// process behind `pidfd`: a socket belongs to the namespace it was made
+/// in, and the server's own threads must never change namespace. The
+/// thread ends right after, still inside.
+fn in_netns<T: Send + 'static>(
+    pidfd: &OwnedFd,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let pidfd = pidfd.try_clone()?;
+    std::thread::Builder::new()
+        .name("netns".into())
+        .spawn(move || {
+            setns(pidfd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+            f()
+        })?
+        .join()
+        .map_err(|_| io::Error::other("netns thread panicked"))?
 }
 
-/// Listening TCP ports of the network namespace that process `host_pid`
-/// is in, one entry per port (the most reachable address kept).
-pub fn listening(host_pid: i32) -> io::Result<Vec<Listener>> {
-    let mut by_port: BTreeMap<u16, Listener> = BTreeMap::new();
-    for (file, v6) in [("tcp", false), ("tcp6", true)] {
-        let text = match fs::read_to_string(format!("/proc/{host_pid}/net/{file}")) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && v6 => continue,
-            Err(e) => return Err(e),
+/// A sock_diag socket inside an instance's network namespace.
+pub struct PortWatcher {
+    socket: Socket,
+}
+
+impl PortWatcher {
+    pub fn open(pidfd: &OwnedFd) -> io::Result<PortWatcher> {
+        let socket = in_netns(pidfd, || {
+            let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+            socket.bind_auto()?;
+            socket.connect(&NetlinkAddr::new(0, 0))?;
+            Ok(socket)
+        })?;
+        Ok(PortWatcher { socket })
+    }
+
+    /// Listening TCP sockets, one entry per port (the most reachable
+    /// address kept: a wildcard one wins).
+    pub fn listening(&mut self) -> io::Result<Vec<Listener>> {
+        let mut by_port: BTreeMap<u16, Listener> = BTreeMap::new();
+        for family in [AF_INET, AF_INET6] {
+            for l in self.dump(family)? {
+                by_port
+                    .entry(l.port)
+                    .and_modify(|kept| {
+                        if l.addr.is_unspecified() {
+                            *kept = l;
+                        }
+                    })
+                    .or_insert(l);
+            }
+        }
+        Ok(by_port.into_values().collect())
+    }
+
+    fn dump(&mut self, family: u8) -> io::Result<Vec<Listener>> {
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let socket_id = if family == AF_INET {
+            SocketId::new_v4()
+        } else {
+            SocketId::new_v6()
         };
-        for l in parse_proc_net(&text, v6) {
-            by_port
-                .entry(l.port)
-                .and_modify(|kept| {
-                    if l.addr.is_unspecified() {
-                        *kept = l;
+        let mut request = NetlinkMessage::new(
+            header,
+            SockDiagMessage::InetRequest(InetRequest {
+                family,
+                protocol: IPPROTO_TCP,
+                extensions: ExtensionFlags::empty(),
+                states: StateFlags::LISTEN,
+                socket_id,
+            })
+            .into(),
+        );
+        request.finalize();
+        let mut buf = vec![0; request.buffer_len()];
+        request.serialize(&mut buf);
+        self.socket.send(&buf, 0)?;
+
+        let mut found = Vec::new();
+        let mut receive = vec![0u8; 64 * 1024];
+        loop {
+            let size = self.socket.recv(&mut &mut receive[..], 0)?;
+            let mut offset = 0;
+            while offset < size {
+                let message =
+                    NetlinkMessage::<SockDiagMessage>::deserialize(&receive[offset..size])
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let length = message.header.length as usize;
+                match message.payload {
+                    NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
+                        found.push(Listener {
+                            port: response.header.socket_id.source_port,
+                            addr: response.header.socket_id.source_address,
+                        });
                     }
-                })
-                .or_insert(l);
+                    NetlinkPayload::Done(_) => return Ok(found),
+                    NetlinkPayload::Error(e) => {
+                        return Err(io::Error::other(format!("sock_diag: {e:?}")))
+                    }
+                    _ => {}
+                }
+                if length == 0 {
+                    break;
+                }
+                offset += length;
+            }
         }
     }
-    Ok(by_port.into_values().collect())
 }
 
 /// Where to connect to reach `listener` from inside its namespace.
@@ -95,18 +149,47 @@ fn target(listener: &Listener) -> SocketAddr {
     SocketAddr::new(ip, listener.port)
 }
 
+/// A TCP socket made inside the namespace of `pidfd`, not yet connected.
+fn socket_in(pidfd: &OwnedFd, v6: bool) -> io::Result<tokio::net::TcpSocket> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let family = if v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd = in_netns(pidfd, move || {
+        socket(
+            family,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .map_err(io::Error::from)
+    })?;
+    Ok(tokio::net::TcpSocket::from_std_stream(
+        std::net::TcpStream::from(fd),
+    ))
+}
+
 /// Connect to `port` inside the network namespace of the process behind
-/// `pidfd`. The socket is made on a short-lived thread that enters the
-/// namespace (a socket stays in the namespace it was made in), so the
-/// server's own threads never change namespace. Works for programs bound to
-/// the instance's loopback too.
+/// `pidfd`. Most servers listen on every address or on loopback, so
+/// loopback is tried first; only when that is refused is the listener's own
+/// address looked up (a server bound to the instance's eth0 address only).
 pub async fn connect(
     pidfd: &OwnedFd,
-    host_pid: i32,
+    watcher: impl FnOnce() -> io::Result<Vec<Listener>>,
     port: u16,
     timeout: Duration,
 ) -> io::Result<tokio::net::TcpStream> {
-    let listeners = listening(host_pid)?;
+    let loopback = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let first = socket_in(pidfd, false)?;
+    match tokio::time::timeout(timeout, first.connect(loopback)).await {
+        Ok(Ok(stream)) => return Ok(stream),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+    }
+    let listeners = watcher()?;
     let Some(listener) = listeners.iter().find(|l| l.port == port) else {
         return Err(io::Error::new(
             io::ErrorKind::ConnectionRefused,
@@ -114,61 +197,14 @@ pub async fn connect(
         ));
     };
     let addr = target(listener);
-    let pidfd = pidfd.try_clone()?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("netns-connect".into())
-        .spawn(move || {
-            let result = setns(pidfd.as_fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(io::Error::from)
-                .and_then(|()| std::net::TcpStream::connect_timeout(&addr, timeout));
-            // This thread ends here, still in the instance's namespace; it
-            // never runs anything else.
-            let _ = tx.send(result);
-        })?;
-    let stream = rx
-        .await
-        .map_err(|_| io::Error::other("connect thread died"))??;
-    stream.set_nonblocking(true)?;
-    tokio::net::TcpStream::from_std(stream)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listening_sockets_are_parsed_from_proc_net() {
-        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
-   1: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0
-   2: 0100007F:9C40 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0
-";
-        let found = parse_proc_net(tcp, false);
-        assert_eq!(
-            found,
-            vec![
-                Listener {
-                    port: 8080,
-                    addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-                },
-                Listener {
-                    port: 22,
-                    addr: IpAddr::V4(Ipv4Addr::LOCALHOST)
-                },
-            ]
-        );
-        let tcp6 =
-            "  sl  local_address                         remote_address                        st
-   0: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A
-";
-        let found = parse_proc_net(tcp6, true);
-        assert_eq!(
-            found,
-            vec![Listener {
-                port: 80,
-                addr: IpAddr::V6(Ipv6Addr::LOCALHOST)
-            }]
-        );
+    if addr == loopback {
+        return Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            format!("nothing accepts connections on port {port}"),
+        ));
     }
+    let socket = socket_in(pidfd, addr.is_ipv6())?;
+    tokio::time::timeout(timeout, socket.connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
 }
