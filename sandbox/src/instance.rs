@@ -15,7 +15,7 @@ use tokio::sync::{oneshot, Mutex};
 use crate::agent::{Request, WindowSize};
 use crate::cgroup::Cgroup;
 use crate::control::{Control, Spawned};
-use crate::ports::PortWatcher;
+use crate::ports::{PortWatcher, SocketMaker};
 use crate::pty::Pty;
 use crate::runtime::{pidfd, InstanceSpec, RuntimeInner};
 use crate::{sys, Error, Result};
@@ -68,6 +68,8 @@ struct Inner {
     destroy_lock: Mutex<()>,
     /// Asks the kernel for the instance's listening ports (made on first use).
     ports: std::sync::Mutex<Option<PortWatcher>>,
+    /// Makes sockets in the instance's network namespace (started on first use).
+    sockets: std::sync::Mutex<Option<Arc<SocketMaker>>>,
 }
 
 impl Instance {
@@ -95,6 +97,7 @@ impl Instance {
                 destroyed: AtomicBool::new(false),
                 destroy_lock: Mutex::new(()),
                 ports: std::sync::Mutex::new(None),
+                sockets: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -156,13 +159,14 @@ impl Instance {
                 "the instance is not running",
             ));
         }
-        crate::ports::connect(
-            self.inner.pidfd.get_ref(),
-            || self.listeners(),
-            port,
-            Duration::from_secs(5),
-        )
-        .await
+        let sockets = {
+            let mut maker = self.inner.sockets.lock().unwrap();
+            if maker.is_none() {
+                *maker = Some(Arc::new(SocketMaker::start(self.inner.pidfd.get_ref())?));
+            }
+            maker.clone().expect("started above")
+        };
+        crate::ports::connect(&sockets, || self.listeners(), port, Duration::from_secs(5)).await
     }
 
     /// Memory, CPU and process counts from the instance's cgroup.
@@ -293,6 +297,10 @@ impl Instance {
         if self.inner.destroyed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        // Our sockets in the instance's network namespace keep it (and its
+        // veth) alive: let go of them first.
+        self.inner.ports.lock().unwrap().take();
+        self.inner.sockets.lock().unwrap().take();
         // Killing PID 1 of a pid namespace kills every process in it.
         let _ = sys::pidfd_send_signal(self.inner.pidfd.get_ref().as_fd(), libc::SIGKILL);
         if tokio::time::timeout(Duration::from_secs(5), self.inner.pidfd.readable())

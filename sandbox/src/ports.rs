@@ -149,26 +149,61 @@ fn target(listener: &Listener) -> SocketAddr {
     SocketAddr::new(ip, listener.port)
 }
 
-/// A TCP socket made inside the namespace of `pidfd`, not yet connected.
-fn socket_in(pidfd: &OwnedFd, v6: bool) -> io::Result<tokio::net::TcpSocket> {
-    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
-    let family = if v6 {
-        AddressFamily::Inet6
-    } else {
-        AddressFamily::Inet
-    };
-    let fd = in_netns(pidfd, move || {
-        socket(
-            family,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )
-        .map_err(io::Error::from)
-    })?;
-    Ok(tokio::net::TcpSocket::from_std_stream(
-        std::net::TcpStream::from(fd),
-    ))
+type SocketRequest = (bool, std::sync::mpsc::SyncSender<io::Result<OwnedFd>>);
+
+/// Makes TCP sockets inside an instance's network namespace: one thread
+/// that entered the namespace once and serves requests until dropped (the
+/// proxy asks for a socket per request; a thread per socket costs more
+/// than the request).
+pub struct SocketMaker {
+    requests: std::sync::mpsc::Sender<SocketRequest>,
+}
+
+impl SocketMaker {
+    pub fn start(pidfd: &OwnedFd) -> io::Result<SocketMaker> {
+        use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+        let (requests, incoming) = std::sync::mpsc::channel::<SocketRequest>();
+        let pidfd = pidfd.try_clone()?;
+        let (ready_tx, ready) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("netns-sockets".into())
+            .spawn(move || {
+                let entered = setns(pidfd.as_fd(), CloneFlags::CLONE_NEWNET);
+                let _ = ready_tx.send(entered.map_err(io::Error::from));
+                if entered.is_err() {
+                    return;
+                }
+                // Ends when the maker is dropped.
+                for (v6, reply) in incoming {
+                    let family = if v6 {
+                        AddressFamily::Inet6
+                    } else {
+                        AddressFamily::Inet
+                    };
+                    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+                    let fd = socket(family, SockType::Stream, flags, None).map_err(io::Error::from);
+                    let _ = reply.send(fd);
+                }
+            })?;
+        ready
+            .recv()
+            .map_err(|_| io::Error::other("netns thread died"))??;
+        Ok(SocketMaker { requests })
+    }
+
+    /// A TCP socket of the instance's namespace, not yet connected.
+    fn socket(&self, v6: bool) -> io::Result<tokio::net::TcpSocket> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.requests
+            .send((v6, reply))
+            .map_err(|_| io::Error::other("netns thread ended"))?;
+        let fd = answer
+            .recv()
+            .map_err(|_| io::Error::other("netns thread ended"))??;
+        Ok(tokio::net::TcpSocket::from_std_stream(
+            std::net::TcpStream::from(fd),
+        ))
+    }
 }
 
 /// Connect to `port` inside the network namespace of the process behind
@@ -176,13 +211,13 @@ fn socket_in(pidfd: &OwnedFd, v6: bool) -> io::Result<tokio::net::TcpSocket> {
 /// loopback is tried first; only when that is refused is the listener's own
 /// address looked up (a server bound to the instance's eth0 address only).
 pub async fn connect(
-    pidfd: &OwnedFd,
+    sockets: &SocketMaker,
     watcher: impl FnOnce() -> io::Result<Vec<Listener>>,
     port: u16,
     timeout: Duration,
 ) -> io::Result<tokio::net::TcpStream> {
     let loopback = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-    let first = socket_in(pidfd, false)?;
+    let first = sockets.socket(false)?;
     match tokio::time::timeout(timeout, first.connect(loopback)).await {
         Ok(Ok(stream)) => return Ok(stream),
         Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {}
@@ -203,7 +238,7 @@ pub async fn connect(
             format!("nothing accepts connections on port {port}"),
         ));
     }
-    let socket = socket_in(pidfd, addr.is_ipv6())?;
+    let socket = sockets.socket(addr.is_ipv6())?;
     tokio::time::timeout(timeout, socket.connect(addr))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
