@@ -24,8 +24,11 @@ use std::sync::Mutex;
 
 use futures_util::TryStreamExt;
 use nix::sched::{setns, CloneFlags};
+use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::packet_route::route::RouteType;
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
 
 use crate::egress::{self, Egress};
 use crate::{Error, Result};
@@ -36,6 +39,8 @@ const PREFIX: u8 = 24;
 /// Name prefixes of our devices (at most 15 bytes in all).
 const BRIDGE_PREFIX: &str = "pgb";
 const VETH_PREFIX: &str = "pgv";
+/// The instance's end of its veth pair.
+const INSIDE: &str = "eth0";
 
 fn err(what: &str) -> impl Fn(rtnetlink::Error) -> Error + '_ {
     move |e| Error::Setup(format!("{what}: {e}"))
@@ -277,46 +282,30 @@ impl Networks {
     /// Plug the instance whose init has host pid `host_pid` into `network`
     /// as `eth0` with `address`.
     pub async fn attach(&self, network: &Network, host_pid: i32, address: Ipv4Addr) -> Result<()> {
-        let suffix = random_suffix();
-        let host_end = format!("{VETH_PREFIX}{suffix}");
-        let peer = format!("pgp{suffix}");
+        let host_end = format!("{VETH_PREFIX}{}", random_suffix());
+        let netns = fs::File::open(format!("/proc/{host_pid}/ns/net"))
+            .map_err(|e| Error::Setup(format!("instance network namespace: {e}")))?;
+        // The pair is made with its peer already in the instance's namespace
+        // and named eth0 there, and its host end already on the bridge: moving
+        // a device between namespaces afterwards costs the kernel an RCU
+        // grace period (10-20 ms here).
+        let peer = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(INSIDE.to_string())
+            .setns_by_fd(netns.as_raw_fd())
+            .build();
+        let pair = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(host_end.clone())
+            .controller(network.bridge_index)
+            .up()
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build();
         let link = self.handle.link();
-        link.add(LinkVeth::new(&host_end, &peer).build())
+        link.add(pair)
             .execute()
             .await
             .map_err(err("create veth pair"))?;
-        let result = async {
-            let host_index = self
-                .index_of(&host_end)
-                .await?
-                .ok_or_else(|| Error::Setup("veth vanished".into()))?;
-            let peer_index = self
-                .index_of(&peer)
-                .await?
-                .ok_or_else(|| Error::Setup("veth peer vanished".into()))?;
-            link.set(
-                LinkUnspec::new_with_index(host_index)
-                    .controller(network.bridge_index)
-                    .up()
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(err("plug veth into bridge"))?;
-            let netns = fs::File::open(format!("/proc/{host_pid}/ns/net"))
-                .map_err(|e| Error::Setup(format!("instance network namespace: {e}")))?;
-            link.set(
-                LinkUnspec::new_with_index(peer_index)
-                    .setns_by_fd(netns.as_raw_fd())
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(err("move veth into the instance"))?;
-            let gateway = matches!(self.egress, Egress::Nat { .. }).then(|| network.address(1));
-            configure_inside(netns, &peer, address, gateway).await
-        }
-        .await;
+        let gateway = matches!(self.egress, Egress::Nat { .. }).then(|| network.address(1));
+        let result = configure_inside(netns, INSIDE, address, gateway).await;
         if result.is_err() {
             // Deleting one end deletes both (wherever the peer is).
             if let Ok(Some(index)) = self.index_of(&host_end).await {
@@ -347,8 +336,8 @@ async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>> {
     }
 }
 
-/// Inside the instance's network namespace: rename the veth end to eth0,
-/// give it its address, bring it up, and set the default route.
+/// Inside the instance's network namespace: give eth0
+/// its address, bring it up, and set the default route.
 async fn configure_inside(
     netns: fs::File,
     peer: &str,
@@ -380,16 +369,6 @@ async fn configure_inside(
         let index = index_of(&handle, peer)
             .await?
             .ok_or_else(|| Error::Setup("veth did not arrive in the instance".into()))?;
-        handle
-            .link()
-            .set(
-                LinkUnspec::new_with_index(index)
-                    .name("eth0".to_string())
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(err("rename to eth0"))?;
         handle
             .address()
             .add(index, address.into(), PREFIX)
