@@ -454,7 +454,7 @@ async fn resource_attacks_hit_their_limits_and_spare_everyone_else() {
 }
 
 async fn end_session(server: &TestServer, sid: &str) {
-    server.delete_session(&sid).await;
+    server.delete_session(sid).await;
     let left = wait_until_clean(sid, server.data_dir.path(), Duration::from_secs(20)).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(leftovers(sid, server.data_dir.path()).is_empty());

@@ -87,7 +87,7 @@ async fn two_instances_have_their_own_shells_and_cannot_see_each_other_or_the_ho
     assert_eq!(&fields[..3], ["0", "root", "0"], "{out:?}");
     assert!(fields[3].parse::<u64>().unwrap() >= 65536, "{out:?}");
 
-    server.delete_session(&sid).await;
+    server.delete_session(sid).await;
     let left = wait_until_clean(sid, server.data_dir.path(), T).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     server.stop().await;

@@ -112,7 +112,7 @@ async fn instances_of_a_session_reach_each_other_by_name_and_nothing_else() {
         .join(&bridge)
         .exists());
     for sid in [&a, &b] {
-        server.delete_session(&sid).await;
+        server.delete_session(sid).await;
         let left = wait_until_clean(sid, server.data_dir.path(), Duration::from_secs(20)).await;
         assert!(left.is_empty(), "left behind: {left:?}");
     }
