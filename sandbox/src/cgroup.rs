@@ -228,6 +228,16 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The files a single-threaded process writes `0` to, to move itself
+    /// into the cgroup. On v1 that is `tasks`: moving only the calling
+    /// thread lets the kernel skip the global threadgroup lock, whose write
+    /// side waits for an RCU grace period (6-15 ms per instance measured
+    /// here with `cgroup.procs`).
+    pub fn join_files(&self) -> Vec<PathBuf> {
+        let file = if self.v2 { "cgroup.procs" } else { "tasks" };
+        self.dirs.iter().map(|d| d.join(file)).collect()
+    }
+
     /// The `cgroup.procs` files a process writes its pid to, to join.
     pub fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()

@@ -23,7 +23,7 @@ use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{clone, setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::{getpid, pipe2, read, setgroups, setresgid, setresuid, write, Gid, Pid, Uid};
+use nix::unistd::{pipe2, read, setgroups, setresgid, setresuid, write, Gid, Pid, Uid};
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, Event};
@@ -58,7 +58,8 @@ pub struct LaunchConfig {
     /// points `disk/`, `lower/` and `rootfs/` of this instance.
     pub instance_dir: PathBuf,
     /// `cgroup.procs` files to join before cloning.
-    pub cgroup_procs: Vec<PathBuf>,
+    /// Files to write `0` to, to join the instance's cgroups before cloning.
+    pub cgroup_join: Vec<PathBuf>,
 }
 
 impl LaunchConfig {
@@ -96,9 +97,9 @@ pub fn run_if_requested() {
 }
 
 fn launch(config: &LaunchConfig, control: &OwnedFd) -> Result<(), String> {
-    let me = getpid().to_string();
-    for procs in &config.cgroup_procs {
-        fs::write(procs, &me).map_err(|e| format!("join cgroup {}: {e}", procs.display()))?;
+    // This process is single-threaded, so "0" (the calling thread) is all of it.
+    for file in &config.cgroup_join {
+        fs::write(file, "0").map_err(|e| format!("join cgroup {}: {e}", file.display()))?;
     }
 
     let listener = listen_socket(&config.instance_dir.join(CONTROL_SOCKET))?;

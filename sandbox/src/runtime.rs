@@ -275,7 +275,7 @@ impl Runtime {
             id_count: ID_COUNT,
             image: self.inner.config.image_root.clone(),
             instance_dir: dir.clone(),
-            cgroup_procs: cgroup.procs_files(),
+            cgroup_join: cgroup.join_files(),
         };
         let started = tokio::time::timeout(START_TIMEOUT, self.launch(&config)).await;
         let started = match started {
