@@ -48,4 +48,5 @@ fn main() {
         instance.destroy().await.expect("destroy");
         println!("destroyed in {:?}", t.elapsed());
     });
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join("playground-smoke"));
 }
