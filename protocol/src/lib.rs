@@ -127,6 +127,16 @@ pub struct ExecResponse {
     pub truncated: bool,
 }
 
+/// Answer to a file upload (`POST /api/sessions/{sid}/instances/{name}/files?path=...`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// The file's absolute path inside the instance (relative paths resolved,
+    /// symlinks followed).
+    pub path: String,
+    /// Bytes written.
+    pub size: u64,
+}
+
 /// Every error answer of the REST API.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {

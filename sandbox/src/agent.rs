@@ -40,6 +40,39 @@ pub enum Request {
         path: String,
         contents: String,
     },
+    /// Open a regular file for the server (download or upload), resolved
+    /// inside the instance: init's root is the instance's root, so `..`,
+    /// absolute paths and symlinks stay inside. A relative `path` is relative
+    /// to the working directory of process `cwd_of` (a pid inside the
+    /// instance), or to /root. With `write`, the file is created (mode 0644)
+    /// or truncated. Answered with `FileOpened` (descriptor attached) or
+    /// `FileFailed`.
+    OpenFile {
+        id: u64,
+        path: String,
+        write: bool,
+        cwd_of: Option<i32>,
+    },
+}
+
+/// Why init could not open a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileErrorKind {
+    /// The file (or a directory on its path) does not exist.
+    NotFound,
+    /// The path names a directory.
+    IsDirectory,
+    /// The path names a FIFO, socket, device or other non-regular file.
+    NotRegular,
+    /// The instance's permissions forbid it (or the file system is read-only).
+    PermissionDenied,
+    /// The instance's disk is full.
+    DiskFull,
+    /// The path itself is unusable (empty, NUL byte, too long, symlink loop).
+    InvalidPath,
+    /// Anything else.
+    Other,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +104,20 @@ pub enum Event {
     AdoptDone { id: u64 },
     /// The answer to `WriteFile`: `error` is `None` on success.
     Written { id: u64, error: Option<String> },
+    /// The answer to `OpenFile`: the descriptor is attached; `path` is the
+    /// file's absolute path inside the instance; `size` its size when opened
+    /// for reading.
+    FileOpened {
+        id: u64,
+        size: Option<u64>,
+        path: String,
+    },
+    /// The answer to `OpenFile` when the file cannot be opened.
+    FileFailed {
+        id: u64,
+        kind: FileErrorKind,
+        error: String,
+    },
 }
 
 /// Send one message with `fds` attached.

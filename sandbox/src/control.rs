@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
 
-use crate::agent::{self, Event, Request};
+use crate::agent::{self, Event, FileErrorKind, Request};
 
 /// A process init started for us.
 pub struct Spawned {
@@ -25,11 +25,21 @@ pub struct Spawned {
 
 type SpawnReply = Result<Spawned, String>;
 
+/// A file init opened for us (see `Request::OpenFile`).
+pub struct OpenedFile {
+    pub fd: OwnedFd,
+    /// Its absolute path inside the instance.
+    pub path: String,
+}
+
+type OpenReply = Result<OpenedFile, (FileErrorKind, String)>;
+
 #[derive(Default)]
 struct Waiters {
     spawns: HashMap<u64, oneshot::Sender<SpawnReply>>,
     exits: HashMap<i32, oneshot::Sender<i32>>,
     writes: HashMap<u64, oneshot::Sender<Option<String>>>,
+    opens: HashMap<u64, oneshot::Sender<OpenReply>>,
     adopts: HashMap<u64, (Vec<Adopted>, oneshot::Sender<Vec<Adopted>>)>,
 }
 
@@ -147,6 +157,37 @@ impl Control {
         }
     }
 
+    /// Ask init to open a regular file of the instance (see
+    /// `Request::OpenFile`). The outer error means the channel failed; the
+    /// inner one that init could not open the file.
+    pub async fn open_file(
+        &self,
+        path: &str,
+        write: bool,
+        cwd_of: Option<i32>,
+    ) -> io::Result<OpenReply> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().unwrap().opens.insert(id, tx);
+        // Forget the request if the caller gives up (a timeout) or it fails.
+        struct Pending<'a>(&'a Control, u64);
+        impl Drop for Pending<'_> {
+            fn drop(&mut self) {
+                self.0.waiters.lock().unwrap().opens.remove(&self.1);
+            }
+        }
+        let _pending = Pending(self, id);
+        let request = Request::OpenFile {
+            id,
+            path: path.to_string(),
+            write,
+            cwd_of,
+        };
+        self.send(&request).await?;
+        rx.await
+            .map_err(|_| io::Error::new(io::ErrorKind::NotConnected, "the instance stopped"))
+    }
+
     /// Ask init for every live process (after a server restart).
     pub async fn adopt(&self) -> io::Result<Vec<Adopted>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -202,6 +243,20 @@ impl Control {
             Event::Written { id, error } => {
                 if let Some(tx) = waiters.writes.remove(&id) {
                     let _ = tx.send(error);
+                }
+            }
+            Event::FileOpened { id, path, .. } => {
+                if let Some(tx) = waiters.opens.remove(&id) {
+                    let reply = match fds.into_iter().next() {
+                        Some(fd) => Ok(OpenedFile { fd, path }),
+                        None => Err((FileErrorKind::Other, "init sent no descriptor".into())),
+                    };
+                    let _ = tx.send(reply);
+                }
+            }
+            Event::FileFailed { id, kind, error } => {
+                if let Some(tx) = waiters.opens.remove(&id) {
+                    let _ = tx.send(Err((kind, error)));
                 }
             }
             Event::Adopted { id, pid, tty } => {

@@ -16,7 +16,7 @@ use nix::sys::socket::{accept4, SockFlag};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, execvpe, fork, pipe2, setsid, ForkResult, Pid};
 
-use crate::agent::{self, Event, Request, WindowSize};
+use crate::agent::{self, Event, FileErrorKind, Request, WindowSize};
 use crate::sys;
 
 /// A process init started and still reports on.
@@ -156,6 +156,21 @@ fn handle(control: &OwnedFd, children: &mut HashMap<i32, Child>, request: Reques
             let error = write_file(&path, &contents).err();
             let _ = agent::send(control.as_fd(), &Event::Written { id, error }, &[]);
         }
+        Request::OpenFile {
+            id,
+            path,
+            write,
+            cwd_of,
+        } => match open_file(&path, write, cwd_of) {
+            Ok((file, size, path)) => {
+                let event = Event::FileOpened { id, size, path };
+                let _ = agent::send(control.as_fd(), &event, &[file.as_raw_fd()]);
+            }
+            Err((kind, error)) => {
+                let event = Event::FileFailed { id, kind, error };
+                let _ = agent::send(control.as_fd(), &event, &[]);
+            }
+        },
         Request::Signal { pid, signal, group } => {
             // Only processes init started; never itself or strangers.
             if pid > 1 && children.contains_key(&pid) {
@@ -330,4 +345,88 @@ fn write_file(path: &str, contents: &str) -> Result<(), String> {
     file.set_len(0).map_err(|e| format!("{path}: {e}"))?;
     file.write_all(contents.as_bytes())
         .map_err(|e| format!("{path}: {e}"))
+}
+
+/// Open a regular file of the instance for the server, never blocking (a
+/// FIFO or device at the path must not hang init). Relative paths start at
+/// the working directory of process `cwd_of`, or at /root. Returns the file,
+/// its size (when read) and its absolute path inside the instance.
+fn open_file(
+    path: &str,
+    write: bool,
+    cwd_of: Option<i32>,
+) -> Result<(std::fs::File, Option<u64>, String), (FileErrorKind, String)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::{Path, PathBuf};
+    if path.is_empty() {
+        return Err((FileErrorKind::InvalidPath, "the path is empty".into()));
+    }
+    if path.contains('\0') {
+        return Err((FileErrorKind::InvalidPath, "NUL byte in the path".into()));
+    }
+    let full: PathBuf = if path.starts_with('/') {
+        PathBuf::from(path)
+    } else {
+        let cwd = cwd_of
+            .filter(|&pid| pid > 0)
+            .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).ok())
+            .filter(|dir| dir.is_absolute())
+            .unwrap_or_else(|| PathBuf::from("/root"));
+        cwd.join(path)
+    };
+    let mut options = std::fs::OpenOptions::new();
+    if write {
+        options.write(true).create(true).truncate(true).mode(0o644);
+    } else {
+        options.read(true);
+    }
+    // std adds O_CLOEXEC.
+    let file = options
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&full)
+        .map_err(|e| open_error(path, &e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| (FileErrorKind::Other, format!("{path}: {e}")))?;
+    if meta.is_dir() {
+        return Err((FileErrorKind::IsDirectory, format!("{path} is a directory")));
+    }
+    if !meta.is_file() {
+        return Err((
+            FileErrorKind::NotRegular,
+            format!("{path} is not a regular file (a FIFO, socket or device)"),
+        ));
+    }
+    let resolved =
+        std::fs::read_link(Path::new("/proc/self/fd").join(file.as_raw_fd().to_string()))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| full.to_string_lossy().into_owned());
+    let size = (!write).then_some(meta.len());
+    Ok((file, size, resolved))
+}
+
+fn open_error(path: &str, e: &std::io::Error) -> (FileErrorKind, String) {
+    let (kind, what) = match e.raw_os_error().unwrap_or(0) {
+        libc::ENOENT => (FileErrorKind::NotFound, "no such file"),
+        libc::ENOTDIR => (
+            FileErrorKind::NotFound,
+            "no such file (a parent is not a directory)",
+        ),
+        libc::EISDIR => (FileErrorKind::IsDirectory, "is a directory"),
+        // O_NONBLOCK write open of a FIFO without a reader; or a device.
+        libc::ENXIO | libc::ENODEV | libc::ETXTBSY => (
+            FileErrorKind::NotRegular,
+            "is not a regular file (a FIFO, socket or device)",
+        ),
+        libc::EACCES | libc::EPERM => (FileErrorKind::PermissionDenied, "permission denied"),
+        libc::EROFS => (FileErrorKind::PermissionDenied, "read-only file system"),
+        libc::ENOSPC | libc::EDQUOT => (FileErrorKind::DiskFull, "the instance's disk is full"),
+        libc::ENAMETOOLONG => (FileErrorKind::InvalidPath, "the path is too long"),
+        libc::ELOOP => (
+            FileErrorKind::InvalidPath,
+            "too many levels of symbolic links",
+        ),
+        _ => return (FileErrorKind::Other, format!("{path}: {e}")),
+    };
+    (kind, format!("{path}: {what}"))
 }

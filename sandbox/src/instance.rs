@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::{oneshot, Mutex};
 
-use crate::agent::{Request, WindowSize};
+use crate::agent::{FileErrorKind, Request, WindowSize};
 use crate::cgroup::Cgroup;
 use crate::control::{Control, Spawned};
 use crate::ports::{PortWatcher, SocketMaker};
@@ -46,6 +46,15 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
     pub timed_out: bool,
     pub truncated: bool,
+}
+
+/// A regular file of an instance, opened by its init (see [`Instance::open_file`]).
+pub struct InstanceFile {
+    pub file: tokio::fs::File,
+    /// Its absolute path inside the instance (symlinks resolved).
+    pub path: String,
+    /// Its size when opened (0 for a file opened for writing).
+    pub size: u64,
 }
 
 /// A live (or dead, not yet destroyed) instance. Clones share it.
@@ -130,6 +139,49 @@ impl Instance {
             Ok(Err(e)) => Err(Error::Spawn(e.to_string())),
             Err(_) => Err(Error::Spawn(format!("writing {path} timed out"))),
         }
+    }
+
+    /// Open a regular file inside the instance, for reading or (with
+    /// `write`) created or truncated for writing. The path is resolved by the
+    /// instance's init in the instance's own root, so `..`, absolute paths
+    /// and symlinks never leave it; a relative path starts at the working
+    /// directory of process `cwd_of` (a pid inside the instance) or /root.
+    pub async fn open_file(
+        &self,
+        path: &str,
+        write: bool,
+        cwd_of: Option<i32>,
+    ) -> Result<InstanceFile> {
+        if !self.is_running() {
+            return Err(Error::NotRunning);
+        }
+        let open = self.inner.control.open_file(path, write, cwd_of);
+        let opened = match tokio::time::timeout(Duration::from_secs(5), open).await {
+            Ok(Ok(Ok(opened))) => opened,
+            Ok(Ok(Err((kind, message)))) => return Err(Error::File { kind, message }),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotConnected => {
+                return Err(Error::NotRunning)
+            }
+            Ok(Err(e)) => return Err(Error::Spawn(e.to_string())),
+            Err(_) => return Err(Error::Spawn(format!("opening {path} timed out"))),
+        };
+        // Init is not trusted: check what it sent before using it.
+        let file = std::fs::File::from(opened.fd);
+        let meta = file.metadata().map_err(|e| Error::File {
+            kind: FileErrorKind::Other,
+            message: format!("{path}: {e}"),
+        })?;
+        if !meta.is_file() {
+            return Err(Error::File {
+                kind: FileErrorKind::NotRegular,
+                message: format!("{path} is not a regular file"),
+            });
+        }
+        Ok(InstanceFile {
+            file: tokio::fs::File::from_std(file),
+            path: opened.path,
+            size: meta.len(),
+        })
     }
 
     fn listeners(&self) -> std::io::Result<Vec<crate::ports::Listener>> {

@@ -30,9 +30,10 @@ mod runtime;
 mod security;
 mod sys;
 
+pub use agent::FileErrorKind;
 pub use cgroup::{Limits, Stats};
 pub use egress::Egress;
-pub use instance::{ExecOutput, Instance, PtyProcess};
+pub use instance::{ExecOutput, Instance, InstanceFile, PtyProcess};
 pub use launch::run_if_requested as run_launcher_if_requested;
 pub use network::{Network, Networks};
 pub use pty::Pty;
@@ -59,6 +60,12 @@ pub enum Error {
     /// A process could not be started in the instance.
     #[error("{0}")]
     Spawn(String),
+    /// A file of the instance could not be opened.
+    #[error("{message}")]
+    File {
+        kind: FileErrorKind,
+        message: String,
+    },
     /// Removing an instance's resources failed.
     #[error("{0}")]
     Cleanup(String),

@@ -36,6 +36,12 @@ pub fn router() -> Router<AppState> {
         )
         .route("/sessions/{sid}/instances/{name}/exec", post(exec))
         .route("/sessions/{sid}/instances/{name}/terminal", get(terminal))
+        .route(
+            "/sessions/{sid}/instances/{name}/files",
+            get(crate::files::download)
+                .post(crate::files::upload)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/sessions/{sid}/events", get(events))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
 }

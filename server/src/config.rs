@@ -49,6 +49,10 @@ pub struct Config {
     #[arg(long, env = "PLAYGROUND_INSTANCE_DISK_MIB", default_value_t = 4096)]
     pub instance_disk_mib: u64,
 
+    /// Largest file upload through the files API, in MiB.
+    #[arg(long, env = "PLAYGROUND_MAX_UPLOAD_MIB", default_value_t = 100)]
+    pub max_upload_mib: u64,
+
     /// Hard CPU cap of each instance, in CPUs (e.g. 0.5, 1, 2; 0 for none).
     #[arg(long, env = "PLAYGROUND_INSTANCE_CPUS", default_value_t = 1.0)]
     pub instance_cpus: f64,

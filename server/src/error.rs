@@ -46,6 +46,16 @@ impl From<sandbox::Error> for ApiError {
             sandbox::Error::Capacity(_) => StatusCode::SERVICE_UNAVAILABLE,
             // The instance cannot start a process now (process limit, memory).
             sandbox::Error::Spawn(_) => StatusCode::SERVICE_UNAVAILABLE,
+            sandbox::Error::File { kind, .. } => match kind {
+                sandbox::FileErrorKind::NotFound => StatusCode::NOT_FOUND,
+                sandbox::FileErrorKind::IsDirectory | sandbox::FileErrorKind::NotRegular => {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                }
+                sandbox::FileErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+                sandbox::FileErrorKind::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
+                sandbox::FileErrorKind::InvalidPath => StatusCode::BAD_REQUEST,
+                sandbox::FileErrorKind::Other => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             sandbox::Error::Setup(_) | sandbox::Error::Cleanup(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -5,6 +5,7 @@ mod api;
 mod config;
 mod error;
 mod events;
+mod files;
 mod proxy;
 mod sessions;
 mod store;
@@ -155,6 +156,7 @@ async fn serve(
                 disk_bytes: config.instance_disk_mib << 20,
             },
             port_url,
+            max_upload_bytes: config.max_upload_mib << 20,
         },
     ));
     sessions.restore(stored).await;

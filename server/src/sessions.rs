@@ -28,6 +28,8 @@ pub struct Policy {
     pub max_instances: u32,
     pub limits: Limits,
     pub port_url: PortUrl,
+    /// Largest file upload, in bytes.
+    pub max_upload_bytes: u64,
 }
 
 /// Every live session, by id.

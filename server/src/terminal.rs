@@ -25,6 +25,8 @@ const KEEP: usize = 256 * 1024;
 const FRAME: usize = 32 * 1024;
 
 pub struct Terminal {
+    /// The shell's pid inside the instance.
+    pid: i32,
     pty: Pty,
     output: Mutex<Output>,
     /// Offset of the end of the stream; changes when output arrives.
@@ -87,6 +89,7 @@ impl Terminal {
     /// Serve a shell that is already running (one found after a restart).
     pub fn attach(process: sandbox::PtyProcess) -> Arc<Terminal> {
         let terminal = Arc::new(Terminal {
+            pid: process.pid,
             pty: process.pty,
             output: Mutex::new(Output {
                 data: VecDeque::new(),
@@ -100,6 +103,11 @@ impl Terminal {
         });
         tokio::spawn(terminal.clone().pump(process.exit));
         terminal
+    }
+
+    /// The shell's pid inside the instance.
+    pub fn pid(&self) -> i32 {
+        self.pid
     }
 
     pub fn has_exited(&self) -> bool {
