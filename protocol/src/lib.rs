@@ -22,7 +22,65 @@ pub struct SessionInfo {
     /// `{instance}` and `{port}` (for ports that are not listening yet).
     #[serde(default)]
     pub port_url_template: String,
+    /// Capability for a read-only view of this session: `GET
+    /// /api/view/{viewer_id}` and its terminals show everything and accept
+    /// no input. The page shows it at `/v/{viewer_id}`. Empty in a view.
+    #[serde(default)]
+    pub viewer_id: String,
+    /// Whether `POST /api/sessions/{id}/extend` would add time now.
+    #[serde(default)]
+    pub can_extend: bool,
+    /// True when this body came from a read-only view.
+    #[serde(default)]
+    pub read_only: bool,
     pub instances: Vec<InstanceInfo>,
+}
+
+/// Body of `POST /api/sessions` (it may also be empty).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// Create the session's instances from this template (see `GET /api/templates`).
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+/// A ready-made set of instances (`GET /api/templates` lists them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    /// Used in `CreateSession.template` and links (`/?template=<name>`).
+    pub name: String,
+    /// What the page shows.
+    pub title: String,
+    pub instances: Vec<TemplateInstance>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TemplateInstance {
+    /// The instance's name and hostname (lowercase letters, digits, `-`; at most 24).
+    pub hostname: String,
+    /// Shell commands run once (as `sh -c`) when the instance has started.
+    #[serde(default)]
+    pub run: Vec<String>,
+}
+
+/// One entry of a directory listing (`GET .../files?path=<dir>&list=true`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: EntryKind,
+    /// Bytes, for files.
+    #[serde(default)]
+    pub size: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
 }
 
 /// One sandboxed Linux machine inside a session.

@@ -130,6 +130,9 @@ impl Session {
             expires_at: rfc3339(self.expires_at),
             expires_in_secs: self.expires_in().as_secs(),
             max_instances: policy.max_instances,
+            viewer_id: String::new(),
+            can_extend: false,
+            read_only: false,
             // A marker name that survives any case folding of the link.
             port_url_template: (policy.port_url)(&self.id, "pgxinstancexpg", 65535)
                 .replace("pgxinstancexpg", "{instance}")
