@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 /// Largest message either side sends or accepts.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
+/// Most entries a directory listing carries.
+pub const MAX_LISTED: usize = 1000;
+
 /// What the server asks init to do.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -53,6 +56,32 @@ pub enum Request {
         write: bool,
         cwd_of: Option<i32>,
     },
+    /// List a directory of the instance, resolved like `OpenFile`. Answered
+    /// with `Listed` or `FileFailed`.
+    ListDir {
+        id: u64,
+        path: String,
+        cwd_of: Option<i32>,
+    },
+}
+
+/// What a directory entry is (not following symlinks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListedKind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// One entry of a directory listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedEntry {
+    pub name: String,
+    pub kind: ListedKind,
+    /// Bytes, for regular files.
+    pub size: u64,
 }
 
 /// Why init could not open a file.
@@ -63,6 +92,8 @@ pub enum FileErrorKind {
     NotFound,
     /// The path names a directory.
     IsDirectory,
+    /// The path names something other than a directory (listing).
+    NotDirectory,
     /// The path names a FIFO, socket, device or other non-regular file.
     NotRegular,
     /// The instance's permissions forbid it (or the file system is read-only).
@@ -112,7 +143,10 @@ pub enum Event {
         size: Option<u64>,
         path: String,
     },
-    /// The answer to `OpenFile` when the file cannot be opened.
+    /// The answer to `ListDir`: the directory's entries (at most
+    /// `MAX_LISTED`, and fewer if they would not fit in one message).
+    Listed { id: u64, entries: Vec<ListedEntry> },
+    /// The answer to `OpenFile` or `ListDir` when the path cannot be used.
     FileFailed {
         id: u64,
         kind: FileErrorKind,

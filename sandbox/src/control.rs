@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
 
-use crate::agent::{self, Event, FileErrorKind, Request};
+use crate::agent::{self, Event, FileErrorKind, ListedEntry, Request};
 
 /// A process init started for us.
 pub struct Spawned {
@@ -34,12 +34,15 @@ pub struct OpenedFile {
 
 type OpenReply = Result<OpenedFile, (FileErrorKind, String)>;
 
+type ListReply = Result<Vec<ListedEntry>, (FileErrorKind, String)>;
+
 #[derive(Default)]
 struct Waiters {
     spawns: HashMap<u64, oneshot::Sender<SpawnReply>>,
     exits: HashMap<i32, oneshot::Sender<i32>>,
     writes: HashMap<u64, oneshot::Sender<Option<String>>>,
     opens: HashMap<u64, oneshot::Sender<OpenReply>>,
+    lists: HashMap<u64, oneshot::Sender<ListReply>>,
     adopts: HashMap<u64, (Vec<Adopted>, oneshot::Sender<Vec<Adopted>>)>,
 }
 
@@ -188,6 +191,30 @@ impl Control {
             .map_err(|_| io::Error::new(io::ErrorKind::NotConnected, "the instance stopped"))
     }
 
+    /// Ask init to list a directory of the instance (see `Request::ListDir`).
+    /// The outer error means the channel failed; the inner one that init
+    /// could not list the directory.
+    pub async fn list_dir(&self, path: &str, cwd_of: Option<i32>) -> io::Result<ListReply> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().unwrap().lists.insert(id, tx);
+        struct Pending<'a>(&'a Control, u64);
+        impl Drop for Pending<'_> {
+            fn drop(&mut self) {
+                self.0.waiters.lock().unwrap().lists.remove(&self.1);
+            }
+        }
+        let _pending = Pending(self, id);
+        let request = Request::ListDir {
+            id,
+            path: path.to_string(),
+            cwd_of,
+        };
+        self.send(&request).await?;
+        rx.await
+            .map_err(|_| io::Error::new(io::ErrorKind::NotConnected, "the instance stopped"))
+    }
+
     /// Ask init for every live process (after a server restart).
     pub async fn adopt(&self) -> io::Result<Vec<Adopted>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -257,6 +284,14 @@ impl Control {
             Event::FileFailed { id, kind, error } => {
                 if let Some(tx) = waiters.opens.remove(&id) {
                     let _ = tx.send(Err((kind, error)));
+                } else if let Some(tx) = waiters.lists.remove(&id) {
+                    let _ = tx.send(Err((kind, error)));
+                }
+            }
+            Event::Listed { id, mut entries } => {
+                if let Some(tx) = waiters.lists.remove(&id) {
+                    entries.truncate(agent::MAX_LISTED);
+                    let _ = tx.send(Ok(entries));
                 }
             }
             Event::Adopted { id, pid, tty } => {

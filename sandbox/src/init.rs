@@ -171,6 +171,13 @@ fn handle(control: &OwnedFd, children: &mut HashMap<i32, Child>, request: Reques
                 let _ = agent::send(control.as_fd(), &event, &[]);
             }
         },
+        Request::ListDir { id, path, cwd_of } => {
+            let event = match list_dir(&path, cwd_of) {
+                Ok(entries) => Event::Listed { id, entries },
+                Err((kind, error)) => Event::FileFailed { id, kind, error },
+            };
+            let _ = agent::send(control.as_fd(), &event, &[]);
+        }
         Request::Signal { pid, signal, group } => {
             // Only processes init started; never itself or strangers.
             if pid > 1 && children.contains_key(&pid) {
@@ -357,23 +364,8 @@ fn open_file(
     cwd_of: Option<i32>,
 ) -> Result<(std::fs::File, Option<u64>, String), (FileErrorKind, String)> {
     use std::os::unix::fs::OpenOptionsExt;
-    use std::path::{Path, PathBuf};
-    if path.is_empty() {
-        return Err((FileErrorKind::InvalidPath, "the path is empty".into()));
-    }
-    if path.contains('\0') {
-        return Err((FileErrorKind::InvalidPath, "NUL byte in the path".into()));
-    }
-    let full: PathBuf = if path.starts_with('/') {
-        PathBuf::from(path)
-    } else {
-        let cwd = cwd_of
-            .filter(|&pid| pid > 0)
-            .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).ok())
-            .filter(|dir| dir.is_absolute())
-            .unwrap_or_else(|| PathBuf::from("/root"));
-        cwd.join(path)
-    };
+    use std::path::Path;
+    let full = resolve(path, cwd_of)?;
     let mut options = std::fs::OpenOptions::new();
     if write {
         options.write(true).create(true).truncate(true).mode(0o644);
@@ -403,6 +395,69 @@ fn open_file(
             .unwrap_or_else(|_| full.to_string_lossy().into_owned());
     let size = (!write).then_some(meta.len());
     Ok((file, size, resolved))
+}
+
+/// The absolute path inside the instance that `path` names: relative paths
+/// start at the working directory of process `cwd_of`, or at /root.
+fn resolve(path: &str, cwd_of: Option<i32>) -> Result<std::path::PathBuf, (FileErrorKind, String)> {
+    use std::path::PathBuf;
+    if path.is_empty() {
+        return Err((FileErrorKind::InvalidPath, "the path is empty".into()));
+    }
+    if path.contains('\0') {
+        return Err((FileErrorKind::InvalidPath, "NUL byte in the path".into()));
+    }
+    Ok(if path.starts_with('/') {
+        PathBuf::from(path)
+    } else {
+        let cwd = cwd_of
+            .filter(|&pid| pid > 0)
+            .and_then(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).ok())
+            .filter(|dir| dir.is_absolute())
+            .unwrap_or_else(|| PathBuf::from("/root"));
+        cwd.join(path)
+    })
+}
+
+/// List a directory of the instance without blocking (no file is opened
+/// but the directory; entries are looked at with lstat). At most
+/// `MAX_LISTED` entries, and no more than fit in one control message.
+fn list_dir(
+    path: &str,
+    cwd_of: Option<i32>,
+) -> Result<Vec<agent::ListedEntry>, (FileErrorKind, String)> {
+    use agent::{ListedEntry, ListedKind};
+    let full = resolve(path, cwd_of)?;
+    let meta = std::fs::metadata(&full).map_err(|e| open_error(path, &e))?;
+    if !meta.is_dir() {
+        return Err((
+            FileErrorKind::NotDirectory,
+            format!("{path} is not a directory"),
+        ));
+    }
+    let dir = std::fs::read_dir(&full).map_err(|e| open_error(path, &e))?;
+    let mut entries = Vec::new();
+    // Room for the message's envelope and each entry's JSON around its name.
+    let mut budget = agent::MAX_MESSAGE - 1024;
+    for entry in dir.flatten() {
+        if entries.len() >= agent::MAX_LISTED {
+            break;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let cost = name.len() * 6 + 64;
+        if cost > budget {
+            break;
+        }
+        budget -= cost;
+        let (kind, size) = match std::fs::symlink_metadata(entry.path()) {
+            Ok(m) if m.is_dir() => (ListedKind::Dir, 0),
+            Ok(m) if m.is_file() => (ListedKind::File, m.len()),
+            Ok(m) if m.file_type().is_symlink() => (ListedKind::Symlink, 0),
+            _ => (ListedKind::Other, 0),
+        };
+        entries.push(ListedEntry { name, kind, size });
+    }
+    Ok(entries)
 }
 
 fn open_error(path: &str, e: &std::io::Error) -> (FileErrorKind, String) {

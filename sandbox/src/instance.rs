@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::{oneshot, Mutex};
 
-use crate::agent::{FileErrorKind, Request, WindowSize};
+use crate::agent::{FileErrorKind, ListedEntry, Request, WindowSize};
 use crate::cgroup::Cgroup;
 use crate::control::{Control, Spawned};
 use crate::ports::{PortWatcher, SocketMaker};
@@ -182,6 +182,22 @@ impl Instance {
             path: opened.path,
             size: meta.len(),
         })
+    }
+
+    /// List a directory inside the instance, resolved like [`Instance::open_file`]
+    /// (at most 1000 entries, in no particular order).
+    pub async fn list_dir(&self, path: &str, cwd_of: Option<i32>) -> Result<Vec<ListedEntry>> {
+        if !self.is_running() {
+            return Err(Error::NotRunning);
+        }
+        let list = self.inner.control.list_dir(path, cwd_of);
+        match tokio::time::timeout(Duration::from_secs(5), list).await {
+            Ok(Ok(Ok(entries))) => Ok(entries),
+            Ok(Ok(Err((kind, message)))) => Err(Error::File { kind, message }),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotConnected => Err(Error::NotRunning),
+            Ok(Err(e)) => Err(Error::Spawn(e.to_string())),
+            Err(_) => Err(Error::Spawn(format!("listing {path} timed out"))),
+        }
     }
 
     fn listeners(&self) -> std::io::Result<Vec<crate::ports::Listener>> {

@@ -30,7 +30,7 @@ mod runtime;
 mod security;
 mod sys;
 
-pub use agent::FileErrorKind;
+pub use agent::{FileErrorKind, ListedEntry, ListedKind};
 pub use cgroup::{Limits, Stats};
 pub use egress::Egress;
 pub use instance::{ExecOutput, Instance, InstanceFile, PtyProcess};

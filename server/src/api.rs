@@ -9,12 +9,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use playground_protocol::{ExecRequest, ExecResponse};
+use playground_protocol::{CreateSession, ExecRequest, ExecResponse, TemplateInfo};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::sessions::Sessions;
+use crate::sessions::{InstanceEntry, Sessions, TABS};
 use crate::terminal::Terminal;
 
 /// Default and largest exec timeout.
@@ -27,8 +27,10 @@ pub type AppState = Arc<Sessions>;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/templates", get(templates))
         .route("/sessions", post(create_session))
         .route("/sessions/{sid}", get(get_session).delete(delete_session))
+        .route("/sessions/{sid}/extend", post(extend_session))
         .route("/sessions/{sid}/instances", post(create_instance))
         .route(
             "/sessions/{sid}/instances/{name}",
@@ -43,6 +45,9 @@ pub fn router() -> Router<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/sessions/{sid}/events", get(events))
+        .route("/view/{vid}", get(get_view))
+        .route("/view/{vid}/instances/{name}/terminal", get(view_terminal))
+        .route("/view/{vid}/events", get(view_events))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
 }
 
@@ -61,19 +66,37 @@ fn optional_json<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiEr
     })
 }
 
-/// Body of session and instance creation; no options yet, but unknown
-/// fields are rejected so typos do not pass silently.
+/// Body of instance creation; no options yet, but unknown fields are
+/// rejected so typos do not pass silently.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoOptions {}
+
+async fn templates(State(sessions): State<AppState>) -> Json<Vec<TemplateInfo>> {
+    Json(sessions.policy().templates.clone())
+}
 
 async fn create_session(
     State(sessions): State<AppState>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let NoOptions {} = optional_json(&body)?;
-    let session = sessions.create().await?;
-    let info = session.info(sessions.policy()).await;
+    let request: CreateSession = optional_json(&body)?;
+    let session = match request.template {
+        None => sessions.create().await?,
+        Some(name) => {
+            let template = sessions
+                .policy()
+                .templates
+                .iter()
+                .find(|t| t.name == name)
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::new(StatusCode::NOT_FOUND, format!("no template named {name:?}"))
+                })?;
+            sessions.create_from_template(&template).await?
+        }
+    };
+    let info = session.info(sessions.policy(), false).await;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
@@ -82,7 +105,24 @@ async fn get_session(
     Path(sid): Path<String>,
 ) -> Result<Response, ApiError> {
     let session = sessions.get(&sid)?;
-    Ok(Json(session.info(sessions.policy()).await).into_response())
+    Ok(Json(session.info(sessions.policy(), false).await).into_response())
+}
+
+async fn extend_session(
+    State(sessions): State<AppState>,
+    Path(sid): Path<String>,
+) -> Result<Response, ApiError> {
+    let session = sessions.get(&sid)?;
+    sessions.extend(&session).await?;
+    Ok(Json(session.info(sessions.policy(), false).await).into_response())
+}
+
+async fn get_view(
+    State(sessions): State<AppState>,
+    Path(vid): Path<String>,
+) -> Result<Response, ApiError> {
+    let session = sessions.get_view(&vid)?;
+    Ok(Json(session.info(sessions.policy(), true).await).into_response())
 }
 
 async fn delete_session(
@@ -100,7 +140,7 @@ async fn create_instance(
 ) -> Result<Response, ApiError> {
     let NoOptions {} = optional_json(&body)?;
     let session = sessions.get(&sid)?;
-    let entry = sessions.add_instance(&session).await?;
+    let entry = sessions.add_instance(&session, None).await?;
     Ok((
         StatusCode::CREATED,
         Json(entry.info(&session.id, sessions.policy())),
@@ -157,16 +197,49 @@ struct TerminalQuery {
     /// Initial size, used when this connection starts the shell.
     cols: Option<u16>,
     rows: Option<u16>,
+    /// Which of the instance's shells (0 to 3; default 0).
+    tab: Option<usize>,
 }
+
+type TerminalQueryResult = Result<Query<TerminalQuery>, axum::extract::rejection::QueryRejection>;
 
 async fn terminal(
     State(sessions): State<AppState>,
     Path((sid, name)): Path<(String, String)>,
-    Query(query): Query<TerminalQuery>,
+    query: TerminalQueryResult,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let session = sessions.get(&sid)?;
     let entry = session.instance(&name).await?;
+    serve_terminal(entry, query, upgrade, false).await
+}
+
+async fn view_terminal(
+    State(sessions): State<AppState>,
+    Path((vid, name)): Path<(String, String)>,
+    query: TerminalQueryResult,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let session = sessions.get_view(&vid)?;
+    let entry = session.instance(&name).await?;
+    serve_terminal(entry, query, upgrade, true).await
+}
+
+async fn serve_terminal(
+    entry: Arc<InstanceEntry>,
+    query: TerminalQueryResult,
+    upgrade: WebSocketUpgrade,
+    read_only: bool,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let tab = query.tab.unwrap_or(0);
+    if tab >= TABS {
+        return Err(ApiError::bad_request(format!(
+            "tab must be between 0 and {}",
+            TABS - 1
+        )));
+    }
+    let name = &entry.name;
     if !entry.instance.is_running() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -175,7 +248,8 @@ async fn terminal(
     }
     let mut from = query.from;
     let terminal = {
-        let mut slot = entry.terminal.lock().await;
+        let mut terminals = entry.terminals.lock().await;
+        let slot = &mut terminals[tab];
         match slot.as_ref() {
             Some(t) if !t.has_exited() => t.clone(),
             _ => {
@@ -191,7 +265,7 @@ async fn terminal(
     };
     Ok(upgrade
         .max_message_size(1 << 20)
-        .on_upgrade(move |socket| terminal.serve(socket, from)))
+        .on_upgrade(move |socket| terminal.serve(socket, from, read_only)))
 }
 
 async fn events(
@@ -202,5 +276,16 @@ async fn events(
     let session = sessions.get(&sid)?;
     Ok(upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| crate::events::serve(socket, session, sessions)))
+        .on_upgrade(move |socket| crate::events::serve(socket, session, sessions, false)))
+}
+
+async fn view_events(
+    State(sessions): State<AppState>,
+    Path(vid): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let session = sessions.get_view(&vid)?;
+    Ok(upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| crate::events::serve(socket, session, sessions, true)))
 }

@@ -32,6 +32,14 @@ pub struct Config {
     #[arg(long, env = "PLAYGROUND_SESSION_TTL", default_value = "4h", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
 
+    /// The longest a session may live in total, extensions included (e.g. 8h).
+    #[arg(long, env = "PLAYGROUND_SESSION_MAX", default_value = "8h", value_parser = humantime::parse_duration)]
+    pub session_max: Duration,
+
+    /// TOML file of extra session templates (see templates.example.toml).
+    #[arg(long, env = "PLAYGROUND_TEMPLATES")]
+    pub templates: Option<PathBuf>,
+
     /// How many instances one session may have at once.
     #[arg(long, env = "PLAYGROUND_MAX_INSTANCES", default_value_t = 5)]
     pub max_instances: u32,

@@ -48,9 +48,9 @@ impl From<sandbox::Error> for ApiError {
             sandbox::Error::Spawn(_) => StatusCode::SERVICE_UNAVAILABLE,
             sandbox::Error::File { kind, .. } => match kind {
                 sandbox::FileErrorKind::NotFound => StatusCode::NOT_FOUND,
-                sandbox::FileErrorKind::IsDirectory | sandbox::FileErrorKind::NotRegular => {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                }
+                sandbox::FileErrorKind::IsDirectory
+                | sandbox::FileErrorKind::NotRegular
+                | sandbox::FileErrorKind::NotDirectory => StatusCode::UNPROCESSABLE_ENTITY,
                 sandbox::FileErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
                 sandbox::FileErrorKind::DiskFull => StatusCode::INSUFFICIENT_STORAGE,
                 sandbox::FileErrorKind::InvalidPath => StatusCode::BAD_REQUEST,

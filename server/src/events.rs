@@ -84,15 +84,25 @@ pub async fn watch(sessions: Arc<Sessions>) {
             }
         }
         seen.retain(|key, _| alive.contains(key));
-        warned.retain(|sid, _| all.iter().any(|s| &s.id == sid));
+        // An extended session is warned again when its new end nears.
+        warned.retain(|sid, _| {
+            all.iter()
+                .any(|s| &s.id == sid && s.expires_in() <= ENDING_SOON)
+        });
     }
 }
 
-/// Serve one client of a session's event stream.
-pub async fn serve(mut socket: WebSocket, session: Arc<Session>, sessions: Arc<Sessions>) {
+/// Serve one client of a session's event stream (with `view`, a read-only
+/// viewer: snapshots carry no viewer id).
+pub async fn serve(
+    mut socket: WebSocket,
+    session: Arc<Session>,
+    sessions: Arc<Sessions>,
+    view: bool,
+) {
     let mut events = session.subscribe();
     let snapshot = |info| SessionEvent::Snapshot { session: info };
-    let first = snapshot(session.info(sessions.policy()).await);
+    let first = snapshot(session.info(sessions.policy(), view).await);
     if send(&mut socket, &first).await.is_err() {
         return;
     }
@@ -109,9 +119,12 @@ pub async fn serve(mut socket: WebSocket, session: Arc<Session>, sessions: Arc<S
         tokio::select! {
             event = events.recv() => {
                 let event = match event {
+                    Ok(SessionEvent::Snapshot { .. }) if view => {
+                        snapshot(session.info(sessions.policy(), view).await)
+                    }
                     Ok(event) => event,
                     // Fell behind: start over from the current state.
-                    Err(RecvError::Lagged(_)) => snapshot(session.info(sessions.policy()).await),
+                    Err(RecvError::Lagged(_)) => snapshot(session.info(sessions.policy(), view).await),
                     Err(RecvError::Closed) => SessionEvent::Ended,
                 };
                 let ended = event == SessionEvent::Ended;

@@ -14,7 +14,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
-use playground_protocol::FileInfo;
+use playground_protocol::{DirEntry, EntryKind, FileInfo};
+use sandbox::ListedKind;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -33,6 +34,9 @@ const DRAIN_TIME: Duration = Duration::from_secs(2);
 pub struct FileQuery {
     /// Absolute, or relative to the terminal shell's working directory (or /root).
     path: Option<String>,
+    /// With `true` (downloads only), list the directory at `path` instead.
+    #[serde(default)]
+    list: bool,
 }
 
 fn require_path(query: FileQuery) -> Result<String, ApiError> {
@@ -44,10 +48,11 @@ fn require_path(query: FileQuery) -> Result<String, ApiError> {
     }
 }
 
-/// The pid (inside the instance) of the instance's terminal shell, if one runs.
+/// The pid (inside the instance) of the instance's first terminal shell
+/// (tab 0), if one runs.
 async fn shell_pid(entry: &InstanceEntry) -> Option<i32> {
-    let terminal = entry.terminal.lock().await;
-    terminal
+    let terminals = entry.terminals.lock().await;
+    terminals[0]
         .as_ref()
         .filter(|t| !t.has_exited())
         .map(|t| t.pid())
@@ -80,10 +85,14 @@ pub async fn download(
     Path((sid, name)): Path<(String, String)>,
     Query(query): Query<FileQuery>,
 ) -> Result<Response, ApiError> {
+    let list = query.list;
     let path = require_path(query)?;
     let session = sessions.get(&sid)?;
     let entry = session.instance(&name).await?;
     let cwd_of = shell_pid(&entry).await;
+    if list {
+        return Ok(Json(list_dir(&entry, &path, cwd_of).await?).into_response());
+    }
     let opened = entry.instance.open_file(&path, false, cwd_of).await?;
     let size = opened.size;
     // Send exactly the size announced, even if the file grows meanwhile.
@@ -110,6 +119,34 @@ pub async fn download(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// The entries of a directory of the instance: directories first, then by name.
+async fn list_dir(
+    entry: &InstanceEntry,
+    path: &str,
+    cwd_of: Option<i32>,
+) -> Result<Vec<DirEntry>, ApiError> {
+    let mut entries: Vec<DirEntry> = entry
+        .instance
+        .list_dir(path, cwd_of)
+        .await?
+        .into_iter()
+        .map(|e| DirEntry {
+            name: e.name,
+            kind: match e.kind {
+                ListedKind::File => EntryKind::File,
+                ListedKind::Dir => EntryKind::Dir,
+                ListedKind::Symlink => EntryKind::Symlink,
+                ListedKind::Other => EntryKind::Other,
+            },
+            size: e.size,
+        })
+        .collect();
+    entries.sort_by(|a, b| {
+        (a.kind != EntryKind::Dir, &a.name).cmp(&(b.kind != EntryKind::Dir, &b.name))
+    });
+    Ok(entries)
 }
 
 fn too_large(limit: u64) -> ApiError {

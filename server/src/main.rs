@@ -9,6 +9,7 @@ mod files;
 mod proxy;
 mod sessions;
 mod store;
+mod templates;
 mod terminal;
 mod web;
 
@@ -32,6 +33,12 @@ fn main() -> anyhow::Result<()> {
     sandbox::run_launcher_if_requested();
 
     let config = Config::parse();
+    // Checked before anything else, so a bad file stops the start at once.
+    let templates = if matches!(config.command, Some(config::Command::Teardown)) {
+        Vec::new()
+    } else {
+        templates::load(config.templates.as_deref(), config.max_instances)?
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -83,7 +90,14 @@ fn main() -> anyhow::Result<()> {
     if teardown {
         return tokio.block_on(tear_down(config, store));
     }
-    tokio.block_on(serve(config, runtime, store, stored, keep_networks))
+    tokio.block_on(serve(
+        config,
+        runtime,
+        store,
+        stored,
+        keep_networks,
+        templates,
+    ))
 }
 
 /// `playground teardown`: the runtime has already removed every instance;
@@ -115,6 +129,7 @@ async fn serve(
     store: Store,
     stored: Vec<StoredSession>,
     keep_networks: Vec<String>,
+    templates: Vec<playground_protocol::TemplateInfo>,
 ) -> anyhow::Result<()> {
     let (pool, prefix) = config.network_pool;
     let networks = Networks::new(
@@ -147,6 +162,8 @@ async fn serve(
         store,
         Policy {
             session_ttl: config.session_ttl,
+            session_max: config.session_max,
+            templates,
             max_instances: config.max_instances,
             limits: Limits {
                 memory_bytes: config.instance_memory_mib << 20,

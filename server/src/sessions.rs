@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex as StdMutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use axum::http::StatusCode;
 use playground_protocol::{
-    InstanceInfo, InstanceStats, InstanceStatus, PortInfo, SessionEvent, SessionInfo,
+    InstanceInfo, InstanceStats, InstanceStatus, PortInfo, SessionEvent, SessionInfo, TemplateInfo,
 };
 use sandbox::{Egress, Instance, InstanceSpec, Limits, Network, Networks, Runtime};
 use tokio::sync::{broadcast, Mutex};
@@ -25,6 +25,10 @@ pub type PortUrl = Arc<dyn Fn(&str, &str, u16) -> String + Send + Sync>;
 #[derive(Clone)]
 pub struct Policy {
     pub session_ttl: Duration,
+    /// The longest a session may live in total, extensions included.
+    pub session_max: Duration,
+    /// Built-in and configured templates.
+    pub templates: Vec<TemplateInfo>,
     pub max_instances: u32,
     pub limits: Limits,
     pub port_url: PortUrl,
@@ -43,8 +47,11 @@ pub struct Sessions {
 
 pub struct Session {
     pub id: String,
+    /// Capability for the read-only view of this session.
+    pub viewer_id: String,
     pub created_at: SystemTime,
-    pub expires_at: SystemTime,
+    /// Moves later when the session is extended.
+    expires_at: StdMutex<SystemTime>,
     network: Network,
     /// Held while instances are added or removed, so limits and names stay exact.
     instances: Mutex<BTreeMap<String, Arc<InstanceEntry>>>,
@@ -57,8 +64,18 @@ pub struct InstanceEntry {
     pub created_at: SystemTime,
     pub ip: Ipv4Addr,
     pub instance: Instance,
-    /// The instance's shell, started on the first terminal connection.
-    pub terminal: Mutex<Option<Arc<Terminal>>>,
+    /// The instance's shells, one per terminal tab, each started on the
+    /// first connection to its tab. Tab 0's is the one file paths follow.
+    pub terminals: Mutex<[Option<Arc<Terminal>>; TABS]>,
+}
+
+/// Terminal tabs per instance (`?tab=0` to `?tab=3`).
+pub const TABS: usize = 4;
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -113,26 +130,46 @@ impl InstanceEntry {
 
 impl Session {
     fn is_live(&self) -> bool {
-        !self.ended.load(Ordering::Acquire) && SystemTime::now() < self.expires_at
+        !self.ended.load(Ordering::Acquire) && SystemTime::now() < self.expires_at()
+    }
+
+    pub fn expires_at(&self) -> SystemTime {
+        *self.expires_at.lock().unwrap()
     }
 
     pub fn expires_in(&self) -> Duration {
-        self.expires_at
+        self.expires_at()
             .duration_since(SystemTime::now())
             .unwrap_or_default()
     }
 
-    pub async fn info(&self, policy: &Policy) -> SessionInfo {
+    /// The expiry an extension would give now: one more TTL, never past
+    /// the session's maximum length.
+    fn extended_expiry(&self, policy: &Policy) -> SystemTime {
+        (self.expires_at() + policy.session_ttl).min(self.created_at + policy.session_max)
+    }
+
+    /// Whether extending would add (at least a second of) time.
+    pub fn can_extend(&self, policy: &Policy) -> bool {
+        unix_secs(self.extended_expiry(policy)) > unix_secs(self.expires_at())
+    }
+
+    /// The session as its owner (or, with `view`, a read-only viewer) sees it.
+    pub async fn info(&self, policy: &Policy, view: bool) -> SessionInfo {
         let instances = self.instances.lock().await;
         SessionInfo {
             id: self.id.clone(),
             created_at: rfc3339(self.created_at),
-            expires_at: rfc3339(self.expires_at),
+            expires_at: rfc3339(self.expires_at()),
             expires_in_secs: self.expires_in().as_secs(),
             max_instances: policy.max_instances,
-            viewer_id: String::new(),
-            can_extend: false,
-            read_only: false,
+            viewer_id: if view {
+                String::new()
+            } else {
+                self.viewer_id.clone()
+            },
+            can_extend: self.can_extend(policy),
+            read_only: view,
             // A marker name that survives any case folding of the link.
             port_url_template: (policy.port_url)(&self.id, "pgxinstancexpg", 65535)
                 .replace("pgxinstancexpg", "{instance}")
@@ -212,17 +249,19 @@ impl Sessions {
 
     pub async fn create(&self) -> Result<Arc<Session>, ApiError> {
         let id = uuid::Uuid::new_v4().to_string();
+        let viewer_id = uuid::Uuid::new_v4().to_string();
         let network = self.networks.create(&id).await?;
         let now = SystemTime::now();
-        let expires_at = now + self.policy.session_ttl;
-        if let Err(e) = self.store.add_session(&id, now, expires_at) {
+        let expires_at = now + self.policy.session_ttl.min(self.policy.session_max);
+        if let Err(e) = self.store.add_session(&id, &viewer_id, now, expires_at) {
             let _ = self.networks.remove(&network).await;
             return Err(store_error(e));
         }
         let session = Arc::new(Session {
             id,
+            viewer_id,
             created_at: now,
-            expires_at,
+            expires_at: StdMutex::new(expires_at),
             network,
             instances: Mutex::new(BTreeMap::new()),
             ended: AtomicBool::new(false),
@@ -234,6 +273,100 @@ impl Sessions {
             .insert(session.id.clone(), session.clone());
         tracing::info!(session = %session.id, "session created");
         Ok(session)
+    }
+
+    /// Create a session with the instances of `template`, then run each
+    /// instance's `run` commands in the background. If an instance cannot
+    /// be created the session is ended and the error returned.
+    pub async fn create_from_template(
+        &self,
+        template: &TemplateInfo,
+    ) -> Result<Arc<Session>, ApiError> {
+        let session = self.create().await?;
+        let mut created = Vec::new();
+        for spec in &template.instances {
+            match self.add_instance(&session, Some(&spec.hostname)).await {
+                Ok(entry) => created.push((entry, spec.run.clone())),
+                Err(e) => {
+                    let _ = self.end(&session.id).await;
+                    return Err(e);
+                }
+            }
+        }
+        for (entry, commands) in created {
+            if commands.is_empty() {
+                continue;
+            }
+            let sid = session.id.clone();
+            tokio::spawn(async move {
+                for command in commands {
+                    let argv = vec!["sh".to_string(), "-c".to_string(), command.clone()];
+                    let result = entry
+                        .instance
+                        .exec(argv, Vec::new(), Duration::from_secs(600), 64 * 1024)
+                        .await;
+                    match result {
+                        Ok(out) if out.exit_code == 0 => {}
+                        Ok(out) => tracing::warn!(
+                            session = %sid, instance = %entry.name,
+                            "template command {command:?} exited with {}{}: {}",
+                            out.exit_code,
+                            if out.timed_out { " (timed out)" } else { "" },
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ),
+                        Err(e) => tracing::warn!(
+                            session = %sid, instance = %entry.name,
+                            "template command {command:?} failed: {e}"
+                        ),
+                    }
+                }
+            });
+        }
+        Ok(session)
+    }
+
+    /// A live session by its viewer id (for read-only views).
+    pub fn get_view(&self, viewer_id: &str) -> Result<Arc<Session>, ApiError> {
+        self.sessions
+            .read()
+            .unwrap()
+            .values()
+            .find(|s| !viewer_id.is_empty() && s.viewer_id == viewer_id && s.is_live())
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "this view does not exist or its session has ended",
+                )
+            })
+    }
+
+    /// Give a session one more TTL, up to its maximum length.
+    pub async fn extend(&self, session: &Session) -> Result<(), ApiError> {
+        {
+            let mut expires_at = session.expires_at.lock().unwrap();
+            let current = *expires_at;
+            let extended = (current + self.policy.session_ttl)
+                .min(session.created_at + self.policy.session_max);
+            if unix_secs(extended) <= unix_secs(current) {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "this session cannot be extended further (it may last at most {})",
+                        humantime::format_duration(self.policy.session_max)
+                    ),
+                ));
+            }
+            self.store
+                .set_expiry(&session.id, extended)
+                .map_err(store_error)?;
+            *expires_at = extended;
+        }
+        tracing::info!(session = %session.id, "session extended");
+        session.publish(SessionEvent::Snapshot {
+            session: session.info(&self.policy, false).await,
+        });
+        Ok(())
     }
 
     /// A live session; expired or ended ones are not found.
@@ -284,7 +417,7 @@ impl Sessions {
             .read()
             .unwrap()
             .values()
-            .filter(|s| s.expires_at <= now)
+            .filter(|s| s.expires_at() <= now)
             .map(|s| s.id.clone())
             .collect();
         for sid in expired {
@@ -292,7 +425,13 @@ impl Sessions {
         }
     }
 
-    pub async fn add_instance(&self, session: &Session) -> Result<Arc<InstanceEntry>, ApiError> {
+    /// Add an instance named `name` (a template's hostname), or the lowest
+    /// free `nodeN`.
+    pub async fn add_instance(
+        &self,
+        session: &Session,
+        name: Option<&str>,
+    ) -> Result<Arc<InstanceEntry>, ApiError> {
         let mut instances = session.instances.lock().await;
         if !session.is_live() {
             return Err(ApiError::session_not_found(&session.id));
@@ -306,17 +445,36 @@ impl Sessions {
                 ),
             ));
         }
-        let n = (1..)
-            .find(|n| !instances.contains_key(&format!("node{n}")))
-            .expect("a free name exists below the maximum");
-        let name = format!("node{n}");
-        // node1 is .2, node2 is .3, ...: the gateway address .1 stays free.
-        let ip = session.network.address(u8::try_from(n + 1).map_err(|_| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "no free address on this session's network",
-            )
-        })?);
+        let name = match name {
+            Some(name) => {
+                if instances.contains_key(name) {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!("this session already has an instance named {name}"),
+                    ));
+                }
+                name.to_string()
+            }
+            None => {
+                let n = (1..)
+                    .find(|n| !instances.contains_key(&format!("node{n}")))
+                    .expect("a free name exists below the maximum");
+                format!("node{n}")
+            }
+        };
+        // The lowest free host number from .2: the gateway address .1 stays free.
+        let host = (2..=254u8)
+            .find(|&n| {
+                let ip = session.network.address(n);
+                !instances.values().any(|i| i.ip == ip)
+            })
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "no free address on this session's network",
+                )
+            })?;
+        let ip = session.network.address(host);
         let spec = InstanceSpec {
             id: format!("{}-{name}", session.id.replace('-', "")),
             hostname: name.clone(),
@@ -338,7 +496,7 @@ impl Sessions {
             created_at: SystemTime::now(),
             ip,
             instance,
-            terminal: Mutex::new(None),
+            terminals: Mutex::new(Default::default()),
         });
         let stored = StoredInstance {
             name: name.clone(),
@@ -420,14 +578,19 @@ impl Sessions {
                     limits: self.policy.limits.clone(),
                 };
                 match self.runtime.reattach(spec).await {
-                    Ok((instance, shells)) => {
-                        let terminal = shells.into_iter().next().map(Terminal::attach);
+                    Ok((instance, mut shells)) => {
+                        // Tabs in the order their shells were started.
+                        shells.sort_by_key(|s| s.pid);
+                        let mut terminals: [Option<Arc<Terminal>>; TABS] = Default::default();
+                        for (slot, shell) in terminals.iter_mut().zip(shells) {
+                            *slot = Some(Terminal::attach(shell));
+                        }
                         let entry = InstanceEntry {
                             name: stored.name.clone(),
                             created_at: stored.created_at,
                             ip: stored.ip,
                             instance,
-                            terminal: Mutex::new(terminal),
+                            terminals: Mutex::new(terminals),
                         };
                         instances.insert(stored.name, Arc::new(entry));
                     }
@@ -439,10 +602,16 @@ impl Sessions {
                 }
             }
             tracing::info!(session = %sid, instances = instances.len(), "session taken back");
+            let viewer_id = if saved.viewer_id.is_empty() {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                saved.viewer_id.clone()
+            };
             let session = Arc::new(Session {
                 id: sid.clone(),
+                viewer_id,
                 created_at: saved.created_at,
-                expires_at: saved.expires_at,
+                expires_at: StdMutex::new(saved.expires_at),
                 network,
                 instances: Mutex::new(instances),
                 ended: AtomicBool::new(false),

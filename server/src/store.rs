@@ -14,6 +14,8 @@ use rusqlite::{params, Connection};
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredSession {
     pub id: String,
+    /// Capability for the session's read-only view.
+    pub viewer_id: String,
     pub created_at: SystemTime,
     pub expires_at: SystemTime,
     pub instances: Vec<StoredInstance>,
@@ -55,7 +57,8 @@ impl Store {
             "CREATE TABLE IF NOT EXISTS sessions (
                  id TEXT PRIMARY KEY,
                  created_at INTEGER NOT NULL,
-                 expires_at INTEGER NOT NULL
+                 expires_at INTEGER NOT NULL,
+                 viewer_id TEXT NOT NULL DEFAULT ''
              );
              CREATE TABLE IF NOT EXISTS instances (
                  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
@@ -66,18 +69,34 @@ impl Store {
                  PRIMARY KEY (session_id, name)
              );",
         )?;
+        // A database of an earlier version lacks the column; such sessions
+        // get a new viewer id when taken back.
+        let _ = db.execute(
+            "ALTER TABLE sessions ADD COLUMN viewer_id TEXT NOT NULL DEFAULT ''",
+            [],
+        );
         Ok(Store { db: Mutex::new(db) })
     }
 
     pub fn add_session(
         &self,
         id: &str,
+        viewer_id: &str,
         created_at: SystemTime,
         expires_at: SystemTime,
     ) -> Result<()> {
         self.db.lock().unwrap().execute(
-            "INSERT INTO sessions (id, created_at, expires_at) VALUES (?1, ?2, ?3)",
-            params![id, secs(created_at), secs(expires_at)],
+            "INSERT INTO sessions (id, viewer_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            params![id, viewer_id, secs(created_at), secs(expires_at)],
+        )?;
+        Ok(())
+    }
+
+    /// Record a session's new expiry (after an extension).
+    pub fn set_expiry(&self, id: &str, expires_at: SystemTime) -> Result<()> {
+        self.db.lock().unwrap().execute(
+            "UPDATE sessions SET expires_at = ?2 WHERE id = ?1",
+            params![id, secs(expires_at)],
         )?;
         Ok(())
     }
@@ -117,12 +136,15 @@ impl Store {
     pub fn sessions(&self) -> Result<Vec<StoredSession>> {
         let db = self.db.lock().unwrap();
         let mut sessions: Vec<StoredSession> = db
-            .prepare("SELECT id, created_at, expires_at FROM sessions ORDER BY created_at")?
+            .prepare(
+                "SELECT id, created_at, expires_at, viewer_id FROM sessions ORDER BY created_at",
+            )?
             .query_map([], |row| {
                 Ok(StoredSession {
                     id: row.get(0)?,
                     created_at: time(row.get(1)?),
                     expires_at: time(row.get(2)?),
+                    viewer_id: row.get(3)?,
                     instances: Vec::new(),
                 })
             })?
@@ -160,10 +182,13 @@ mod tests {
         {
             let store = Store::open(&path).unwrap();
             store
-                .add_session("s1", now, now + Duration::from_secs(60))
+                .add_session("s1", "v1", now, now + Duration::from_secs(60))
                 .unwrap();
             store
-                .add_session("s2", now, now + Duration::from_secs(60))
+                .add_session("s2", "v2", now, now + Duration::from_secs(60))
+                .unwrap();
+            store
+                .set_expiry("s1", now + Duration::from_secs(90))
                 .unwrap();
             let instance = StoredInstance {
                 name: "node1".into(),
@@ -177,7 +202,8 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let sessions = store.sessions().unwrap();
         assert_eq!(sessions.len(), 1);
-        assert_eq!(sessions[0].expires_at, now + Duration::from_secs(60));
+        assert_eq!(sessions[0].expires_at, now + Duration::from_secs(90));
+        assert_eq!(sessions[0].viewer_id, "v1");
         assert_eq!(sessions[0].instances[0].runtime_id, "s1-node1");
         store.remove_instance("s1", "node1").unwrap();
         store.remove_session("s1").unwrap();

@@ -150,8 +150,10 @@ impl Terminal {
         self.progress.notify_one();
     }
 
-    /// Serve one WebSocket client until it leaves or the shell exits.
-    pub async fn serve(self: Arc<Self>, socket: WebSocket, from: Option<u64>) {
+    /// Serve one WebSocket client until it leaves or the shell exits. A
+    /// `read_only` client sees everything; its keyboard input and resizes
+    /// are ignored (pause and resume still work).
+    pub async fn serve(self: Arc<Self>, socket: WebSocket, from: Option<u64>, read_only: bool) {
         let client = self.next_client.fetch_add(1, Ordering::Relaxed);
         let start = {
             let mut output = self.output.lock().unwrap();
@@ -166,12 +168,14 @@ impl Terminal {
         let input = async move {
             while let Some(Ok(message)) = stream.next().await {
                 match message {
+                    Message::Binary(_) if read_only => {}
                     Message::Binary(bytes) => {
                         if this.pty.write_all(&bytes).await.is_err() {
                             break;
                         }
                     }
                     Message::Text(text) => match serde_json::from_str(&text) {
+                        Ok(TerminalClientMsg::Resize { .. }) if read_only => {}
                         Ok(TerminalClientMsg::Resize { cols, rows }) => {
                             let _ = this.pty.resize(cols, rows);
                         }

@@ -188,17 +188,7 @@ impl TestServer {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket");
-        let mut client = TermClient {
-            ws,
-            screen: Vec::new(),
-            offset: 0,
-            exited: None,
-        };
-        match client.next_message().await {
-            Some(TerminalServerMsg::Attached { offset }) => client.offset = offset,
-            other => panic!("expected attached first, got {other:?}"),
-        }
-        client
+        TermClient::from_ws(ws).await
     }
 
     /// Kill the server with SIGKILL, as a crash would, and hand back its
@@ -291,6 +281,22 @@ pub struct TermClient {
 }
 
 impl TermClient {
+    /// Wrap a terminal WebSocket just connected (any terminal URL, e.g. a
+    /// read-only view's); reads the `attached` message.
+    pub async fn from_ws(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> TermClient {
+        let mut client = TermClient {
+            ws,
+            screen: Vec::new(),
+            offset: 0,
+            exited: None,
+        };
+        match client.next_message().await {
+            Some(TerminalServerMsg::Attached { offset }) => client.offset = offset,
+            other => panic!("expected attached first, got {other:?}"),
+        }
+        client
+    }
+
     /// The next control message, collecting output bytes on the way.
     async fn next_message(&mut self) -> Option<TerminalServerMsg> {
         while let Some(message) = self.ws.next().await {
