@@ -33,16 +33,10 @@ where
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn start_add_instance_and_type_into_the_terminal() {
-    assert!(
-        repo_root().join("dist/index.html").exists(),
-        "dist/ is missing: build the web app first (trunk build --release)"
-    );
-    let server = TestServer::start(&[]).await;
-
+/// Headless Chromium through chromedriver (and the profile directory to keep).
+async fn start_browser() -> (fantoccini::Client, tokio::process::Child, tempfile::TempDir) {
     let port = free_port();
-    let mut driver = Command::new("chromedriver")
+    let driver = Command::new("chromedriver")
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -74,6 +68,18 @@ async fn start_add_instance_and_type_into_the_terminal() {
         async move { builder.connect(&url).await.ok() }
     })
     .await;
+
+    (browser, driver, profile)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn start_add_instance_and_type_into_the_terminal() {
+    assert!(
+        repo_root().join("dist/index.html").exists(),
+        "dist/ is missing: build the web app first (trunk build --release)"
+    );
+    let server = TestServer::start(&[]).await;
+    let (browser, mut driver, _profile) = start_browser().await;
 
     let result = async {
         browser.goto(&server.base).await?;
@@ -217,6 +223,374 @@ async fn start_add_instance_and_type_into_the_terminal() {
             "{page}"
         );
         save_screenshot(&browser, "port-page.png").await?;
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = browser.close().await;
+    let _ = driver.kill().await;
+    result.expect("browser steps");
+    server.stop().await;
+}
+
+/// Type a command into the visible terminal and wait for a line of output.
+async fn run_in_terminal(
+    browser: &fantoccini::Client,
+    command: &str,
+    expect_line: &str,
+) -> Result<String, fantoccini::error::CmdError> {
+    let input = browser
+        .wait()
+        .for_element(Locator::Css("#terminal textarea"))
+        .await?;
+    input.send_keys(&format!("{command}\u{E007}")).await?;
+    let what = format!("{expect_line:?} on the screen");
+    Ok(wait_for(&what, Duration::from_secs(20), || async {
+        let text = screen_text(browser).await;
+        text.lines()
+            .any(|l| l.trim() == expect_line)
+            .then_some(text)
+    })
+    .await)
+}
+
+/// Wait for a shell prompt in the visible terminal.
+async fn wait_for_prompt(browser: &fantoccini::Client, host: &str) {
+    let needle = format!("root@{host}");
+    wait_for("a shell prompt", Duration::from_secs(30), || async {
+        screen_text(browser).await.contains(&needle).then_some(())
+    })
+    .await;
+}
+
+/// Number of elements matching `css`.
+async fn count(browser: &fantoccini::Client, css: &str) -> usize {
+    browser
+        .find_all(Locator::Css(css))
+        .await
+        .map(|v| v.len())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_editor_tabs_reload_templates_and_sharing() {
+    assert!(
+        repo_root().join("dist/index.html").exists(),
+        "dist/ is missing: build the web app first (trunk build --release)"
+    );
+    let server = TestServer::start(&[]).await;
+    let templates_landed = server
+        .http
+        .get(server.url("/api/templates"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false);
+    let (browser, mut driver, _profile) = start_browser().await;
+    let upload_dir = tempfile::tempdir().unwrap();
+    let upload_path = upload_dir.path().join("picked-file.txt");
+    std::fs::write(&upload_path, "contents-from-the-picker-4711\n").unwrap();
+
+    let result = async {
+        browser.goto(&server.base).await?;
+        if templates_landed {
+            browser
+                .wait()
+                .for_element(Locator::Css(".template-button[data-template='3-instances']"))
+                .await?;
+        }
+        save_screenshot(&browser, "landing.png").await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#start"))
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#add-instance"))
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait()
+            .for_element(Locator::Css(".instance[data-name='node1']"))
+            .await?;
+        wait_for_prompt(&browser, "node1").await;
+
+        // Upload through the file picker, then read it in the shell.
+        browser
+            .find(Locator::Css("#upload-input"))
+            .await?
+            .send_keys(&upload_path.display().to_string())
+            .await?;
+        let done = browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(".upload.ok[data-name='picked-file.txt']"))
+            .await?
+            .text()
+            .await?;
+        assert!(done.contains("picked-file.txt"), "{done}");
+        run_in_terminal(&browser, "cat picked-file.txt", "contents-from-the-picker-4711").await?;
+        save_screenshot(&browser, "upload.png").await?;
+
+        // Edit a file in the editor and save it.
+        run_in_terminal(
+            &browser,
+            "echo original-$((20+1)) > /root/edit-me.txt; echo written",
+            "written",
+        )
+        .await?;
+        browser.find(Locator::Css("#editor-toggle")).await?.click().await?;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(".tree-file[data-path='/root/edit-me.txt']"))
+            .await?
+            .click()
+            .await?;
+        let area = browser.find(Locator::Css("#editor-text")).await?;
+        wait_for("the file in the editor", Duration::from_secs(10), || async {
+            let v = area.prop("value").await.ok().flatten()?;
+            (v == "original-21\n").then_some(())
+        })
+        .await;
+        area.clear().await?;
+        area.send_keys("edited-in-the-editor\nsecond line").await?;
+        browser.find(Locator::Css("#editor-save")).await?.click().await?;
+        let status = browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css("#editor-status.ok"))
+            .await?
+            .text()
+            .await?;
+        assert_eq!(status.trim(), "Saved");
+        save_screenshot(&browser, "editor.png").await?;
+        run_in_terminal(&browser, "cat /root/edit-me.txt; echo", "second line").await?;
+        let text = screen_text(&browser).await;
+        assert!(text.contains("edited-in-the-editor"), "{text}");
+        browser.find(Locator::Css("#editor-toggle")).await?.click().await?;
+
+        // Reload mid-session: earlier output and shell state survive.
+        run_in_terminal(
+            &browser,
+            "export MARK=kept-$((40+2)); echo before-reload-marker",
+            "before-reload-marker",
+        )
+        .await?;
+        browser.refresh().await?;
+        browser
+            .wait()
+            .for_element(Locator::Css(".instance[data-name='node1']"))
+            .await?;
+        wait_for("earlier output after the reload", Duration::from_secs(20), || async {
+            let text = screen_text(&browser).await;
+            text.lines()
+                .any(|l| l.trim() == "before-reload-marker")
+                .then_some(())
+        })
+        .await;
+        run_in_terminal(&browser, "echo mark=$MARK", "mark=kept-42").await?;
+        save_screenshot(&browser, "after-reload.png").await?;
+
+        // A second shell in a tab.
+        browser.find(Locator::Css("#new-tab")).await?.click().await?;
+        browser
+            .wait()
+            .for_element(Locator::Css(".terminal-tab.active[data-tab='1']"))
+            .await?;
+        wait_for_prompt(&browser, "node1").await;
+        let text = run_in_terminal(&browser, "echo tab-$((1+1)) $MARK.", "tab-2 .").await?;
+        assert!(!text.contains("before-reload-marker"), "{text}");
+        save_screenshot(&browser, "second-tab.png").await?;
+        browser
+            .find(Locator::Css(".terminal-tab[data-tab='0']"))
+            .await?
+            .click()
+            .await?;
+        wait_for("the first tab again", Duration::from_secs(10), || async {
+            screen_text(&browser)
+                .await
+                .contains("mark=kept-42")
+                .then_some(())
+        })
+        .await;
+
+        // Settings stick: larger text and the light theme survive a reload.
+        browser.find(Locator::Css("#font-larger")).await?.click().await?;
+        browser.find(Locator::Css("#theme-toggle")).await?.click().await?;
+        browser.refresh().await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#terminal textarea"))
+            .await?;
+        let look = browser
+            .execute(
+                "return [document.documentElement.dataset.theme, localStorage.getItem('playground.fontSize')];",
+                vec![],
+            )
+            .await?;
+        assert_eq!(look, serde_json::json!(["light", "15"]), "{look}");
+        // The second shell's tab is back too.
+        browser
+            .wait()
+            .for_element(Locator::Css(".terminal-tab[data-tab='1']"))
+            .await?;
+        wait_for_prompt(&browser, "node1").await;
+        save_screenshot(&browser, "light-theme.png").await?;
+        browser.find(Locator::Css("#theme-toggle")).await?.click().await?;
+        browser.find(Locator::Css("#font-smaller")).await?.click().await?;
+
+        if !templates_landed {
+            println!("note: GET /api/templates answers 404: templates and the read-only view are not tested");
+            return Ok(());
+        }
+
+        // Share: the read-only view follows the session and takes no input.
+        browser.find(Locator::Css("#share-toggle")).await?.click().await?;
+        let view_link = browser
+            .wait()
+            .for_element(Locator::Css("#share-view-link"))
+            .await?
+            .prop("value")
+            .await?
+            .unwrap_or_default();
+        assert!(view_link.contains("/v/"), "{view_link}");
+        save_screenshot(&browser, "share.png").await?;
+        let main = browser.window().await?;
+        let view = browser.new_window(true).await?;
+        browser.switch_to_window(view.handle.clone()).await?;
+        browser.goto(&view_link).await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#read-only-badge"))
+            .await?;
+        browser
+            .wait()
+            .for_element(Locator::Css(".instance[data-name='node1']"))
+            .await?;
+        for control in ["#add-instance", "#close-session", "#upload-button", "#editor-toggle", "#new-tab"] {
+            assert_eq!(count(&browser, control).await, 0, "{control} in the view");
+        }
+        wait_for("the session's output in the view", Duration::from_secs(20), || async {
+            screen_text(&browser)
+                .await
+                .contains("mark=kept-42")
+                .then_some(())
+        })
+        .await;
+        browser.switch_to_window(main.clone()).await?;
+        run_in_terminal(&browser, "echo shared-$((3*5))", "shared-15").await?;
+        browser.switch_to_window(view.handle.clone()).await?;
+        wait_for("typing to appear in the view", Duration::from_secs(20), || async {
+            let text = screen_text(&browser).await;
+            text.lines().any(|l| l.trim() == "shared-15").then_some(())
+        })
+        .await;
+        if let Ok(input) = browser.find(Locator::Css("#terminal textarea")).await {
+            let _ = input.send_keys("echo typed-in-view-$((2*2))\u{E007}").await;
+        }
+        save_screenshot(&browser, "read-only-view.png").await?;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        browser.close_window().await?;
+        browser.switch_to_window(main).await?;
+        let text = screen_text(&browser).await;
+        assert!(!text.contains("typed-in-view"), "{text}");
+
+        // A session from the three-instance template.
+        browser.goto(&server.base).await?;
+        browser
+            .wait()
+            .for_element(Locator::Css(".template-button[data-template='3-instances']"))
+            .await?
+            .click()
+            .await?;
+        wait_for("three instances", Duration::from_secs(60), || async {
+            (count(&browser, ".instance").await == 3).then_some(())
+        })
+        .await;
+        wait_for_prompt(&browser, "node1").await;
+        save_screenshot(&browser, "three-instances.png").await?;
+
+        // A tutorial's link starts its template directly.
+        browser
+            .goto(&format!("{}/?template=1-instance", server.base))
+            .await?;
+        wait_for("a session from the link", Duration::from_secs(60), || async {
+            let url = browser.current_url().await.ok()?;
+            (url.path().starts_with("/s/") && count(&browser, ".instance").await == 1)
+                .then_some(())
+        })
+        .await;
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = browser.close().await;
+    let _ = driver.kill().await;
+    result.expect("browser steps");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drop_a_file_and_extend_the_session() {
+    assert!(
+        repo_root().join("dist/index.html").exists(),
+        "dist/ is missing: build the web app first (trunk build --release)"
+    );
+    // Four minutes: the "ends soon" banner shows at once.
+    let server = TestServer::start(&["--session-ttl=4m", "--session-max=7m"]).await;
+    let (browser, mut driver, _profile) = start_browser().await;
+
+    let result = async {
+        browser.goto(&server.base).await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#start"))
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#add-instance"))
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait()
+            .for_element(Locator::Css(".instance[data-name='node1']"))
+            .await?;
+        wait_for_prompt(&browser, "node1").await;
+
+        // Drop a file on the terminal (a synthetic drop with a real File).
+        let script = "const dt = new DataTransfer();\
+                      dt.items.add(new File(['dropped-' + (6*7) + '\\n'], 'dropped.txt'));\
+                      const target = document.querySelector('#terminal');\
+                      target.dispatchEvent(new DragEvent('dragover', {bubbles: true, cancelable: true, dataTransfer: dt}));\
+                      target.dispatchEvent(new DragEvent('drop', {bubbles: true, cancelable: true, dataTransfer: dt}));";
+        browser.execute(script, vec![]).await?;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(".upload.ok[data-name='dropped.txt']"))
+            .await?;
+        run_in_terminal(&browser, "cat dropped.txt", "dropped-42").await?;
+
+        // Extend from the banner.
+        let button = browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css("#ending-soon-banner #extend-session"))
+            .await?;
+        save_screenshot(&browser, "ending-soon.png").await?;
+        button.click().await?;
+        wait_for("more time", Duration::from_secs(10), || async {
+            let text = element_text(&browser, "#countdown").await?;
+            let minutes: u64 = text.split(':').next()?.parse().ok()?;
+            (minutes >= 5).then_some(())
+        })
+        .await;
+        assert_eq!(count(&browser, "#ending-soon-banner").await, 0);
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;

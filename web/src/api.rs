@@ -3,7 +3,9 @@
 use std::fmt;
 
 use gloo_net::http::{Request, Response};
-use playground_protocol::{ErrorBody, InstanceInfo, SessionInfo};
+use playground_protocol::{
+    CreateSession, DirEntry, ErrorBody, InstanceInfo, SessionInfo, TemplateInfo,
+};
 use serde::de::DeserializeOwned;
 
 /// A failed call: the HTTP status when the server answered, and a message fit
@@ -32,8 +34,70 @@ pub async fn create_session() -> ApiResult<SessionInfo> {
     json(post("/api/sessions")).await
 }
 
-pub async fn get_session(sid: &str) -> ApiResult<SessionInfo> {
-    json(Request::get(&session_url(sid)).build()).await
+/// `POST /api/sessions` with a template: the session comes with its instances.
+pub async fn create_session_from(template: &str) -> ApiResult<SessionInfo> {
+    let body = CreateSession {
+        template: Some(template.to_owned()),
+    };
+    let body = serde_json::to_string(&body).unwrap_or_else(|_| "{}".to_owned());
+    json(
+        Request::post("/api/sessions")
+            .header("content-type", "application/json")
+            .body(body),
+    )
+    .await
+}
+
+/// `GET /api/templates` (404 from a server that has none).
+pub async fn templates() -> ApiResult<Vec<TemplateInfo>> {
+    json(Request::get("/api/templates").build()).await
+}
+
+/// A session, or (`view`) the read-only view whose id `sid` is.
+pub async fn get_session(sid: &str, view: bool) -> ApiResult<SessionInfo> {
+    json(Request::get(&base_url(sid, view)).build()).await
+}
+
+pub async fn extend_session(sid: &str) -> ApiResult<SessionInfo> {
+    json(post(&format!("{}/extend", session_url(sid)))).await
+}
+
+/// URL of one file of an instance (download, upload, `list`).
+pub fn file_url(sid: &str, name: &str, path: &str) -> String {
+    format!(
+        "{}/instances/{}/files?path={}",
+        session_url(sid),
+        encode(name),
+        encode(path)
+    )
+}
+
+pub async fn list_dir(sid: &str, name: &str, path: &str) -> ApiResult<Vec<DirEntry>> {
+    let url = format!("{}&list=true", file_url(sid, name, path));
+    json(Request::get(&url).build()).await
+}
+
+pub async fn read_file(sid: &str, name: &str, path: &str) -> ApiResult<String> {
+    let resp = send(Request::get(&file_url(sid, name, path)).build()).await?;
+    resp.text().await.map_err(|e| ApiError {
+        status: None,
+        message: format!("Could not read the file: {e}"),
+    })
+}
+
+pub async fn write_file(sid: &str, name: &str, path: &str, text: String) -> ApiResult<()> {
+    let req = Request::post(&file_url(sid, name, path))
+        .header("content-type", "application/octet-stream")
+        .body(text);
+    send(req).await.map(|_| ())
+}
+
+/// Turn an error body (`{"error": ...}`) or a bare status into a message.
+pub fn error_message(status: u16, text: &str) -> String {
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(body) => body.error,
+        Err(_) => format!("The server answered {status}."),
+    }
 }
 
 pub async fn delete_session(sid: &str) -> ApiResult<()> {
@@ -50,13 +114,31 @@ pub async fn delete_instance(sid: &str, name: &str) -> ApiResult<()> {
 }
 
 /// Path of an instance's terminal WebSocket (without scheme and host).
-pub fn terminal_path(sid: &str, name: &str) -> String {
-    format!("{}/instances/{}/terminal", session_url(sid), encode(name))
+/// `tab` 0 is the first shell (no query, which every server understands).
+pub fn terminal_path(sid: &str, name: &str, view: bool, tab: u8) -> String {
+    let mut path = format!(
+        "{}/instances/{}/terminal",
+        base_url(sid, view),
+        encode(name)
+    );
+    if tab > 0 {
+        path.push_str(&format!("?tab={tab}"));
+    }
+    path
 }
 
 /// Path of a session's event stream WebSocket (without scheme and host).
-pub fn events_path(sid: &str) -> String {
-    format!("{}/events", session_url(sid))
+pub fn events_path(sid: &str, view: bool) -> String {
+    format!("{}/events", base_url(sid, view))
+}
+
+/// The API root of a session, or of a read-only view (`sid` is then its viewer id).
+fn base_url(sid: &str, view: bool) -> String {
+    if view {
+        format!("/api/view/{}", encode(sid))
+    } else {
+        session_url(sid)
+    }
 }
 
 fn session_url(sid: &str) -> String {

@@ -1,30 +1,42 @@
 //! Top level: routing between the landing page (`/`) and a session
 //! (`/s/{sid}`), and the error banner every page shares.
 
-use playground_protocol::SessionInfo;
+use playground_protocol::{SessionInfo, TemplateInfo};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use crate::api;
 use crate::session::SessionPage;
+use crate::settings::Settings;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Route {
     Landing,
     Session(String),
+    /// A read-only view (`/v/{viewer_id}`).
+    View(String),
 }
 
 impl Route {
     fn current() -> Route {
         let path = window().location().pathname().unwrap_or_default();
-        match path.strip_prefix("/s/").map(|s| s.trim_end_matches('/')) {
-            Some(sid) if !sid.is_empty() && !sid.contains('/') => Route::Session(
-                js_sys::decode_uri_component(sid)
-                    .map(String::from)
-                    .unwrap_or_else(|_| sid.to_owned()),
-            ),
-            _ => Route::Landing,
+        let id = |prefix: &str| {
+            path.strip_prefix(prefix)
+                .map(|s| s.trim_end_matches('/'))
+                .filter(|s| !s.is_empty() && !s.contains('/'))
+                .map(|s| {
+                    js_sys::decode_uri_component(s)
+                        .map(String::from)
+                        .unwrap_or_else(|_| s.to_owned())
+                })
+        };
+        if let Some(sid) = id("/s/") {
+            Route::Session(sid)
+        } else if let Some(vid) = id("/v/") {
+            Route::View(vid)
+        } else {
+            Route::Landing
         }
     }
 
@@ -34,6 +46,9 @@ impl Route {
             Route::Session(sid) => {
                 format!("/s/{}", String::from(js_sys::encode_uri_component(sid)))
             }
+            Route::View(vid) => {
+                format!("/v/{}", String::from(js_sys::encode_uri_component(vid)))
+            }
         }
     }
 }
@@ -42,8 +57,17 @@ fn window() -> web_sys::Window {
     web_sys::window().expect("no window")
 }
 
+/// `?template=<name>` of the page's address.
+fn template_param() -> Option<String> {
+    let search = window().location().search().ok()?;
+    let params = web_sys::UrlSearchParams::new_with_str(&search).ok()?;
+    params.get("template").filter(|t| !t.is_empty())
+}
+
 pub enum Msg {
     Start,
+    StartTemplate(String),
+    Templates(api::ApiResult<Vec<TemplateInfo>>),
     Started(api::ApiResult<SessionInfo>),
     PopState,
     SessionEnded,
@@ -59,6 +83,8 @@ pub struct App {
     initial: Option<SessionInfo>,
     ended: bool,
     starting: bool,
+    /// What `GET /api/templates` offered (empty when the server has none).
+    templates: Vec<TemplateInfo>,
     error: Option<String>,
     _popstate: Closure<dyn FnMut(web_sys::Event)>,
 }
@@ -86,6 +112,30 @@ impl App {
         }
     }
 
+    fn template_chooser(&self, ctx: &Context<Self>) -> Html {
+        if self.templates.is_empty() {
+            return html! {};
+        }
+        let buttons = self.templates.iter().map(|t| {
+            let name = t.name.clone();
+            let hosts: Vec<&str> = t.instances.iter().map(|i| i.hostname.as_str()).collect();
+            html! {
+                <button class="btn btn-secondary template-button" data-template={t.name.clone()}
+                        disabled={self.starting}
+                        title={format!("Start a session with {}", hosts.join(", "))}
+                        onclick={ctx.link().callback(move |_| Msg::StartTemplate(name.clone()))}>
+                    { t.title.clone() }
+                </button>
+            }
+        });
+        html! {
+            <div id="templates" class="templates">
+                <span class="templates-label">{ "or start with" }</span>
+                { for buttons }
+            </div>
+        }
+    }
+
     fn landing(&self, ctx: &Context<Self>) -> Html {
         html! {
             <div class="page">
@@ -98,6 +148,7 @@ impl App {
                         { "Disposable Linux machines in your browser: start a session, add instances, and work in a real shell. Nothing to install." }
                     </p>
                     { self.start_button(ctx, "Start") }
+                    { self.template_chooser(ctx) }
                     <ul class="features">
                         <li>
                             <strong>{ "Real shells" }</strong>
@@ -145,11 +196,23 @@ impl Component for App {
         });
         let _ = window()
             .add_event_listener_with_callback("popstate", popstate.as_ref().unchecked_ref());
+        Settings::load().apply();
+        let route = Route::current();
+        if route == Route::Landing {
+            match template_param() {
+                // A tutorial's link: start that template at once.
+                Some(name) => ctx.link().send_message(Msg::StartTemplate(name)),
+                None => ctx
+                    .link()
+                    .send_future(async { Msg::Templates(api::templates().await) }),
+            }
+        }
         App {
-            route: Route::current(),
+            route,
             initial: None,
             ended: false,
             starting: false,
+            templates: Vec::new(),
             error: None,
             _popstate: popstate,
         }
@@ -165,6 +228,17 @@ impl Component for App {
                 ctx.link()
                     .send_future(async { Msg::Started(api::create_session().await) });
             }
+            Msg::StartTemplate(name) => {
+                if self.starting {
+                    return false;
+                }
+                self.starting = true;
+                ctx.link().send_future(async move {
+                    Msg::Started(api::create_session_from(&name).await)
+                });
+            }
+            // A server without templates answers 404: no chooser then.
+            Msg::Templates(result) => self.templates = result.unwrap_or_default(),
             Msg::Started(result) => {
                 self.starting = false;
                 match result {
@@ -174,11 +248,21 @@ impl Component for App {
                         self.navigate(Route::Session(info.id.clone()));
                         self.initial = Some(info);
                     }
-                    Err(e) => self.error = Some(format!("Could not start a session: {e}")),
+                    Err(e) => {
+                        self.error = Some(format!("Could not start a session: {e}"));
+                        if self.templates.is_empty() {
+                            ctx.link()
+                                .send_future(async { Msg::Templates(api::templates().await) });
+                        }
+                    }
                 }
             }
             Msg::PopState => {
                 self.route = Route::current();
+                if self.route == Route::Landing && self.templates.is_empty() {
+                    ctx.link()
+                        .send_future(async { Msg::Templates(api::templates().await) });
+                }
                 self.initial = None;
                 self.ended = false;
             }
@@ -187,6 +271,10 @@ impl Component for App {
                 self.initial = None;
                 self.ended = false;
                 self.navigate(Route::Landing);
+                if self.templates.is_empty() {
+                    ctx.link()
+                        .send_future(async { Msg::Templates(api::templates().await) });
+                }
             }
             Msg::Error(text) => self.error = Some(text),
             Msg::DismissError => self.error = None,
@@ -208,7 +296,13 @@ impl Component for App {
         };
         let page = match (&self.route, self.ended) {
             (Route::Landing, _) => self.landing(ctx),
-            (Route::Session(_), true) => self.ended(ctx),
+            (Route::Session(_) | Route::View(_), true) => self.ended(ctx),
+            (Route::View(vid), false) => html! {
+                <SessionPage key={format!("view/{vid}")} sid={vid.clone()} view=true
+                    on_error={ctx.link().callback(Msg::Error)}
+                    on_ended={ctx.link().callback(|_| Msg::SessionEnded)}
+                    on_closed={ctx.link().callback(|_| Msg::SessionClosed)} />
+            },
             (Route::Session(sid), false) => {
                 let initial = self.initial.clone().filter(|s| &s.id == sid);
                 html! {

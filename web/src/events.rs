@@ -39,6 +39,7 @@ pub struct EventStream {
 
 struct Inner {
     sid: String,
+    view: bool,
     on_event: Callback<SessionEvent>,
     on_state: Callback<LinkState>,
     socket: Option<Socket>,
@@ -67,11 +68,13 @@ impl Drop for Socket {
 impl EventStream {
     pub fn start(
         sid: &str,
+        view: bool,
         on_event: Callback<SessionEvent>,
         on_state: Callback<LinkState>,
     ) -> EventStream {
         let inner = Rc::new(RefCell::new(Inner {
             sid: sid.to_owned(),
+            view,
             on_event,
             on_state,
             socket: None,
@@ -97,14 +100,14 @@ impl Drop for EventStream {
     }
 }
 
-fn ws_url(sid: &str) -> String {
+fn ws_url(sid: &str, view: bool) -> String {
     let location = web_sys::window().expect("window").location();
     let scheme = match location.protocol().as_deref() {
         Ok("https:") => "wss:",
         _ => "ws:",
     };
     let host = location.host().unwrap_or_default();
-    format!("{scheme}//{host}{}", api::events_path(sid))
+    format!("{scheme}//{host}{}", api::events_path(sid, view))
 }
 
 fn connect(rc: &Rc<RefCell<Inner>>) {
@@ -116,7 +119,7 @@ fn connect(rc: &Rc<RefCell<Inner>>) {
         inner.retry = None;
         inner.socket = None;
         inner.generation += 1;
-        (ws_url(&inner.sid), inner.generation)
+        (ws_url(&inner.sid, inner.view), inner.generation)
     };
     let ws = match WebSocket::new(&url) {
         Ok(ws) => ws,

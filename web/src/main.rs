@@ -3,9 +3,12 @@
 
 mod api;
 mod app;
+mod editor;
 mod events;
 mod session;
+mod settings;
 mod terminal;
+mod upload;
 mod xterm;
 
 fn main() {

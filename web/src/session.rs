@@ -10,13 +10,22 @@
 use std::collections::HashMap;
 
 use gloo_timers::callback::Interval;
-use playground_protocol::{InstanceInfo, InstanceStats, InstanceStatus, SessionEvent, SessionInfo};
-use web_sys::HtmlInputElement;
+use playground_protocol::{
+    FileInfo, InstanceInfo, InstanceStats, InstanceStatus, SessionEvent, SessionInfo,
+};
+use wasm_bindgen::JsCast;
+use web_sys::{File, HtmlInputElement};
 use yew::prelude::*;
 
 use crate::api::{self, ApiError, ApiResult};
+use crate::editor::Editor;
 use crate::events::{EventStream, LinkState};
+use crate::settings::{Settings, MAX_FONT, MIN_FONT};
 use crate::terminal::TerminalView;
+use crate::upload;
+
+/// Shells per instance (tabs above the terminal).
+const MAX_TABS: u8 = 4;
 
 /// How often the poll timer fires.
 const POLL_TICK_MS: u32 = 5_000;
@@ -28,7 +37,11 @@ const ENDING_SOON_SECS: u64 = 300;
 
 #[derive(Properties, PartialEq)]
 pub struct SessionProps {
+    /// The session id, or (`view`) the viewer id of a read-only view.
     pub sid: String,
+    /// A read-only view: no controls that change anything, no input.
+    #[prop_or_default]
+    pub view: bool,
     #[prop_or_default]
     pub initial: Option<SessionInfo>,
     pub on_error: Callback<String>,
@@ -54,6 +67,32 @@ pub enum Msg {
     Closed(ApiResult<()>),
     PortInput(String),
     OpenPort,
+    Extend,
+    Extended(ApiResult<SessionInfo>),
+    SelectTab(u8),
+    NewTab,
+    FontSmaller,
+    FontLarger,
+    ToggleTheme,
+    ToggleEditor,
+    ToggleShare,
+    Dragging(bool),
+    UploadFiles(Vec<File>),
+    UploadProgress(u32, f64, f64),
+    UploadDone(u32, Result<FileInfo, String>),
+    DismissUpload(u32),
+    DownloadInput(String),
+    Download,
+}
+
+/// One file being (or done being) uploaded.
+struct Upload {
+    id: u32,
+    name: String,
+    loaded: f64,
+    total: f64,
+    /// `Ok(stored path)` or a message.
+    result: Option<Result<String, String>>,
 }
 
 /// CPU use of one instance, from the change in CPU time between two samples.
@@ -105,6 +144,16 @@ pub struct SessionPage {
     closing: bool,
     port_input: String,
     port_error: Option<String>,
+    extending: bool,
+    settings: Settings,
+    /// Per instance: how many shells, and the visible one.
+    tabs: HashMap<String, (u8, u8)>,
+    editor_open: bool,
+    share_open: bool,
+    dragging: bool,
+    uploads: Vec<Upload>,
+    next_upload: u32,
+    download_path: String,
     _events: EventStream,
     _poll: Interval,
     _tick: Interval,
@@ -239,9 +288,10 @@ impl SessionPage {
         self.loading = true;
         self.polled_at = js_sys::Date::now();
         let sid = ctx.props().sid.clone();
+        let view = ctx.props().view;
         let live = self.link == LinkState::Live;
         ctx.link()
-            .send_future(async move { Msg::Loaded(live, api::get_session(&sid).await) });
+            .send_future(async move { Msg::Loaded(live, api::get_session(&sid, view).await) });
     }
 
     fn report(&self, ctx: &Context<Self>, what: &str, e: &ApiError) {
@@ -288,25 +338,125 @@ impl SessionPage {
                 <span class="brand"><span class="brand-mark">{ ">_" }</span>{ "Playground" }</span>
                 <div class="spacer"></div>
                 { link }
+                if ctx.props().view {
+                    <span id="read-only-badge" class="badge badge-readonly"
+                          title="You are watching this session: you can see its terminals but not type into them">
+                        { "Read-only view" }
+                    </span>
+                }
+                { self.look_controls(ctx) }
+                if !ctx.props().view {
+                    { self.share(ctx) }
+                }
                 <div class="countdown-box" title="Time left before this session and its instances are deleted">
                     <span class="countdown-label">{ "Session ends in" }</span>
                     <span id="countdown" {class}>
                         { if self.session.is_some() { format_duration(remaining) } else { "--:--".to_owned() } }
                     </span>
                 </div>
-                <button id="close-session" class="btn btn-outline-danger"
-                        disabled={self.closing}
-                        onclick={ctx.link().callback(|_| Msg::CloseSession)}>
-                    { if self.closing { "Closing…" } else { "Close session" } }
-                </button>
+                if !ctx.props().view {
+                    <button id="close-session" class="btn btn-outline-danger"
+                            disabled={self.closing}
+                            onclick={ctx.link().callback(|_| Msg::CloseSession)}>
+                        { if self.closing { "Closing…" } else { "Close session" } }
+                    </button>
+                }
             </header>
         }
     }
 
-    fn ending_banner(&self) -> Html {
+    /// Remember how many shells each instance has, so a reload shows them all.
+    fn save_tabs(&self, ctx: &Context<Self>) {
+        let counts: HashMap<&String, u8> = self.tabs.iter().map(|(k, v)| (k, v.0)).collect();
+        if let (Some(store), Ok(text)) = (local_storage(), serde_json::to_string(&counts)) {
+            let _ = store.set_item(&tabs_key(&ctx.props().sid), &text);
+        }
+    }
+
+    fn look_controls(&self, ctx: &Context<Self>) -> Html {
+        let s = self.settings;
+        html! {
+            <div class="look">
+                <button id="font-smaller" class="btn btn-secondary btn-sm" title="Smaller terminal text"
+                        disabled={s.font_size <= MIN_FONT}
+                        onclick={ctx.link().callback(|_| Msg::FontSmaller)}>{ "A−" }</button>
+                <button id="font-larger" class="btn btn-secondary btn-sm" title="Larger terminal text"
+                        disabled={s.font_size >= MAX_FONT}
+                        onclick={ctx.link().callback(|_| Msg::FontLarger)}>{ "A+" }</button>
+                <button id="theme-toggle" class="btn btn-secondary btn-sm"
+                        title={if s.light { "Switch to the dark theme" } else { "Switch to the light theme" }}
+                        onclick={ctx.link().callback(|_| Msg::ToggleTheme)}>
+                    { if s.light { "Dark" } else { "Light" } }
+                </button>
+            </div>
+        }
+    }
+
+    fn share(&self, ctx: &Context<Self>) -> Html {
+        let Some(session) = &self.session else {
+            return html! {};
+        };
+        let origin = web_sys::window()
+            .and_then(|w| w.location().origin().ok())
+            .unwrap_or_default();
+        let session_link = format!("{origin}/s/{}", session.id);
+        let view_link =
+            (!session.viewer_id.is_empty()).then(|| format!("{origin}/v/{}", session.viewer_id));
+        let select = Callback::from(|e: FocusEvent| {
+            if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
+                input.select();
+            }
+        });
+        let copy = |id: &'static str| {
+            Callback::from(move |_: MouseEvent| {
+                let doc = web_sys::window().and_then(|w| w.document());
+                let input = doc
+                    .and_then(|d| d.get_element_by_id(id))
+                    .and_then(|e| e.dyn_into::<HtmlInputElement>().ok());
+                if let Some(input) = input {
+                    input.select();
+                    match crate::terminal::clipboard() {
+                        Some(c) => {
+                            let _ = c.write_text(&input.value());
+                        }
+                        // No clipboard API: the text is selected for Ctrl+C.
+                        None => {
+                            let _ = input.focus();
+                        }
+                    }
+                }
+            })
+        };
+        html! {
+            <div class="share">
+                <button id="share-toggle" class="btn btn-secondary btn-sm"
+                        aria-expanded={self.share_open.to_string()}
+                        onclick={ctx.link().callback(|_| Msg::ToggleShare)}>{ "Share" }</button>
+                if self.share_open {
+                    <div id="share-panel" class="share-panel">
+                        <label for="share-link">{ "Session link: whoever has it can type in the terminals" }</label>
+                        <div class="share-row">
+                            <input id="share-link" class="input" readonly=true value={session_link} onfocus={select.clone()} />
+                            <button class="btn btn-secondary btn-sm" onclick={copy("share-link")}>{ "Copy" }</button>
+                        </div>
+                        if let Some(view_link) = view_link {
+                            <label for="share-view-link">{ "Read-only link: watch without typing" }</label>
+                            <div class="share-row">
+                                <input id="share-view-link" class="input" readonly=true value={view_link} onfocus={select} />
+                                <button class="btn btn-secondary btn-sm" onclick={copy("share-view-link")}>{ "Copy" }</button>
+                            </div>
+                        }
+                    </div>
+                }
+            </div>
+        }
+    }
+
+    fn ending_banner(&self, ctx: &Context<Self>) -> Html {
         if !self.show_ending_soon() {
             return html! {};
         }
+        let can_extend = !ctx.props().view && self.session.as_ref().is_some_and(|s| s.can_extend);
         html! {
             <div id="ending-soon-banner" class="ending-banner" role="status" aria-live="polite">
                 <span class="ending-icon">{ "!" }</span>
@@ -315,6 +465,13 @@ impl SessionPage {
                     <strong class="ending-time">{ format_clock(self.remaining_secs()) }</strong>
                     { " — save your work. Its instances and everything in them will then be deleted." }
                 </span>
+                if can_extend {
+                    <button id="extend-session" class="btn btn-primary btn-sm"
+                            disabled={self.extending}
+                            onclick={ctx.link().callback(|_| Msg::Extend)}>
+                        { if self.extending { "Extending…" } else { "Extend" } }
+                    </button>
+                }
             </div>
         }
     }
@@ -390,16 +547,18 @@ impl SessionPage {
         });
         html! {
             <aside class="sidebar">
-                <button id="add-instance" class="btn btn-primary btn-block"
-                        disabled={self.session.is_none() || full || self.adding}
-                        {title}
-                        onclick={ctx.link().callback(|_| Msg::AddInstance)}>
-                    if self.adding {
-                        <span class="spinner"></span>{ "Adding…" }
-                    } else {
-                        { "+ Add new instance" }
-                    }
-                </button>
+                if !ctx.props().view {
+                    <button id="add-instance" class="btn btn-primary btn-block"
+                            disabled={self.session.is_none() || full || self.adding}
+                            {title}
+                            onclick={ctx.link().callback(|_| Msg::AddInstance)}>
+                        if self.adding {
+                            <span class="spinner"></span>{ "Adding…" }
+                        } else {
+                            { "+ Add new instance" }
+                        }
+                    </button>
+                }
                 <div class="sidebar-heading">
                     <span>{ "Instances" }</span>
                     if self.session.is_some() {
@@ -479,12 +638,20 @@ impl SessionPage {
                     </div>
                 </div>
                 <div class="spacer"></div>
-                <button id="delete-instance" class="btn btn-outline-danger btn-sm"
-                        disabled={deleting}
-                        title="Delete this instance and everything in it"
-                        onclick={ctx.link().callback(|_| Msg::DeleteInstance)}>
-                    { if deleting { "Deleting…" } else { "Delete instance" } }
-                </button>
+                if !ctx.props().view {
+                    if !exited {
+                        <button id="editor-toggle" class={classes!("btn", "btn-sm", if self.editor_open { "btn-primary" } else { "btn-secondary" })}
+                                aria-pressed={self.editor_open.to_string()}
+                                title="Show or hide a file editor for /root"
+                                onclick={ctx.link().callback(|_| Msg::ToggleEditor)}>{ "Editor" }</button>
+                    }
+                    <button id="delete-instance" class="btn btn-outline-danger btn-sm"
+                            disabled={deleting}
+                            title="Delete this instance and everything in it"
+                            onclick={ctx.link().callback(|_| Msg::DeleteInstance)}>
+                        { if deleting { "Deleting…" } else { "Delete instance" } }
+                    </button>
+                }
             </div>
         }
     }
@@ -506,7 +673,7 @@ impl SessionPage {
             .as_ref()
             .map(|s| s.port_url_template.as_str())
             .unwrap_or_default();
-        let form = if template.is_empty() {
+        let form = if template.is_empty() || ctx.props().view {
             html! {}
         } else {
             let oninput = ctx.link().callback(|e: InputEvent| {
@@ -554,6 +721,137 @@ impl SessionPage {
         }
     }
 
+    /// Upload (button, drag and drop), its progress, and download by path.
+    fn file_bar(&self, ctx: &Context<Self>, inst: &InstanceInfo) -> Html {
+        let onchange = ctx.link().callback(|e: Event| {
+            let input = e.target_unchecked_into::<HtmlInputElement>();
+            let files = input.files().map(file_list).unwrap_or_default();
+            // Let the same file be picked again.
+            input.set_value("");
+            Msg::UploadFiles(files)
+        });
+        let pick = Callback::from(|_: MouseEvent| {
+            let input = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.get_element_by_id("upload-input"))
+                .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok());
+            if let Some(input) = input {
+                input.click();
+            }
+        });
+        let oninput = ctx.link().callback(|e: InputEvent| {
+            Msg::DownloadInput(e.target_unchecked_into::<HtmlInputElement>().value())
+        });
+        let onsubmit = ctx.link().callback(|e: SubmitEvent| {
+            e.prevent_default();
+            Msg::Download
+        });
+        let uploads = self.uploads.iter().map(|u| {
+            let id = u.id;
+            let dismiss = ctx.link().callback(move |_| Msg::DismissUpload(id));
+            let (class, text, pct) = match &u.result {
+                None => {
+                    let pct = if u.total > 0.0 { (u.loaded / u.total * 100.0).clamp(0.0, 100.0) } else { 0.0 };
+                    ("running", format!("Uploading {} … {pct:.0}%", u.name), pct)
+                }
+                Some(Ok(path)) => ("ok", format!("Uploaded {} to {path}", u.name), 100.0),
+                Some(Err(e)) => ("error", format!("Could not upload {}: {e}", u.name), 100.0),
+            };
+            html! {
+                <li class={classes!("upload", class)} data-name={u.name.clone()}>
+                    <span class="upload-text">{ text }</span>
+                    <span class="upload-bar"><span class="upload-fill" style={format!("width: {pct:.1}%")}></span></span>
+                    if u.result.is_some() {
+                        <button class="dismiss" title="Dismiss" aria-label="Dismiss" onclick={dismiss}>{ "×" }</button>
+                    }
+                </li>
+            }
+        });
+        html! {
+            <div class="filebar">
+                <span class="portbar-label">{ "Files" }</span>
+                <input id="upload-input" type="file" multiple=true class="sr-only" tabindex="-1" {onchange} />
+                <button id="upload-button" class="btn btn-secondary btn-sm" onclick={pick}
+                        title={format!("Upload files into the current directory of {}'s shell (or drop them on the terminal)", inst.hostname)}>
+                    { "Upload" }
+                </button>
+                <span class="portbar-hint">{ "or drop files on the terminal" }</span>
+                <div class="spacer"></div>
+                <form class="open-port" {onsubmit}>
+                    <label class="sr-only" for="download-path">{ "Path to download" }</label>
+                    <input id="download-path" class="input" type="text" autocomplete="off"
+                           placeholder="/root/file.txt" value={self.download_path.clone()} {oninput} />
+                    <button id="download-button" type="submit" class="btn btn-secondary btn-sm"
+                            title="Download this file of the instance">{ "Download" }</button>
+                </form>
+                if !self.uploads.is_empty() {
+                    <ul id="uploads" class="uploads">{ for uploads }</ul>
+                }
+            </div>
+        }
+    }
+
+    /// The shells of an instance as tabs, and the drop zone for uploads.
+    fn terminals(&self, ctx: &Context<Self>, inst: &InstanceInfo) -> Html {
+        let exited = inst.status == InstanceStatus::Exited;
+        let view = ctx.props().view;
+        let (count, active) = self.tabs.get(&inst.name).copied().unwrap_or((1, 0));
+        let tabs = (0..count).map(|n| {
+            let onclick = ctx.link().callback(move |_| Msg::SelectTab(n));
+            html! {
+                <button class={classes!("terminal-tab", (n == active).then_some("active"))}
+                        data-tab={n.to_string()} aria-selected={(n == active).to_string()} {onclick}>
+                    { (n + 1).to_string() }
+                </button>
+            }
+        });
+        let views = (0..count).map(|n| {
+            html! {
+                <TerminalView key={format!("{}/{}/{n}", ctx.props().sid, inst.name)}
+                    sid={ctx.props().sid.clone()} name={inst.name.clone()} {view} tab={n}
+                    active={n == active} font_size={self.settings.font_size}
+                    light={self.settings.light} stopped={exited} />
+            }
+        });
+        let drop_enabled = !view && !exited;
+        let ondragover = ctx.link().batch_callback(move |e: DragEvent| {
+            if !drop_enabled {
+                return None;
+            }
+            e.prevent_default();
+            Some(Msg::Dragging(true))
+        });
+        let ondragleave = ctx.link().callback(|_: DragEvent| Msg::Dragging(false));
+        let ondrop = ctx.link().batch_callback(move |e: DragEvent| {
+            if !drop_enabled {
+                return None;
+            }
+            e.prevent_default();
+            let files = e
+                .data_transfer()
+                .and_then(|d| d.files())
+                .map(file_list)
+                .unwrap_or_default();
+            Some(Msg::UploadFiles(files))
+        });
+        html! {
+            <div class={classes!("terminals", self.dragging.then_some("dragging"))}
+                 {ondragover} {ondragleave} {ondrop}>
+                <div class="tabbar" role="tablist">
+                    { for tabs }
+                    if !view && !exited && count < MAX_TABS {
+                        <button id="new-tab" class="terminal-tab new-tab" title="Open another shell in this instance"
+                                onclick={ctx.link().callback(|_| Msg::NewTab)}>{ "+" }</button>
+                    }
+                </div>
+                { for views }
+                if self.dragging {
+                    <div class="drop-hint">{ format!("Drop to upload into {}", inst.hostname) }</div>
+                }
+            </div>
+        }
+    }
+
     fn content(&self, ctx: &Context<Self>) -> Html {
         if self.session.is_none() {
             return html! {
@@ -583,9 +881,17 @@ impl SessionPage {
                     </div>
                 } else {
                     { self.port_bar(ctx, inst) }
+                    if !ctx.props().view {
+                        { self.file_bar(ctx, inst) }
+                    }
                 }
-                <TerminalView key={format!("{}/{}", ctx.props().sid, inst.name)}
-                    sid={ctx.props().sid.clone()} name={inst.name.clone()} stopped={exited} />
+                <div class="work-area">
+                    { self.terminals(ctx, inst) }
+                    if self.editor_open && !exited && !ctx.props().view {
+                        <Editor key={format!("{}/{}", ctx.props().sid, inst.name)}
+                            sid={ctx.props().sid.clone()} name={inst.name.clone()} />
+                    }
+                </div>
             </main>
         }
     }
@@ -602,6 +908,7 @@ impl Component for SessionPage {
         let tick = Interval::new(1_000, move || link.send_message(Msg::Tick));
         let events = EventStream::start(
             &ctx.props().sid,
+            ctx.props().view,
             ctx.link().callback(Msg::Event),
             ctx.link().callback(Msg::Link),
         );
@@ -620,6 +927,19 @@ impl Component for SessionPage {
             closing: false,
             port_input: String::new(),
             port_error: None,
+            extending: false,
+            settings: Settings::load(),
+            tabs: if ctx.props().view {
+                HashMap::new()
+            } else {
+                load_tabs(&ctx.props().sid)
+            },
+            editor_open: false,
+            share_open: false,
+            dragging: false,
+            uploads: Vec::new(),
+            next_upload: 0,
+            download_path: String::new(),
             _events: events,
             _poll: poll,
             _tick: tick,
@@ -741,6 +1061,9 @@ impl Component for SessionPage {
             }
             Msg::Deleted(name, result) => {
                 self.deleting = None;
+                if result.is_ok() && self.tabs.remove(&name).is_some() {
+                    self.save_tabs(ctx);
+                }
                 match result {
                     // 404: already gone, which is what the user wanted.
                     Ok(()) => self.remove_instance(&name),
@@ -762,7 +1085,12 @@ impl Component for SessionPage {
             Msg::Closed(result) => {
                 self.closing = false;
                 match result {
-                    Ok(()) => ctx.props().on_closed.emit(()),
+                    Ok(()) => {
+                        if let Some(store) = local_storage() {
+                            let _ = store.remove_item(&tabs_key(&ctx.props().sid));
+                        }
+                        ctx.props().on_closed.emit(())
+                    }
                     Err(e) if e.is_not_found() => ctx.props().on_closed.emit(()),
                     Err(e) => self.report(ctx, "Could not close the session", &e),
                 }
@@ -790,6 +1118,147 @@ impl Component for SessionPage {
                 }
                 true
             }
+            Msg::Extend => {
+                if self.extending || ctx.props().view {
+                    return false;
+                }
+                self.extending = true;
+                let sid = ctx.props().sid.clone();
+                ctx.link()
+                    .send_future(async move { Msg::Extended(api::extend_session(&sid).await) });
+                true
+            }
+            Msg::Extended(result) => {
+                self.extending = false;
+                match result {
+                    Ok(info) => {
+                        if let Some(s) = &mut self.session {
+                            s.expires_in_secs = info.expires_in_secs;
+                            s.expires_at = info.expires_at;
+                            s.can_extend = info.can_extend;
+                            self.fetched_at = js_sys::Date::now();
+                        }
+                        self.ending_soon = false;
+                    }
+                    Err(e) if e.is_not_found() => ctx.props().on_ended.emit(()),
+                    Err(e) => {
+                        if e.status == Some(409) {
+                            if let Some(s) = &mut self.session {
+                                s.can_extend = false;
+                            }
+                        }
+                        self.report(ctx, "Could not extend the session", &e);
+                    }
+                }
+                true
+            }
+            Msg::SelectTab(n) => {
+                let Some(name) = self.selected.clone() else {
+                    return false;
+                };
+                let entry = self.tabs.entry(name).or_insert((1, 0));
+                entry.1 = n.min(entry.0.saturating_sub(1));
+                true
+            }
+            Msg::NewTab => {
+                let Some(name) = self.selected.clone() else {
+                    return false;
+                };
+                let entry = self.tabs.entry(name).or_insert((1, 0));
+                if entry.0 < MAX_TABS {
+                    entry.0 += 1;
+                    entry.1 = entry.0 - 1;
+                }
+                self.save_tabs(ctx);
+                true
+            }
+            Msg::FontSmaller | Msg::FontLarger | Msg::ToggleTheme => {
+                let s = &mut self.settings;
+                match msg {
+                    Msg::FontSmaller => s.font_size = s.font_size.saturating_sub(1).max(MIN_FONT),
+                    Msg::FontLarger => s.font_size = (s.font_size + 1).min(MAX_FONT),
+                    _ => s.light = !s.light,
+                }
+                s.save();
+                true
+            }
+            Msg::ToggleEditor => {
+                self.editor_open = !self.editor_open;
+                true
+            }
+            Msg::ToggleShare => {
+                self.share_open = !self.share_open;
+                true
+            }
+            Msg::Dragging(on) => {
+                let changed = self.dragging != on;
+                self.dragging = on;
+                changed
+            }
+            Msg::UploadFiles(files) => {
+                self.dragging = false;
+                let Some(name) = self.selected.clone() else {
+                    return true;
+                };
+                for file in files {
+                    let id = self.next_upload;
+                    self.next_upload += 1;
+                    self.uploads.push(Upload {
+                        id,
+                        name: file.name(),
+                        loaded: 0.0,
+                        total: file.size(),
+                        result: None,
+                    });
+                    let url = api::file_url(&ctx.props().sid, &name, &file.name());
+                    upload::upload(
+                        &url,
+                        &file,
+                        ctx.link()
+                            .callback(move |(l, t)| Msg::UploadProgress(id, l, t)),
+                        ctx.link().callback(move |r| Msg::UploadDone(id, r)),
+                    );
+                }
+                // Keep the list short: the last few.
+                let excess = self.uploads.len().saturating_sub(6);
+                self.uploads.drain(..excess);
+                true
+            }
+            Msg::UploadProgress(id, loaded, total) => {
+                if let Some(u) = self.uploads.iter_mut().find(|u| u.id == id) {
+                    u.loaded = loaded;
+                    if total > 0.0 {
+                        u.total = total;
+                    }
+                }
+                true
+            }
+            Msg::UploadDone(id, result) => {
+                if let Some(u) = self.uploads.iter_mut().find(|u| u.id == id) {
+                    u.loaded = u.total;
+                    u.result = Some(result.map(|info| info.path));
+                }
+                true
+            }
+            Msg::DismissUpload(id) => {
+                self.uploads.retain(|u| u.id != id);
+                true
+            }
+            Msg::DownloadInput(text) => {
+                self.download_path = text;
+                false
+            }
+            Msg::Download => {
+                let path = self.download_path.trim();
+                let (Some(name), false) = (self.selected.clone(), path.is_empty()) else {
+                    return false;
+                };
+                let url = api::file_url(&ctx.props().sid, &name, path);
+                if let Some(w) = web_sys::window() {
+                    let _ = w.open_with_url_and_target(&url, "_blank");
+                }
+                false
+            }
         }
     }
 
@@ -797,7 +1266,7 @@ impl Component for SessionPage {
         html! {
             <div class="page session-page">
                 { self.header(ctx) }
-                { self.ending_banner() }
+                { self.ending_banner(ctx) }
                 <div class="workspace">
                     { self.sidebar(ctx) }
                     { self.content(ctx) }
@@ -805,6 +1274,31 @@ impl Component for SessionPage {
             </div>
         }
     }
+}
+
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+fn tabs_key(sid: &str) -> String {
+    format!("playground.tabs.{sid}")
+}
+
+/// Shell counts saved by `save_tabs` (the first tab shows after a reload).
+fn load_tabs(sid: &str) -> HashMap<String, (u8, u8)> {
+    local_storage()
+        .and_then(|s| s.get_item(&tabs_key(sid)).ok().flatten())
+        .and_then(|text| serde_json::from_str::<HashMap<String, u8>>(&text).ok())
+        .map(|m| {
+            m.into_iter()
+                .map(|(k, n)| (k, (n.clamp(1, MAX_TABS), 0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn file_list(list: web_sys::FileList) -> Vec<File> {
+    (0..list.length()).filter_map(|i| list.get(i)).collect()
 }
 
 fn external_icon() -> Html {

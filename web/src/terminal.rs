@@ -45,6 +45,19 @@ pub enum ConnState {
 pub struct TerminalProps {
     pub sid: AttrValue,
     pub name: AttrValue,
+    /// `sid` is a viewer id: connect through the read-only view, send no input.
+    #[prop_or_default]
+    pub view: bool,
+    /// Which shell of the instance (0..=3).
+    #[prop_or_default]
+    pub tab: u8,
+    /// The visible tab (the others stay connected, hidden).
+    #[prop_or(true)]
+    pub active: bool,
+    #[prop_or(14)]
+    pub font_size: u8,
+    #[prop_or_default]
+    pub light: bool,
     /// The instance's init died: stop reconnecting, keep the output.
     #[prop_or_default]
     pub stopped: bool,
@@ -61,14 +74,21 @@ pub fn terminal_view(props: &TerminalProps) -> Html {
         let host = host.clone();
         let set_state = state.setter();
         let conn = conn.clone();
+        let look = (props.font_size, props.light);
         use_effect_with(
-            (props.sid.clone(), props.name.clone()),
-            move |(sid, name)| {
+            (props.sid.clone(), props.name.clone(), props.view, props.tab),
+            move |(sid, name, view, tab)| {
                 set_state.set(ConnState::Connecting);
                 let on_state = Callback::from(move |s| set_state.set(s));
+                let target = Target {
+                    sid: sid.to_string(),
+                    name: name.to_string(),
+                    view: *view,
+                    tab: *tab,
+                };
                 *conn.borrow_mut() = host
                     .cast::<HtmlElement>()
-                    .map(|el| TermConn::start(&el, sid, name, on_state));
+                    .map(|el| TermConn::start(&el, target, look, on_state));
                 move || {
                     let old = conn.borrow_mut().take();
                     drop(old);
@@ -88,6 +108,30 @@ pub fn terminal_view(props: &TerminalProps) -> Html {
             }
         });
     }
+    {
+        let conn = conn.clone();
+        use_effect_with((props.font_size, props.light), move |(size, light)| {
+            if let Some(c) = conn.borrow().as_ref() {
+                let (term, fit) = {
+                    let inner = c.inner.borrow();
+                    (inner.term.clone(), inner.fit.clone())
+                };
+                xterm::apply_look(&term, *size, *light);
+                fit.fit();
+            }
+        });
+    }
+    {
+        let conn = conn.clone();
+        use_effect_with(props.active, move |active| {
+            if *active {
+                if let Some(c) = conn.borrow().as_ref() {
+                    let term = c.inner.borrow().term.clone();
+                    term.focus();
+                }
+            }
+        });
+    }
     let banner = match &*state {
         ConnState::Open | ConnState::Exited { .. } | ConnState::Stopped => html! {},
         ConnState::Connecting => html! {
@@ -101,8 +145,8 @@ pub fn terminal_view(props: &TerminalProps) -> Html {
         },
     };
     html! {
-        <div class="term-wrap">
-            <div id="terminal" class="terminal-host" ref={host}></div>
+        <div class="term-wrap" hidden={!props.active} data-tab={props.tab.to_string()}>
+            <div id={props.active.then_some("terminal")} class="terminal-host" ref={host}></div>
             { banner }
         </div>
     }
@@ -114,12 +158,22 @@ struct TermConn {
     inner: Rc<RefCell<Inner>>,
     disposables: Vec<Disposable>,
     observer: Option<ResizeObserver>,
+    host: HtmlElement,
+    on_context_menu: Closure<dyn FnMut(web_sys::MouseEvent)>,
+    _on_key: Closure<dyn FnMut(web_sys::KeyboardEvent) -> bool>,
     _listeners: Vec<Closure<dyn FnMut(JsValue)>>,
 }
 
-struct Inner {
+/// Which terminal to connect to.
+struct Target {
     sid: String,
     name: String,
+    view: bool,
+    tab: u8,
+}
+
+struct Inner {
+    target: Target,
     term: Terminal,
     fit: FitAddon,
     on_state: Callback<ConnState>,
@@ -157,8 +211,14 @@ impl Drop for Socket {
 }
 
 impl TermConn {
-    fn start(host: &HtmlElement, sid: &str, name: &str, on_state: Callback<ConnState>) -> Self {
-        let term = Terminal::new(&xterm::options());
+    fn start(
+        host: &HtmlElement,
+        target: Target,
+        (font_size, light): (u8, bool),
+        on_state: Callback<ConnState>,
+    ) -> Self {
+        let read_only = target.view;
+        let term = Terminal::new(&xterm::options(font_size, light, read_only));
         let fit = FitAddon::new();
         term.load_addon(&fit);
         term.open(host);
@@ -166,8 +226,7 @@ impl TermConn {
         term.focus();
 
         let inner = Rc::new(RefCell::new(Inner {
-            sid: sid.to_owned(),
-            name: name.to_owned(),
+            target,
             term: term.clone(),
             fit: fit.clone(),
             on_state,
@@ -231,11 +290,64 @@ impl TermConn {
         }
         listeners.push(on_host_resize);
 
+        // Selecting text copies it, like a terminal on the desktop.
+        let t = term.clone();
+        let on_selection = Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| {
+            let text = t.get_selection();
+            if !text.is_empty() {
+                if let Some(c) = clipboard() {
+                    let _ = c.write_text(&text);
+                }
+            }
+        });
+        disposables
+            .push(term.on_selection_change(on_selection.as_ref().unchecked_ref::<Function>()));
+        listeners.push(on_selection);
+
+        // Ctrl+Shift+V and Shift+Insert paste; everything else goes to xterm.
+        let t = term.clone();
+        let on_key = Closure::<dyn FnMut(web_sys::KeyboardEvent) -> bool>::new(
+            move |ev: web_sys::KeyboardEvent| {
+                let key = ev.key();
+                let paste = (ev.ctrl_key() && ev.shift_key() && key.eq_ignore_ascii_case("v"))
+                    || (ev.shift_key() && key == "Insert");
+                if !paste {
+                    return true;
+                }
+                ev.prevent_default();
+                if ev.type_() == "keydown" && !read_only {
+                    paste_clipboard(&t);
+                }
+                false
+            },
+        );
+        term.attach_custom_key_event_handler(on_key.as_ref().unchecked_ref());
+
+        // Right-click pastes (no context menu over the terminal).
+        let t = term.clone();
+        let on_context_menu =
+            Closure::<dyn FnMut(web_sys::MouseEvent)>::new(move |ev: web_sys::MouseEvent| {
+                // Without a clipboard API (plain http on a remote host) the
+                // browser's own menu is the only way to paste: keep it.
+                if read_only || clipboard().is_none() {
+                    return;
+                }
+                ev.prevent_default();
+                paste_clipboard(&t);
+            });
+        let _ = host.add_event_listener_with_callback(
+            "contextmenu",
+            on_context_menu.as_ref().unchecked_ref(),
+        );
+
         connect(&inner);
         TermConn {
             inner,
             disposables,
             observer,
+            host: host.clone(),
+            on_context_menu,
+            _on_key: on_key,
             _listeners: listeners,
         }
     }
@@ -270,8 +382,38 @@ impl TermConn {
     }
 }
 
+/// `navigator.clipboard`, which browsers offer only in secure contexts
+/// (https, localhost).
+pub fn clipboard() -> Option<web_sys::Clipboard> {
+    let navigator = web_sys::window()?.navigator();
+    let c = js_sys::Reflect::get(&navigator, &JsValue::from_str("clipboard")).ok()?;
+    (!c.is_undefined() && !c.is_null()).then(|| c.unchecked_into())
+}
+
+/// Read the clipboard and paste it into the terminal (the browser may ask
+/// the user for permission first).
+fn paste_clipboard(term: &Terminal) {
+    let Some(c) = clipboard() else { return };
+    let promise = c.read_text();
+    let term = term.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        match wasm_bindgen_futures::JsFuture::from(promise).await {
+            Ok(text) => {
+                if let Some(text) = text.as_string().filter(|t| !t.is_empty()) {
+                    term.paste(&text);
+                }
+            }
+            Err(e) => web_sys::console::warn_2(&"paste: clipboard not readable".into(), &e),
+        }
+    });
+}
+
 impl Drop for TermConn {
     fn drop(&mut self) {
+        let _ = self.host.remove_event_listener_with_callback(
+            "contextmenu",
+            self.on_context_menu.as_ref().unchecked_ref(),
+        );
         if let Some(o) = &self.observer {
             o.disconnect();
         }
@@ -289,16 +431,20 @@ impl Drop for TermConn {
     }
 }
 
-fn ws_url(sid: &str, name: &str, from: Option<u64>) -> String {
+fn ws_url(t: &Target, from: Option<u64>) -> String {
     let location = web_sys::window().expect("window").location();
     let scheme = match location.protocol().as_deref() {
         Ok("https:") => "wss:",
         _ => "ws:",
     };
     let host = location.host().unwrap_or_default();
-    let mut url = format!("{scheme}//{host}{}", api::terminal_path(sid, name));
+    let mut url = format!(
+        "{scheme}//{host}{}",
+        api::terminal_path(&t.sid, &t.name, t.view, t.tab)
+    );
     if let Some(from) = from {
-        url.push_str(&format!("?from={from}"));
+        let sep = if url.contains('?') { '&' } else { '?' };
+        url.push_str(&format!("{sep}from={from}"));
     }
     url
 }
@@ -313,10 +459,7 @@ fn connect(rc: &Rc<RefCell<Inner>>) {
         inner.retry = None;
         inner.socket = None;
         inner.generation += 1;
-        (
-            ws_url(&inner.sid, &inner.name, inner.offset),
-            inner.generation,
-        )
+        (ws_url(&inner.target, inner.offset), inner.generation)
     };
     let ws = match WebSocket::new(&url) {
         Ok(ws) => ws,
@@ -476,7 +619,7 @@ fn on_written(rc: &Rc<RefCell<Inner>>, len: u64) {
 fn on_input(rc: &Rc<RefCell<Inner>>, bytes: &[u8], text: bool) {
     let restart = {
         let mut inner = rc.borrow_mut();
-        if inner.halted {
+        if inner.halted || inner.target.view {
             return;
         }
         if inner.exited {

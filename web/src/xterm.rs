@@ -52,6 +52,25 @@ extern "C" {
     #[wasm_bindgen(method, getter)]
     pub fn cols(this: &Terminal) -> u16;
 
+    /// Fires when the selection changed (read it with `get_selection`).
+    #[wasm_bindgen(method, js_name = onSelectionChange)]
+    pub fn on_selection_change(this: &Terminal, listener: &Function) -> Disposable;
+
+    #[wasm_bindgen(method, js_name = getSelection)]
+    pub fn get_selection(this: &Terminal) -> String;
+
+    /// Feed text as if pasted (bracketed paste when the program asked for it).
+    #[wasm_bindgen(method)]
+    pub fn paste(this: &Terminal, data: &str);
+
+    /// `handler(KeyboardEvent) -> bool`: false stops xterm from handling the key.
+    #[wasm_bindgen(method, js_name = attachCustomKeyEventHandler)]
+    pub fn attach_custom_key_event_handler(this: &Terminal, handler: &Function);
+
+    /// The live options object: setting a property applies it.
+    #[wasm_bindgen(method, getter, js_name = options)]
+    pub fn live_options(this: &Terminal) -> Object;
+
     #[wasm_bindgen(method, getter)]
     pub fn rows(this: &Terminal) -> u16;
 
@@ -75,10 +94,45 @@ extern "C" {
     pub fn fit(this: &FitAddon);
 }
 
-/// The terminal's options: dark theme matching the page, a monospace stack
-/// that exists on every OS, and a generous scrollback.
-pub fn options() -> Object {
+/// Apply a font size and theme to a running terminal.
+pub fn apply_look(term: &Terminal, font_size: u8, light: bool) {
+    let o = term.live_options();
+    set(&o, "fontSize", &JsValue::from_f64(f64::from(font_size)));
+    set(&o, "theme", &theme(light));
+}
+
+const LIGHT: [(&str, &str); 21] = [
+    ("background", "#ffffff"),
+    ("foreground", "#1f2328"),
+    ("cursor", "#0969da"),
+    ("cursorAccent", "#ffffff"),
+    ("selectionBackground", "#b6d4fe"),
+    ("black", "#24292f"),
+    ("red", "#cf222e"),
+    ("green", "#116329"),
+    ("yellow", "#7d4e00"),
+    ("blue", "#0969da"),
+    ("magenta", "#8250df"),
+    ("cyan", "#1b7c83"),
+    ("white", "#6e7781"),
+    ("brightBlack", "#57606a"),
+    ("brightRed", "#a40e26"),
+    ("brightGreen", "#1a7f37"),
+    ("brightYellow", "#633c01"),
+    ("brightBlue", "#218bff"),
+    ("brightMagenta", "#a475f9"),
+    ("brightCyan", "#3192aa"),
+    ("brightWhite", "#8c959f"),
+];
+
+fn theme(light: bool) -> Object {
     let theme = Object::new();
+    if light {
+        for (k, v) in LIGHT {
+            set(&theme, k, &JsValue::from_str(v));
+        }
+        return theme;
+    }
     for (k, v) in [
         ("background", "#0b0e14"),
         ("foreground", "#d6dbe4"),
@@ -104,6 +158,12 @@ pub fn options() -> Object {
     ] {
         set(&theme, k, &JsValue::from_str(v));
     }
+    theme
+}
+
+/// The terminal's options: a theme matching the page, a monospace stack
+/// that exists on every OS, and a generous scrollback.
+pub fn options(font_size: u8, light: bool, read_only: bool) -> Object {
     let o = Object::new();
     set(&o, "cursorBlink", &JsValue::TRUE);
     set(
@@ -113,10 +173,11 @@ pub fn options() -> Object {
             "ui-monospace, 'JetBrains Mono', 'Cascadia Mono', 'DejaVu Sans Mono', Menlo, Consolas, monospace",
         ),
     );
-    set(&o, "fontSize", &JsValue::from_f64(14.0));
+    set(&o, "fontSize", &JsValue::from_f64(f64::from(font_size)));
+    set(&o, "disableStdin", &JsValue::from_bool(read_only));
     set(&o, "lineHeight", &JsValue::from_f64(1.15));
     set(&o, "scrollback", &JsValue::from_f64(5000.0));
-    set(&o, "theme", &theme);
+    set(&o, "theme", &theme(light));
     o
 }
 
