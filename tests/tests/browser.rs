@@ -637,3 +637,62 @@ async fn screen_text(browser: &fantoccini::Client) -> String {
         .and_then(|v| v.as_str().map(|s| s.replace('\u{a0}', " ")))
         .unwrap_or_default()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_loads_fast_and_stats_move_while_yes_runs() {
+    let server = TestServer::start(&[]).await;
+    let (browser, mut driver, _profile) = start_browser().await;
+    let result = async {
+        // First load of the whole app (HTML, JS, wasm, CSS, xterm) until the
+        // Start button is on screen, as the browser's own clock measures it.
+        browser.goto(&server.base).await?;
+        browser.wait().for_element(Locator::Css("#start")).await?;
+        let timing = browser
+            .execute(
+                "const nav = performance.getEntriesByType('navigation')[0];\
+                 const res = performance.getEntriesByType('resource');\
+                 const bytes = res.reduce((n, r) => n + r.transferSize, nav.transferSize);\
+                 return [performance.now(), bytes];",
+                vec![],
+            )
+            .await?;
+        let ready_ms = timing[0].as_f64().unwrap_or(f64::MAX);
+        let bytes = timing[1].as_f64().unwrap_or(0.0);
+        println!(
+            "first load: app ready after {ready_ms:.0} ms, {:.0} KiB transferred",
+            bytes / 1024.0
+        );
+        assert!(ready_ms < 2000.0, "first load took {ready_ms:.0} ms");
+
+        // CPU use shows up in the instance panel while `yes` runs.
+        browser.find(Locator::Css("#start")).await?.click().await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#add-instance"))
+            .await?
+            .click()
+            .await?;
+        wait_for_prompt(&browser, "node1").await;
+        run_in_terminal(
+            &browser,
+            "yes > /dev/null & echo started-yes",
+            "started-yes",
+        )
+        .await?;
+        let busy = wait_for("CPU use above 20%", Duration::from_secs(20), || async {
+            let text = element_text(&browser, "#instance-cpu").await?;
+            let percent: f64 = text.trim_end_matches('%').trim().parse().ok()?;
+            (percent > 20.0).then_some(percent)
+        })
+        .await;
+        println!("instance CPU while yes runs: {busy}%");
+        save_screenshot(&browser, "stats-yes.png").await?;
+        run_in_terminal(&browser, "kill %1; echo stopped-yes", "stopped-yes").await?;
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = browser.close().await;
+    let _ = driver.kill().await;
+    result.expect("browser steps");
+    server.stop().await;
+}
