@@ -447,6 +447,31 @@ async fn files_editor_tabs_reload_templates_and_sharing() {
             return Ok(());
         }
 
+        // Two pages on one terminal (a teacher looking over a shoulder):
+        // each sees what the other types.
+        let session_url = browser.current_url().await?.to_string();
+        let first = browser.window().await?;
+        let second = browser.new_window(true).await?;
+        browser.switch_to_window(second.handle.clone()).await?;
+        browser.goto(&session_url).await?;
+        wait_for_prompt(&browser, "node1").await;
+        run_in_terminal(&browser, "echo from-second-$((4*4))", "from-second-16").await?;
+        browser.switch_to_window(first.clone()).await?;
+        wait_for("the second page's typing in the first", Duration::from_secs(20), || async {
+            let text = screen_text(&browser).await;
+            text.lines().any(|l| l.trim() == "from-second-16").then_some(())
+        })
+        .await;
+        run_in_terminal(&browser, "echo from-first-$((5*5))", "from-first-25").await?;
+        browser.switch_to_window(second.handle.clone()).await?;
+        wait_for("the first page's typing in the second", Duration::from_secs(20), || async {
+            let text = screen_text(&browser).await;
+            text.lines().any(|l| l.trim() == "from-first-25").then_some(())
+        })
+        .await;
+        browser.close_window().await?;
+        browser.switch_to_window(first).await?;
+
         // Share: the read-only view follows the session and takes no input.
         browser.find(Locator::Css("#share-toggle")).await?.click().await?;
         let view_link = browser
