@@ -89,12 +89,22 @@ async fn start_add_instance_and_type_into_the_terminal() {
             .await?
             .click()
             .await?;
-        browser
+        let add = browser
             .wait()
             .for_element(Locator::Css("#add-instance"))
-            .await?
-            .click()
             .await?;
+        // The new instance shows a "starting" entry until it is up (it may
+        // last only a frame here, so watch the page for it).
+        browser
+            .execute(
+                "window.sawStarting = false;\
+                 new MutationObserver(() => {\
+                   if (document.getElementById('instance-starting')) window.sawStarting = true;\
+                 }).observe(document.body, {childList: true, subtree: true});",
+                vec![],
+            )
+            .await?;
+        add.click().await?;
         browser
             .wait()
             .for_element(Locator::Css(".instance[data-name='node1']"))
@@ -103,6 +113,14 @@ async fn start_add_instance_and_type_into_the_terminal() {
             .wait()
             .for_element(Locator::Css("#terminal textarea"))
             .await?;
+        let saw = browser
+            .execute("return window.sawStarting;", vec![])
+            .await?;
+        assert_eq!(
+            saw,
+            serde_json::Value::Bool(true),
+            "no starting state shown"
+        );
         // Wait for the shell's prompt before typing.
         wait_for("a shell prompt", Duration::from_secs(30), || async {
             let text = screen_text(&browser).await;

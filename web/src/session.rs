@@ -565,7 +565,22 @@ impl SessionPage {
                         <span class="count">{ format!("{count} / {max}") }</span>
                     }
                 </div>
-                <ul class="instance-list">{ for items }</ul>
+                <ul class="instance-list">
+                    { for items }
+                    if self.adding {
+                        // The instance being created: shown at once, so a slow
+                        // start is visible, and replaced by the real entry.
+                        <li>
+                            <div id="instance-starting" class="instance starting" aria-live="polite">
+                                <span class="spinner"></span>
+                                <span class="instance-text">
+                                    <span class="instance-host">{ "Starting…" }</span>
+                                    <span class="instance-sub">{ "a new instance" }</span>
+                                </span>
+                            </div>
+                        </li>
+                    }
+                </ul>
             </aside>
         }
     }
