@@ -739,3 +739,103 @@ async fn the_page_loads_fast_and_stats_move_while_yes_runs() {
     result.expect("browser steps");
     server.stop().await;
 }
+
+/// WebDriver's "set permission" command (chromedriver supports it), to let
+/// the page use the clipboard in headless Chromium.
+#[derive(Debug)]
+struct GrantPermission(&'static str);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for GrantPermission {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/permissions",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _url: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({"descriptor": {"name": self.0}, "state": "granted"});
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_and_paste_work_as_in_a_browser() {
+    use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+    let server = TestServer::start(&[]).await;
+    let (browser, mut driver, _profile) = start_browser().await;
+    let result = async {
+        browser.goto(&server.base).await?;
+        for permission in ["clipboard-read", "clipboard-write"] {
+            browser.issue_cmd(GrantPermission(permission)).await?;
+        }
+        browser.wait().for_element(Locator::Css("#start")).await?.click().await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#add-instance"))
+            .await?
+            .click()
+            .await?;
+        wait_for_prompt(&browser, "node1").await;
+
+        // Paste with Shift+Insert what is on the clipboard.
+        let written = browser
+            .execute_async(
+                "const done = arguments[arguments.length - 1];\
+                 navigator.clipboard.writeText(arguments[0]).then(() => done(true), e => done(String(e)));",
+                vec![serde_json::json!("echo pasted-$((3+4))")],
+            )
+            .await?;
+        assert_eq!(written, serde_json::Value::Bool(true), "clipboard: {written}");
+        let input = browser.find(Locator::Css("#terminal textarea")).await?;
+        input.send_keys("\u{E008}\u{E016}\u{E000}").await?;
+        input.send_keys("\u{E007}").await?;
+        wait_for("the pasted command's output", Duration::from_secs(20), || async {
+            let text = screen_text(&browser).await;
+            text.lines().any(|l| l.trim() == "pasted-7").then_some(())
+        })
+        .await;
+
+        // Select a word with a double click: it lands on the clipboard.
+        let rows = browser.find_all(Locator::Css("#terminal .xterm-rows > div")).await?;
+        let mut target = None;
+        for row in rows {
+            if row.text().await?.replace('\u{a0}', " ").trim() == "pasted-7" {
+                target = Some(row);
+            }
+        }
+        let row = target.expect("the output row");
+        let (x, y, _w, h) = row.rectangle().await?;
+        let click = MouseActions::new("mouse".into())
+            .then(PointerAction::MoveTo { duration: None, x: x + 15.0, y: y + h / 2.0 })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        browser.perform_actions(click).await?;
+        let copied = wait_for("the selection on the clipboard", Duration::from_secs(10), || async {
+            let text = browser
+                .execute_async(
+                    "const done = arguments[arguments.length - 1];\
+                     navigator.clipboard.readText().then(done, e => done('error: ' + e));",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            let text = text.as_str()?.to_string();
+            (text == "pasted-7").then_some(text)
+        })
+        .await;
+        println!("copied by selection: {copied}");
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = browser.close().await;
+    let _ = driver.kill().await;
+    result.expect("browser steps");
+    server.stop().await;
+}
