@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use playground_protocol::{SessionEvent, SessionInfo};
+use playground_protocol::SessionEvent;
 use playground_tests::{bridge_name, leftovers, wait_until_clean, TestServer};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -24,18 +24,6 @@ async fn next_event(ws: &mut Ws) -> Option<SessionEvent> {
     }
 }
 
-async fn session(server: &TestServer, sid: &str) -> SessionInfo {
-    server
-        .http
-        .get(server.url(&format!("/api/sessions/{sid}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn instances_of_a_session_reach_each_other_by_name_and_nothing_else() {
     let server = TestServer::start(&[]).await;
@@ -45,7 +33,7 @@ async fn instances_of_a_session_reach_each_other_by_name_and_nothing_else() {
     let a2 = server.add_instance(&a).await;
     let b1 = server.add_instance(&b).await;
 
-    let info = session(&server, &a).await;
+    let info = server.session(&a).await.unwrap();
     let ips: Vec<String> = info
         .instances
         .iter()
@@ -53,7 +41,10 @@ async fn instances_of_a_session_reach_each_other_by_name_and_nothing_else() {
         .collect();
     assert_eq!(ips.len(), 2);
     assert_ne!(ips[0], ips[1]);
-    let b_ip = session(&server, &b).await.instances[0].ip.clone().unwrap();
+    let b_ip = server.session(&b).await.unwrap().instances[0]
+        .ip
+        .clone()
+        .unwrap();
 
     // By name, both ways, and a real TCP connection.
     let out = server
@@ -159,7 +150,7 @@ async fn the_event_stream_reports_instances_ports_and_the_end() {
         "took {:?}",
         opened.elapsed()
     );
-    let info = session(&server, &sid).await;
+    let info = server.session(&sid).await.unwrap();
     assert!(info.instances[0].ports.iter().any(|p| p.port == 8123));
 
     // It closes: reported too.

@@ -5,23 +5,9 @@
 
 use std::time::Duration;
 
-use playground_protocol::SessionInfo;
 use playground_tests::{bridge_name, leftovers, wait_until_clean, TestServer};
 
 const T: Duration = Duration::from_secs(20);
-
-async fn session(server: &TestServer, sid: &str) -> Option<SessionInfo> {
-    let resp = server
-        .http
-        .get(server.url(&format!("/api/sessions/{sid}")))
-        .send()
-        .await
-        .unwrap();
-    if resp.status() == 404 {
-        return None;
-    }
-    Some(resp.json().await.unwrap())
-}
 
 /// Processes in the cgroups of a session's instances (host pids).
 fn processes(sid: &str, server: &TestServer) -> usize {
@@ -37,10 +23,7 @@ async fn sessions_shells_and_processes_survive_kill_9_of_the_server() {
     let data_dir = server.crash().await;
 
     let server = TestServer::start_in(data_dir, &[]).await;
-    assert!(
-        session(&server, &expiring).await.is_some(),
-        "not taken back"
-    );
+    assert!(server.session(&expiring).await.is_some(), "not taken back");
     let sid = server.create_session().await.id;
     let node1 = server.add_instance(&sid).await;
     let node2 = server.add_instance(&sid).await;
@@ -64,12 +47,12 @@ async fn sessions_shells_and_processes_survive_kill_9_of_the_server() {
     let server = TestServer::start_in(data_dir, &[]).await;
 
     // The expired session is gone, with everything it had.
-    assert!(session(&server, &expiring).await.is_none());
+    assert!(server.session(&expiring).await.is_none());
     let left = wait_until_clean(&expiring, server.data_dir.path(), T).await;
     assert!(left.is_empty(), "expired while down, left: {left:?}");
 
     // The live one is back: instances, files, processes, shell state.
-    let info = session(&server, &sid).await.expect("session taken back");
+    let info = server.session(&sid).await.expect("session taken back");
     let names: Vec<&str> = info.instances.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, [node1.as_str(), node2.as_str()]);
     assert_eq!(
