@@ -15,10 +15,6 @@ use yew::Callback;
 
 use crate::api;
 
-/// Reconnect delays: 500 ms, doubling, at most 10 s.
-const FIRST_RETRY_MS: u32 = 500;
-const MAX_RETRY_MS: u32 = 10_000;
-
 /// What the stream's connection is doing.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LinkState {
@@ -205,8 +201,7 @@ fn schedule_reconnect(rc: &Rc<RefCell<Inner>>) {
             return;
         }
         inner.attempt += 1;
-        let shift = (inner.attempt - 1).min(10);
-        let delay_ms = FIRST_RETRY_MS.saturating_mul(1 << shift).min(MAX_RETRY_MS);
+        let delay_ms = crate::backoff::delay_ms(inner.attempt);
         let weak = Rc::downgrade(rc);
         inner.retry = Some(Timeout::new(delay_ms, move || {
             if let Some(rc) = weak.upgrade() {

@@ -3,6 +3,7 @@
 
 mod api;
 mod app;
+mod backoff;
 mod editor;
 mod events;
 mod session;

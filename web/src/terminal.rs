@@ -21,10 +21,6 @@ use crate::xterm::{self, Disposable, FitAddon, Terminal};
 const HIGH_WATERMARK: u64 = 128 * 1024;
 /// Below this many, ask it to resume.
 const LOW_WATERMARK: u64 = 16 * 1024;
-/// Reconnect delays: 500 ms, doubling, at most 10 s.
-const FIRST_RETRY_MS: u32 = 500;
-const MAX_RETRY_MS: u32 = 10_000;
-
 /// What the terminal's connection is doing, for the banner over it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConnState {
@@ -563,8 +559,7 @@ fn schedule_reconnect(rc: &Rc<RefCell<Inner>>) {
             return;
         }
         inner.attempt += 1;
-        let shift = (inner.attempt - 1).min(10);
-        let delay_ms = FIRST_RETRY_MS.saturating_mul(1 << shift).min(MAX_RETRY_MS);
+        let delay_ms = crate::backoff::delay_ms(inner.attempt);
         let weak = Rc::downgrade(rc);
         inner.retry = Some(Timeout::new(delay_ms, move || {
             if let Some(rc) = weak.upgrade() {
