@@ -102,6 +102,20 @@ impl TestServer {
         }
     }
 
+    /// Start with `args`, make a session and add one instance: the set-up
+    /// most tests begin with. Returns the server, session id and instance name.
+    pub async fn with_instance(args: &[&str]) -> (TestServer, String, String) {
+        let server = TestServer::start(args).await;
+        let sid = server.create_session().await.id;
+        let name = server.add_instance(&sid).await;
+        (server, sid, name)
+    }
+
+    /// `GET path` on the server.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -285,12 +285,7 @@ async fn escape_and_damage_attempts_fail_and_leave_the_host_unharmed() {
     assert_eq!(nix_hostname(), host_name);
     let drift = SystemTime::now().duration_since(host_clock).unwrap();
     assert!(drift < Duration::from_secs(120));
-    let resp = server
-        .http
-        .get(server.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.get("/healthz").await;
     assert_eq!(resp.status(), 200);
     let out = server
         .exec(&sid, &bystander, "cat /root/keep; hostname")
@@ -306,9 +301,7 @@ async fn escape_and_damage_attempts_fail_and_leave_the_host_unharmed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn normal_root_tools_still_work() {
-    let server = TestServer::start(&LIMITS).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&LIMITS).await;
     let script = "useradd -m learner && su learner -c 'id -un; touch ~/mine; stat -c %U ~/mine' \
                   && ping -c 1 -W 2 127.0.0.1 >/dev/null && echo ping-ok \
                   && chown learner /tmp && stat -c %U /tmp && chroot / true && echo chroot-ok";
@@ -342,11 +335,8 @@ async fn resource_attacks_hit_their_limits_and_spare_everyone_else() {
     assert_eq!(out.stdout, "still-here\n");
     assert!(started.elapsed() < Duration::from_secs(5));
     let info: serde_json::Value = server
-        .http
-        .get(server.url(&format!("/api/sessions/{sid}")))
-        .send()
+        .get(&format!("/api/sessions/{sid}"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

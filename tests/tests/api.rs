@@ -95,9 +95,7 @@ async fn two_instances_have_their_own_shells_and_cannot_see_each_other_or_the_ho
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exec_returns_exit_code_output_and_honours_stdin_and_timeout() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
 
     let out = server
         .exec(&sid, &name, "echo out; echo err >&2; exit 3")
@@ -218,9 +216,7 @@ async fn bad_input_gets_a_clear_message_and_the_right_status() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_an_instance_with_busy_processes_leaves_nothing_behind() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
     let other = server.add_instance(&sid).await;
 
     // Misbehaving processes: background sleepers, a process ignoring
@@ -249,11 +245,8 @@ async fn deleting_an_instance_with_busy_processes_leaves_nothing_behind() {
 
     // Only the other instance remains.
     let info: SessionInfo = server
-        .http
-        .get(server.url(&format!("/api/sessions/{sid}")))
-        .send()
+        .get(&format!("/api/sessions/{sid}"))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -290,12 +283,7 @@ async fn an_expired_session_is_gone_with_all_its_resources() {
     assert!(!leftovers(sid, server.data_dir.path()).is_empty());
 
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let resp = server
-        .http
-        .get(server.url(&format!("/api/sessions/{sid}")))
-        .send()
-        .await
-        .unwrap();
+    let resp = server.get(&format!("/api/sessions/{sid}")).await;
     assert_eq!(resp.status(), 404);
     let left = wait_until_clean(sid, server.data_dir.path(), T).await;
     assert!(left.is_empty(), "expired session left: {left:?}");
@@ -304,9 +292,7 @@ async fn an_expired_session_is_gone_with_all_its_resources() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reconnecting_terminal_resumes_without_duplicated_output() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
 
     let mut first = server.terminal(&sid, &name, "?cols=100&rows=30").await;
     first.send("stty size; echo one-$((1+0))\n").await;
@@ -367,9 +353,7 @@ fn rss_kib(pid: i32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flood_of_output_is_held_back_and_ctrl_c_still_answers() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
     let mut term = server.terminal(&sid, &name, "").await;
     term.send("echo go\n").await;
     term.wait_for("go", T).await;

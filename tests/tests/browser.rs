@@ -79,7 +79,7 @@ async fn start_add_instance_and_type_into_the_terminal() {
         "dist/ is missing: build the web app first (trunk build --release)"
     );
     let server = TestServer::start(&[]).await;
-    let (browser, mut driver, _profile) = start_browser().await;
+    let (browser, driver, _profile) = start_browser().await;
 
     let result = async {
         browser.goto(&server.base).await?;
@@ -244,6 +244,17 @@ async fn start_add_instance_and_type_into_the_terminal() {
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;
+    finish(browser, driver, result, server).await;
+}
+
+/// Close the browser and its driver, then fail if the steps failed (after
+/// cleaning up), then stop the server.
+async fn finish(
+    browser: fantoccini::Client,
+    mut driver: tokio::process::Child,
+    result: Result<(), fantoccini::error::CmdError>,
+    server: TestServer,
+) {
     let _ = browser.close().await;
     let _ = driver.kill().await;
     result.expect("browser steps");
@@ -303,7 +314,7 @@ async fn files_editor_tabs_reload_templates_and_sharing() {
         .await
         .map(|r| r.status().is_success())
         .unwrap_or(false);
-    let (browser, mut driver, _profile) = start_browser().await;
+    let (browser, driver, _profile) = start_browser().await;
     let upload_dir = tempfile::tempdir().unwrap();
     let upload_path = upload_dir.path().join("picked-file.txt");
     std::fs::write(&upload_path, "contents-from-the-picker-4711\n").unwrap();
@@ -569,10 +580,7 @@ async fn files_editor_tabs_reload_templates_and_sharing() {
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;
-    let _ = browser.close().await;
-    let _ = driver.kill().await;
-    result.expect("browser steps");
-    server.stop().await;
+    finish(browser, driver, result, server).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -583,7 +591,7 @@ async fn drop_a_file_and_extend_the_session() {
     );
     // Four minutes: the "ends soon" banner shows at once.
     let server = TestServer::start(&["--session-ttl=4m", "--session-max=7m"]).await;
-    let (browser, mut driver, _profile) = start_browser().await;
+    let (browser, driver, _profile) = start_browser().await;
 
     let result = async {
         browser.goto(&server.base).await?;
@@ -637,10 +645,7 @@ async fn drop_a_file_and_extend_the_session() {
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;
-    let _ = browser.close().await;
-    let _ = driver.kill().await;
-    result.expect("browser steps");
-    server.stop().await;
+    finish(browser, driver, result, server).await;
 }
 
 async fn save_screenshot(
@@ -684,7 +689,7 @@ async fn screen_text(browser: &fantoccini::Client) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_loads_fast_and_stats_move_while_yes_runs() {
     let server = TestServer::start(&[]).await;
-    let (browser, mut driver, _profile) = start_browser().await;
+    let (browser, driver, _profile) = start_browser().await;
     let result = async {
         // First load of the whole app (HTML, JS, wasm, CSS, xterm) until the
         // Start button is on screen, as the browser's own clock measures it.
@@ -734,10 +739,7 @@ async fn the_page_loads_fast_and_stats_move_while_yes_runs() {
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;
-    let _ = browser.close().await;
-    let _ = driver.kill().await;
-    result.expect("browser steps");
-    server.stop().await;
+    finish(browser, driver, result, server).await;
 }
 
 /// WebDriver's "set permission" command (chromedriver supports it), to let
@@ -767,7 +769,7 @@ impl fantoccini::wd::WebDriverCompatibleCommand for GrantPermission {
 async fn copy_and_paste_work_as_in_a_browser() {
     use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
     let server = TestServer::start(&[]).await;
-    let (browser, mut driver, _profile) = start_browser().await;
+    let (browser, driver, _profile) = start_browser().await;
     let result = async {
         browser.goto(&server.base).await?;
         for permission in ["clipboard-read", "clipboard-write"] {
@@ -834,8 +836,5 @@ async fn copy_and_paste_work_as_in_a_browser() {
         Ok::<(), fantoccini::error::CmdError>(())
     }
     .await;
-    let _ = browser.close().await;
-    let _ = driver.kill().await;
-    result.expect("browser steps");
-    server.stop().await;
+    finish(browser, driver, result, server).await;
 }

@@ -67,9 +67,7 @@ async fn error_of(response: reqwest::Response) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upload_and_download_round_trip_and_relative_paths_follow_the_shell() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
 
     let data = noise(5 << 20, 0x9e3779b97f4a7c15);
     let response = upload(&server, &sid, &name, "/root/blob.bin", data.clone()).await;
@@ -125,9 +123,7 @@ async fn upload_and_download_round_trip_and_relative_paths_follow_the_shell() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn paths_and_symlinks_never_leave_the_instance() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
     let pid = std::process::id();
 
     // `..` stops at the instance's root: this is the instance's passwd.
@@ -205,9 +201,7 @@ async fn paths_and_symlinks_never_leave_the_instance() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifos_directories_and_missing_files_are_clear_errors() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
     let out = server
         .exec(&sid, &name, "mkfifo /root/fifo && mkdir -p /root/dir")
         .await;
@@ -300,9 +294,7 @@ async fn chunked_upload(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn uploads_above_the_limit_are_refused() {
-    let server = TestServer::start(&["--max-upload-mib=1"]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&["--max-upload-mib=1"]).await;
     let (status, error) =
         error_of(upload(&server, &sid, &name, "/root/big", vec![7u8; 2 << 20]).await).await;
     assert_eq!(status, 413, "{error}");
@@ -327,9 +319,7 @@ async fn uploads_above_the_limit_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn filling_the_instance_disk_is_507_and_the_instance_keeps_working() {
-    let server = TestServer::start(&["--instance-disk-mib=64"]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&["--instance-disk-mib=64"]).await;
     let response = upload(&server, &sid, &name, "/root/huge", vec![0u8; 100_000_000]).await;
     let (status, error) = error_of(response).await;
     assert_eq!(status, 507, "{error}");

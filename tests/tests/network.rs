@@ -112,9 +112,7 @@ async fn instances_of_a_session_reach_each_other_by_name_and_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_event_stream_reports_instances_ports_and_the_end() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
     let url = server.ws_url(&format!("/api/sessions/{sid}/events"));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     match next_event(&mut ws).await {
@@ -306,9 +304,8 @@ impl Drop for Outside {
 async fn with_nat_egress_instances_reach_public_addresses_only() {
     let outside = Outside::start();
     let before = nft_tables();
-    let server = TestServer::start(&["--egress=nat", "--network-pool=10.123.0.0/16"]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) =
+        TestServer::with_instance(&["--egress=nat", "--network-pool=10.123.0.0/16"]).await;
     let peer = server.add_instance(&sid).await;
 
     // Instances of the session still reach each other (bridged traffic

@@ -24,9 +24,7 @@ struct Setup {
 
 impl Setup {
     async fn new(args: &[&str]) -> Setup {
-        let server = TestServer::start(args).await;
-        let sid = server.create_session().await.id;
-        let name = server.add_instance(&sid).await;
+        let (server, sid, name) = TestServer::with_instance(args).await;
         Setup { server, sid, name }
     }
 

@@ -80,9 +80,7 @@ async fn sessions_shells_and_processes_survive_kill_9_of_the_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_crash_and_restart_cycles_leak_nothing() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
     let mut term = server.terminal(&sid, &name, "").await;
     term.send("echo ready\n").await;
     term.wait_for("ready", T).await;
@@ -122,9 +120,7 @@ async fn ten_crash_and_restart_cycles_leak_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_graceful_stop_keeps_instances_and_teardown_removes_them() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
     server.exec(&sid, &name, "echo kept > /root/k").await;
     let data_dir = server.stop_keeping_instances().await;
     assert!(!leftovers(&sid, data_dir.path()).processes.is_empty());

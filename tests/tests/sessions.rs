@@ -27,12 +27,7 @@ fn names(info: &SessionInfo) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn built_in_templates_create_instances_that_reach_each_other() {
     let server = TestServer::start(&[]).await;
-    let response = server
-        .http
-        .get(server.url("/api/templates"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/api/templates").await;
     assert_eq!(response.status(), 200);
     let templates: Vec<TemplateInfo> = response.json().await.unwrap();
     let listed: Vec<(&str, &str, usize)> = templates
@@ -117,15 +112,7 @@ hostname = "worker"
     );
     let arg = format!("--templates={}", file.path().display());
     let server = TestServer::start(&[&arg]).await;
-    let templates: Vec<TemplateInfo> = server
-        .http
-        .get(server.url("/api/templates"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let templates: Vec<TemplateInfo> = server.get("/api/templates").await.json().await.unwrap();
     let pair = templates.iter().find(|t| t.name == "pair").expect("listed");
     assert_eq!(pair.title, "A pair");
     assert_eq!(pair.instances[0].run.len(), 2);
@@ -233,12 +220,7 @@ async fn a_read_only_view_shows_everything_and_accepts_no_input() {
     assert!(!info.read_only);
     let name = server.add_instance(&sid).await;
 
-    let response = server
-        .http
-        .get(server.url(&format!("/api/view/{vid}")))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&format!("/api/view/{vid}")).await;
     assert_eq!(response.status(), 200);
     let view: SessionInfo = response.json().await.unwrap();
     assert!(view.read_only);
@@ -247,21 +229,11 @@ async fn a_read_only_view_shows_everything_and_accepts_no_input() {
     assert_eq!(view.instances.len(), 1);
     assert_eq!(view.instances[0].name, name);
     for unknown in [sid.as_str(), "nope"] {
-        let response = server
-            .http
-            .get(server.url(&format!("/api/view/{unknown}")))
-            .send()
-            .await
-            .unwrap();
+        let response = server.get(&format!("/api/view/{unknown}")).await;
         assert_eq!(response.status(), 404);
     }
     // The page's route serves the app.
-    let response = server
-        .http
-        .get(server.url(&format!("/v/{vid}")))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&format!("/v/{vid}")).await;
     assert_ne!(response.status(), 404);
 
     let mut owner = server.terminal(&sid, &name, "").await;
@@ -312,21 +284,14 @@ async fn a_read_only_view_shows_everything_and_accepts_no_input() {
         }
     }
     server.delete_session(&sid).await;
-    let response = server
-        .http
-        .get(server.url(&format!("/api/view/{vid}")))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&format!("/api/view/{vid}")).await;
     assert_eq!(response.status(), 404);
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_tab_is_its_own_shell() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
     let mut tab0 = server.terminal(&sid, &name, "").await;
     let mut tab1 = server.terminal(&sid, &name, "?tab=1").await;
     let mut again0 = server.terminal(&sid, &name, "?tab=0").await;
@@ -445,9 +410,7 @@ async fn list(server: &TestServer, sid: &str, name: &str, path: &str) -> reqwest
 
 #[tokio::test(flavor = "multi_thread")]
 async fn directories_are_listed_dirs_first() {
-    let server = TestServer::start(&[]).await;
-    let sid = server.create_session().await.id;
-    let name = server.add_instance(&sid).await;
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
     server
         .exec(
             &sid,
