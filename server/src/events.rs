@@ -36,7 +36,7 @@ pub async fn watch(sessions: Arc<Sessions>) {
         round = round.wrapping_add(1);
         let all = sessions.all();
         let policy = sessions.policy().clone();
-        let mut alive = Vec::new();
+        let mut alive = std::collections::HashSet::new();
         for session in &all {
             if session.has_ended() {
                 continue;
@@ -51,7 +51,7 @@ pub async fn watch(sessions: Arc<Sessions>) {
             for entry in session.instances().await {
                 let key = (session.id.clone(), entry.name.clone());
                 let state = seen.entry(key.clone()).or_default();
-                alive.push(key);
+                alive.insert(key);
                 if !entry.instance.is_running() {
                     if !state.exited {
                         state.exited = true;

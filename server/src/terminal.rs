@@ -68,7 +68,8 @@ impl Output {
     fn read_from(&self, from: u64) -> (u64, Vec<u8>) {
         let from = from.clamp(self.start, self.end());
         let skip = (from - self.start) as usize;
-        let chunk: Vec<u8> = self.data.iter().skip(skip).take(FRAME).copied().collect();
+        let end = (skip + FRAME).min(self.data.len());
+        let chunk: Vec<u8> = self.data.range(skip..end).copied().collect();
         (from, chunk)
     }
 }
