@@ -8,11 +8,13 @@ use axum::extract::{Path, Query, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use playground_protocol::{CreateSession, ExecRequest, ExecResponse, TemplateInfo};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::admission::ConnectionPermit;
+use crate::clients::ClientAddr;
 use crate::error::ApiError;
 use crate::sessions::{InstanceEntry, Sessions, TABS};
 use crate::terminal::Terminal;
@@ -78,11 +80,12 @@ async fn templates(State(sessions): State<AppState>) -> Json<Vec<TemplateInfo>> 
 
 async fn create_session(
     State(sessions): State<AppState>,
+    Extension(ClientAddr(client)): Extension<ClientAddr>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: CreateSession = optional_json(&body)?;
     let session = match request.template {
-        None => sessions.create().await?,
+        None => sessions.create(client).await?,
         Some(name) => {
             let template = sessions
                 .policy()
@@ -93,7 +96,7 @@ async fn create_session(
                 .ok_or_else(|| {
                     ApiError::new(StatusCode::NOT_FOUND, format!("no template named {name:?}"))
                 })?;
-            sessions.create_from_template(&template).await?
+            sessions.create_from_template(&template, client).await?
         }
     };
     let info = session.info(sessions.policy(), false).await;
@@ -211,7 +214,8 @@ async fn terminal(
 ) -> Result<Response, ApiError> {
     let session = sessions.get(&sid)?;
     let entry = session.instance(&name).await?;
-    serve_terminal(entry, query, upgrade, false).await
+    let permit = session.open_connection(sessions.policy())?;
+    serve_terminal(entry, query, upgrade, false, permit).await
 }
 
 async fn view_terminal(
@@ -222,7 +226,8 @@ async fn view_terminal(
 ) -> Result<Response, ApiError> {
     let session = sessions.get_view(&vid)?;
     let entry = session.instance(&name).await?;
-    serve_terminal(entry, query, upgrade, true).await
+    let permit = session.open_connection(sessions.policy())?;
+    serve_terminal(entry, query, upgrade, true, permit).await
 }
 
 async fn serve_terminal(
@@ -230,6 +235,7 @@ async fn serve_terminal(
     query: TerminalQueryResult,
     upgrade: WebSocketUpgrade,
     read_only: bool,
+    permit: ConnectionPermit,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let tab = query.tab.unwrap_or(0);
@@ -265,7 +271,10 @@ async fn serve_terminal(
     };
     Ok(upgrade
         .max_message_size(1 << 20)
-        .on_upgrade(move |socket| terminal.serve(socket, from, read_only)))
+        .on_upgrade(move |socket| async move {
+            terminal.serve(socket, from, read_only).await;
+            drop(permit);
+        }))
 }
 
 async fn events(
@@ -274,9 +283,13 @@ async fn events(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let session = sessions.get(&sid)?;
+    let permit = session.open_connection(sessions.policy())?;
     Ok(upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| crate::events::serve(socket, session, sessions, false)))
+        .on_upgrade(move |socket| async move {
+            crate::events::serve(socket, session, sessions, false).await;
+            drop(permit);
+        }))
 }
 
 async fn view_events(
@@ -285,7 +298,11 @@ async fn view_events(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let session = sessions.get_view(&vid)?;
+    let permit = session.open_connection(sessions.policy())?;
     Ok(upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| crate::events::serve(socket, session, sessions, true)))
+        .on_upgrade(move |socket| async move {
+            crate::events::serve(socket, session, sessions, true).await;
+            drop(permit);
+        }))
 }

@@ -1,4 +1,5 @@
-//! Command-line flags, each with an environment variable of the same meaning.
+//! Command-line flags, each with an environment variable of the same meaning
+//! and a key of the configuration file (see `config_file.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +12,12 @@ use clap::Parser;
 #[derive(Clone, Debug, Parser)]
 #[command(name = "playground", version, about)]
 pub struct Config {
+    /// TOML file of settings: each key is a flag's long name (e.g.
+    /// `instance-memory-mib = 512`); see playground.example.toml. The command
+    /// line overrides the environment, which overrides the file.
+    #[arg(long, env = "PLAYGROUND_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Address and port to serve the web page and the API on.
     #[arg(long, env = "PLAYGROUND_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -43,6 +50,35 @@ pub struct Config {
     /// How many instances one session may have at once.
     #[arg(long, env = "PLAYGROUND_MAX_INSTANCES", default_value_t = 5)]
     pub max_instances: u32,
+
+    /// How many instances may run on this host at once, over all sessions;
+    /// beyond it new sessions and instances are refused with the reason and
+    /// a Retry-After [default: host memory / --instance-memory-mib].
+    #[arg(long, env = "PLAYGROUND_CAPACITY_INSTANCES")]
+    pub capacity_instances: Option<u32>,
+
+    /// Live sessions one client address may hold (0: no limit). Raise it for
+    /// a classroom whose students share one address behind NAT.
+    #[arg(long, env = "PLAYGROUND_MAX_SESSIONS_PER_CLIENT", default_value_t = 10)]
+    pub max_sessions_per_client: u32,
+
+    /// API requests per second one client address may make, sustained (0:
+    /// no limit); bursts of five times as many pass.
+    #[arg(long, env = "PLAYGROUND_REQUESTS_PER_SECOND", default_value_t = 20)]
+    pub requests_per_second: u32,
+
+    /// Take the client address from the last X-Forwarded-For entry (only
+    /// when a reverse proxy that sets it is the sole way in).
+    #[arg(long, env = "PLAYGROUND_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_forwarded_for: bool,
+
+    /// Open WebSockets (terminals and event streams) one session may have.
+    #[arg(
+        long,
+        env = "PLAYGROUND_MAX_CONNECTIONS_PER_SESSION",
+        default_value_t = 32
+    )]
+    pub max_connections_per_session: u32,
 
     /// Memory limit of each instance, in MiB (no swap beyond it).
     #[arg(long, env = "PLAYGROUND_INSTANCE_MEMORY_MIB", default_value_t = 1024)]
@@ -144,11 +180,29 @@ impl Config {
         }
     }
 
+    /// The instance capacity: the configured one, or as many instances as
+    /// fit the host's memory at their limit.
+    pub fn capacity_instances(&self) -> u32 {
+        self.capacity_instances.unwrap_or_else(|| {
+            let total = host_memory_bytes().unwrap_or(4 << 30);
+            let each = (self.instance_memory_mib << 20).max(1);
+            (total / each).clamp(1, u32::MAX as u64) as u32
+        })
+    }
+
     pub fn images_dir(&self) -> PathBuf {
         self.images_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("images"))
     }
+}
+
+/// MemTotal of /proc/meminfo, in bytes.
+fn host_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn parse_pool(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {

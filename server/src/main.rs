@@ -1,8 +1,11 @@
 //! The `playground` binary: sessions, instances and terminals over HTTP and
 //! WebSocket, and the web page, on top of the `sandbox` runtime.
 
+mod admission;
 mod api;
+mod clients;
 mod config;
+mod config_file;
 mod error;
 mod events;
 mod files;
@@ -32,7 +35,12 @@ fn main() -> anyhow::Result<()> {
     // handled before anything else (no threads may exist yet).
     sandbox::run_launcher_if_requested();
 
-    let config = Config::parse();
+    // The file's settings become environment defaults; no thread exists yet.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(path) = config_file::path_from(&args) {
+        config_file::apply(config_file::read(&path)?);
+    }
+    let config = Config::parse_from(args);
     // Checked before anything else, so a bad file stops the start at once.
     let templates = if matches!(config.command, Some(config::Command::Teardown)) {
         Vec::new()
@@ -174,17 +182,30 @@ async fn serve(
             },
             port_url,
             max_upload_bytes: config.max_upload_mib << 20,
+            max_sessions_per_client: config.max_sessions_per_client,
+            max_connections_per_session: config.max_connections_per_session,
         },
+        config.capacity_instances(),
     ));
+    tracing::info!(
+        capacity = sessions.capacity().limit(),
+        "instances this host may run at once"
+    );
+    let clients =
+        clients::ClientPolicy::new(config.requests_per_second, config.trust_forwarded_for);
     sessions.restore(stored).await;
 
     let sweeper = {
         let sessions = sessions.clone();
+        let clients = clients.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
+            for n in 0u64.. {
                 tick.tick().await;
                 sessions.end_expired().await;
+                if n % 60 == 0 {
+                    clients.forget_quiet();
+                }
             }
         })
     };
@@ -196,7 +217,13 @@ async fn serve(
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
-        .nest("/api", api::router())
+        .nest(
+            "/api",
+            api::router().layer(axum::middleware::from_fn_with_state(
+                clients.clone(),
+                clients::limit,
+            )),
+        )
         .with_state(sessions.clone())
         .merge(web::router(&config.web_dir))
         .layer(tower_http::trace::TraceLayer::new_for_http());

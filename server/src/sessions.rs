@@ -2,7 +2,7 @@
 //! names, expiry, teardown, and the events each session publishes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -14,6 +14,7 @@ use playground_protocol::{
 use sandbox::{Egress, Instance, InstanceSpec, Limits, Network, Networks, Runtime};
 use tokio::sync::{broadcast, Mutex};
 
+use crate::admission::{about_minutes, Capacity, ConnectionPermit, Connections};
 use crate::error::ApiError;
 use crate::store::{Store, StoredInstance, StoredSession};
 use crate::terminal::Terminal;
@@ -34,6 +35,10 @@ pub struct Policy {
     pub port_url: PortUrl,
     /// Largest file upload, in bytes.
     pub max_upload_bytes: u64,
+    /// Live sessions one client address may hold (0: no limit).
+    pub max_sessions_per_client: u32,
+    /// Open WebSockets one session may have.
+    pub max_connections_per_session: u32,
 }
 
 /// Every live session, by id.
@@ -42,6 +47,7 @@ pub struct Sessions {
     networks: Networks,
     store: Store,
     policy: Policy,
+    capacity: Capacity,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
 }
 
@@ -50,6 +56,10 @@ pub struct Session {
     /// Capability for the read-only view of this session.
     pub viewer_id: String,
     pub created_at: SystemTime,
+    /// The address that created it (unknown for sessions of an earlier run).
+    pub client: Option<IpAddr>,
+    /// Its open terminals and event streams.
+    connections: Connections,
     /// Moves later when the session is extended.
     expires_at: StdMutex<SystemTime>,
     network: Network,
@@ -209,6 +219,20 @@ impl Session {
         self.ended.load(Ordering::Acquire)
     }
 
+    /// Count one more WebSocket of this session, or refuse it past the limit.
+    pub fn open_connection(&self, policy: &Policy) -> Result<ConnectionPermit, ApiError> {
+        let limit = policy.max_connections_per_session as usize;
+        self.connections.try_open(limit).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this session already has {limit} open terminals and event streams \
+                     (the most it may have); close some first"
+                ),
+            )
+        })
+    }
+
     /// Give every instance an /etc/hosts that names all instances of the session.
     async fn update_hosts(instances: &BTreeMap<String, Arc<InstanceEntry>>) {
         let mut hosts =
@@ -233,12 +257,19 @@ fn store_error(e: rusqlite::Error) -> ApiError {
 }
 
 impl Sessions {
-    pub fn new(runtime: Runtime, networks: Networks, store: Store, policy: Policy) -> Self {
+    pub fn new(
+        runtime: Runtime,
+        networks: Networks,
+        store: Store,
+        policy: Policy,
+        capacity: u32,
+    ) -> Self {
         Sessions {
             runtime,
             networks,
             store,
             policy,
+            capacity: Capacity::new(capacity),
             sessions: RwLock::new(HashMap::new()),
         }
     }
@@ -247,7 +278,71 @@ impl Sessions {
         &self.policy
     }
 
-    pub async fn create(&self) -> Result<Arc<Session>, ApiError> {
+    pub fn capacity(&self) -> &Capacity {
+        &self.capacity
+    }
+
+    /// The refusal when the host runs all the instances it may: how full,
+    /// and when the first session ends (and so frees instances).
+    fn full_error(&self) -> ApiError {
+        let sessions = self.sessions.read().unwrap();
+        let running = sessions.len();
+        let wait = sessions
+            .values()
+            .filter(|s| s.instances.try_lock().map_or(true, |i| !i.is_empty()))
+            .map(|s| s.expires_in().as_secs())
+            .min()
+            .unwrap_or(60);
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the playground is full: {running} session{} running ({} of {} instances); \
+                 try again in {}",
+                if running == 1 { "" } else { "s" },
+                self.capacity.used(),
+                self.capacity.limit(),
+                about_minutes(wait)
+            ),
+        )
+        .retry_after(wait.max(1))
+    }
+
+    /// Refuse a new session when the host is full or `client` holds its
+    /// share of sessions already.
+    fn admit_session(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
+        if self.capacity.is_full() {
+            return Err(self.full_error());
+        }
+        let limit = self.policy.max_sessions_per_client as usize;
+        let Some(client) = client.filter(|_| limit > 0) else {
+            return Ok(());
+        };
+        let sessions = self.sessions.read().unwrap();
+        let theirs: Vec<&Arc<Session>> = sessions
+            .values()
+            .filter(|s| s.client == Some(client) && s.is_live())
+            .collect();
+        if theirs.len() >= limit {
+            let wait = theirs
+                .iter()
+                .map(|s| s.expires_in().as_secs())
+                .min()
+                .unwrap_or(60);
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "your address already has {limit} sessions running, the most one address \
+                     may have; end one, or try again in {}",
+                    about_minutes(wait)
+                ),
+            )
+            .retry_after(wait));
+        }
+        Ok(())
+    }
+
+    pub async fn create(&self, client: Option<IpAddr>) -> Result<Arc<Session>, ApiError> {
+        self.admit_session(client)?;
         let id = uuid::Uuid::new_v4().to_string();
         let viewer_id = uuid::Uuid::new_v4().to_string();
         let network = self.networks.create(&id).await?;
@@ -261,6 +356,8 @@ impl Sessions {
             id,
             viewer_id,
             created_at: now,
+            client,
+            connections: Connections::default(),
             expires_at: StdMutex::new(expires_at),
             network,
             instances: Mutex::new(BTreeMap::new()),
@@ -281,8 +378,14 @@ impl Sessions {
     pub async fn create_from_template(
         &self,
         template: &TemplateInfo,
+        client: Option<IpAddr>,
     ) -> Result<Arc<Session>, ApiError> {
-        let session = self.create().await?;
+        if self.capacity.limit() - self.capacity.used().min(self.capacity.limit())
+            < template.instances.len()
+        {
+            return Err(self.full_error());
+        }
+        let session = self.create(client).await?;
         let mut created = Vec::new();
         for spec in &template.instances {
             match self.add_instance(&session, Some(&spec.hostname)).await {
@@ -397,6 +500,7 @@ impl Sessions {
             if let Err(e) = entry.instance.destroy().await {
                 tracing::error!(session = %sid, "{e}");
             }
+            self.capacity.release(1);
         }
         if let Err(e) = self.networks.remove(&session.network).await {
             tracing::error!(session = %sid, "{e}");
@@ -475,6 +579,7 @@ impl Sessions {
                 )
             })?;
         let ip = session.network.address(host);
+        let slot = self.capacity.try_take().ok_or_else(|| self.full_error())?;
         let spec = InstanceSpec {
             id: format!("{}-{name}", session.id.replace('-', "")),
             hostname: name.clone(),
@@ -517,6 +622,7 @@ impl Sessions {
         if let Err(e) = entry.instance.write_file("/etc/resolv.conf", &resolv).await {
             tracing::warn!(instance = %name, "cannot write /etc/resolv.conf: {e}");
         }
+        slot.keep();
         instances.insert(name, entry.clone());
         Session::update_hosts(&instances).await;
         session.publish(SessionEvent::InstanceAdded {
@@ -531,6 +637,7 @@ impl Sessions {
             .remove(name)
             .ok_or_else(|| ApiError::instance_not_found(name))?;
         let result = entry.instance.destroy().await;
+        self.capacity.release(1);
         if let Err(e) = self.store.remove_instance(&session.id, name) {
             tracing::error!(session = %session.id, "forget instance: {e}");
         }
@@ -602,6 +709,7 @@ impl Sessions {
                 }
             }
             tracing::info!(session = %sid, instances = instances.len(), "session taken back");
+            self.capacity.add_existing(instances.len());
             let viewer_id = if saved.viewer_id.is_empty() {
                 uuid::Uuid::new_v4().to_string()
             } else {
@@ -611,6 +719,8 @@ impl Sessions {
                 id: sid.clone(),
                 viewer_id,
                 created_at: saved.created_at,
+                client: None,
+                connections: Connections::default(),
                 expires_at: StdMutex::new(saved.expires_at),
                 network,
                 instances: Mutex::new(instances),
