@@ -22,6 +22,8 @@ use crate::terminal::Terminal;
 /// Default and largest exec timeout.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 const EXEC_TIMEOUT_MAX: Duration = Duration::from_secs(600);
+/// Largest JSON request body (an exec's stdin included).
+const API_BODY_LIMIT: usize = 1 << 20;
 /// Most bytes of stdout (and of stderr) an exec answer carries.
 const EXEC_MAX_OUTPUT: usize = 1 << 20;
 
@@ -51,6 +53,8 @@ pub fn router() -> Router<AppState> {
         .route("/view/{vid}/instances/{name}/terminal", get(view_terminal))
         .route("/view/{vid}/events", get(view_events))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
+        // JSON bodies are small; uploads (above) have their own limit.
+        .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT))
 }
 
 /// Parse a JSON body that may also be empty (then `T::default()`), so that

@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod files;
 mod proxy;
+mod serve;
 mod sessions;
 mod store;
 mod templates;
@@ -226,15 +227,17 @@ async fn serve(
         )
         .with_state(sessions.clone())
         .merge(web::router(&config.web_dir))
+        // A client that stops sending a body half-way does not hold the request.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            Duration::from_secs(30),
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http());
 
     // Requests for ports of instances go to the proxy, the rest to `app`.
     let app = proxy::front(app, proxy::Proxy::new(proxy_settings, sessions.clone()));
     // Tests and scripts wait for this exact line.
     println!("playground listening on http://{address}/");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    serve::serve(listener, app, shutdown_signal()).await;
 
     sweeper.abort();
     watcher.abort();

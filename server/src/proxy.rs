@@ -16,16 +16,14 @@ mod page;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use axum::extract::Request;
 use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::{Router, ServiceExt};
+use axum::Router;
 use tower_service::Service;
 
 use crate::sessions::Sessions;
@@ -119,13 +117,9 @@ impl Proxy {
     }
 }
 
-/// The playground's router with the proxy in front of it, ready for
-/// `axum::serve` (client addresses are kept for `X-Forwarded-For`).
-pub fn front(
-    router: Router,
-    proxy: Arc<Proxy>,
-) -> IntoMakeServiceWithConnectInfo<Front, SocketAddr> {
-    Front { proxy, router }.into_make_service_with_connect_info::<SocketAddr>()
+/// The playground's router with the proxy in front of it.
+pub fn front(router: Router, proxy: Arc<Proxy>) -> Front {
+    Front { proxy, router }
 }
 
 /// Sends each request to the proxy or to the router.
