@@ -838,3 +838,45 @@ async fn copy_and_paste_work_as_in_a_browser() {
     .await;
     finish(browser, driver, result, server).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_playground_says_why_and_when_to_come_back() {
+    let server = TestServer::start(&["--capacity-instances=1", "--session-ttl=20m"]).await;
+    // Someone else holds the only instance.
+    let other = server.create_session().await.id;
+    server.add_instance(&other).await;
+    let (browser, driver, _profile) = start_browser().await;
+
+    let result = async {
+        browser.goto(&server.base).await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#start"))
+            .await?
+            .click()
+            .await?;
+        let banner = wait_for(
+            "the refusal on the page",
+            Duration::from_secs(20),
+            || async { element_text(&browser, "#error-banner").await },
+        )
+        .await;
+        assert!(
+            banner.contains("the playground is full: 1 session running")
+                && banner.contains("try again in about 20 minutes"),
+            "{banner}"
+        );
+        save_screenshot(&browser, "capacity-full.png").await?;
+
+        // Capacity freed: the next Start succeeds.
+        server.delete_session(&other).await;
+        browser.find(Locator::Css("#start")).await?.click().await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#add-instance"))
+            .await?;
+        Ok::<(), fantoccini::error::CmdError>(())
+    }
+    .await;
+    finish(browser, driver, result, server).await;
+}
