@@ -289,3 +289,7 @@ async fn view_events(
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| crate::events::serve(socket, session, sessions, true)))
 }
+
+#[cfg(test)]
+#[path = "api_fuzz.rs"]
+mod fuzz;
