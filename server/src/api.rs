@@ -12,8 +12,11 @@ use axum::{Json, Router};
 use playground_protocol::{CreateSession, ExecRequest, ExecResponse, TemplateInfo};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use tracing::Instrument;
 
+use crate::admin::ClientAddr;
 use crate::error::ApiError;
+use crate::metrics;
 use crate::sessions::{InstanceEntry, Sessions, TABS};
 use crate::terminal::Terminal;
 
@@ -78,11 +81,12 @@ async fn templates(State(sessions): State<AppState>) -> Json<Vec<TemplateInfo>> 
 
 async fn create_session(
     State(sessions): State<AppState>,
+    ClientAddr(client): ClientAddr,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: CreateSession = optional_json(&body)?;
     let session = match request.template {
-        None => sessions.create().await?,
+        None => sessions.create(client).await?,
         Some(name) => {
             let template = sessions
                 .policy()
@@ -93,7 +97,7 @@ async fn create_session(
                 .ok_or_else(|| {
                     ApiError::new(StatusCode::NOT_FOUND, format!("no template named {name:?}"))
                 })?;
-            sessions.create_from_template(&template).await?
+            sessions.create_from_template(&template, client).await?
         }
     };
     let info = session.info(sessions.policy(), false).await;
@@ -263,9 +267,17 @@ async fn serve_terminal(
             }
         }
     };
-    Ok(upgrade
-        .max_message_size(1 << 20)
-        .on_upgrade(move |socket| terminal.serve(socket, from, read_only)))
+    // The task outlives the request: it keeps the request's span (session
+    // and instance ids) for its logs.
+    let span = tracing::Span::current();
+    Ok(upgrade.max_message_size(1 << 20).on_upgrade(move |socket| {
+        let open = metrics::OpenGauge::new(&metrics::get().terminals);
+        async move {
+            terminal.serve(socket, from, read_only).await;
+            drop(open);
+        }
+        .instrument(span)
+    }))
 }
 
 async fn events(
@@ -276,7 +288,13 @@ async fn events(
     let session = sessions.get(&sid)?;
     Ok(upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| crate::events::serve(socket, session, sessions, false)))
+        .on_upgrade(move |socket| {
+            let open = metrics::OpenGauge::new(&metrics::get().event_streams);
+            async move {
+                crate::events::serve(socket, session, sessions, false).await;
+                drop(open);
+            }
+        }))
 }
 
 async fn view_events(
@@ -287,7 +305,13 @@ async fn view_events(
     let session = sessions.get_view(&vid)?;
     Ok(upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| crate::events::serve(socket, session, sessions, true)))
+        .on_upgrade(move |socket| {
+            let open = metrics::OpenGauge::new(&metrics::get().event_streams);
+            async move {
+                crate::events::serve(socket, session, sessions, true).await;
+                drop(open);
+            }
+        }))
 }
 
 #[cfg(test)]

@@ -122,6 +122,29 @@ pub struct Config {
     #[arg(long, env = "PLAYGROUND_PUBLIC_PORT")]
     pub public_port: Option<u16>,
 
+    /// Secret that opens `/metrics` (Prometheus) and the admin API
+    /// (`/api/admin/...`) on the main address: send it as
+    /// `Authorization: Bearer <token>`. Without it (and without
+    /// --admin-listen) both are off.
+    #[arg(long, env = "PLAYGROUND_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// A second address that serves only `/metrics` and the admin API, with
+    /// no token (e.g. 127.0.0.1:9090; keep it off public networks).
+    #[arg(long, env = "PLAYGROUND_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// How many instances this host is sized for, reported to monitoring as
+    /// `playground_capacity_instances` [default: host memory divided by
+    /// --instance-memory-mib].
+    #[arg(long, env = "PLAYGROUND_CAPACITY_INSTANCES")]
+    pub capacity_instances: Option<u64>,
+
+    /// Log lines as readable `text` or as one JSON object per line (`json`),
+    /// for log collectors. Levels are set with RUST_LOG (default info).
+    #[arg(long, env = "PLAYGROUND_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -144,11 +167,28 @@ impl Config {
         }
     }
 
+    /// --capacity-instances, or as many instances as fit in the host's
+    /// memory at their limit.
+    pub fn capacity_instances(&self) -> u64 {
+        self.capacity_instances.unwrap_or_else(|| {
+            let total = host_memory_bytes().unwrap_or(0);
+            total / (self.instance_memory_mib << 20).max(1)
+        })
+    }
+
     pub fn images_dir(&self) -> PathBuf {
         self.images_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("images"))
     }
+}
+
+/// MemTotal of /proc/meminfo, in bytes.
+fn host_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn parse_pool(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {

@@ -2,7 +2,7 @@
 //! names, expiry, teardown, and the events each session publishes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -50,6 +50,8 @@ pub struct Session {
     /// Capability for the read-only view of this session.
     pub viewer_id: String,
     pub created_at: SystemTime,
+    /// Where the session was created from, when known (not kept across restarts).
+    pub client_addr: Option<IpAddr>,
     /// Moves later when the session is extended.
     expires_at: StdMutex<SystemTime>,
     network: Network,
@@ -247,7 +249,7 @@ impl Sessions {
         &self.policy
     }
 
-    pub async fn create(&self) -> Result<Arc<Session>, ApiError> {
+    pub async fn create(&self, client_addr: Option<IpAddr>) -> Result<Arc<Session>, ApiError> {
         let id = uuid::Uuid::new_v4().to_string();
         let viewer_id = uuid::Uuid::new_v4().to_string();
         let network = self.networks.create(&id).await?;
@@ -261,6 +263,7 @@ impl Sessions {
             id,
             viewer_id,
             created_at: now,
+            client_addr,
             expires_at: StdMutex::new(expires_at),
             network,
             instances: Mutex::new(BTreeMap::new()),
@@ -281,8 +284,9 @@ impl Sessions {
     pub async fn create_from_template(
         &self,
         template: &TemplateInfo,
+        client_addr: Option<IpAddr>,
     ) -> Result<Arc<Session>, ApiError> {
-        let session = self.create().await?;
+        let session = self.create(client_addr).await?;
         let mut created = Vec::new();
         for spec in &template.instances {
             match self.add_instance(&session, Some(&spec.hostname)).await {
@@ -490,6 +494,9 @@ impl Sessions {
             let _ = instance.destroy().await;
             return Err(e.into());
         }
+        crate::metrics::get()
+            .instance_start_seconds
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(session = %session.id, instance = %name, elapsed_ms = started.elapsed().as_millis() as u64, "instance created");
         let entry = Arc::new(InstanceEntry {
             name: name.clone(),
@@ -611,6 +618,7 @@ impl Sessions {
                 id: sid.clone(),
                 viewer_id,
                 created_at: saved.created_at,
+                client_addr: None,
                 expires_at: StdMutex::new(saved.expires_at),
                 network,
                 instances: Mutex::new(instances),
