@@ -5,6 +5,7 @@
 //! On the main address these answer only `Authorization: Bearer <--admin-token>`;
 //! without a token configured they are off there (404). On `--admin-listen`,
 //! an address meant for the operator's network only, they need no token.
+//! `/admin` is a page that lists sessions with a button to end each.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use playground_protocol::{AdminInstance, AdminSession, InstanceStatus};
@@ -34,17 +35,40 @@ fn routes() -> Router<AppState> {
         .route("/api/admin/sessions/{sid}", delete(end_session))
 }
 
+/// The admin page: it holds no data, and asks for the token itself.
+const PAGE: &str = include_str!("../../static/admin.html");
+
 /// The routes for the main address: open to the token only, or off.
 pub fn guarded(token: Option<String>) -> Router<AppState> {
-    routes().route_layer(middleware::from_fn_with_state(
-        Arc::new(token),
-        require_token,
-    ))
+    let enabled = token.is_some();
+    routes()
+        .route_layer(middleware::from_fn_with_state(
+            Arc::new(token),
+            require_token,
+        ))
+        .route(
+            "/admin",
+            get(move || async move {
+                if enabled {
+                    Html(PAGE).into_response()
+                } else {
+                    off().into_response()
+                }
+            }),
+        )
 }
 
 /// The routes for `--admin-listen`: open to whoever reaches that address.
 pub fn open() -> Router<AppState> {
-    routes()
+    routes().route("/admin", get(|| async { Html(PAGE) }))
+}
+
+fn off() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "metrics and the admin API are off on this address: start the playground \
+         with --admin-token (then send Authorization: Bearer <token>) or --admin-listen",
+    )
 }
 
 async fn require_token(
@@ -53,12 +77,7 @@ async fn require_token(
     next: Next,
 ) -> Response {
     let Some(token) = token.as_deref() else {
-        return ApiError::new(
-            StatusCode::NOT_FOUND,
-            "metrics and the admin API are off on this address: start the playground \
-             with --admin-token (then send Authorization: Bearer <token>) or --admin-listen",
-        )
-        .into_response();
+        return off().into_response();
     };
     let given = request
         .headers()

@@ -48,7 +48,7 @@ async fn wait_for_value(server: &TestServer, series: &str, expected: f64) {
 #[tokio::test]
 async fn metrics_and_admin_api_are_off_without_a_token_and_locked_with_one() {
     let off = TestServer::start(&[]).await;
-    for path in ["/metrics", "/api/admin/sessions"] {
+    for path in ["/metrics", "/api/admin/sessions", "/admin"] {
         let response = off.get(path).await;
         assert_eq!(response.status(), 404, "{path}");
         let body: ErrorBody = response.json().await.unwrap();
@@ -85,6 +85,10 @@ async fn metrics_and_admin_api_are_off_without_a_token_and_locked_with_one() {
     let url = locked.url("/api/admin/sessions/00000000-0000-4000-8000-000000000000");
     let response = locked.http.delete(url).send().await.unwrap();
     assert_eq!(response.status(), 401);
+    // The page holds no data: it loads without the token, then asks for it.
+    let page = locked.get("/admin").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("/api/admin/sessions"));
     // With the token: metrics, and the session list (empty).
     let text = scrape(&locked).await;
     assert_eq!(value(&text, "playground_sessions"), Some(0.0));
@@ -202,6 +206,13 @@ async fn the_admin_address_lists_sessions_with_resource_use_and_ends_them() {
         .await
         .unwrap()
         .contains("playground_sessions 0"));
+    let page = server
+        .http
+        .get(format!("{admin}/admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
 
     let sid = server.create_session().await.id;
     let name = server.add_instance(&sid).await;
