@@ -145,7 +145,18 @@ async fn metrics_follow_sessions_instances_terminals_and_proxied_requests() {
         .await;
     assert_eq!(unknown.status(), 404);
 
+    // A made-up method does not get a series of its own.
+    let odd = reqwest::Method::from_bytes(b"BREW").unwrap();
+    let brewed = server
+        .http
+        .request(odd, server.url("/api/templates"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(brewed.status(), 405);
+
     let text = scrape(&server).await;
+    assert!(!text.contains("BREW"), "{text}");
     let expect = |series: &str, expected: f64| {
         assert_eq!(value(&text, series), Some(expected), "{series} in:\n{text}");
     };
