@@ -201,6 +201,38 @@ pub struct ErrorBody {
     pub error: String,
 }
 
+/// One session as the operator sees it (`GET /api/admin/sessions`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdminSession {
+    pub id: String,
+    pub created_at: String,
+    /// Seconds since the session was created.
+    pub age_secs: u64,
+    pub expires_at: String,
+    pub expires_in_secs: u64,
+    /// The address the session was created from, when known (the peer of
+    /// the connection: a front proxy's address behind one).
+    #[serde(default)]
+    pub client_addr: Option<String>,
+    pub instances: Vec<AdminInstance>,
+}
+
+/// One instance in the operator's list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdminInstance {
+    pub name: String,
+    pub status: InstanceStatus,
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Memory (current and limit), CPU time and processes, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<InstanceStats>,
+    /// CPU use over a short sample taken for this answer, in percent of one
+    /// CPU (200 means two CPUs busy); absent when it does not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+}
+
 /// JSON text frames a client sends on a terminal WebSocket. Binary frames
 /// carry raw keyboard bytes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

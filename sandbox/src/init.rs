@@ -485,3 +485,7 @@ fn open_error(path: &str, e: &std::io::Error) -> (FileErrorKind, String) {
     };
     (kind, format!("{path}: {what}"))
 }
+
+#[cfg(test)]
+#[path = "init_fuzz.rs"]
+mod fuzz;

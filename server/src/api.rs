@@ -12,10 +12,12 @@ use axum::{Extension, Json, Router};
 use playground_protocol::{CreateSession, ExecRequest, ExecResponse, TemplateInfo};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use tracing::Instrument;
 
 use crate::admission::ConnectionPermit;
 use crate::clients::ClientAddr;
 use crate::error::ApiError;
+use crate::metrics;
 use crate::sessions::{InstanceEntry, Sessions, TABS};
 use crate::terminal::Terminal;
 
@@ -273,12 +275,18 @@ async fn serve_terminal(
             }
         }
     };
-    Ok(upgrade
-        .max_message_size(1 << 20)
-        .on_upgrade(move |socket| async move {
+    // The task outlives the request: it keeps the request's span (session
+    // and instance ids) for its logs.
+    let span = tracing::Span::current();
+    Ok(upgrade.max_message_size(1 << 20).on_upgrade(move |socket| {
+        let open = metrics::OpenGauge::new(&metrics::get().terminals);
+        async move {
             terminal.serve(socket, from, read_only).await;
+            drop(open);
             drop(permit);
-        }))
+        }
+        .instrument(span)
+    }))
 }
 
 async fn events(
@@ -290,9 +298,13 @@ async fn events(
     let permit = session.open_connection(sessions.policy())?;
     Ok(upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| async move {
-            crate::events::serve(socket, session, sessions, false).await;
-            drop(permit);
+        .on_upgrade(move |socket| {
+            let open = metrics::OpenGauge::new(&metrics::get().event_streams);
+            async move {
+                crate::events::serve(socket, session, sessions, false).await;
+                drop(open);
+                drop(permit);
+            }
         }))
 }
 
@@ -305,8 +317,16 @@ async fn view_events(
     let permit = session.open_connection(sessions.policy())?;
     Ok(upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| async move {
-            crate::events::serve(socket, session, sessions, true).await;
-            drop(permit);
+        .on_upgrade(move |socket| {
+            let open = metrics::OpenGauge::new(&metrics::get().event_streams);
+            async move {
+                crate::events::serve(socket, session, sessions, true).await;
+                drop(open);
+                drop(permit);
+            }
         }))
 }
+
+#[cfg(test)]
+#[path = "api_fuzz.rs"]
+mod fuzz;

@@ -158,6 +158,23 @@ pub struct Config {
     #[arg(long, env = "PLAYGROUND_PUBLIC_PORT")]
     pub public_port: Option<u16>,
 
+    /// Secret that opens `/metrics` (Prometheus) and the admin API
+    /// (`/api/admin/...`) on the main address: send it as
+    /// `Authorization: Bearer <token>`. Without it (and without
+    /// --admin-listen) both are off.
+    #[arg(long, env = "PLAYGROUND_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// A second address that serves only `/metrics` and the admin API, with
+    /// no token (e.g. 127.0.0.1:9090; keep it off public networks).
+    #[arg(long, env = "PLAYGROUND_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// Log lines as readable `text` or as one JSON object per line (`json`),
+    /// for log collectors. Levels are set with RUST_LOG (default info).
+    #[arg(long, env = "PLAYGROUND_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -258,3 +258,7 @@ async fn receive(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "files_fuzz.rs"]
+mod fuzz;

@@ -1,6 +1,7 @@
 //! The `playground` binary: sessions, instances and terminals over HTTP and
 //! WebSocket, and the web page, on top of the `sandbox` runtime.
 
+mod admin;
 mod admission;
 mod api;
 mod clients;
@@ -9,6 +10,8 @@ mod config_file;
 mod error;
 mod events;
 mod files;
+mod logging;
+mod metrics;
 mod proxy;
 mod serve;
 mod sessions;
@@ -25,7 +28,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use sandbox::{Limits, Networks, Runtime, RuntimeConfig};
-use tracing_subscriber::EnvFilter;
 
 use crate::config::Config;
 use crate::sessions::{Policy, PortUrl, Sessions};
@@ -48,11 +50,7 @@ fn main() -> anyhow::Result<()> {
     } else {
         templates::load(config.templates.as_deref(), config.max_instances)?
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    logging::init(&config.log_format);
     if !nix_is_root() {
         anyhow::bail!("the playground creates namespaces and cgroups and must run as root");
     }
@@ -213,6 +211,14 @@ async fn serve(
 
     let watcher = tokio::spawn(events::watch(sessions.clone()));
 
+    metrics::get()
+        .capacity_instances
+        .set(sessions.capacity().limit() as i64);
+    let admin = match config.admin_listen {
+        Some(address) => Some(serve_admin(address, sessions.clone()).await?),
+        None => None,
+    };
+
     let app = Router::new()
         .route(
             "/healthz",
@@ -225,13 +231,15 @@ async fn serve(
                 clients::limit,
             )),
         )
+        .merge(admin::guarded(config.admin_token.clone()))
         .with_state(sessions.clone())
         .merge(web::router(&config.web_dir))
         // A client that stops sending a body half-way does not hold the request.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             Duration::from_secs(30),
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http());
+        .layer(axum::middleware::from_fn(metrics::track_requests))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(logging::request_span));
 
     // Requests for ports of instances go to the proxy, the rest to `app`.
     let app = proxy::front(app, proxy::Proxy::new(proxy_settings, sessions.clone()));
@@ -241,10 +249,35 @@ async fn serve(
 
     sweeper.abort();
     watcher.abort();
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     // Instances keep running; the next start takes them back.
     // `playground teardown` removes everything instead.
     tracing::info!("stopped; instances keep running until the next start or a teardown");
     Ok(())
+}
+
+/// Serve metrics and the admin API without a token on `address` (--admin-listen).
+async fn serve_admin(
+    address: std::net::SocketAddr,
+    sessions: Arc<Sessions>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listen on {address} (--admin-listen)"))?;
+    let address = listener.local_addr()?;
+    let app = admin::open()
+        .with_state(sessions)
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(logging::request_span));
+    // Tests and scripts may wait for this line too.
+    println!("playground admin listening on http://{address}/");
+    Ok(tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("admin address: {e}");
+        }
+    }))
 }
 
 async fn shutdown_signal() {

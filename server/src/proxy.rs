@@ -25,6 +25,7 @@ use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_service::Service;
+use tracing::Instrument;
 
 use crate::sessions::Sessions;
 use address::{PathRoute, Target};
@@ -148,7 +149,14 @@ impl Service<Request> for Front {
             Some(Claim::Answer(response)) => Box::pin(async move { Ok(response) }),
             Some(Claim::Forward(forward)) => {
                 let proxy = self.proxy.clone();
-                Box::pin(async move { Ok(forward::forward(&proxy, forward, request).await) })
+                let span = tracing::info_span!(
+                    "proxy",
+                    session = %forward.target.sid,
+                    instance = %forward.target.instance,
+                    port = forward.target.port,
+                );
+                let forwarded = async move { Ok(forward::forward(&proxy, forward, request).await) };
+                Box::pin(forwarded.instrument(span))
             }
         }
     }

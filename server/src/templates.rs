@@ -183,3 +183,7 @@ mod tests {
         assert_eq!(all[2].instances.len(), 3);
     }
 }
+
+#[cfg(test)]
+#[path = "templates_fuzz.rs"]
+mod fuzz;

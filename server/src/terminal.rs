@@ -246,3 +246,7 @@ impl Terminal {
 fn paused_now(paused: &mut watch::Receiver<bool>) -> bool {
     *paused.borrow_and_update()
 }
+
+#[cfg(test)]
+#[path = "terminal_fuzz.rs"]
+mod fuzz;

@@ -50,6 +50,8 @@ pub fn binary() -> PathBuf {
 pub struct TestServer {
     child: Option<Child>,
     pub base: String,
+    /// The `--admin-listen` address's base URL, when one was given.
+    pub admin_base: Option<String>,
     pub data_dir: tempfile::TempDir,
     pub http: reqwest::Client,
 }
@@ -82,8 +84,12 @@ impl TestServer {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         // The first start on a machine builds the image: allow for it.
+        let mut admin_base = None;
         let base = tokio::time::timeout(Duration::from_secs(600), async {
             while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(url) = line.strip_prefix("playground admin listening on ") {
+                    admin_base = Some(url.trim_end_matches('/').to_string());
+                }
                 if let Some(url) = line.strip_prefix("playground listening on ") {
                     return url.trim_end_matches('/').to_string();
                 }
@@ -97,6 +103,7 @@ impl TestServer {
         TestServer {
             child: Some(child),
             base,
+            admin_base,
             data_dir,
             http: reqwest::Client::new(),
         }

@@ -346,3 +346,7 @@ mod tests {
         assert_eq!(parse_path("/proxying"), None);
     }
 }
+
+#[cfg(test)]
+#[path = "address_fuzz.rs"]
+mod fuzz;

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 
 use super::page::Page;
 use super::{Forward, Proxy, Target};
+use crate::metrics::{self, CountedBody, Direction};
 
 /// Longest wait for a connection to the instance's port.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,8 +56,12 @@ const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-pref
 pub(super) async fn forward(proxy: &Proxy, forward: Forward, request: Request) -> Response {
     let target = forward.target.clone();
     match forward_inner(proxy, forward, request).await {
-        Ok(response) => response,
+        Ok(response) => {
+            metrics::get().proxy_answered(response.status());
+            response
+        }
         Err(page) => {
+            metrics::get().proxy_answered(page.status);
             tracing::debug!(
                 session = %target.sid,
                 instance = %target.instance,
@@ -164,6 +169,7 @@ async fn forward_inner(
     parts.uri = uri;
     parts.version = Version::HTTP_11;
     parts.extensions = Default::default();
+    let body = Body::new(CountedBody::new(body, Direction::to_instance));
     let (body, body_sent) = TrackedBody::new(body);
 
     // No time limit while the browser is still uploading; once the request
@@ -219,6 +225,7 @@ async fn forward_inner(
             ),
         );
     }
+    let body = CountedBody::new(body, Direction::from_instance);
     Ok(Response::from_parts(parts, Body::new(body)))
 }
 
@@ -296,8 +303,12 @@ async fn splice(client: OnUpgrade, upstream: OnUpgrade) {
         (Ok(client), Ok(upstream)) => {
             let mut client = TokioIo::new(client);
             let mut upstream = TokioIo::new(upstream);
-            if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                tracing::debug!("proxy: upgraded connection ended: {e}");
+            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                Ok((sent, received)) => {
+                    metrics::get().proxy_bytes(Direction::to_instance, sent);
+                    metrics::get().proxy_bytes(Direction::from_instance, received);
+                }
+                Err(e) => tracing::debug!("proxy: upgraded connection ended: {e}"),
             }
         }
         (Err(e), _) | (_, Err(e)) => tracing::debug!("proxy: upgrade failed: {e}"),
