@@ -19,7 +19,7 @@ const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 impl ImageStore {
     /// Import every manifest of the layout at `dir` whose ref name is an
-    /// image reference (`busybox:latest`, `debian:bookworm-slim`). A tag that
+    /// image reference with a tag (`busybox:latest`, `debian:bookworm-slim`). A tag that
     /// already names the same manifest is skipped, so calling this at every
     /// start costs a few file reads.
     pub async fn import_layout(
@@ -39,7 +39,9 @@ impl ImageStore {
             else {
                 continue;
             };
-            let Ok(reference) = name.parse::<Reference>() else {
+            // Bare tags (`latest`, `1`), common in layouts, name no image.
+            let named = name.contains(':') || name.contains('@');
+            let Some(reference) = name.parse::<Reference>().ok().filter(|_| named) else {
                 tracing::debug!("layout ref {name:?} is not an image reference; skipped");
                 continue;
             };

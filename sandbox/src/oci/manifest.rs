@@ -24,7 +24,7 @@ pub enum Document {
     /// A list of per-platform manifests.
     Index(ImageIndex),
     /// One image: a config and its layers.
-    Manifest(ImageManifest),
+    Manifest(Box<ImageManifest>),
 }
 
 /// Read a manifest document. `content_type` is the registry's header (or the
@@ -60,7 +60,9 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Document, Error
     Ok(if is_index {
         Document::Index(ImageIndex::from_reader(bytes).map_err(invalid)?)
     } else {
-        Document::Manifest(ImageManifest::from_reader(bytes).map_err(invalid)?)
+        Document::Manifest(Box::new(
+            ImageManifest::from_reader(bytes).map_err(invalid)?,
+        ))
     })
 }
 
