@@ -22,7 +22,7 @@ pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 #[derive(Debug)]
 pub enum Document {
     /// A list of per-platform manifests.
-    Index(ImageIndex),
+    Index(Box<ImageIndex>),
     /// One image: a config and its layers.
     Manifest(Box<ImageManifest>),
 }
@@ -58,7 +58,7 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Document, Error
     };
     let invalid = |e: oci_spec::OciSpecError| Error::Invalid(format!("bad manifest: {e}"));
     Ok(if is_index {
-        Document::Index(ImageIndex::from_reader(bytes).map_err(invalid)?)
+        Document::Index(Box::new(ImageIndex::from_reader(bytes).map_err(invalid)?))
     } else {
         Document::Manifest(Box::new(
             ImageManifest::from_reader(bytes).map_err(invalid)?,
