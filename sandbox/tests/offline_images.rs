@@ -85,15 +85,27 @@ async fn offline_images_import_and_nginx_serves_its_page() {
     let imported = store.import_layout(&layout(), &|_| {}).await.unwrap();
     let mut names: Vec<_> = imported.iter().map(|o| o.reference.clone()).collect();
     names.sort();
-    assert_eq!(names, ["busybox:latest", "debian:bookworm-slim", "nginx:latest"]);
-    assert!(store.import_layout(&layout(), &|_| {}).await.unwrap().is_empty());
+    assert_eq!(
+        names,
+        ["busybox:latest", "debian:bookworm-slim", "nginx:latest"]
+    );
+    assert!(store
+        .import_layout(&layout(), &|_| {})
+        .await
+        .unwrap()
+        .is_empty());
 
     let busybox = store.inspect("busybox").unwrap();
     let sh = busybox.layers[0].path.join("bin/sh");
     assert_eq!(fs::read_link(&sh).unwrap(), Path::new("/bin/busybox"));
-    let debian = store.inspect("docker.io/library/debian:bookworm-slim").unwrap();
+    let debian = store
+        .inspect("docker.io/library/debian:bookworm-slim")
+        .unwrap();
     let nginx = store.inspect("nginx:latest").unwrap();
-    assert_eq!(nginx.layers[0].path, debian.layers[0].path, "nginx shares debian's layer");
+    assert_eq!(
+        nginx.layers[0].path, debian.layers[0].path,
+        "nginx shares debian's layer"
+    );
     assert_eq!(
         nginx.config.config().as_ref().unwrap().cmd().as_deref(),
         Some(&["nginx".to_owned(), "-g".into(), "daemon off;".into()][..])
