@@ -23,6 +23,7 @@ mod init;
 mod instance;
 mod launch;
 mod network;
+pub mod oci;
 mod ports;
 mod pty;
 mod rootfs;
