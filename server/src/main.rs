@@ -205,7 +205,7 @@ async fn serve(
     let app = proxy::front(app, proxy::Proxy::new(proxy_settings, sessions.clone()));
     // Tests and scripts wait for this exact line.
     println!("playground listening on http://{address}/");
-    axum::serve(listener, app)
+    axum::serve(proxy::Listener::new(listener), app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
 

@@ -8,15 +8,17 @@
 //!
 //! Forwarding is HTTP/1.1 over a fresh connection made inside the instance's
 //! network namespace, with bodies streamed both ways and upgrades (WebSocket)
-//! spliced; see [`forward`].
+//! spliced; see [`forward`]. Large response bodies go from socket to socket
+//! with splice(2); see [`splice`] and [`handover`].
 
 mod address;
 mod forward;
+mod handover;
 mod page;
+mod splice;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -33,6 +35,7 @@ use address::{PathRoute, Target};
 use page::Page;
 
 pub use address::{port_url, ProxySettings};
+pub use handover::{Client, Listener};
 
 /// The proxy: where browsers reach the playground, and the sessions whose
 /// instances it forwards to.
@@ -120,12 +123,10 @@ impl Proxy {
 }
 
 /// The playground's router with the proxy in front of it, ready for
-/// `axum::serve` (client addresses are kept for `X-Forwarded-For`).
-pub fn front(
-    router: Router,
-    proxy: Arc<Proxy>,
-) -> IntoMakeServiceWithConnectInfo<Front, SocketAddr> {
-    Front { proxy, router }.into_make_service_with_connect_info::<SocketAddr>()
+/// `axum::serve` with a [`Listener`] (client addresses are kept for
+/// `X-Forwarded-For`, client sockets for splicing).
+pub fn front(router: Router, proxy: Arc<Proxy>) -> IntoMakeServiceWithConnectInfo<Front, Client> {
+    Front { proxy, router }.into_make_service_with_connect_info::<Client>()
 }
 
 /// Sends each request to the proxy or to the router.
