@@ -8,11 +8,14 @@
 //!
 //! Forwarding is HTTP/1.1 over a fresh connection made inside the instance's
 //! network namespace, with bodies streamed both ways and upgrades (WebSocket)
-//! spliced; see [`forward`].
+//! spliced; see [`forward`]. Large response bodies go from socket to socket
+//! with splice(2); see [`splice`] and [`handover`].
 
 mod address;
 mod forward;
+mod handover;
 mod page;
+mod splice;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -32,6 +35,7 @@ use address::{PathRoute, Target};
 use page::Page;
 
 pub use address::{port_url, ProxySettings};
+pub use handover::{Client, ClientIo};
 
 /// The proxy: where browsers reach the playground, and the sessions whose
 /// instances it forwards to.

@@ -7,7 +7,6 @@
 //! connection forever; this loop sets one.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower_service::Service;
 
-use crate::proxy::Front;
+use crate::proxy::{Client, ClientIo, Front};
 
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
@@ -58,10 +57,13 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         set_keepalive(&stream);
+        // The proxy may splice response bodies straight to this socket.
+        let io = ClientIo::new(stream);
+        let client = io.client(remote);
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service(front.clone(), remote))
+            .serve_connection(TokioIo::new(io), service(front.clone(), client))
             .with_upgrades();
         let mut stop = stop.clone();
         tokio::spawn(async move {
@@ -96,7 +98,7 @@ pub async fn serve(
 /// client's address in every request.
 fn service(
     front: Front,
-    remote: SocketAddr,
+    client: Client,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = axum::response::Response,
@@ -105,7 +107,8 @@ fn service(
 > + Clone {
     hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut request = request.map(Body::new);
-        request.extensions_mut().insert(ConnectInfo(remote));
+        request.extensions_mut().insert(ConnectInfo(client.addr));
+        request.extensions_mut().insert(ConnectInfo(client.clone()));
         front.clone().call(request)
     })
 }

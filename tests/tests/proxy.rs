@@ -132,10 +132,16 @@ for i in range(1 << 20):
 open(\"data.bin\", \"wb\").write(out)
 '";
 
-/// One HTTP/1.1 response read off a raw connection: status, headers, body.
-async fn read_response(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>, Vec<u8>) {
+/// A response's status and headers read off a raw connection.
+async fn read_head(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) {
     let mut line = String::new();
     reader.read_line(&mut line).await.unwrap();
+    // Strictly at the start: stray bytes before a response are a bug.
+    assert!(
+        line.starts_with("HTTP/1."),
+        "no status line: {:?}",
+        line.chars().take(80).collect::<String>()
+    );
     let status: u16 = line
         .split_whitespace()
         .nth(1)
@@ -153,6 +159,13 @@ async fn read_response(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, 
         let (k, v) = l.split_once(':').unwrap();
         headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
     }
+    (status, headers)
+}
+
+/// One HTTP/1.1 response read off a raw connection: status, headers, body.
+async fn read_response(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let (status, headers) = read_head(reader).await;
+    let mut line = String::new();
     let get = |name: &str| {
         headers
             .iter()
@@ -332,6 +345,115 @@ async fn a_100_mb_download_streams_through_without_growing_the_server() {
     assert_eq!(response.status(), 200);
     let (total, _) = read_pattern(response, pid).await;
     assert_eq!(total, 10 << 20);
+    s.server.stop().await;
+}
+
+const SPLICE_SERVER: &str = r#"
+import http.server, time
+CHUNK = bytes(range(256)) * 256
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def head(self):
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/octet-stream')
+        self.send_header('Content-Length', str(64 * len(CHUNK)))
+        self.end_headers()
+    def do_HEAD(self):
+        self.head()
+    def do_GET(self):
+        self.head()
+        if self.path == '/short':
+            for _ in range(16):
+                self.wfile.write(CHUNK)
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        for _ in range(64):
+            self.wfile.write(CHUNK)
+            if self.path == '/slow':
+                self.wfile.flush()
+                time.sleep(0.005)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(('0.0.0.0', 8005), Handler).serve_forever()
+"#;
+
+/// Large bodies of known length are spliced between the sockets (see
+/// server/src/proxy/splice.rs): the browser's connection must stay framed
+/// as if hyper had sent them, for HEAD, for pipelined requests, for bodies
+/// that trickle in, and be closed when the program cuts a body short.
+#[tokio::test(flavor = "multi_thread")]
+async fn spliced_bodies_keep_the_browsers_connection_in_step() {
+    let s = Setup::new(&[]).await;
+    s.start_python("splice.py", SPLICE_SERVER, 8005).await;
+    let length = 4usize << 20;
+    let pattern: Vec<u8> = (0..length).map(|i| i as u8).collect();
+    let request = |method: &str, path: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\n\r\n",
+            s.host(8005),
+            s.server_port()
+        )
+    };
+    let connect = || async {
+        let stream = TcpStream::connect(("127.0.0.1", s.server_port()))
+            .await
+            .unwrap();
+        BufReader::new(stream)
+    };
+
+    // HEAD, GET, a trickling GET, then two GETs sent at once: all on one
+    // kept-alive connection.
+    let mut reader = connect().await;
+    let head = request("HEAD", "/big");
+    reader.get_mut().write_all(head.as_bytes()).await.unwrap();
+    let (status, headers) = read_head(&mut reader).await;
+    assert_eq!(status, 200);
+    assert!(
+        headers.contains(&("content-length".into(), length.to_string())),
+        "{headers:?}"
+    );
+    for path in ["/big", "/slow"] {
+        let get = request("GET", path);
+        reader.get_mut().write_all(get.as_bytes()).await.unwrap();
+        let (status, _, body) = read_response(&mut reader).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(body == pattern, "{path} differs");
+    }
+    let two = format!("{}{}", request("GET", "/big"), request("GET", "/big"));
+    reader.get_mut().write_all(two.as_bytes()).await.unwrap();
+    for n in 1..=2 {
+        let (status, _, body) = read_response(&mut reader).await;
+        assert_eq!(status, 200, "pipelined response {n}");
+        assert!(body == pattern, "pipelined response {n} differs");
+    }
+    // Nothing after the last response.
+    reader.get_mut().shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), reader.read_to_end(&mut rest))
+        .await
+        .expect("the proxy did not close after the browser")
+        .unwrap();
+    assert!(
+        rest.is_empty(),
+        "{} stray bytes after the last response",
+        rest.len()
+    );
+
+    // The program closes after a quarter of the body: the browser gets the
+    // quarter and then the end of its connection, not a hang.
+    let mut reader = connect().await;
+    let short = request("GET", "/short");
+    reader.get_mut().write_all(short.as_bytes()).await.unwrap();
+    let (status, _) = read_head(&mut reader).await;
+    assert_eq!(status, 200);
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), reader.read_to_end(&mut got))
+        .await
+        .expect("the proxy kept the connection of a cut-short body open")
+        .unwrap();
+    assert_eq!(got.len(), length / 4);
+    assert!(got == pattern[..length / 4]);
     s.server.stop().await;
 }
 

@@ -3,11 +3,14 @@
 //! Each request gets its own HTTP/1.1 connection to the instance (the
 //! browser's connection to us stays alive across requests). Bodies stream
 //! frame by frame both ways, so a large download or upload never sits in
-//! memory. An `Upgrade` request (WebSocket) that the program accepts with
+//! memory; large response bodies of known length are spliced between the
+//! sockets instead (see [`super::splice`]). An `Upgrade` request (WebSocket) that the program accepts with
 //! 101 becomes a byte pipe between the two connections until they close.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,8 +26,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use super::handover::{Client, UpstreamIo};
 use super::page::Page;
-use super::{Forward, Proxy, Target};
+use super::{splice, Forward, Proxy, Target};
 use crate::metrics::{self, CountedBody, Direction};
 
 /// Longest wait for a connection to the instance's port.
@@ -119,6 +123,7 @@ async fn forward_inner(
     let (name, port) = (target.instance.as_str(), target.port);
     let stream = connect(proxy, &target).await?;
     let _ = stream.set_nodelay(true);
+    let (stream, upstream) = UpstreamIo::new(stream);
     let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
         .handshake::<_, TrackedBody>(TokioIo::new(stream))
         .await
@@ -132,10 +137,15 @@ async fn forward_inner(
     // The browser's side of an upgrade, taken before the request moves on.
     let client_upgrade = upgrade_protocol(request.headers())
         .map(|protocol| (protocol, hyper::upgrade::on(&mut request)));
-    let client_ip = request
+    let client = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<ConnectInfo<Client>>()
+        .map(|c| c.0.clone());
+    let client_ip = client.as_ref().map(|c| c.addr.ip());
+    // Splicing into the browser's socket needs HTTP/1 framing on it, and a
+    // body to send (none for HEAD).
+    let may_splice = matches!(request.version(), Version::HTTP_11 | Version::HTTP_10)
+        && request.method() != axum::http::Method::HEAD;
     let (mut parts, body) = request.into_parts();
     let headers = &mut parts.headers;
     // HTTP/2 clients send no Host; their authority stands in for it.
@@ -171,6 +181,7 @@ async fn forward_inner(
     parts.extensions = Default::default();
     let body = Body::new(CountedBody::new(body, Direction::to_instance));
     let (body, body_sent) = TrackedBody::new(body);
+    let request_sent = body.sent_flag();
 
     // No time limit while the browser is still uploading; once the request
     // is sent in full, the program has HEADER_TIMEOUT to answer.
@@ -225,6 +236,12 @@ async fn forward_inner(
             ),
         );
     }
+    // Only once the request is sent in full: the splice then owns the
+    // connection to the instance, with nothing left for hyper to write.
+    let client_socket = client
+        .filter(|_| may_splice && request_sent.load(Ordering::Acquire))
+        .and_then(|c| c.socket());
+    let body = splice::body(body, upstream, client_socket);
     let body = CountedBody::new(body, Direction::from_instance);
     Ok(Response::from_parts(parts, Body::new(body)))
 }
@@ -320,6 +337,8 @@ async fn splice(client: OnUpgrade, upstream: OnUpgrade) {
 struct TrackedBody {
     body: Body,
     sent: Option<oneshot::Sender<()>>,
+    /// The same news, for whoever asks later.
+    sent_flag: Arc<AtomicBool>,
 }
 
 impl TrackedBody {
@@ -328,6 +347,7 @@ impl TrackedBody {
         let mut tracked = TrackedBody {
             body,
             sent: Some(tx),
+            sent_flag: Arc::default(),
         };
         if hyper::body::Body::is_end_stream(&tracked.body) {
             tracked.done();
@@ -335,7 +355,12 @@ impl TrackedBody {
         (tracked, rx)
     }
 
+    fn sent_flag(&self) -> Arc<AtomicBool> {
+        self.sent_flag.clone()
+    }
+
     fn done(&mut self) {
+        self.sent_flag.store(true, Ordering::Release);
         if let Some(tx) = self.sent.take() {
             let _ = tx.send(());
         }
