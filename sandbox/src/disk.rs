@@ -1,23 +1,31 @@
 //! Each instance's writable layer lives on a file system of its own, so a
 //! full disk is an ENOSPC inside that instance and nothing else: a sparse
-//! ext4 image file per instance, attached to a loop device and mounted only
-//! inside the instance's mount namespace (see `launch`). When the namespace
-//! dies the file system is unmounted and the loop device detaches itself
-//! (autoclear), so nothing is left on the host but the file, which the
-//! instance's directory removal deletes.
+//! ext4 image file per instance on a loop device. A disk is made ready ahead
+//! of time (see `disk_pool`): the file is copied, attached to a loop device
+//! and mounted *detached* (see [`sys::mount_detached`]), so the mount belongs
+//! to no mount namespace and is held only by a descriptor. The launcher moves
+//! it into the instance's mount namespace (see `launch`). Nothing is ever
+//! mounted on the host: when the last holder goes (the descriptor is closed,
+//! or the instance's mount namespace dies) the file system is unmounted and
+//! the loop device detaches itself (autoclear), also after a crash. Only the
+//! file stays, which the instance's (or the pool's) directory removal deletes.
 //!
 //! Formatting takes tens of milliseconds, so each size is formatted once
-//! into a template and instances get a sparse copy (only the ~1 MiB of
+//! into a template and disks are sparse copies (only the ~1 MiB of
 //! metadata is copied).
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nix::fcntl::{Flock, FlockArg};
+use nix::sys::stat::Mode;
 use nix::unistd::{lseek, Whence};
+
+use crate::sys;
 
 /// The template for disks of `size_mib`, formatted on first use.
 pub fn template(data_dir: &Path, size_mib: u64) -> io::Result<PathBuf> {
@@ -83,6 +91,88 @@ pub fn sparse_copy(template: &Path, dest: &Path) -> io::Result<()> {
         pos = hole;
     }
     Ok(())
+}
+
+/// A disk made ready for an instance: its file system mounted but attached
+/// nowhere, with the overlay's `upper/` and `work/` directories made.
+pub struct ReadyDisk {
+    /// The detached mount; closing it unmounts the file system.
+    mount: OwnedFd,
+    file: RemovedOnDrop,
+}
+
+/// A file that is deleted when this goes, unless [`RemovedOnDrop::rename`]d.
+struct RemovedOnDrop(Option<PathBuf>);
+
+impl RemovedOnDrop {
+    fn rename(mut self, dest: &Path) -> io::Result<()> {
+        let path = self.0.as_deref().expect("only taken here");
+        fs::rename(path, dest)?;
+        self.0 = None;
+        Ok(())
+    }
+}
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+impl ReadyDisk {
+    /// Copy the template for `size_mib` to `file`, attach the copy to a loop
+    /// device and mount it, detached.
+    pub fn prepare(data_dir: &Path, size_mib: u64, file: PathBuf) -> io::Result<ReadyDisk> {
+        let template = template(data_dir, size_mib)?;
+        let file = RemovedOnDrop(Some(file));
+        let path = file.0.as_deref().expect("set above");
+        sparse_copy(&template, path)?;
+        let (device, device_path) = sys::attach_loop(path)
+            .map_err(|e| io::Error::new(e.kind(), format!("loop device: {e}")))?;
+        // `noinit_itable`: the kernel never zeroes the (lazily made, never
+        // used) inode tables; `discard`: freed blocks become holes again.
+        let mount = sys::mount_detached(c"ext4", &device_path, &[c"noinit_itable", c"discard"])
+            .map_err(|e| io::Error::new(e.kind(), format!("mount ext4: {e}")))?;
+        drop(device); // The mount holds the device now.
+        for dir in ["upper", "work"] {
+            nix::sys::stat::mkdirat(mount.as_fd(), dir, Mode::from_bits_truncate(0o755))
+                .map_err(|e| io::Error::other(format!("mkdir {dir} on the disk: {e}")))?;
+        }
+        Ok(ReadyDisk { mount, file })
+    }
+
+    /// Make the disk an instance's: its file moves to `dest` (and goes with
+    /// the instance's directory). Returns the detached mount.
+    pub fn place(self, dest: &Path) -> io::Result<OwnedFd> {
+        self.file.rename(dest)?;
+        Ok(self.mount)
+    }
+}
+
+/// Let go of an instance's disk once the instance is gone: `mount` is the
+/// server's hold on its file system (the last one), `file` its backing
+/// file. The file system is shut down first, so unmounting writes nothing
+/// back (its contents are thrown away); the loop device then detaches
+/// itself and the file is deleted.
+pub fn discard(mount: Option<OwnedFd>, file: &Path) {
+    if let Some(mount) = mount {
+        shut_down(mount);
+    }
+    let _ = fs::remove_file(file);
+}
+
+fn shut_down(mount: OwnedFd) {
+    let root = nix::fcntl::openat(
+        mount.as_fd(),
+        ".",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    );
+    if let Ok(root) = root {
+        let _ = sys::shut_down_ext4(root.as_fd());
+    }
 }
 
 #[cfg(test)]

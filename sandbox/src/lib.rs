@@ -17,6 +17,7 @@ mod agent;
 pub mod cgroup;
 mod control;
 mod disk;
+mod disk_pool;
 mod egress;
 pub mod image;
 mod init;

@@ -15,9 +15,10 @@ use tokio::process::Command;
 use crate::agent::{self, Event};
 use crate::cgroup::{Layout, Limits};
 use crate::control::Control;
+use crate::disk_pool::DiskPool;
 use crate::instance::{Instance, PtyProcess};
 use crate::launch::{LaunchConfig, CONTROL_FD, LAUNCH_ARG};
-use crate::{disk, sys, Error, Result};
+use crate::{sys, Error, Result};
 
 /// First host uid/gid handed to instances. Far above any real user's id.
 const ID_BASE: u32 = 1 << 28;
@@ -56,6 +57,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) config: RuntimeConfig,
     pub(crate) layout: Layout,
     slots: Mutex<Vec<bool>>,
+    /// Instance disks made ready ahead of time and let go of afterwards.
+    pub(crate) disks: DiskPool,
     /// Held for the runtime's life: one server per data directory.
     _lock: nix::fcntl::Flock<fs::File>,
 }
@@ -118,11 +121,14 @@ impl Runtime {
                     config.data_dir.display()
                 ))
             })?;
+        let disks =
+            DiskPool::new(&config.data_dir).map_err(|e| Error::Setup(format!("disk pool: {e}")))?;
         let runtime = Runtime {
             inner: Arc::new(RuntimeInner {
                 config,
                 layout,
                 slots: Mutex::new(Vec::new()),
+                disks,
                 _lock: lock,
             }),
         };
@@ -249,24 +255,26 @@ impl Runtime {
         let slot = self.inner.take_slot()?;
         let dir = self.instances_dir().join(&spec.id);
         let id_base = ID_BASE + slot as u32 * ID_COUNT;
-        let layout = self.inner.layout.clone();
-        let data_dir = self.inner.config.data_dir.clone();
-        let cgroup = {
+        let prepared = {
+            let inner = self.inner.clone();
             let (dir, id, limits) = (dir.clone(), spec.id.clone(), spec.limits.clone());
             tokio::task::spawn_blocking(move || -> io::Result<_> {
-                let template = disk::template(&data_dir, limits.disk_bytes.div_ceil(1 << 20))?;
-                make_instance_dir(&dir, &template)?;
-                layout.create(&id, &limits)
+                let disk = inner.disks.take(limits.disk_bytes.div_ceil(1 << 20))?;
+                make_instance_dir(&dir)?;
+                let disk = disk.place(&dir.join("disk.img"))?;
+                Ok((disk, inner.layout.create(&id, &limits)?))
             })
             .await
             .expect("blocking task panicked")
         };
-        let cgroup = match cgroup {
+        let (disk, cgroup) = match prepared {
             Ok(c) => c,
             Err(e) => {
                 let _ = fs::remove_dir_all(&dir);
                 self.inner.free_slot(slot);
-                return Err(Error::Setup(format!("instance directory or cgroup: {e}")));
+                return Err(Error::Setup(format!(
+                    "instance disk, directory or cgroup: {e}"
+                )));
             }
         };
         let config = LaunchConfig {
@@ -277,21 +285,18 @@ impl Runtime {
             instance_dir: dir.clone(),
             cgroup_join: cgroup.join_files(),
         };
-        let started = tokio::time::timeout(START_TIMEOUT, self.launch(&config)).await;
+        let started = tokio::time::timeout(START_TIMEOUT, self.launch(&config, &disk)).await;
         let started = match started {
             Ok(result) => result,
             Err(_) => Err(Error::Setup("the instance did not start in time".into())),
         };
         match started {
-            Ok((pid, control)) => Ok(Instance::new(
-                spec,
-                pid,
-                control,
-                cgroup,
-                dir,
-                slot,
-                self.inner.clone(),
-            )?),
+            Ok((pid, control)) => {
+                let instance =
+                    Instance::new(spec, pid, control, cgroup, dir, slot, self.inner.clone())?;
+                instance.hold_disk(disk);
+                Ok(instance)
+            }
             Err(e) => {
                 let cleanup = tokio::task::spawn_blocking(move || {
                     let _ = cgroup.remove(Duration::from_secs(5));
@@ -304,8 +309,9 @@ impl Runtime {
         }
     }
 
-    /// Run the launcher and wait for init to report ready.
-    async fn launch(&self, config: &LaunchConfig) -> Result<(i32, Arc<Control>)> {
+    /// Run the launcher, hand it the instance's disk (a detached mount) and
+    /// wait for init to report ready.
+    async fn launch(&self, config: &LaunchConfig, disk: &OwnedFd) -> Result<(i32, Arc<Control>)> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -313,7 +319,7 @@ impl Runtime {
             SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         )
         .map_err(|e| Error::Setup(format!("socketpair: {e}")))?;
-        agent::send(ours.as_fd(), config, &[])
+        agent::send(ours.as_fd(), config, &[disk.as_raw_fd()])
             .map_err(|e| Error::Setup(format!("send launch configuration: {e}")))?;
         let mut command = Command::new(&self.inner.config.launcher);
         command
@@ -376,11 +382,10 @@ impl Runtime {
     }
 }
 
-/// The instance's directory: `disk.img` (a sparse copy of the formatted
-/// template: the writable layer's own file system) and the empty mount points
-/// `disk/`, `lower/` and `rootfs/`, used only inside the instance's mount
-/// namespace.
-fn make_instance_dir(dir: &Path, disk_template: &Path) -> io::Result<()> {
+/// The instance's directory with the empty mount points `disk/`, `lower/`
+/// and `rootfs/`, used only inside the instance's mount namespace. The
+/// disk's file (`disk.img`) is moved in after.
+fn make_instance_dir(dir: &Path) -> io::Result<()> {
     if dir.exists() {
         fs::remove_dir_all(dir)?;
     }
@@ -388,8 +393,7 @@ fn make_instance_dir(dir: &Path, disk_template: &Path) -> io::Result<()> {
         fs::create_dir_all(dir.join(sub))?;
     }
     // Traversable (not listable) by the instance's root while it sets up its root.
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o711))?;
-    disk::sparse_copy(disk_template, &dir.join("disk.img"))
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o711))
 }
 
 pub(crate) fn pidfd(pid: i32) -> Result<OwnedFd> {

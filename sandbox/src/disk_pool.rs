@@ -1,0 +1,173 @@
+//! Instance disks are made ready and thrown away in the background, off the
+//! path of creating and destroying instances (the copy, the loop device and
+//! the mount were about half of an instance's start; unmounting and freeing
+//! the file most of its removal). Each disk size an instance asked for is
+//! kept stocked with [`STOCK`] disks; taking one wakes a worker thread that
+//! makes the next. A destroyed instance's disk is handed back
+//! ([`DiskPool::discard`]) and let go of by the same worker, before it makes
+//! new ones; dropping the pool waits until every handed-back disk is gone.
+//!
+//! Nothing here needs clean-up after a crash but files: a mount is detached
+//! (held by a descriptor only) and a loop device detaches itself when its
+//! mount goes. The files live in `<data>/disk-pool`, which [`DiskPool::new`]
+//! empties.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use std::os::fd::OwnedFd;
+
+use crate::disk::{self, ReadyDisk};
+
+/// Ready disks kept per size.
+const STOCK: usize = 2;
+
+pub struct DiskPool {
+    shared: Arc<Shared>,
+    worker: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    data_dir: PathBuf,
+    dir: PathBuf,
+    /// Names the pool's files (unique within this run; the directory starts empty).
+    next_file: AtomicU64,
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Ready disks by size in MiB; every size asked for has an entry.
+    ready: HashMap<u64, Vec<ReadyDisk>>,
+    /// Disks of destroyed instances, to let go of.
+    discarded: Vec<(Option<OwnedFd>, PathBuf)>,
+    stop: bool,
+}
+
+impl Shared {
+    fn prepare(&self, size_mib: u64) -> io::Result<ReadyDisk> {
+        let n = self.next_file.fetch_add(1, Ordering::Relaxed);
+        let file = self.dir.join(format!("{n}.img"));
+        ReadyDisk::prepare(&self.data_dir, size_mib, file)
+    }
+
+    /// The worker: let go of discarded disks and keep every size stocked,
+    /// until told to stop (and nothing discarded is left).
+    fn work(&self) {
+        let mut state = self.state.lock().unwrap();
+        loop {
+            if let Some((mount, file)) = state.discarded.pop() {
+                drop(state);
+                disk::discard(mount, &file);
+                state = self.state.lock().unwrap();
+                continue;
+            }
+            if state.stop {
+                return;
+            }
+            let short = state
+                .ready
+                .iter()
+                .find(|(_, disks)| disks.len() < STOCK)
+                .map(|(&size, _)| size);
+            let Some(size) = short else {
+                state = self.wake.wait(state).unwrap();
+                continue;
+            };
+            drop(state);
+            let made = self.prepare(size);
+            state = self.state.lock().unwrap();
+            match made {
+                Ok(disk) => state.ready.entry(size).or_default().push(disk),
+                Err(e) => {
+                    // Stop stocking this size; the next instance that needs
+                    // it makes its own disk (and reports the error).
+                    tracing::warn!(size_mib = size, "cannot make a disk ahead of time: {e}");
+                    state.ready.remove(&size);
+                }
+            }
+        }
+    }
+}
+
+impl DiskPool {
+    /// Empty `<data_dir>/disk-pool` (files an earlier run left) and start
+    /// the worker.
+    pub fn new(data_dir: &Path) -> io::Result<DiskPool> {
+        let dir = data_dir.join("disk-pool");
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        fs::create_dir_all(&dir)?;
+        let shared = Arc::new(Shared {
+            data_dir: data_dir.to_path_buf(),
+            dir,
+            next_file: AtomicU64::new(0),
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+        });
+        let worker = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("disk-pool".into())
+                .spawn(move || shared.work())?
+        };
+        Ok(DiskPool {
+            shared,
+            worker: Some(worker),
+        })
+    }
+
+    /// A ready disk of `size_mib`: one from the stock, or made now if there
+    /// is none. Either way the stock of that size is replenished afterwards.
+    pub fn take(&self, size_mib: u64) -> io::Result<ReadyDisk> {
+        let taken = {
+            let mut state = self.shared.state.lock().unwrap();
+            let disks = state.ready.entry(size_mib).or_default();
+            let taken = disks.pop();
+            self.shared.wake.notify_one();
+            taken
+        };
+        match taken {
+            Some(disk) => Ok(disk),
+            None => self.shared.prepare(size_mib),
+        }
+    }
+
+    /// Where a destroyed instance's disk file goes (out of the instance's
+    /// directory, so that can be removed at once) before [`DiskPool::discard`].
+    pub fn discard_path(&self) -> PathBuf {
+        let n = self.shared.next_file.fetch_add(1, Ordering::Relaxed);
+        self.shared.dir.join(format!("{n}.discarded"))
+    }
+
+    /// Let go of a destroyed instance's disk in the background: `mount` is
+    /// the server's hold on its file system (if it has one), `file` its
+    /// backing file, already moved to a [`DiskPool::discard_path`].
+    pub fn discard(&self, mount: Option<OwnedFd>, file: PathBuf) {
+        let mut state = self.shared.state.lock().unwrap();
+        state.discarded.push((mount, file));
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Drop for DiskPool {
+    /// Stop the worker once it has let go of every discarded disk, then let
+    /// go of the stock (unmounting the disks and removing their files).
+    fn drop(&mut self) {
+        self.shared.state.lock().unwrap().stop = true;
+        self.shared.wake.notify_one();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+        self.shared.state.lock().unwrap().ready.clear();
+        let _ = fs::remove_dir(&self.shared.dir);
+    }
+}
