@@ -1,7 +1,7 @@
-//! The launcher: a short-lived, single-threaded process (our own binary
-//! re-executed with [`LAUNCH_ARG`]) that creates an instance. A
+//! The launcher: a short-lived, single-threaded process (forked by the
+//! launch server, see `launch_server`) that creates an instance. A
 //! multi-threaded tokio server must not unshare or setns itself, so it hands
-//! this job to a fresh process, as runc and youki do.
+//! this job to another process, as runc and youki do.
 //!
 //! Sequence:
 //! 1. join the instance's cgroups (so the new cgroup namespace is rooted there);
@@ -29,10 +29,7 @@ use nix::unistd::{pipe2, read, setgroups, setresgid, setresuid, write, Gid, Pid,
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, Event};
-use crate::{init, rootfs, security, sys};
-
-/// `argv[1]` that makes our binary act as the launcher.
-pub const LAUNCH_ARG: &str = "__sandbox-launch";
+use crate::{init, launch_server, rootfs, security, sys};
 
 /// The descriptor number of the control socket in the launcher and in init.
 pub const CONTROL_FD: RawFd = 3;
@@ -70,16 +67,15 @@ impl LaunchConfig {
     }
 }
 
-/// If this process was started as a launcher, do the launcher's job and
-/// exit. Call it first thing in `main`, before any threads exist.
+/// If this process was started as a launcher (or a launch server, see
+/// `launch_server`), do that job and exit. Call it first thing in `main`,
+/// before any threads exist.
 pub fn run_if_requested() {
-    let mut args = std::env::args_os().skip(1);
-    if args.next().as_deref() != Some(LAUNCH_ARG.as_ref()) {
+    if std::env::args_os().nth(1).as_deref() != Some(launch_server::LAUNCH_SERVER_ARG.as_ref()) {
         return;
     }
-    // SAFETY: the server passes the control socket as descriptor 3 and
-    // nothing else in this fresh process owns it.
-    let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
+    // Returns in each forked launcher, with its control socket.
+    let control = launch_server::serve();
     // The configuration comes over the socket, not in argv: PID 1's command
     // line is visible inside the instance and must not show host paths.
     // It comes with the instance's disk: a detached mount.

@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use tokio::process::Command;
 
 use crate::agent::{self, Event};
 use crate::cgroup::{Layout, Limits};
 use crate::control::Control;
 use crate::disk_pool::DiskPool;
 use crate::instance::{Instance, PtyProcess};
-use crate::launch::{LaunchConfig, CONTROL_FD, LAUNCH_ARG};
+use crate::launch::LaunchConfig;
+use crate::launch_server::LaunchServer;
 use crate::{sys, Error, Result};
 
 /// First host uid/gid handed to instances. Far above any real user's id.
@@ -59,6 +59,8 @@ pub(crate) struct RuntimeInner {
     slots: Mutex<Vec<bool>>,
     /// Instance disks made ready ahead of time and let go of afterwards.
     pub(crate) disks: DiskPool,
+    /// Forks the launchers that create instances.
+    launch_server: LaunchServer,
     /// Held for the runtime's life: one server per data directory.
     _lock: nix::fcntl::Flock<fs::File>,
 }
@@ -123,12 +125,15 @@ impl Runtime {
             })?;
         let disks =
             DiskPool::new(&config.data_dir).map_err(|e| Error::Setup(format!("disk pool: {e}")))?;
+        let launch_server = LaunchServer::start(&config.launcher)
+            .map_err(|e| Error::Setup(format!("launch server: {e}")))?;
         let runtime = Runtime {
             inner: Arc::new(RuntimeInner {
                 config,
                 layout,
                 slots: Mutex::new(Vec::new()),
                 disks,
+                launch_server,
                 _lock: lock,
             }),
         };
@@ -309,50 +314,28 @@ impl Runtime {
         }
     }
 
-    /// Run the launcher, hand it the instance's disk (a detached mount) and
-    /// wait for init to report ready.
+    /// Have a launcher forked (see `launch_server`), hand it the instance's
+    /// disk (a detached mount) and wait for init to report ready.
     async fn launch(&self, config: &LaunchConfig, disk: &OwnedFd) -> Result<(i32, Arc<Control>)> {
+        // Blocking for the launcher and init; ours is made non-blocking.
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
             None,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            SockFlag::SOCK_CLOEXEC,
         )
         .map_err(|e| Error::Setup(format!("socketpair: {e}")))?;
+        nix::fcntl::fcntl(
+            &ours,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(|e| Error::Setup(format!("fcntl: {e}")))?;
         agent::send(ours.as_fd(), config, &[disk.as_raw_fd()])
             .map_err(|e| Error::Setup(format!("send launch configuration: {e}")))?;
-        let mut command = Command::new(&self.inner.config.launcher);
-        command
-            .arg(LAUNCH_ARG)
-            // Init inherits this environment; the server's must not leak in.
-            .env_clear()
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit());
-        let theirs_raw = theirs.as_raw_fd();
-        // SAFETY: the closure runs in the forked child before exec and only
-        // makes async-signal-safe system calls (dup2, fcntl, ioctl).
-        unsafe {
-            command.pre_exec(move || {
-                if theirs_raw == CONTROL_FD {
-                    nix::fcntl::fcntl(
-                        std::os::fd::BorrowedFd::borrow_raw(CONTROL_FD),
-                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-                    )?;
-                } else if libc::dup2(theirs_raw, CONTROL_FD) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // Blocking mode for the launcher and init.
-                let on: libc::c_int = 0;
-                if libc::ioctl(CONTROL_FD, libc::FIONBIO, &on) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut launcher = command
-            .spawn()
-            .map_err(|e| Error::Setup(format!("run launcher: {e}")))?;
+        self.inner
+            .launch_server
+            .launch(&theirs)
+            .map_err(|e| Error::Setup(format!("start launcher: {e}")))?;
         drop(theirs);
         let control = Control::new(ours).map_err(|e| Error::Setup(e.to_string()))?;
 
@@ -361,23 +344,18 @@ impl Runtime {
             match control.recv_event().await {
                 Ok(Some((Event::Launched { pid: p }, _))) => pid = Some(p),
                 Ok(Some((Event::Ready, _))) if pid.is_some() => break,
-                Ok(Some((Event::Failed { error }, _))) => {
-                    let _ = launcher.wait().await;
-                    return Err(Error::Setup(error));
-                }
+                Ok(Some((Event::Failed { error }, _))) => return Err(Error::Setup(error)),
                 Ok(Some(_)) => {
                     return Err(Error::Setup("unexpected message while starting".into()))
                 }
                 Ok(None) => {
-                    let status = launcher.wait().await;
-                    return Err(Error::Setup(format!(
-                        "the instance's init exited while starting ({status:?})"
-                    )));
+                    return Err(Error::Setup(
+                        "the launcher or the instance's init exited while starting".into(),
+                    ))
                 }
                 Err(e) => return Err(Error::Setup(format!("control channel: {e}"))),
             }
         }
-        let _ = launcher.wait().await;
         Ok((pid.expect("checked above"), control))
     }
 }
