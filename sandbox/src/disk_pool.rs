@@ -171,3 +171,72 @@ impl Drop for DiskPool {
         let _ = fs::remove_dir(&self.shared.dir);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+    use std::time::{Duration, Instant};
+
+    /// Loop devices whose backing file is under `dir`.
+    fn loop_devices_under(dir: &Path) -> Vec<String> {
+        let dir = dir.to_string_lossy().into_owned();
+        let mut found = Vec::new();
+        for block in fs::read_dir("/sys/block").unwrap().flatten() {
+            let backing = block.path().join("loop/backing_file");
+            if let Ok(file) = fs::read_to_string(backing) {
+                if file.starts_with(&dir) {
+                    found.push(file.trim().to_string());
+                }
+            }
+        }
+        found
+    }
+
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting until {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn disks_are_stocked_handed_out_and_let_go_of_without_leftovers() {
+        let data = std::env::temp_dir().join(format!("disk-pool-test-{}", std::process::id()));
+        fs::create_dir_all(&data).unwrap();
+        let pool = DiskPool::new(&data).unwrap();
+        let pool_dir = data.join("disk-pool");
+
+        // The first disk of a size is made on the spot; then the stock fills.
+        let disk = pool.take(16).unwrap();
+        wait_until("the stock is full", || {
+            fs::read_dir(&pool_dir).unwrap().count() == STOCK + 1
+        });
+        // Every stocked disk is on a loop device, with nothing mounted anywhere.
+        assert_eq!(loop_devices_under(&data).len(), STOCK + 1);
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mountinfo.contains(data.to_string_lossy().as_ref()));
+
+        // Placed: the file moves, the mount holds the overlay's directories.
+        let placed = data.join("disk.img");
+        let mount = disk.place(&placed).unwrap();
+        for dir in ["upper", "work"] {
+            let stat =
+                nix::sys::stat::fstatat(mount.as_fd(), dir, nix::fcntl::AtFlags::empty()).unwrap();
+            assert_eq!(stat.st_mode & libc::S_IFMT, libc::S_IFDIR);
+        }
+        assert!(loop_devices_under(&data).contains(&placed.to_string_lossy().into_owned()));
+
+        // Handed back and the pool dropped: no file, loop device or directory left.
+        let discarded = pool.discard_path();
+        fs::rename(&placed, &discarded).unwrap();
+        pool.discard(Some(mount), discarded);
+        drop(pool);
+        assert!(!pool_dir.exists());
+        wait_until("the loop devices detach", || {
+            loop_devices_under(&data).is_empty()
+        });
+        fs::remove_dir_all(&data).unwrap();
+    }
+}
