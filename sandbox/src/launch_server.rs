@@ -83,7 +83,8 @@ fn into_launcher(socket: OwnedFd, control: OwnedFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(CONTROL_FD) }
 }
 
-/// The server's handle on its launch server (started again if it died).
+/// The server's handle on its launch server: started again if it died
+/// (collected then, or when the runtime goes).
 pub struct LaunchServer {
     program: std::path::PathBuf,
     running: Mutex<Option<Running>>,
