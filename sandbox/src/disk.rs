@@ -8,7 +8,11 @@
 //! mounted on the host: when the last holder goes (the descriptor is closed,
 //! or the instance's mount namespace dies) the file system is unmounted and
 //! the loop device detaches itself (autoclear), also after a crash. Only the
-//! file stays, which the instance's (or the pool's) directory removal deletes.
+//! file stays, which goes with the directory it is in.
+//!
+//! The file lives in what becomes the instance's directory, made with it:
+//! `disk.img` and the empty mount points `disk/`, `lower/` and `rootfs/`,
+//! used only inside the instance's mount namespace.
 //!
 //! Formatting takes tens of milliseconds, so each size is formatted once
 //! into a template and disks are sparse copies (only the ~1 MiB of
@@ -17,7 +21,7 @@
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -93,15 +97,16 @@ pub fn sparse_copy(template: &Path, dest: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// A disk made ready for an instance: its file system mounted but attached
-/// nowhere, with the overlay's `upper/` and `work/` directories made.
+/// A disk made ready for an instance, in the directory that becomes the
+/// instance's: its file system mounted but attached nowhere, with the
+/// overlay's `upper/` and `work/` directories made.
 pub struct ReadyDisk {
     /// The detached mount; closing it unmounts the file system.
     mount: OwnedFd,
-    file: RemovedOnDrop,
+    dir: RemovedOnDrop,
 }
 
-/// A file that is deleted when this goes, unless [`RemovedOnDrop::rename`]d.
+/// A directory that is deleted when this goes, unless [`RemovedOnDrop::rename`]d.
 struct RemovedOnDrop(Option<PathBuf>);
 
 impl RemovedOnDrop {
@@ -116,20 +121,28 @@ impl RemovedOnDrop {
 impl Drop for RemovedOnDrop {
     fn drop(&mut self) {
         if let Some(path) = &self.0 {
-            let _ = fs::remove_file(path);
+            let _ = fs::remove_dir_all(path);
         }
     }
 }
 
 impl ReadyDisk {
-    /// Copy the template for `size_mib` to `file`, attach the copy to a loop
-    /// device and mount it, detached.
-    pub fn prepare(data_dir: &Path, size_mib: u64, file: PathBuf) -> io::Result<ReadyDisk> {
+    /// Make `dir` with the mount points and a copy of the template for
+    /// `size_mib` in it, attach the copy to a loop device and mount it,
+    /// detached.
+    pub fn prepare(data_dir: &Path, size_mib: u64, dir: PathBuf) -> io::Result<ReadyDisk> {
         let template = template(data_dir, size_mib)?;
-        let file = RemovedOnDrop(Some(file));
-        let path = file.0.as_deref().expect("set above");
-        sparse_copy(&template, path)?;
-        let (device, device_path) = sys::attach_loop(path)
+        fs::create_dir(&dir)?;
+        let dir = RemovedOnDrop(Some(dir));
+        let path = dir.0.as_deref().expect("set above");
+        for sub in ["disk", "lower", "rootfs"] {
+            fs::create_dir(path.join(sub))?;
+        }
+        // Traversable (not listable) by the instance's root while it sets up its root.
+        fs::set_permissions(path, fs::Permissions::from_mode(0o711))?;
+        let file = path.join("disk.img");
+        sparse_copy(&template, &file)?;
+        let (device, device_path) = sys::attach_loop(&file)
             .map_err(|e| io::Error::new(e.kind(), format!("loop device: {e}")))?;
         // `noinit_itable`: the kernel never zeroes the (lazily made, never
         // used) inode tables; `discard`: freed blocks become holes again.
@@ -140,27 +153,27 @@ impl ReadyDisk {
             nix::sys::stat::mkdirat(mount.as_fd(), dir, Mode::from_bits_truncate(0o755))
                 .map_err(|e| io::Error::other(format!("mkdir {dir} on the disk: {e}")))?;
         }
-        Ok(ReadyDisk { mount, file })
+        Ok(ReadyDisk { mount, dir })
     }
 
-    /// Make the disk an instance's: its file moves to `dest` (and goes with
-    /// the instance's directory). Returns the detached mount.
+    /// Make the disk an instance's: its directory becomes `dest`, the
+    /// instance's directory. Returns the detached mount.
     pub fn place(self, dest: &Path) -> io::Result<OwnedFd> {
-        self.file.rename(dest)?;
+        self.dir.rename(dest)?;
         Ok(self.mount)
     }
 }
 
 /// Let go of an instance's disk once the instance is gone: `mount` is the
-/// server's hold on its file system (the last one), `file` its backing
-/// file. The file system is shut down first, so unmounting writes nothing
-/// back (its contents are thrown away); the loop device then detaches
-/// itself and the file is deleted.
-pub fn discard(mount: Option<OwnedFd>, file: &Path) {
+/// server's hold on its file system (the last one), `dir` what was the
+/// instance's directory. The file system is shut down first, so unmounting
+/// writes nothing back (its contents are thrown away); the loop device then
+/// detaches itself and the directory is deleted.
+pub fn discard(mount: Option<OwnedFd>, dir: &Path) {
     if let Some(mount) = mount {
         shut_down(mount);
     }
-    let _ = fs::remove_file(file);
+    let _ = fs::remove_dir_all(dir);
 }
 
 fn shut_down(mount: OwnedFd) {

@@ -7,10 +7,14 @@
 //! ([`DiskPool::discard`]) and let go of by the same worker, before it makes
 //! new ones; dropping the pool waits until every handed-back disk is gone.
 //!
+//! A disk comes in the directory that becomes the instance's (see `disk`),
+//! and a destroyed instance's directory comes back whole, so making and
+//! removing directories is off those paths too.
+//!
 //! Nothing here needs clean-up after a crash but files: a mount is detached
 //! (held by a descriptor only) and a loop device detaches itself when its
-//! mount goes. The files live in `<data>/disk-pool`, which [`DiskPool::new`]
-//! empties.
+//! mount goes. The directories live in `<data>/disk-pool`, which
+//! [`DiskPool::new`] empties.
 
 use std::collections::HashMap;
 use std::fs;
@@ -35,7 +39,7 @@ pub struct DiskPool {
 struct Shared {
     data_dir: PathBuf,
     dir: PathBuf,
-    /// Names the pool's files (unique within this run; the directory starts empty).
+    /// Names the pool's directories (unique within this run; the pool starts empty).
     next_file: AtomicU64,
     state: Mutex<State>,
     wake: Condvar,
@@ -45,7 +49,7 @@ struct Shared {
 struct State {
     /// Ready disks by size in MiB; every size asked for has an entry.
     ready: HashMap<u64, Vec<ReadyDisk>>,
-    /// Disks of destroyed instances, to let go of.
+    /// Disks (and directories) of destroyed instances, to let go of.
     discarded: Vec<(Option<OwnedFd>, PathBuf)>,
     stop: bool,
 }
@@ -53,8 +57,7 @@ struct State {
 impl Shared {
     fn prepare(&self, size_mib: u64) -> io::Result<ReadyDisk> {
         let n = self.next_file.fetch_add(1, Ordering::Relaxed);
-        let file = self.dir.join(format!("{n}.img"));
-        ReadyDisk::prepare(&self.data_dir, size_mib, file)
+        ReadyDisk::prepare(&self.data_dir, size_mib, self.dir.join(n.to_string()))
     }
 
     /// The worker: let go of discarded disks and keep every size stocked,
@@ -62,9 +65,9 @@ impl Shared {
     fn work(&self) {
         let mut state = self.state.lock().unwrap();
         loop {
-            if let Some((mount, file)) = state.discarded.pop() {
+            if let Some((mount, dir)) = state.discarded.pop() {
                 drop(state);
-                disk::discard(mount, &file);
+                disk::discard(mount, &dir);
                 state = self.state.lock().unwrap();
                 continue;
             }
@@ -97,8 +100,8 @@ impl Shared {
 }
 
 impl DiskPool {
-    /// Empty `<data_dir>/disk-pool` (files an earlier run left) and start
-    /// the worker.
+    /// Empty `<data_dir>/disk-pool` (what an earlier run left) and start the
+    /// worker.
     pub fn new(data_dir: &Path) -> io::Result<DiskPool> {
         let dir = data_dir.join("disk-pool");
         match fs::remove_dir_all(&dir) {
@@ -141,19 +144,19 @@ impl DiskPool {
         }
     }
 
-    /// Where a destroyed instance's disk file goes (out of the instance's
-    /// directory, so that can be removed at once) before [`DiskPool::discard`].
+    /// Where a destroyed instance's directory goes (out of the instances'
+    /// directory at once) before [`DiskPool::discard`].
     pub fn discard_path(&self) -> PathBuf {
         let n = self.shared.next_file.fetch_add(1, Ordering::Relaxed);
         self.shared.dir.join(format!("{n}.discarded"))
     }
 
     /// Let go of a destroyed instance's disk in the background: `mount` is
-    /// the server's hold on its file system (if it has one), `file` its
-    /// backing file, already moved to a [`DiskPool::discard_path`].
-    pub fn discard(&self, mount: Option<OwnedFd>, file: PathBuf) {
+    /// the server's hold on its file system (if it has one), `dir` what was
+    /// the instance's directory, already moved to a [`DiskPool::discard_path`].
+    pub fn discard(&self, mount: Option<OwnedFd>, dir: PathBuf) {
         let mut state = self.shared.state.lock().unwrap();
-        state.discarded.push((mount, file));
+        state.discarded.push((mount, dir));
         self.shared.wake.notify_one();
     }
 }
@@ -218,15 +221,19 @@ mod tests {
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mountinfo.contains(data.to_string_lossy().as_ref()));
 
-        // Placed: the file moves, the mount holds the overlay's directories.
-        let placed = data.join("disk.img");
+        // Placed: the directory moves, the mount holds the overlay's directories.
+        let placed = data.join("instance");
         let mount = disk.place(&placed).unwrap();
+        for sub in ["disk", "lower", "rootfs"] {
+            assert!(placed.join(sub).is_dir());
+        }
         for dir in ["upper", "work"] {
             let stat =
                 nix::sys::stat::fstatat(mount.as_fd(), dir, nix::fcntl::AtFlags::empty()).unwrap();
             assert_eq!(stat.st_mode & libc::S_IFMT, libc::S_IFDIR);
         }
-        assert!(loop_devices_under(&data).contains(&placed.to_string_lossy().into_owned()));
+        let file = placed.join("disk.img").to_string_lossy().into_owned();
+        assert!(loop_devices_under(&data).contains(&file));
 
         // Handed back and the pool dropped: no file, loop device or directory left.
         let discarded = pool.discard_path();

@@ -396,24 +396,27 @@ impl Instance {
         let _ = sys::pidfd_reap(self.inner.pidfd.get_ref().as_fd());
         let cgroup = self.inner.cgroup.clone();
         let dir = self.inner.dir.clone();
-        let disk_file = self.inner.runtime.disks.discard_path();
-        let moved_to = disk_file.clone();
+        let discarded = self.inner.runtime.disks.discard_path();
+        let moved_to = discarded.clone();
         let result = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
             cgroup.remove(Duration::from_secs(10))?;
-            // Freeing the disk file's blocks can take long on a busy host:
-            // it moves out, to be deleted in the background.
-            let moved = std::fs::rename(dir.join("disk.img"), &moved_to).is_ok();
-            match std::fs::remove_dir_all(&dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(moved),
+            // Removing the directory (freeing the disk file's blocks most of
+            // all) can take long on a busy host: it moves out at once, to be
+            // deleted in the background.
+            match std::fs::rename(&dir, &moved_to) {
+                Ok(()) => Ok(true),
+                Err(_) => match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(false),
+                },
             }
         })
         .await
         .expect("blocking task panicked");
         let mount = self.inner.disk.lock().unwrap().take();
         match result {
-            Ok(true) => self.inner.runtime.disks.discard(mount, disk_file),
-            // No file to delete (or it went with the directory): unmount here.
+            Ok(true) => self.inner.runtime.disks.discard(mount, discarded),
+            // Nothing moved out to delete: unmount here.
             _ => drop(mount),
         }
         let result = result.map(drop);

@@ -4,7 +4,6 @@
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -265,8 +264,8 @@ impl Runtime {
             let (dir, id, limits) = (dir.clone(), spec.id.clone(), spec.limits.clone());
             tokio::task::spawn_blocking(move || -> io::Result<_> {
                 let disk = inner.disks.take(limits.disk_bytes.div_ceil(1 << 20))?;
-                make_instance_dir(&dir)?;
-                let disk = disk.place(&dir.join("disk.img"))?;
+                remove_stale_dir(&dir)?;
+                let disk = disk.place(&dir)?;
                 Ok((disk, inner.layout.create(&id, &limits)?))
             })
             .await
@@ -360,18 +359,13 @@ impl Runtime {
     }
 }
 
-/// The instance's directory with the empty mount points `disk/`, `lower/`
-/// and `rootfs/`, used only inside the instance's mount namespace. The
-/// disk's file (`disk.img`) is moved in after.
-fn make_instance_dir(dir: &Path) -> io::Result<()> {
-    if dir.exists() {
-        fs::remove_dir_all(dir)?;
+/// Make room for an instance's directory (it comes with its disk, see
+/// `disk`): an earlier one of the same name is removed.
+fn remove_stale_dir(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
-    for sub in ["disk", "lower", "rootfs"] {
-        fs::create_dir_all(dir.join(sub))?;
-    }
-    // Traversable (not listable) by the instance's root while it sets up its root.
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o711))
 }
 
 pub(crate) fn pidfd(pid: i32) -> Result<OwnedFd> {
