@@ -2,10 +2,11 @@
 //! path of creating and destroying instances (the copy, the loop device and
 //! the mount were about half of an instance's start; unmounting and freeing
 //! the file most of its removal). Each disk size an instance asked for is
-//! kept stocked with [`STOCK`] disks; taking one wakes a worker thread that
-//! makes the next. A destroyed instance's disk is handed back
-//! ([`DiskPool::discard`]) and let go of by the same worker, before it makes
-//! new ones; dropping the pool waits until every handed-back disk is gone.
+//! kept stocked with [`STOCK`] disks; taking one wakes the thread that makes
+//! the next. A destroyed instance's disk is handed back
+//! ([`DiskPool::discard`]) and let go of by another thread (on a busy host
+//! that can take tens of milliseconds, and must not hold up the stock);
+//! dropping the pool waits until every handed-back disk is gone.
 //!
 //! A disk comes in the directory that becomes the instance's (see `disk`),
 //! and a destroyed instance's directory comes back whole, so making and
@@ -19,12 +20,11 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-
-use std::os::fd::OwnedFd;
 
 use crate::disk::{self, ReadyDisk};
 
@@ -33,16 +33,20 @@ const STOCK: usize = 2;
 
 pub struct DiskPool {
     shared: Arc<Shared>,
-    worker: Option<JoinHandle<()>>,
+    /// The thread that keeps the stock, and the one that lets go of disks.
+    workers: Vec<JoinHandle<()>>,
 }
 
 struct Shared {
     data_dir: PathBuf,
     dir: PathBuf,
     /// Names the pool's directories (unique within this run; the pool starts empty).
-    next_file: AtomicU64,
+    next_name: AtomicU64,
     state: Mutex<State>,
-    wake: Condvar,
+    /// Wakes the stocking thread (a disk was taken, or stop).
+    taken: Condvar,
+    /// Wakes the discarding thread (a disk came back, or stop).
+    returned: Condvar,
 }
 
 #[derive(Default)]
@@ -55,37 +59,31 @@ struct State {
 }
 
 impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
     fn prepare(&self, size_mib: u64) -> io::Result<ReadyDisk> {
-        let n = self.next_file.fetch_add(1, Ordering::Relaxed);
+        let n = self.next_name.fetch_add(1, Ordering::Relaxed);
         ReadyDisk::prepare(&self.data_dir, size_mib, self.dir.join(n.to_string()))
     }
 
-    /// The worker: let go of discarded disks and keep every size stocked,
-    /// until told to stop (and nothing discarded is left).
-    fn work(&self) {
-        let mut state = self.state.lock().unwrap();
-        loop {
-            if let Some((mount, dir)) = state.discarded.pop() {
-                drop(state);
-                disk::discard(mount, &dir);
-                state = self.state.lock().unwrap();
-                continue;
-            }
-            if state.stop {
-                return;
-            }
+    /// The stocking thread: keep every size stocked until told to stop.
+    fn restock(&self) {
+        let mut state = self.lock();
+        while !state.stop {
             let short = state
                 .ready
                 .iter()
                 .find(|(_, disks)| disks.len() < STOCK)
                 .map(|(&size, _)| size);
             let Some(size) = short else {
-                state = self.wake.wait(state).unwrap();
+                state = self.taken.wait(state).unwrap();
                 continue;
             };
             drop(state);
             let made = self.prepare(size);
-            state = self.state.lock().unwrap();
+            state = self.lock();
             match made {
                 Ok(disk) => state.ready.entry(size).or_default().push(disk),
                 Err(e) => {
@@ -97,11 +95,28 @@ impl Shared {
             }
         }
     }
+
+    /// The discarding thread: let go of every disk handed back, until told
+    /// to stop and none is left.
+    fn discard_returned(&self) {
+        let mut state = self.lock();
+        loop {
+            if let Some((mount, dir)) = state.discarded.pop() {
+                drop(state);
+                disk::discard(mount, &dir);
+                state = self.lock();
+            } else if state.stop {
+                return;
+            } else {
+                state = self.returned.wait(state).unwrap();
+            }
+        }
+    }
 }
 
 impl DiskPool {
     /// Empty `<data_dir>/disk-pool` (what an earlier run left) and start the
-    /// worker.
+    /// threads.
     pub fn new(data_dir: &Path) -> io::Result<DiskPool> {
         let dir = data_dir.join("disk-pool");
         match fs::remove_dir_all(&dir) {
@@ -112,32 +127,33 @@ impl DiskPool {
         let shared = Arc::new(Shared {
             data_dir: data_dir.to_path_buf(),
             dir,
-            next_file: AtomicU64::new(0),
+            next_name: AtomicU64::new(0),
             state: Mutex::new(State::default()),
-            wake: Condvar::new(),
+            taken: Condvar::new(),
+            returned: Condvar::new(),
         });
-        let worker = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("disk-pool".into())
-                .spawn(move || shared.work())?
-        };
-        Ok(DiskPool {
+        let mut pool = DiskPool {
             shared,
-            worker: Some(worker),
-        })
+            workers: Vec::new(),
+        };
+        for (name, work) in [
+            ("disk-stock", Shared::restock as fn(&Shared)),
+            ("disk-discard", Shared::discard_returned),
+        ] {
+            let shared = pool.shared.clone();
+            let thread = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || work(&shared))?;
+            pool.workers.push(thread);
+        }
+        Ok(pool)
     }
 
     /// A ready disk of `size_mib`: one from the stock, or made now if there
     /// is none. Either way the stock of that size is replenished afterwards.
     pub fn take(&self, size_mib: u64) -> io::Result<ReadyDisk> {
-        let taken = {
-            let mut state = self.shared.state.lock().unwrap();
-            let disks = state.ready.entry(size_mib).or_default();
-            let taken = disks.pop();
-            self.shared.wake.notify_one();
-            taken
-        };
+        let taken = self.shared.lock().ready.entry(size_mib).or_default().pop();
+        self.shared.taken.notify_one();
         match taken {
             Some(disk) => Ok(disk),
             None => self.shared.prepare(size_mib),
@@ -147,7 +163,7 @@ impl DiskPool {
     /// Where a destroyed instance's directory goes (out of the instances'
     /// directory at once) before [`DiskPool::discard`].
     pub fn discard_path(&self) -> PathBuf {
-        let n = self.shared.next_file.fetch_add(1, Ordering::Relaxed);
+        let n = self.shared.next_name.fetch_add(1, Ordering::Relaxed);
         self.shared.dir.join(format!("{n}.discarded"))
     }
 
@@ -155,22 +171,23 @@ impl DiskPool {
     /// the server's hold on its file system (if it has one), `dir` what was
     /// the instance's directory, already moved to a [`DiskPool::discard_path`].
     pub fn discard(&self, mount: Option<OwnedFd>, dir: PathBuf) {
-        let mut state = self.shared.state.lock().unwrap();
-        state.discarded.push((mount, dir));
-        self.shared.wake.notify_one();
+        self.shared.lock().discarded.push((mount, dir));
+        self.shared.returned.notify_one();
     }
 }
 
 impl Drop for DiskPool {
-    /// Stop the worker once it has let go of every discarded disk, then let
-    /// go of the stock (unmounting the disks and removing their files).
+    /// Stop the threads (the discarding one once it has let go of every
+    /// disk handed back), then let go of the stock (unmounting the disks and
+    /// removing their directories).
     fn drop(&mut self) {
-        self.shared.state.lock().unwrap().stop = true;
-        self.shared.wake.notify_one();
-        if let Some(worker) = self.worker.take() {
+        self.shared.lock().stop = true;
+        self.shared.taken.notify_one();
+        self.shared.returned.notify_one();
+        for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
-        self.shared.state.lock().unwrap().ready.clear();
+        self.shared.lock().ready.clear();
         let _ = fs::remove_dir(&self.shared.dir);
     }
 }
@@ -213,11 +230,12 @@ mod tests {
 
         // The first disk of a size is made on the spot; then the stock fills.
         let disk = pool.take(16).unwrap();
-        wait_until("the stock is full", || {
-            fs::read_dir(&pool_dir).unwrap().count() == STOCK + 1
-        });
         // Every stocked disk is on a loop device, with nothing mounted anywhere.
-        assert_eq!(loop_devices_under(&data).len(), STOCK + 1);
+        wait_until("the stock is full", || {
+            loop_devices_under(&data).len() == STOCK + 1
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(fs::read_dir(&pool_dir).unwrap().count(), STOCK + 1);
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mountinfo.contains(data.to_string_lossy().as_ref()));
 
