@@ -67,9 +67,9 @@ impl LaunchConfig {
     }
 }
 
-/// If this process was started as a launcher (or a launch server, see
-/// `launch_server`), do that job and exit. Call it first thing in `main`,
-/// before any threads exist.
+/// If this process was started as the launch server (see `launch_server`),
+/// serve, and do a launcher's job in each forked child; never returns then.
+/// Call it first thing in `main`, before any threads exist.
 pub fn run_if_requested() {
     if std::env::args_os().nth(1).as_deref() != Some(launch_server::LAUNCH_SERVER_ARG.as_ref()) {
         return;
