@@ -1,23 +1,35 @@
 //! Each instance's writable layer lives on a file system of its own, so a
 //! full disk is an ENOSPC inside that instance and nothing else: a sparse
-//! ext4 image file per instance, attached to a loop device and mounted only
-//! inside the instance's mount namespace (see `launch`). When the namespace
-//! dies the file system is unmounted and the loop device detaches itself
-//! (autoclear), so nothing is left on the host but the file, which the
-//! instance's directory removal deletes.
+//! ext4 image file per instance on a loop device. A disk is made ready ahead
+//! of time (see `disk_pool`): the file is copied, attached to a loop device
+//! and mounted *detached* (see [`sys::mount_detached`]), so the mount belongs
+//! to no mount namespace and is held only by a descriptor. The launcher moves
+//! it into the instance's mount namespace (see `launch`). Nothing is ever
+//! mounted on the host: when the last holder goes (the descriptor is closed,
+//! or the instance's mount namespace dies) the file system is unmounted and
+//! the loop device detaches itself (autoclear), also after a crash. Only the
+//! file stays, which goes with the directory it is in.
+//!
+//! The file lives in what becomes the instance's directory, made with it:
+//! `disk.img` and the empty mount points `disk/`, `lower/` and `rootfs/`,
+//! used only inside the instance's mount namespace.
 //!
 //! Formatting takes tens of milliseconds, so each size is formatted once
-//! into a template and instances get a sparse copy (only the ~1 MiB of
+//! into a template and disks are sparse copies (only the ~1 MiB of
 //! metadata is copied).
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nix::fcntl::{Flock, FlockArg};
+use nix::sys::stat::Mode;
 use nix::unistd::{lseek, Whence};
+
+use crate::sys;
 
 /// The template for disks of `size_mib`, formatted on first use.
 pub fn template(data_dir: &Path, size_mib: u64) -> io::Result<PathBuf> {
@@ -83,6 +95,97 @@ pub fn sparse_copy(template: &Path, dest: &Path) -> io::Result<()> {
         pos = hole;
     }
     Ok(())
+}
+
+/// A disk made ready for an instance, in the directory that becomes the
+/// instance's: its file system mounted but attached nowhere, with the
+/// overlay's `upper/` and `work/` directories made.
+pub struct ReadyDisk {
+    /// The detached mount; closing it unmounts the file system.
+    mount: OwnedFd,
+    dir: RemovedOnDrop,
+}
+
+/// A directory that is deleted when this goes, unless [`RemovedOnDrop::rename`]d.
+struct RemovedOnDrop(Option<PathBuf>);
+
+impl RemovedOnDrop {
+    fn rename(mut self, dest: &Path) -> io::Result<()> {
+        let path = self.0.as_deref().expect("only taken here");
+        fs::rename(path, dest)?;
+        self.0 = None;
+        Ok(())
+    }
+}
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = fs::remove_dir_all(path);
+        }
+    }
+}
+
+impl ReadyDisk {
+    /// Make `dir` with the mount points and a copy of the template for
+    /// `size_mib` in it, attach the copy to a loop device and mount it,
+    /// detached.
+    pub fn prepare(data_dir: &Path, size_mib: u64, dir: PathBuf) -> io::Result<ReadyDisk> {
+        let template = template(data_dir, size_mib)?;
+        fs::create_dir(&dir)?;
+        let dir = RemovedOnDrop(Some(dir));
+        let path = dir.0.as_deref().expect("set above");
+        for sub in ["disk", "lower", "rootfs"] {
+            fs::create_dir(path.join(sub))?;
+        }
+        // Traversable (not listable) by the instance's root while it sets up its root.
+        fs::set_permissions(path, fs::Permissions::from_mode(0o711))?;
+        let file = path.join("disk.img");
+        sparse_copy(&template, &file)?;
+        let (device, device_path) = sys::attach_loop(&file)
+            .map_err(|e| io::Error::new(e.kind(), format!("loop device: {e}")))?;
+        // `noinit_itable`: the kernel never zeroes the (lazily made, never
+        // used) inode tables; `discard`: freed blocks become holes again.
+        let mount = sys::mount_detached(c"ext4", &device_path, &[c"noinit_itable", c"discard"])
+            .map_err(|e| io::Error::new(e.kind(), format!("mount ext4: {e}")))?;
+        drop(device); // The mount holds the device now.
+        for dir in ["upper", "work"] {
+            nix::sys::stat::mkdirat(mount.as_fd(), dir, Mode::from_bits_truncate(0o755))
+                .map_err(|e| io::Error::other(format!("mkdir {dir} on the disk: {e}")))?;
+        }
+        Ok(ReadyDisk { mount, dir })
+    }
+
+    /// Make the disk an instance's: its directory becomes `dest`, the
+    /// instance's directory. Returns the detached mount.
+    pub fn place(self, dest: &Path) -> io::Result<OwnedFd> {
+        self.dir.rename(dest)?;
+        Ok(self.mount)
+    }
+}
+
+/// Let go of an instance's disk once the instance is gone: `mount` is the
+/// server's hold on its file system (the last one), `dir` what was the
+/// instance's directory. The file system is shut down first, so unmounting
+/// writes nothing back (its contents are thrown away); the loop device then
+/// detaches itself and the directory is deleted.
+pub fn discard(mount: Option<OwnedFd>, dir: &Path) {
+    if let Some(mount) = mount {
+        shut_down(mount);
+    }
+    let _ = fs::remove_dir_all(dir);
+}
+
+fn shut_down(mount: OwnedFd) {
+    let root = nix::fcntl::openat(
+        mount.as_fd(),
+        ".",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    );
+    if let Ok(root) = root {
+        let _ = sys::shut_down_ext4(root.as_fd());
+    }
 }
 
 #[cfg(test)]

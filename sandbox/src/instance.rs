@@ -75,6 +75,10 @@ struct Inner {
     runtime: Arc<RuntimeInner>,
     destroyed: AtomicBool,
     destroy_lock: Mutex<()>,
+    /// The server's hold on the instance's disk (a mount of its file system;
+    /// none for an instance taken back after a restart): destroying the
+    /// instance then leaves the unmount to the disk pool.
+    disk: std::sync::Mutex<Option<OwnedFd>>,
     /// Asks the kernel for the instance's listening ports (made on first use).
     ports: std::sync::Mutex<Option<PortWatcher>>,
     /// Makes sockets in the instance's network namespace (started on first use).
@@ -105,10 +109,16 @@ impl Instance {
                 runtime,
                 destroyed: AtomicBool::new(false),
                 destroy_lock: Mutex::new(()),
+                disk: std::sync::Mutex::new(None),
                 ports: std::sync::Mutex::new(None),
                 sockets: std::sync::Mutex::new(None),
             }),
         })
+    }
+
+    /// Keep a hold on the instance's disk (see `Inner::disk`).
+    pub(crate) fn hold_disk(&self, mount: OwnedFd) {
+        *self.inner.disk.lock().unwrap() = Some(mount);
     }
 
     pub fn id(&self) -> &str {
@@ -360,6 +370,11 @@ impl Instance {
     /// Kill everything in the instance and remove all it had: processes,
     /// mounts (they die with its mount namespace), cgroups, directories.
     /// Safe to call more than once and on a dead instance.
+    ///
+    /// When this returns, every process of the instance is gone, and so are
+    /// its cgroups and its directory. Its disk (the file system, the loop
+    /// device and the file) is let go of moments later by the runtime's disk
+    /// pool, which a dropped [`crate::Runtime`] waits for.
     pub async fn destroy(&self) -> Result<()> {
         let _guard = self.inner.destroy_lock.lock().await;
         if self.inner.destroyed.swap(true, Ordering::AcqRel) {
@@ -381,15 +396,30 @@ impl Instance {
         let _ = sys::pidfd_reap(self.inner.pidfd.get_ref().as_fd());
         let cgroup = self.inner.cgroup.clone();
         let dir = self.inner.dir.clone();
-        let result = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let discarded = self.inner.runtime.disks.discard_path();
+        let moved_to = discarded.clone();
+        let result = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
             cgroup.remove(Duration::from_secs(10))?;
-            match std::fs::remove_dir_all(&dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
+            // Removing the directory (freeing the disk file's blocks most of
+            // all) can take long on a busy host: it moves out at once, to be
+            // deleted in the background.
+            match std::fs::rename(&dir, &moved_to) {
+                Ok(()) => Ok(true),
+                Err(_) => match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(false),
+                },
             }
         })
         .await
         .expect("blocking task panicked");
+        let mount = self.inner.disk.lock().unwrap().take();
+        match result {
+            Ok(true) => self.inner.runtime.disks.discard(mount, discarded),
+            // Nothing moved out to delete: unmount here.
+            _ => drop(mount),
+        }
+        let result = result.map(drop);
         self.inner.runtime.free_slot(self.inner.slot);
         result.map_err(|e| Error::Cleanup(format!("instance {}: {e}", self.id())))
     }

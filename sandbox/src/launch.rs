@@ -1,7 +1,7 @@
-//! The launcher: a short-lived, single-threaded process (our own binary
-//! re-executed with [`LAUNCH_ARG`]) that creates an instance. A
+//! The launcher: a short-lived, single-threaded process (forked by the
+//! launch server, see `launch_server`) that creates an instance. A
 //! multi-threaded tokio server must not unshare or setns itself, so it hands
-//! this job to a fresh process, as runc and youki do.
+//! this job to another process, as runc and youki do.
 //!
 //! Sequence:
 //! 1. join the instance's cgroups (so the new cgroup namespace is rooted there);
@@ -9,9 +9,11 @@
 //!    cgroup namespaces; the child waits on a pipe;
 //! 3. write the child's uid/gid maps (instance root = an unprivileged host range);
 //! 4. enter the child's mount namespace and mount its root there: the image,
-//!    id-mapped into the child's user namespace and read-only, under a private
-//!    overlay (nothing is ever mounted in the host's mount namespace, so a crash
-//!    cannot leak a mount: the namespace dies with its last process);
+//!    id-mapped into the child's user namespace and read-only, under an
+//!    overlay whose writable layer is the instance's disk (a detached mount
+//!    the server sends along with the configuration; nothing is ever mounted
+//!    in the host's mount namespace, so a crash cannot leak a mount: the
+//!    namespace dies with its last process);
 //! 5. report init's pid to the server and release the child, which finishes the
 //!    root file system (see `rootfs`) and becomes PID 1 (see `init`).
 
@@ -27,10 +29,7 @@ use nix::unistd::{pipe2, read, setgroups, setresgid, setresuid, write, Gid, Pid,
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, Event};
-use crate::{init, rootfs, security, sys};
-
-/// `argv[1]` that makes our binary act as the launcher.
-pub const LAUNCH_ARG: &str = "__sandbox-launch";
+use crate::{init, launch_server, rootfs, security, sys};
 
 /// The descriptor number of the control socket in the launcher and in init.
 pub const CONTROL_FD: RawFd = 3;
@@ -54,8 +53,8 @@ pub struct LaunchConfig {
     pub id_count: u32,
     /// The read-only image root file system.
     pub image: PathBuf,
-    /// Holds `disk.img` (the writable layer's file system) and the mount
-    /// points `disk/`, `lower/` and `rootfs/` of this instance.
+    /// Holds `disk.img` (the backing file of the writable layer's file
+    /// system) and the mount points `disk/`, `lower/` and `rootfs/`.
     pub instance_dir: PathBuf,
     /// `cgroup.procs` files to join before cloning.
     /// Files to write `0` to, to join the instance's cgroups before cloning.
@@ -68,24 +67,27 @@ impl LaunchConfig {
     }
 }
 
-/// If this process was started as a launcher, do the launcher's job and
-/// exit. Call it first thing in `main`, before any threads exist.
+/// If this process was started as the launch server (see `launch_server`),
+/// serve, and do a launcher's job in each forked child; never returns then.
+/// Call it first thing in `main`, before any threads exist.
 pub fn run_if_requested() {
-    let mut args = std::env::args_os().skip(1);
-    if args.next().as_deref() != Some(LAUNCH_ARG.as_ref()) {
+    if std::env::args_os().nth(1).as_deref() != Some(launch_server::LAUNCH_SERVER_ARG.as_ref()) {
         return;
     }
-    // SAFETY: the server passes the control socket as descriptor 3 and
-    // nothing else in this fresh process owns it.
-    let control = unsafe { OwnedFd::from_raw_fd(CONTROL_FD) };
+    // Returns in each forked launcher, with its control socket.
+    let control = launch_server::serve();
     // The configuration comes over the socket, not in argv: PID 1's command
     // line is visible inside the instance and must not show host paths.
+    // It comes with the instance's disk: a detached mount.
     let config = match agent::recv::<LaunchConfig>(control.as_fd()) {
-        Ok(Some((config, _))) => Ok(config),
+        Ok(Some((config, fds))) => match fds.into_iter().next() {
+            Some(disk) => Ok((config, disk)),
+            None => Err("no disk came with the launch configuration".to_string()),
+        },
         Ok(None) => Err("no launch configuration".to_string()),
         Err(e) => Err(format!("bad launch configuration: {e}")),
     };
-    let result = config.and_then(|config| launch(&config, &control));
+    let result = config.and_then(|(config, disk)| launch(&config, disk, &control));
     let code = match result {
         Ok(()) => 0,
         Err(error) => {
@@ -96,7 +98,7 @@ pub fn run_if_requested() {
     std::process::exit(code);
 }
 
-fn launch(config: &LaunchConfig, control: &OwnedFd) -> Result<(), String> {
+fn launch(config: &LaunchConfig, disk: OwnedFd, control: &OwnedFd) -> Result<(), String> {
     // This process is single-threaded, so "0" (the calling thread) is all of it.
     for file in &config.cgroup_join {
         fs::write(file, "0").map_err(|e| format!("join cgroup {}: {e}", file.display()))?;
@@ -133,7 +135,7 @@ fn launch(config: &LaunchConfig, control: &OwnedFd) -> Result<(), String> {
         .map_err(|e| format!("clone: {e}"))?;
     drop(wait_r);
 
-    match prepare_child(config, pid) {
+    match prepare_child(config, disk, pid) {
         Ok(()) => {
             agent::send(control.as_fd(), &Event::Launched { pid: pid.as_raw() }, &[])
                 .map_err(|e| format!("report to server: {e}"))?;
@@ -149,7 +151,7 @@ fn launch(config: &LaunchConfig, control: &OwnedFd) -> Result<(), String> {
 
 /// Parent side: id maps and the root file system mounts, done from outside
 /// because they need host privileges.
-fn prepare_child(config: &LaunchConfig, pid: Pid) -> Result<(), String> {
+fn prepare_child(config: &LaunchConfig, disk_mount: OwnedFd, pid: Pid) -> Result<(), String> {
     let map = format!("0 {} {}\n", config.id_base, config.id_count);
     for file in ["uid_map", "gid_map"] {
         fs::write(format!("/proc/{pid}/{file}"), &map).map_err(|e| format!("{file}: {e}"))?;
@@ -168,24 +170,12 @@ fn prepare_child(config: &LaunchConfig, pid: Pid) -> Result<(), String> {
     )
     .map_err(|e| format!("make mounts private: {e}"))?;
 
-    // The writable layer's own file system, mounted in the child's namespace only.
+    // The writable layer's own file system (see `disk`), placed in the
+    // child's namespace only.
     let disk = config.instance_dir.join("disk");
-    let (device, device_path) = sys::attach_loop(&config.instance_dir.join("disk.img"))
-        .map_err(|e| format!("loop device for the instance disk: {e}"))?;
-    mount(
-        Some(device_path.as_path()),
-        &disk,
-        Some("ext4"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("noinit_itable,discard"),
-    )
-    .map_err(|e| format!("mount instance disk: {e}"))?;
-    drop(device); // The mount holds it now; it detaches when the mount goes.
+    sys::attach_tree(disk_mount.as_fd(), &disk).map_err(|e| format!("attach disk: {e}"))?;
     let upper = disk.join("upper");
     let work = disk.join("work");
-    for dir in [&upper, &work] {
-        fs::create_dir(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    }
     // The writable layer's root directory is the instance's `/`: owned by its root.
     let root_id = Some(config.id_base);
     nix::unistd::chown(

@@ -3,12 +3,14 @@
 //!
 //! It knows nothing of HTTP or sessions. The server:
 //! 1. calls [`run_launcher_if_requested`] first thing in `main` (the runtime
-//!    re-executes the server binary to create instances; see `launch`);
+//!    runs the server binary once more, as the launch server that forks the
+//!    processes creating instances; see `launch_server` and `launch`);
 //! 2. prepares the image once with [`image::prepare_default`];
 //! 3. makes a [`Runtime`], which cleans up after any earlier crashed run, and
 //!    creates [`Instance`]s with it.
 //!
-//! Module map: `launch` (host side of creation), `rootfs` (mounts inside),
+//! Module map: `launch` (host side of creation), `launch_server` (forks
+//! launchers), `disk` and `disk_pool` (instance disks), `rootfs` (mounts inside),
 //! `init` (PID 1), `agent` (the control channel's messages), `control` (the
 //! server's end of it), `instance`/`runtime` (the API), `cgroup`, `image`,
 //! `pty`, and `sys` (the raw system calls).
@@ -17,11 +19,13 @@ mod agent;
 pub mod cgroup;
 mod control;
 mod disk;
+mod disk_pool;
 mod egress;
 pub mod image;
 mod init;
 mod instance;
 mod launch;
+mod launch_server;
 mod network;
 pub mod oci;
 mod ports;

@@ -23,8 +23,14 @@ fn mount_fs(fstype: &str, target: &Path, flags: MsFlags, data: Option<&str>) -> 
         .map_err(|e| format!("mount {fstype} on {}: {e}", target.display()))
 }
 
+/// Make `path` a directory with `mode`, changing nothing that already is:
+/// changing a directory of the image copies it up into the writable layer.
 fn mkdir(path: &Path, mode: u32) -> Result<()> {
     fs::create_dir_all(path).map_err(|e| format!("mkdir {}: {e}", path.display()))?;
+    let meta = fs::metadata(path).map_err(|e| format!("stat {}: {e}", path.display()))?;
+    if meta.permissions().mode() & 0o7777 == mode {
+        return Ok(());
+    }
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(|e| format!("chmod {}: {e}", path.display()))
 }

@@ -4,20 +4,20 @@
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
-use tokio::process::Command;
 
 use crate::agent::{self, Event};
 use crate::cgroup::{Layout, Limits};
 use crate::control::Control;
+use crate::disk_pool::DiskPool;
 use crate::instance::{Instance, PtyProcess};
-use crate::launch::{LaunchConfig, CONTROL_FD, LAUNCH_ARG};
-use crate::{disk, sys, Error, Result};
+use crate::launch::LaunchConfig;
+use crate::launch_server::LaunchServer;
+use crate::{sys, Error, Result};
 
 /// First host uid/gid handed to instances. Far above any real user's id.
 const ID_BASE: u32 = 1 << 28;
@@ -56,6 +56,10 @@ pub(crate) struct RuntimeInner {
     pub(crate) config: RuntimeConfig,
     pub(crate) layout: Layout,
     slots: Mutex<Vec<bool>>,
+    /// Instance disks made ready ahead of time and let go of afterwards.
+    pub(crate) disks: DiskPool,
+    /// Forks the launchers that create instances.
+    launch_server: LaunchServer,
     /// Held for the runtime's life: one server per data directory.
     _lock: nix::fcntl::Flock<fs::File>,
 }
@@ -118,11 +122,17 @@ impl Runtime {
                     config.data_dir.display()
                 ))
             })?;
+        let disks =
+            DiskPool::new(&config.data_dir).map_err(|e| Error::Setup(format!("disk pool: {e}")))?;
+        let launch_server = LaunchServer::start(&config.launcher)
+            .map_err(|e| Error::Setup(format!("launch server: {e}")))?;
         let runtime = Runtime {
             inner: Arc::new(RuntimeInner {
                 config,
                 layout,
                 slots: Mutex::new(Vec::new()),
+                disks,
+                launch_server,
                 _lock: lock,
             }),
         };
@@ -249,24 +259,26 @@ impl Runtime {
         let slot = self.inner.take_slot()?;
         let dir = self.instances_dir().join(&spec.id);
         let id_base = ID_BASE + slot as u32 * ID_COUNT;
-        let layout = self.inner.layout.clone();
-        let data_dir = self.inner.config.data_dir.clone();
-        let cgroup = {
+        let prepared = {
+            let inner = self.inner.clone();
             let (dir, id, limits) = (dir.clone(), spec.id.clone(), spec.limits.clone());
             tokio::task::spawn_blocking(move || -> io::Result<_> {
-                let template = disk::template(&data_dir, limits.disk_bytes.div_ceil(1 << 20))?;
-                make_instance_dir(&dir, &template)?;
-                layout.create(&id, &limits)
+                let disk = inner.disks.take(limits.disk_bytes.div_ceil(1 << 20))?;
+                remove_stale_dir(&dir)?;
+                let disk = disk.place(&dir)?;
+                Ok((disk, inner.layout.create(&id, &limits)?))
             })
             .await
             .expect("blocking task panicked")
         };
-        let cgroup = match cgroup {
+        let (disk, cgroup) = match prepared {
             Ok(c) => c,
             Err(e) => {
                 let _ = fs::remove_dir_all(&dir);
                 self.inner.free_slot(slot);
-                return Err(Error::Setup(format!("instance directory or cgroup: {e}")));
+                return Err(Error::Setup(format!(
+                    "instance disk, directory or cgroup: {e}"
+                )));
             }
         };
         let config = LaunchConfig {
@@ -277,21 +289,18 @@ impl Runtime {
             instance_dir: dir.clone(),
             cgroup_join: cgroup.join_files(),
         };
-        let started = tokio::time::timeout(START_TIMEOUT, self.launch(&config)).await;
+        let started = tokio::time::timeout(START_TIMEOUT, self.launch(&config, &disk)).await;
         let started = match started {
             Ok(result) => result,
             Err(_) => Err(Error::Setup("the instance did not start in time".into())),
         };
         match started {
-            Ok((pid, control)) => Ok(Instance::new(
-                spec,
-                pid,
-                control,
-                cgroup,
-                dir,
-                slot,
-                self.inner.clone(),
-            )?),
+            Ok((pid, control)) => {
+                let instance =
+                    Instance::new(spec, pid, control, cgroup, dir, slot, self.inner.clone())?;
+                instance.hold_disk(disk);
+                Ok(instance)
+            }
             Err(e) => {
                 let cleanup = tokio::task::spawn_blocking(move || {
                     let _ = cgroup.remove(Duration::from_secs(5));
@@ -304,49 +313,28 @@ impl Runtime {
         }
     }
 
-    /// Run the launcher and wait for init to report ready.
-    async fn launch(&self, config: &LaunchConfig) -> Result<(i32, Arc<Control>)> {
+    /// Have a launcher forked (see `launch_server`), hand it the instance's
+    /// disk (a detached mount) and wait for init to report ready.
+    async fn launch(&self, config: &LaunchConfig, disk: &OwnedFd) -> Result<(i32, Arc<Control>)> {
+        // Blocking for the launcher and init; ours is made non-blocking.
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
             None,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            SockFlag::SOCK_CLOEXEC,
         )
         .map_err(|e| Error::Setup(format!("socketpair: {e}")))?;
-        agent::send(ours.as_fd(), config, &[])
+        nix::fcntl::fcntl(
+            &ours,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(|e| Error::Setup(format!("fcntl: {e}")))?;
+        agent::send(ours.as_fd(), config, &[disk.as_raw_fd()])
             .map_err(|e| Error::Setup(format!("send launch configuration: {e}")))?;
-        let mut command = Command::new(&self.inner.config.launcher);
-        command
-            .arg(LAUNCH_ARG)
-            // Init inherits this environment; the server's must not leak in.
-            .env_clear()
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit());
-        let theirs_raw = theirs.as_raw_fd();
-        // SAFETY: the closure runs in the forked child before exec and only
-        // makes async-signal-safe system calls (dup2, fcntl, ioctl).
-        unsafe {
-            command.pre_exec(move || {
-                if theirs_raw == CONTROL_FD {
-                    nix::fcntl::fcntl(
-                        std::os::fd::BorrowedFd::borrow_raw(CONTROL_FD),
-                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-                    )?;
-                } else if libc::dup2(theirs_raw, CONTROL_FD) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // Blocking mode for the launcher and init.
-                let on: libc::c_int = 0;
-                if libc::ioctl(CONTROL_FD, libc::FIONBIO, &on) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut launcher = command
-            .spawn()
-            .map_err(|e| Error::Setup(format!("run launcher: {e}")))?;
+        self.inner
+            .launch_server
+            .launch(&theirs)
+            .map_err(|e| Error::Setup(format!("start launcher: {e}")))?;
         drop(theirs);
         let control = Control::new(ours).map_err(|e| Error::Setup(e.to_string()))?;
 
@@ -355,41 +343,29 @@ impl Runtime {
             match control.recv_event().await {
                 Ok(Some((Event::Launched { pid: p }, _))) => pid = Some(p),
                 Ok(Some((Event::Ready, _))) if pid.is_some() => break,
-                Ok(Some((Event::Failed { error }, _))) => {
-                    let _ = launcher.wait().await;
-                    return Err(Error::Setup(error));
-                }
+                Ok(Some((Event::Failed { error }, _))) => return Err(Error::Setup(error)),
                 Ok(Some(_)) => {
                     return Err(Error::Setup("unexpected message while starting".into()))
                 }
                 Ok(None) => {
-                    let status = launcher.wait().await;
-                    return Err(Error::Setup(format!(
-                        "the instance's init exited while starting ({status:?})"
-                    )));
+                    return Err(Error::Setup(
+                        "the launcher or the instance's init exited while starting".into(),
+                    ))
                 }
                 Err(e) => return Err(Error::Setup(format!("control channel: {e}"))),
             }
         }
-        let _ = launcher.wait().await;
         Ok((pid.expect("checked above"), control))
     }
 }
 
-/// The instance's directory: `disk.img` (a sparse copy of the formatted
-/// template: the writable layer's own file system) and the empty mount points
-/// `disk/`, `lower/` and `rootfs/`, used only inside the instance's mount
-/// namespace.
-fn make_instance_dir(dir: &Path, disk_template: &Path) -> io::Result<()> {
-    if dir.exists() {
-        fs::remove_dir_all(dir)?;
+/// Make room for an instance's directory (it comes with its disk, see
+/// `disk`): an earlier one of the same name is removed.
+fn remove_stale_dir(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
-    for sub in ["disk", "lower", "rootfs"] {
-        fs::create_dir_all(dir.join(sub))?;
-    }
-    // Traversable (not listable) by the instance's root while it sets up its root.
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o711))?;
-    disk::sparse_copy(disk_template, &dir.join("disk.img"))
 }
 
 pub(crate) fn pidfd(pid: i32) -> Result<OwnedFd> {

@@ -2,7 +2,7 @@
 //! pidfds). Every `unsafe` block of the runtime that is not a `fork`/`clone`
 //! lives here, each with its SAFETY argument.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -83,7 +83,7 @@ pub fn idmapped_tree(source: &Path, userns: BorrowedFd<'_>) -> io::Result<OwnedF
     Ok(tree)
 }
 
-/// Attach a detached mount tree (from [`idmapped_tree`]) at `target` in the
+/// Attach a detached mount tree (from [`idmapped_tree`] or [`mount_detached`]) at `target` in the
 /// caller's mount namespace.
 pub fn attach_tree(tree: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
     let target = cstring(target)?;
@@ -100,6 +100,61 @@ pub fn attach_tree(tree: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
             MOVE_MOUNT_F_EMPTY_PATH,
         )
     })
+}
+
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const MOUNT_ATTR_NOSUID: libc::c_uint = 0x2;
+const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
+
+/// Mount the `fstype` file system on block device `source` without attaching
+/// it anywhere: a nosuid, nodev mount held only by the returned descriptor
+/// (closing it unmounts), to be placed later with [`attach_tree`], in any
+/// mount namespace. `flags` are the file system's boolean options.
+pub fn mount_detached(fstype: &CStr, source: &Path, flags: &[&CStr]) -> io::Result<OwnedFd> {
+    let source = cstring(source)?;
+    // SAFETY: `fstype` is a valid C string for the call; returns a new descriptor.
+    let context =
+        fd_result(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    let config = |cmd: libc::c_uint, key: *const libc::c_char, value: *const libc::c_char| {
+        // SAFETY: `context` is a live file system context; `key` and `value`
+        // are null or valid C strings that outlive the call.
+        unit_result(unsafe {
+            libc::syscall(libc::SYS_fsconfig, context.as_raw_fd(), cmd, key, value, 0)
+        })
+    };
+    config(FSCONFIG_SET_STRING, c"source".as_ptr(), source.as_ptr())?;
+    for flag in flags {
+        config(FSCONFIG_SET_FLAG, flag.as_ptr(), std::ptr::null())?;
+    }
+    config(FSCONFIG_CMD_CREATE, std::ptr::null(), std::ptr::null())?;
+    // SAFETY: `context` holds a created superblock; plain integer flags.
+    fd_result(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            context.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        )
+    })
+}
+
+/// `EXT4_IOC_SHUTDOWN`, `_IOR('X', 125, __u32)`.
+const EXT4_IOC_SHUTDOWN: libc::c_ulong = 0x8004_587D;
+/// Stop at once, writing nothing more.
+const EXT4_GOING_FLAGS_NOLOGFLUSH: u32 = 0x2;
+
+/// Shut down the ext4 file system that `file` (any open file on it) is on:
+/// every later operation fails and nothing more is written, so unmounting
+/// a file system whose contents are thrown away costs no writes.
+pub fn shut_down_ext4(file: BorrowedFd<'_>) -> io::Result<()> {
+    let flags: u32 = EXT4_GOING_FLAGS_NOLOGFLUSH;
+    // SAFETY: the ioctl reads one u32 from the pointer, which points to a
+    // live local value.
+    unit_result(unsafe { libc::ioctl(file.as_raw_fd(), EXT4_IOC_SHUTDOWN, &flags) }.into())
 }
 
 /// A descriptor that refers to process `pid` itself, immune to pid reuse.

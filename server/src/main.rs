@@ -34,8 +34,9 @@ use crate::sessions::{Policy, PortUrl, Sessions};
 use crate::store::{Store, StoredSession};
 
 fn main() -> anyhow::Result<()> {
-    // The runtime re-executes this binary to create instances; that must be
-    // handled before anything else (no threads may exist yet).
+    // The runtime runs this binary as its launch server (which forks the
+    // processes that create instances); that must be handled before anything
+    // else (no threads may exist yet).
     sandbox::run_launcher_if_requested();
 
     // The file's settings become environment defaults; no thread exists yet.

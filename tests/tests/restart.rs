@@ -134,3 +134,60 @@ async fn a_graceful_stop_keeps_instances_and_teardown_removes_them() {
     let left = wait_until_clean(&sid, &data_dir, T).await;
     assert!(left.is_empty(), "after teardown: {left:?}");
 }
+
+/// The server's launch server (the process that forks instance launchers),
+/// by its command line among the children of process `parent`.
+fn launch_server_of(parent: i32) -> Option<i32> {
+    let procs = std::fs::read_dir("/proc").ok()?;
+    procs.flatten().find_map(|p| {
+        let pid: i32 = p.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(p.path().join("stat")).ok()?;
+        let ppid: i32 = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+        let cmdline = std::fs::read(p.path().join("cmdline")).ok()?;
+        let is_launch_server =
+            String::from_utf8_lossy(&cmdline).contains("__sandbox-launch-server");
+        (ppid == parent && is_launch_server).then_some(pid)
+    })
+}
+
+/// Wait until process `pid` has exited (a zombie not yet collected counts).
+async fn wait_until_gone(pid: i32) {
+    let deadline = std::time::Instant::now() + T;
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    };
+    while running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process {pid} is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_launch_server_is_replaced_and_none_outlives_the_server() {
+    let server = TestServer::start(&[]).await;
+    let first = launch_server_of(server.pid()).expect("no launch server");
+    // SAFETY: kill has no memory-safety requirements.
+    assert_eq!(unsafe { libc::kill(first, libc::SIGKILL) }, 0);
+    wait_until_gone(first).await;
+    // Creating an instance starts another.
+    let sid = server.create_session().await.id;
+    let name = server.add_instance(&sid).await;
+    assert_eq!(server.exec(&sid, &name, "echo up").await.stdout, "up\n");
+    let second = launch_server_of(server.pid()).expect("not replaced");
+    assert_ne!(second, first);
+    // It goes with the server, also when the server crashes.
+    let data_dir = server.crash().await;
+    wait_until_gone(second).await;
+    let server = TestServer::start_in(data_dir, &[]).await;
+    server.delete_session(&sid).await;
+    let data_dir = server.data_dir.path().to_path_buf();
+    server.stop().await;
+    let left = wait_until_clean(&sid, &data_dir, T).await;
+    assert!(left.is_empty(), "after teardown: {left:?}");
+}
