@@ -109,7 +109,11 @@ fn add_docker_client(root: &Path) -> io::Result<()> {
     }
     let download = Command::new("chroot")
         .arg(root)
-        .args(["sh", "-c", "cd /tmp/docker-client && apt-get download -q docker.io"])
+        .args([
+            "sh",
+            "-c",
+            "cd /tmp/docker-client && apt-get download -q docker.io",
+        ])
         .stdin(Stdio::null())
         .output();
     if !had_resolv {

@@ -199,7 +199,11 @@ impl Instance {
                 return Err(Error::NotRunning)
             }
             Ok(Err(e)) => return Err(Error::Spawn(e.to_string())),
-            Err(_) => return Err(Error::Spawn("asking for the docker socket timed out".into())),
+            Err(_) => {
+                return Err(Error::Spawn(
+                    "asking for the docker socket timed out".into(),
+                ))
+            }
         };
         use nix::sys::socket::{getsockopt, sockopt};
         let listening = getsockopt(&opened.fd, sockopt::AcceptConn).unwrap_or(false);

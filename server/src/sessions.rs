@@ -15,8 +15,8 @@ use sandbox::{Egress, Instance, InstanceSpec, Limits, Network, Networks, Runtime
 use tokio::sync::{broadcast, Mutex};
 
 use crate::admission::{about_minutes, Capacity, ConnectionPermit, Connections};
-use crate::error::ApiError;
 use crate::engine::Engine;
+use crate::error::ApiError;
 use crate::store::{Store, StoredInstance, StoredSession};
 use crate::terminal::Terminal;
 

@@ -22,7 +22,9 @@ async fn docker_client_in_an_instance_manages_images_through_our_engine() {
     assert!(version.stdout.contains("Client:"), "{}", version.stdout);
     assert!(version.stdout.contains("Server:"), "{}", version.stdout);
     assert!(
-        version.stdout.contains("API version:      1.41 (minimum version 1.12)"),
+        version
+            .stdout
+            .contains("API version:      1.41 (minimum version 1.12)"),
         "{}",
         version.stdout
     );
@@ -57,7 +59,11 @@ async fn docker_client_in_an_instance_manages_images_through_our_engine() {
     );
 
     let after = run("docker image ls --format '{{.Repository}} {{.Tag}}'; docker image ls").await;
-    assert!(after.stdout.starts_with("busybox latest\n"), "{}", after.stdout);
+    assert!(
+        after.stdout.starts_with("busybox latest\n"),
+        "{}",
+        after.stdout
+    );
     let table: Vec<&str> = after.stdout.lines().skip(1).collect();
     assert!(table[0].starts_with("REPOSITORY"), "{}", after.stdout);
     let row: Vec<&str> = table[1].split_whitespace().collect();
@@ -66,7 +72,10 @@ async fn docker_client_in_an_instance_manages_images_through_our_engine() {
     let inspect = run("docker image inspect --format '{{json .Config.Cmd}}' busybox").await;
     assert_eq!(inspect.stdout.trim(), "[\"sh\"]", "{inspect:?}");
 
-    let tag = run("docker tag busybox mybox:1 && docker image ls --format '{{.Repository}}:{{.Tag}}' | sort").await;
+    let tag = run(
+        "docker tag busybox mybox:1 && docker image ls --format '{{.Repository}}:{{.Tag}}' | sort",
+    )
+    .await;
     assert_eq!(tag.stdout, "busybox:latest\nmybox:1\n", "{tag:?}");
     let rmi = run("docker rmi mybox:1").await;
     assert_eq!(rmi.exit_code, 0, "{rmi:?}");
@@ -89,7 +98,9 @@ async fn docker_client_in_an_instance_manages_images_through_our_engine() {
     let run_it = run("docker run --rm busybox true").await;
     assert_ne!(run_it.exit_code, 0);
     assert!(
-        run_it.stderr.contains("running containers is not available yet"),
+        run_it
+            .stderr
+            .contains("running containers is not available yet"),
         "{run_it:?}"
     );
 
@@ -107,7 +118,10 @@ async fn docker_client_in_an_instance_manages_images_through_our_engine() {
     let other = server
         .exec(&sid, &node2, "docker pull -q debian:bookworm-slim && docker image ls --format '{{.Repository}}:{{.Tag}}'")
         .await;
-    assert!(other.stdout.ends_with("debian:bookworm-slim\n"), "{other:?}");
+    assert!(
+        other.stdout.ends_with("debian:bookworm-slim\n"),
+        "{other:?}"
+    );
     let mine = run("docker image ls --format '{{.Repository}}'").await;
     assert_eq!(mine.stdout, "busybox\n");
 
@@ -116,7 +130,11 @@ async fn docker_client_in_an_instance_manages_images_through_our_engine() {
     let data_dir = server.crash().await;
     let server = TestServer::start_in(data_dir, &[]).await;
     let back = server
-        .exec(&sid, &node1, "docker image ls --format '{{.Repository}}:{{.Tag}}'")
+        .exec(
+            &sid,
+            &node1,
+            "docker image ls --format '{{.Repository}}:{{.Tag}}'",
+        )
         .await;
     assert_eq!(back.exit_code, 0, "{back:?}");
     assert_eq!(back.stdout, "busybox:latest\n");

@@ -26,7 +26,10 @@ pub fn visible(ctx: &Ctx) -> Vec<ImageSummary> {
     let view = ctx.engine.views.get(&ctx.instance);
     let mut names: HashMap<&str, Vec<String>> = HashMap::new();
     for (reference, id) in &view {
-        names.entry(id.as_str()).or_default().push(familiar(reference));
+        names
+            .entry(id.as_str())
+            .or_default()
+            .push(familiar(reference));
     }
     ctx.engine
         .store
@@ -36,7 +39,11 @@ pub fn visible(ctx: &Ctx) -> Vec<ImageSummary> {
             let tags = names.get(image.id.to_string().as_str())?;
             let repositories: Vec<String> = tags
                 .iter()
-                .map(|t| t.rsplit_once(':').map_or(t.as_str(), |(r, _)| r).to_string())
+                .map(|t| {
+                    t.rsplit_once(':')
+                        .map_or(t.as_str(), |(r, _)| r)
+                        .to_string()
+                })
                 .collect();
             image.repo_digests.retain(|d| {
                 d.split_once('@')
@@ -63,7 +70,10 @@ fn resolve(ctx: &Ctx, name: &str) -> Result<String, DockerError> {
     if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         let mut ids: Vec<&String> = view
             .values()
-            .filter(|id| id.strip_prefix("sha256:").is_some_and(|h| h.starts_with(hex)))
+            .filter(|id| {
+                id.strip_prefix("sha256:")
+                    .is_some_and(|h| h.starts_with(hex))
+            })
             .collect();
         ids.dedup();
         if let [id] = ids[..] {
@@ -119,7 +129,11 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Reply {
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or(Value::Null);
-    let layers: Vec<String> = details.layers.iter().map(|l| l.diff_id.to_string()).collect();
+    let layers: Vec<String> = details
+        .layers
+        .iter()
+        .map(|l| l.diff_id.to_string())
+        .collect();
     Ok(Json(json!({
         "Id": id,
         "RepoTags": summary.repo_tags,

@@ -67,9 +67,9 @@ pub async fn create(ctx: &Ctx, query: &HashMap<String, String>) -> Reply {
     } else {
         format!("{from}:{tag}")
     };
-    let reference: Reference = name.parse().map_err(|_| {
-        DockerError::new(StatusCode::BAD_REQUEST, "invalid reference format")
-    })?;
+    let reference: Reference = name
+        .parse()
+        .map_err(|_| DockerError::new(StatusCode::BAD_REQUEST, "invalid reference format"))?;
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(pull(ctx.clone(), reference, tx));

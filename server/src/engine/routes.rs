@@ -53,9 +53,7 @@ async fn dispatch(
         "/info" if get => return Ok(system::info(&ctx)),
         "/images/json" if get => return Ok(images::list(&ctx)),
         "/images/create" if method == Method::POST => return pull::create(&ctx, &query).await,
-        "/containers/json" if get => {
-            return Ok(axum::Json(serde_json::json!([])).into_response())
-        }
+        "/containers/json" if get => return Ok(axum::Json(serde_json::json!([])).into_response()),
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/images/") {
@@ -113,7 +111,10 @@ mod tests {
         assert_eq!(strip_version("/v1.41/images/json"), "/images/json");
         assert_eq!(strip_version("/_ping"), "/_ping");
         assert_eq!(strip_version("/volumes"), "/volumes");
-        assert_eq!(percent_decode("localhost%3A5000%2Fa/json"), "localhost:5000/a/json");
+        assert_eq!(
+            percent_decode("localhost%3A5000%2Fa/json"),
+            "localhost:5000/a/json"
+        );
         assert_eq!(percent_decode("bad%zz%4"), "bad%zz%4");
     }
 }

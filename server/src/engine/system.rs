@@ -29,13 +29,9 @@ pub fn ping() -> Response {
 }
 
 fn kernel_version() -> String {
-    nix_uname().unwrap_or_default()
-}
-
-fn nix_uname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .ok()
         .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 pub fn version() -> Response {
@@ -50,6 +46,10 @@ pub fn version() -> Response {
                 "Os": "linux",
                 "Arch": "amd64",
                 "KernelVersion": kernel_version(),
+                "GitCommit": "",
+                "GoVersion": "none (Rust)",
+                "BuildTime": "",
+                "Experimental": "false",
             }
         }],
         "Version": ENGINE_VERSION,

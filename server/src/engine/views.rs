@@ -23,7 +23,8 @@ impl Views {
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();
             let id = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-            let known = path.extension().is_some_and(|e| e == "json") && keep.iter().any(|k| k == id);
+            let known =
+                path.extension().is_some_and(|e| e == "json") && keep.iter().any(|k| k == id);
             if !known {
                 let _ = fs::remove_file(&path);
             }
