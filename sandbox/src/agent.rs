@@ -63,7 +63,15 @@ pub enum Request {
         path: String,
         cwd_of: Option<i32>,
     },
+    /// Hand over (a duplicate of) the listening socket at
+    /// [`DOCKER_SOCKET`], created on the first request. Init owns it, so it
+    /// outlives the server: a restarted server asks again and serves on.
+    /// Answered with `DockerSocket` (descriptor attached) or `FileFailed`.
+    DockerSocket { id: u64 },
 }
+
+/// Where `docker` inside an instance finds the engine.
+pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 /// What a directory entry is (not following symlinks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +154,8 @@ pub enum Event {
     /// The answer to `ListDir`: the directory's entries (at most
     /// `MAX_LISTED`, and fewer if they would not fit in one message).
     Listed { id: u64, entries: Vec<ListedEntry> },
+    /// The answer to `DockerSocket`: the listening socket is attached.
+    DockerSocket { id: u64 },
     /// The answer to `OpenFile` or `ListDir` when the path cannot be used.
     FileFailed {
         id: u64,

@@ -169,6 +169,22 @@ impl Control {
         write: bool,
         cwd_of: Option<i32>,
     ) -> io::Result<OpenReply> {
+        self.request_fd(|id| Request::OpenFile {
+            id,
+            path: path.to_string(),
+            write,
+            cwd_of,
+        })
+        .await
+    }
+
+    /// Ask init for the engine's listening socket (see `Request::DockerSocket`).
+    pub async fn docker_socket(&self) -> io::Result<OpenReply> {
+        self.request_fd(|id| Request::DockerSocket { id }).await
+    }
+
+    /// Send the request `make(id)` and wait for the descriptor it answers with.
+    async fn request_fd(&self, make: impl FnOnce(u64) -> Request) -> io::Result<OpenReply> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().unwrap().opens.insert(id, tx);
@@ -180,13 +196,7 @@ impl Control {
             }
         }
         let _pending = Pending(self, id);
-        let request = Request::OpenFile {
-            id,
-            path: path.to_string(),
-            write,
-            cwd_of,
-        };
-        self.send(&request).await?;
+        self.send(&make(id)).await?;
         rx.await
             .map_err(|_| io::Error::new(io::ErrorKind::NotConnected, "the instance stopped"))
     }
@@ -276,6 +286,18 @@ impl Control {
                 if let Some(tx) = waiters.opens.remove(&id) {
                     let reply = match fds.into_iter().next() {
                         Some(fd) => Ok(OpenedFile { fd, path }),
+                        None => Err((FileErrorKind::Other, "init sent no descriptor".into())),
+                    };
+                    let _ = tx.send(reply);
+                }
+            }
+            Event::DockerSocket { id } => {
+                if let Some(tx) = waiters.opens.remove(&id) {
+                    let reply = match fds.into_iter().next() {
+                        Some(fd) => Ok(OpenedFile {
+                            fd,
+                            path: agent::DOCKER_SOCKET.to_string(),
+                        }),
                         None => Err((FileErrorKind::Other, "init sent no descriptor".into())),
                     };
                     let _ = tx.send(reply);

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
 
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -52,6 +53,7 @@ pub fn run(control: OwnedFd, listener: OwnedFd) -> isize {
     }
 
     let mut children: HashMap<i32, Child> = HashMap::new();
+    let mut docker: Option<DockerSocket> = None;
     let mut control = Some(control);
     loop {
         let (signals_ready, listener_ready, control_ready) = {
@@ -86,7 +88,7 @@ pub fn run(control: OwnedFd, listener: OwnedFd) -> isize {
         if control_ready {
             let Some(c) = &control else { continue };
             match agent::recv::<Request>(c.as_fd()) {
-                Ok(Some((request, _fds))) => handle(c, &mut children, request),
+                Ok(Some((request, _fds))) => handle(c, &mut children, &mut docker, request),
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {}
                 // The server went away: keep the instance running until one attaches.
                 Ok(None) | Err(_) => control = None,
@@ -113,8 +115,27 @@ fn dup2(from: &OwnedFd, to: RawFd) -> Result<(), String> {
     sys::dup2(from.as_fd(), to).map_err(|e| format!("dup2: {e}"))
 }
 
-fn handle(control: &OwnedFd, children: &mut HashMap<i32, Child>, request: Request) {
+fn handle(
+    control: &OwnedFd,
+    children: &mut HashMap<i32, Child>,
+    docker: &mut Option<DockerSocket>,
+    request: Request,
+) {
     match request {
+        Request::DockerSocket { id } => match docker_socket(docker) {
+            Ok(listener) => {
+                let event = Event::DockerSocket { id };
+                let _ = agent::send(control.as_fd(), &event, &[listener.as_raw_fd()]);
+            }
+            Err(error) => {
+                let event = Event::FileFailed {
+                    id,
+                    kind: FileErrorKind::Other,
+                    error,
+                };
+                let _ = agent::send(control.as_fd(), &event, &[]);
+            }
+        },
         Request::Spawn {
             id,
             argv,
@@ -192,6 +213,40 @@ fn handle(control: &OwnedFd, children: &mut HashMap<i32, Child>, request: Reques
             }
         }
     }
+}
+
+/// The engine's listening socket inside the instance, and the device and
+/// inode of the file it was bound to.
+struct DockerSocket {
+    listener: UnixListener,
+    file: (u64, u64),
+}
+
+/// The listening socket at `agent::DOCKER_SOCKET`, made anew when there is
+/// none yet or someone inside removed or replaced the file.
+fn docker_socket(docker: &mut Option<DockerSocket>) -> Result<&UnixListener, String> {
+    let path = std::path::Path::new(agent::DOCKER_SOCKET);
+    let file_of = |path: &std::path::Path| {
+        nix::sys::stat::lstat(path)
+            .map(|m| (m.st_dev, m.st_ino))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let current = docker
+        .as_ref()
+        .is_some_and(|d| file_of(path).is_ok_and(|f| f == d.file));
+    if !current {
+        *docker = None;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o660))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let file = file_of(path)?;
+        *docker = Some(DockerSocket { listener, file });
+    }
+    Ok(&docker.as_ref().expect("set above").listener)
 }
 
 /// Reap every exited process; report the ones the server started (when a

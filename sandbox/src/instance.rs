@@ -194,6 +194,44 @@ impl Instance {
         })
     }
 
+    /// The listening socket of the instance's Engine API
+    /// ([`crate::agent::DOCKER_SOCKET`]), owned by its init: checked to be a
+    /// listening Unix stream socket, since init is not trusted.
+    pub async fn docker_listener(&self) -> Result<std::os::unix::net::UnixListener> {
+        if !self.is_running() {
+            return Err(Error::NotRunning);
+        }
+        let asked = self.inner.control.docker_socket();
+        let opened = match tokio::time::timeout(Duration::from_secs(5), asked).await {
+            Ok(Ok(Ok(opened))) => opened,
+            Ok(Ok(Err((kind, message)))) => return Err(Error::File { kind, message }),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotConnected => {
+                return Err(Error::NotRunning)
+            }
+            Ok(Err(e)) => return Err(Error::Spawn(e.to_string())),
+            Err(_) => {
+                return Err(Error::Spawn(
+                    "asking for the docker socket timed out".into(),
+                ))
+            }
+        };
+        use nix::sys::socket::{getsockopt, sockopt};
+        let listening = getsockopt(&opened.fd, sockopt::AcceptConn).unwrap_or(false);
+        let stream = getsockopt(&opened.fd, sockopt::SockType)
+            .is_ok_and(|t| t == nix::sys::socket::SockType::Stream);
+        let unix = nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(
+            std::os::fd::AsRawFd::as_raw_fd(&opened.fd),
+        )
+        .is_ok();
+        if !(listening && stream && unix) {
+            return Err(Error::File {
+                kind: FileErrorKind::NotRegular,
+                message: "init sent something other than a listening Unix socket".into(),
+            });
+        }
+        Ok(std::os::unix::net::UnixListener::from(opened.fd))
+    }
+
     /// List a directory inside the instance, resolved like [`Instance::open_file`]
     /// (at most 1000 entries, in no particular order).
     pub async fn list_dir(&self, path: &str, cwd_of: Option<i32>) -> Result<Vec<ListedEntry>> {

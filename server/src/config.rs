@@ -137,6 +137,25 @@ pub struct Config {
     )]
     pub debian_mirror: String,
 
+    /// OCI image layout imported into the engine's image store at start-up
+    /// (the offline images made by scripts/build-offline-images), skipping
+    /// what the store has [default: <images-dir>/oci-layout].
+    #[arg(long, env = "PLAYGROUND_OFFLINE_IMAGES")]
+    pub offline_images: Option<PathBuf>,
+
+    /// Registry mirrors the instances' `docker pull` tries first, like
+    /// dockerd's registry-mirrors: `http://10.0.0.2:5000` mirrors Docker Hub,
+    /// `REGISTRY=URL` another registry (comma-separated). When no mirror nor
+    /// the registry answers, a pull is served from images the store
+    /// already has (the offline images), so offline hosts still pull them.
+    #[arg(long, env = "PLAYGROUND_REGISTRY_MIRRORS", value_delimiter = ',')]
+    pub registry_mirrors: Vec<String>,
+
+    /// Registries (`host` or `host:port`) pulled from over plain HTTP
+    /// (comma-separated); loopback addresses always are.
+    #[arg(long, env = "PLAYGROUND_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Vec<String>,
+
     /// Domain under which ports of instances are served: port 8000 of node1
     /// is at http://<session id without dashes>-8000-node1.<domain>/. Every
     /// host name under it belongs to the port proxy, so serve the page on
@@ -205,6 +224,36 @@ impl Config {
             let each = (self.instance_memory_mib << 20).max(1);
             (total / each).clamp(1, u32::MAX as u64) as u32
         })
+    }
+
+    pub fn offline_images(&self) -> PathBuf {
+        self.offline_images
+            .clone()
+            .unwrap_or_else(|| self.images_dir().join("oci-layout"))
+    }
+
+    /// How the engine's image store reaches registries.
+    pub fn registry_settings(&self) -> sandbox::oci::RegistrySettings {
+        let mirrors = self
+            .registry_mirrors
+            .iter()
+            .filter(|m| !m.is_empty())
+            .map(|m| match m.split_once('=') {
+                Some((registry, url)) => sandbox::oci::Mirror {
+                    registry: registry.to_string(),
+                    url: url.to_string(),
+                },
+                None => sandbox::oci::Mirror {
+                    registry: "docker.io".to_string(),
+                    url: m.clone(),
+                },
+            })
+            .collect();
+        sandbox::oci::RegistrySettings {
+            mirrors,
+            insecure: self.insecure_registries.clone(),
+            ..Default::default()
+        }
     }
 
     pub fn images_dir(&self) -> PathBuf {

@@ -7,6 +7,7 @@ mod api;
 mod clients;
 mod config;
 mod config_file;
+mod engine;
 mod error;
 mod events;
 mod files;
@@ -164,6 +165,18 @@ async fn serve(
             proxy::port_url(&settings, sid, name, port)
         })
     };
+    let live_instances: Vec<String> = stored
+        .iter()
+        .flat_map(|s| s.instances.iter().map(|i| i.runtime_id.clone()))
+        .collect();
+    let engine = engine::Engine::open(
+        &config.data_dir,
+        config.registry_settings(),
+        &config.offline_images(),
+        &live_instances,
+    )
+    .await
+    .context("the image store of the instances' docker")?;
     let sessions = Arc::new(Sessions::new(
         runtime,
         networks,
@@ -186,6 +199,7 @@ async fn serve(
             max_connections_per_session: config.max_connections_per_session,
         },
         config.capacity_instances(),
+        engine,
     ));
     tracing::info!(
         capacity = sessions.capacity().limit(),

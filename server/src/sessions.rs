@@ -15,6 +15,7 @@ use sandbox::{Egress, Instance, InstanceSpec, Limits, Network, Networks, Runtime
 use tokio::sync::{broadcast, Mutex};
 
 use crate::admission::{about_minutes, Capacity, ConnectionPermit, Connections};
+use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::store::{Store, StoredInstance, StoredSession};
 use crate::terminal::Terminal;
@@ -49,6 +50,8 @@ pub struct Sessions {
     policy: Policy,
     capacity: Capacity,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
+    /// Serves every instance's /var/run/docker.sock.
+    engine: Arc<Engine>,
 }
 
 pub struct Session {
@@ -263,8 +266,10 @@ impl Sessions {
         store: Store,
         policy: Policy,
         capacity: u32,
+        engine: Arc<Engine>,
     ) -> Self {
         Sessions {
+            engine,
             runtime,
             networks,
             store,
@@ -500,6 +505,7 @@ impl Sessions {
             if let Err(e) = entry.instance.destroy().await {
                 tracing::error!(session = %sid, "{e}");
             }
+            self.engine.forget(entry.instance.id());
             self.capacity.release(1);
         }
         if let Err(e) = self.networks.remove(&session.network).await {
@@ -626,6 +632,7 @@ impl Sessions {
             tracing::warn!(instance = %name, "cannot write /etc/resolv.conf: {e}");
         }
         slot.keep();
+        self.engine.serve(entry.instance.clone());
         instances.insert(name, entry.clone());
         Session::update_hosts(&instances).await;
         session.publish(SessionEvent::InstanceAdded {
@@ -640,6 +647,7 @@ impl Sessions {
             .remove(name)
             .ok_or_else(|| ApiError::instance_not_found(name))?;
         let result = entry.instance.destroy().await;
+        self.engine.forget(entry.instance.id());
         self.capacity.release(1);
         if let Err(e) = self.store.remove_instance(&session.id, name) {
             tracing::error!(session = %session.id, "forget instance: {e}");
@@ -689,6 +697,7 @@ impl Sessions {
                 };
                 match self.runtime.reattach(spec).await {
                     Ok((instance, mut shells)) => {
+                        self.engine.serve(instance.clone());
                         // Tabs in the order their shells were started.
                         shells.sort_by_key(|s| s.pid);
                         let mut terminals: [Option<Arc<Terminal>>; TABS] = Default::default();

@@ -1,0 +1,100 @@
+//! The Docker Engine API each instance's `docker` talks to, over the
+//! /var/run/docker.sock its init owns (see `sandbox::agent::DOCKER_SOCKET`).
+//! One image store for the whole server (layers shared); each instance sees
+//! only the images it pulled or tagged.
+//!
+//! Files: `views` (an instance's own image names), `routes` (paths and
+//! API versions to handlers), `system` (ping, version, info), `images`
+//! (list, inspect, tag, remove), `pull` (pulls and Docker's progress stream),
+//! `reply` (Docker-shaped answers and errors).
+
+mod images;
+mod pull;
+mod reply;
+mod routes;
+mod system;
+mod views;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use sandbox::oci::{ImageStore, RegistrySettings};
+use sandbox::Instance;
+
+pub use views::Views;
+
+/// The API version we speak: Debian bookworm's client (20.10) uses it.
+pub const API_VERSION: &str = "1.41";
+pub const MIN_API_VERSION: &str = "1.12";
+
+pub struct Engine {
+    store: ImageStore,
+    views: Views,
+}
+
+impl Engine {
+    /// Open the store under `<data-dir>/oci`, bring in the offline images of
+    /// `offline_layout` (when it exists) and drop the image lists of
+    /// instances that are gone (`keep` are the live ones).
+    pub async fn open(
+        data_dir: &Path,
+        settings: RegistrySettings,
+        offline_layout: &Path,
+        keep: &[String],
+    ) -> anyhow::Result<Arc<Engine>> {
+        let store = ImageStore::open(&data_dir.join("oci"), settings)?;
+        if offline_layout.join("index.json").exists() {
+            match store.import_layout(offline_layout, &|_| {}).await {
+                Ok(imported) => {
+                    for image in imported {
+                        tracing::info!(image = %image.reference, "offline image imported");
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    "cannot import offline images from {}: {e}",
+                    offline_layout.display()
+                ),
+            }
+        }
+        let views = Views::open(&data_dir.join("engine/views"), keep)?;
+        Ok(Arc::new(Engine { store, views }))
+    }
+
+    /// Serve the instance's Engine API socket until the instance ends. Its
+    /// init owns the listener, so a restarted server calls this again.
+    pub fn serve(self: &Arc<Engine>, instance: Instance) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let listener = match instance.docker_listener().await {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(instance = %instance.id(), "no docker socket: {e}");
+                    return;
+                }
+            };
+            let listener = match listener
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixListener::from_std(listener))
+            {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(instance = %instance.id(), "docker socket: {e}");
+                    return;
+                }
+            };
+            let app = routes::router(engine, instance.id().to_string());
+            let served = axum::serve(listener, app).with_graceful_shutdown({
+                let instance = instance.clone();
+                async move { instance.exited().await }
+            });
+            if let Err(e) = served.await {
+                tracing::warn!(instance = %instance.id(), "docker socket: {e}");
+            }
+        });
+    }
+
+    /// The instance is gone for good: forget its images.
+    pub fn forget(&self, instance_id: &str) {
+        self.views.forget(instance_id);
+    }
+}
