@@ -21,7 +21,28 @@ async fn docker_runs_containers_inside_an_instance() {
         }
     };
 
-    let hello = run("docker pull -q busybox; timeout -s KILL 10 docker create --name c1 busybox echo hello; timeout -s KILL 10 docker start c1; sleep 1; timeout -s KILL 5 docker ps -a; timeout -s KILL 5 docker logs c1; timeout -s KILL 10 docker run busybox echo hi").await;
-    assert_eq!(hello.exit_code, 0, "{hello:?}");
-    assert!(hello.stdout.ends_with("hello\n"), "{hello:?}");
+    let created = run("docker pull -q busybox >/dev/null && docker create --name c1 busybox echo hello && docker start c1 && sleep 1 && docker logs c1 && docker ps -a --format '{{.Names}} {{.Status}}'").await;
+    assert_eq!(created.exit_code, 0, "{created:?}");
+    assert!(
+        created.stdout.contains("c1\nhello\nc1 Exited (0)"),
+        "{created:?}"
+    );
+
+    let again = run("docker create --name c1 busybox true").await;
+    assert!(
+        again
+            .stderr
+            .contains("Conflict. The container name \"/c1\" is already in use"),
+        "{again:?}"
+    );
+    let rmi = run("docker rmi busybox").await;
+    assert!(
+        rmi.stderr.contains(
+            "conflict: unable to remove repository reference \"busybox\" (must force) - container"
+        ),
+        "{rmi:?}"
+    );
+    let rm = run("docker rm c1 && docker ps -aq | wc -l && docker logs c1").await;
+    assert!(rm.stdout.starts_with("c1\n0\n"), "{rm:?}");
+    assert!(rm.stderr.contains("No such container: c1"), "{rm:?}");
 }

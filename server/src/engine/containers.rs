@@ -524,12 +524,6 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
     let containers = ctx.engine.containers.clone();
     let instance = ctx.instance.clone();
     let id = record.id.clone();
-    containers.update(&instance, &id, |r| {
-        r.running = true;
-        r.started = true;
-        r.pid = process.pid;
-        r.started_at = now();
-    });
     let (output, _) = broadcast::channel(1024);
     // The live part is in place before the pump runs (attach subscribes to it).
     let (stdin_tx, stdin_rx) = mpsc::channel::<Vec<u8>>(64);
@@ -554,6 +548,13 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
             pty: pty.clone(),
         },
     );
+    // Running only once attach finds the live part.
+    containers.update(&instance, &id, |r| {
+        r.running = true;
+        r.started = true;
+        r.pid = process.pid;
+        r.started_at = now();
+    });
     let ctx2 = ctx.clone();
     tokio::spawn(async move {
         pump(&ctx2, &id, pty, pipes, stdin_rx, output, process.exit).await;
