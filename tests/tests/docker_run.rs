@@ -2,7 +2,10 @@
 //! sandboxes (own mount, pid, uts and ipc namespaces; the instance's user
 //! and network namespaces and cgroups). Needs root.
 
-use playground_tests::TestServer;
+use std::time::Duration;
+
+use playground_protocol::ExecResponse;
+use playground_tests::{wait_until_clean, TestServer};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_runs_containers_inside_an_instance() {
@@ -45,4 +48,105 @@ async fn docker_runs_containers_inside_an_instance() {
     let rm = run("docker rm c1 && docker ps -aq | wc -l && docker logs c1").await;
     assert!(rm.stdout.starts_with("c1\n0\n"), "{rm:?}");
     assert!(rm.stderr.contains("No such container: c1"), "{rm:?}");
+}
+
+/// What `sh -c script` in the instance printed, logged for failures.
+async fn run(server: &TestServer, sid: &str, node: &str, script: &str) -> ExecResponse {
+    let out = server.exec(sid, node, script).await;
+    eprintln!(
+        "$ {script}\n{}{}[exit {}]",
+        out.stdout, out.stderr, out.exit_code
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_run_attaches_waits_and_isolates() {
+    let (server, sid, node) = TestServer::with_instance(&[]).await;
+    let (sid, node) = (sid.as_str(), node.as_str());
+
+    // Foreground runs: the output, then the container's exit code (a hung
+    // attach or wait would hit the timeout: 124).
+    let out = run(&server, sid, node, "timeout 60 docker run --rm busybox echo hello; echo code=$?; timeout 60 docker run --name three busybox sh -c 'echo out; echo err >&2; exit 3'; echo code=$?; docker ps -a --format '{{.Names}} {{.Status}}'").await;
+    assert!(
+        out.stdout.starts_with("hello\ncode=0\nout\ncode=3\nthree Exited (3)"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("err\n"), "{out:?}");
+    let out = run(&server, sid, node, "for i in 1 2 3 4 5; do timeout 60 docker run --rm busybox true || echo failed $?; done; docker ps -aq | wc -l").await;
+    assert_eq!(out.stdout, "1\n", "--rm leaves only the earlier one: {out:?}");
+    let out = run(&server, sid, node, "echo typed | timeout 60 docker run -i --rm busybox cat; echo code=$?").await;
+    assert_eq!(out.stdout, "typed\ncode=0\n", "{out:?}");
+    let out = run(&server, sid, node, "timeout 60 docker run --rm busybox cat </dev/null; echo code=$?").await;
+    assert_eq!(out.stdout, "code=0\n", "stdin without -i is empty: {out:?}");
+
+    // Isolation: own pid namespace (the command is PID 1), own hostname,
+    // only the image's files.
+    let out = run(&server, sid, node, "docker run --rm busybox ps -o pid,args").await;
+    let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+    assert_eq!(lines, ["PID   COMMAND", "1 ps -o pid,args"], "{out:?}");
+    let out = run(&server, sid, node, "touch /root/instance-only; hostname; docker run --rm busybox hostname; docker run --rm busybox ls -a /root; docker run --rm busybox test -e /root/instance-only; echo $?").await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{out:?}");
+    assert_eq!(lines[0], node, "{out:?}");
+    assert_eq!(lines[1].len(), 12, "{out:?}");
+    assert!(lines[1].bytes().all(|b| b.is_ascii_hexdigit()), "{out:?}");
+    assert_eq!(&lines[2..], [".", "..", "1"], "{out:?}");
+
+    // A detached server, exec into it, its logs, stop and remove.
+    let out = run(&server, sid, node, "docker run -d --name web nginx >/dev/null && sleep 2 && docker ps --format '{{.Names}} {{.Status}}' && docker exec web ls / | grep -x etc && docker exec web sh -c 'exit 7'; echo exec=$? && docker exec web cat /etc/os-release | grep PRETTY").await;
+    assert!(out.stdout.starts_with("web Up "), "{out:?}");
+    assert!(
+        out.stdout.contains("etc\nexec=7\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\""),
+        "{out:?}"
+    );
+    let out = run(&server, sid, node, "docker logs web 2>&1 | grep -c 'start worker process' ; s=$(date +%s%N); docker stop web; echo stop_ms=$(( ($(date +%s%N) - s) / 1000000 )); docker ps -a --format '{{.Names}} {{.Status}}'; docker rm web; docker ps -aq --filter name=web | wc -l").await;
+    assert!(out.stdout.contains("web Exited (0)"), "{out:?}");
+    assert!(out.stdout.ends_with("web\n0\n"), "{out:?}");
+    // nginx stops on SIGTERM: no 10 s wait for the SIGKILL.
+    let stop_ms: u64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("stop_ms="))
+        .and_then(|s| s.parse().ok())
+        .expect("the stop's duration");
+    assert!(stop_ms < 5000, "{out:?}");
+    assert!(
+        out.stdout.lines().next().and_then(|n| n.parse::<u32>().ok()) > Some(0),
+        "{out:?}"
+    );
+
+    let data_dir = server.data_dir.path().to_path_buf();
+    server.delete_session(sid).await;
+    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_run_it_through_the_instance_terminal() {
+    let (server, sid, node) = TestServer::with_instance(&[]).await;
+    let mut term = server.terminal(&sid, &node, "").await;
+    let wait = Duration::from_secs(60);
+    term.send("echo READY-$((40+2))\r").await;
+    term.wait_for("READY-42", wait).await;
+    term.send("docker run -it --name test debian:bookworm-slim sh\r")
+        .await;
+    // Typed while the client pulls and starts: goes to the container's
+    // shell once it runs. /proc/1 is the container's first process.
+    term.send("cat /etc/os-release; echo P1-$(cat /proc/1/comm)-$((6*7))\r")
+        .await;
+    term.wait_for("P1-sh-42", wait).await;
+    let text = term.text();
+    assert!(
+        text.contains("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\""),
+        "{text}"
+    );
+    term.send("exit\r").await;
+    term.send("echo BACK-$?-$((50+1)); docker ps -a --format '{{.Names}} {{.Status}}'\r")
+        .await;
+    term.wait_for("BACK-0-51", wait).await;
+    term.wait_for("test Exited (0)", wait).await;
+    term.close().await;
+    server.stop().await;
 }

@@ -61,6 +61,9 @@ pub struct Record {
     pub finished_at: String,
     /// Whether it ever started (created vs. exited).
     pub started: bool,
+    /// How many times it started (run `runs` is the current or last one).
+    #[serde(default)]
+    pub runs: u64,
 }
 
 /// One piece of output: 1 stdout, 2 stderr.
@@ -70,18 +73,54 @@ pub struct Chunk {
     pub data: Vec<u8>,
 }
 
-/// What the server holds of a running container.
-struct Live {
-    output: broadcast::Sender<Chunk>,
+/// What attached clients are sent: output, and the end of a run.
+#[derive(Clone, Debug)]
+pub enum Output {
+    Chunk(Chunk),
+    End,
+}
+
+/// The current run's input side (nothing between runs).
+#[derive(Clone, Default)]
+struct RunIo {
+    /// Absent unless the container keeps stdin open (`-i`).
     stdin: Option<mpsc::Sender<Vec<u8>>>,
     pty: Option<Arc<sandbox::Pty>>,
 }
+
+/// A container's streams in the server. They outlive its runs, so a client
+/// that attaches before the start (`docker run`) sees the whole run and
+/// its end.
+struct Streams {
+    output: broadcast::Sender<Output>,
+    run: watch::Sender<RunIo>,
+    /// `runs` when a client last attached to the stopped container: the
+    /// run its `wait?condition=next-exit` means, even if that wait arrives
+    /// after the (quick) run ended.
+    attached_at: Mutex<Option<u64>>,
+}
+
+impl Streams {
+    fn new() -> Streams {
+        Streams {
+            output: broadcast::channel(1024).0,
+            run: watch::channel(RunIo::default()).0,
+            attached_at: Mutex::new(None),
+        }
+    }
+}
+
+/// How many exit codes of auto-removed containers are kept for late waits.
+const KEEP_GONE: usize = 256;
 
 /// Containers of every instance.
 pub struct Containers {
     dir: PathBuf,
     records: Mutex<HashMap<String, Vec<Record>>>,
-    live: Mutex<HashMap<String, Live>>,
+    streams: Mutex<HashMap<String, Arc<Streams>>>,
+    /// Exit codes of auto-removed containers (`docker run --rm` may ask
+    /// for it after the container is gone).
+    gone: Mutex<HashMap<String, i32>>,
     /// Bumped on every state change; waiters look again.
     changed: watch::Sender<u64>,
     execs: Mutex<HashMap<String, Exec>>,
@@ -146,7 +185,8 @@ impl Containers {
         Ok(Containers {
             dir: dir.to_owned(),
             records: Mutex::new(HashMap::new()),
-            live: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::new()),
+            gone: Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
             execs: Mutex::new(HashMap::new()),
         })
@@ -230,9 +270,24 @@ impl Containers {
         })
     }
 
+    /// The streams of container `id` (made on first use).
+    fn streams(&self, id: &str) -> Arc<Streams> {
+        self.streams
+            .lock()
+            .unwrap()
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Streams::new()))
+            .clone()
+    }
+
     /// The instance is gone: forget its containers.
     pub fn forget(&self, instance: &str) {
-        self.records.lock().unwrap().remove(instance);
+        let records = self.records.lock().unwrap().remove(instance);
+        let mut streams = self.streams.lock().unwrap();
+        for r in records.unwrap_or_default() {
+            streams.remove(&r.id);
+        }
+        drop(streams);
         let _ = fs::remove_file(self.file(instance));
         let _ = fs::remove_dir_all(self.dir.join(instance));
     }
@@ -522,10 +577,8 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
         )
     })?;
     let containers = ctx.engine.containers.clone();
-    let instance = ctx.instance.clone();
     let id = record.id.clone();
-    let (output, _) = broadcast::channel(1024);
-    // The live part is in place before the pump runs (attach subscribes to it).
+    let streams = containers.streams(&id);
     let (stdin_tx, stdin_rx) = mpsc::channel::<Vec<u8>>(64);
     let (pty, pipes) = match process.io {
         sandbox::ProcessIo::Tty(master) => (
@@ -540,24 +593,23 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
             stderr,
         } => (None, Some((stdin, stdout, stderr))),
     };
-    containers.live.lock().unwrap().insert(
-        id.clone(),
-        Live {
-            output: output.clone(),
-            stdin: Some(stdin_tx),
-            pty: pty.clone(),
-        },
-    );
-    // Running only once attach finds the live part.
-    containers.update(&instance, &id, |r| {
+    // Without -i its stdin ends at once (the pump closes it when the
+    // last sender is gone).
+    let stdin = record.config.open_stdin.then_some(stdin_tx);
+    streams.run.send_replace(RunIo {
+        stdin,
+        pty: pty.clone(),
+    });
+    containers.update(&ctx.instance, &id, |r| {
         r.running = true;
         r.started = true;
+        r.runs += 1;
         r.pid = process.pid;
         r.started_at = now();
     });
     let ctx2 = ctx.clone();
     tokio::spawn(async move {
-        pump(&ctx2, &id, pty, pipes, stdin_rx, output, process.exit).await;
+        pump(&ctx2, &id, pty, pipes, stdin_rx, streams, process.exit).await;
     });
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -576,19 +628,17 @@ async fn pump(
     pty: Option<Arc<sandbox::Pty>>,
     pipes: Option<Pipes>,
     mut stdin_rx: mpsc::Receiver<Vec<u8>>,
-    output: broadcast::Sender<Chunk>,
+    streams: Arc<Streams>,
     exit: tokio::sync::oneshot::Receiver<i32>,
 ) {
-    let containers = ctx.engine.containers.clone();
-    let instance = ctx.instance.clone();
     let emit = {
-        let containers = containers.clone();
-        let instance = instance.clone();
+        let containers = ctx.engine.containers.clone();
+        let instance = ctx.instance.clone();
         let id = id.to_string();
-        let output = output.clone();
+        let streams = streams.clone();
         move |chunk: Chunk| {
             containers.append_log(&instance, &id, &chunk);
-            let _ = output.send(chunk);
+            let _ = streams.output.send(Output::Chunk(chunk));
         }
     };
     let mut readers = Vec::new();
@@ -663,10 +713,12 @@ async fn pump(
     exited(ctx, id, code).await;
 }
 
-/// Record the exit of container `id`; remove it if it asked for that.
+/// Record the exit of container `id`, end its attached streams; remove it
+/// if it asked for that.
 async fn exited(ctx: &Ctx, id: &str, code: i32) {
     let containers = &ctx.engine.containers;
-    containers.live.lock().unwrap().remove(id);
+    let streams = containers.streams(id);
+    streams.run.send_replace(RunIo::default());
     let mut auto_remove = false;
     containers.update(&ctx.instance, id, |r| {
         r.running = false;
@@ -675,7 +727,15 @@ async fn exited(ctx: &Ctx, id: &str, code: i32) {
         r.finished_at = now();
         auto_remove = r.config.auto_remove;
     });
+    let _ = streams.output.send(Output::End);
     if auto_remove {
+        {
+            let mut gone = containers.gone.lock().unwrap();
+            if gone.len() >= KEEP_GONE {
+                gone.clear();
+            }
+            gone.insert(id.to_string(), code);
+        }
         let _ = remove_record(ctx, id).await;
     }
 }
@@ -687,6 +747,8 @@ async fn remove_record(ctx: &Ctx, id: &str) -> Result<(), DockerError> {
         records.retain(|r| r.id != id);
         ((), true)
     });
+    // Attached clients see the end.
+    containers.streams.lock().unwrap().remove(id);
     let log = containers.log_path(&ctx.instance, id);
     let _ = fs::remove_file(log.with_extension("log.old"));
     let _ = fs::remove_file(log);
@@ -716,7 +778,15 @@ async fn wait_for(ctx: &Ctx, id: &str, done: impl Fn(&Record) -> bool) -> Option
 
 /// POST /containers/{id}/wait
 pub async fn wait(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
-    let record = ctx.engine.containers.find(&ctx.instance, name)?;
+    let containers = &ctx.engine.containers;
+    let record = match containers.find(&ctx.instance, name) {
+        Ok(r) => r,
+        // `docker run --rm`'s wait may come after the quick run's removal.
+        Err(e) => match containers.gone.lock().unwrap().get(name) {
+            Some(code) => return Ok(status_code(*code)),
+            None => return Err(e),
+        },
+    };
     let condition = query
         .get("condition")
         .map(String::as_str)
@@ -724,30 +794,41 @@ pub async fn wait(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Rep
     let code = match condition {
         "removed" => {
             let mut last = record.exit_code;
-            let mut seen_run = record.running;
-            // Remember the exit code on the way to removal.
-            let mut changed = ctx.engine.containers.changed.subscribe();
+            let mut changed = containers.changed.subscribe();
             loop {
-                match ctx.engine.containers.find(&ctx.instance, &record.id) {
-                    Ok(r) => {
-                        seen_run |= r.running;
-                        if !r.running && r.started {
-                            last = r.exit_code;
-                        }
-                    }
+                match containers.find(&ctx.instance, &record.id) {
+                    Ok(r) => last = r.exit_code,
                     Err(_) => break,
                 }
                 if changed.changed().await.is_err() {
                     break;
                 }
             }
-            let _ = seen_run;
-            last
+            containers
+                .gone
+                .lock()
+                .unwrap()
+                .get(&record.id)
+                .copied()
+                .unwrap_or(last)
         }
         "next-exit" => {
-            let started_at = record.finished_at.clone();
+            // The run the client means: the running one, the one after its
+            // attach (its start may have come and gone before this wait),
+            // or the next.
+            let attached = containers
+                .streams(&record.id)
+                .attached_at
+                .lock()
+                .unwrap()
+                .take();
+            let target = if record.running {
+                record.runs
+            } else {
+                attached.map_or(record.runs + 1, |a| a + 1)
+            };
             wait_for(ctx, &record.id, |r| {
-                !r.running && r.started && r.finished_at != started_at
+                r.runs > target || (r.runs == target && !r.running)
             })
             .await
             .map_or(record.exit_code, |r| r.exit_code)
@@ -756,7 +837,11 @@ pub async fn wait(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Rep
             .await
             .map_or(record.exit_code, |r| r.exit_code),
     };
-    Ok(Json(json!({ "StatusCode": code, "Error": null })).into_response())
+    Ok(status_code(code))
+}
+
+fn status_code(code: i32) -> Response {
+    Json(json!({ "StatusCode": code, "Error": null })).into_response()
 }
 
 /// The response that hands the connection over to the raw stream, and the
@@ -773,7 +858,8 @@ fn hijack(req: &mut Request<Body>) -> (Response, hyper::upgrade::OnUpgrade) {
     (response, upgrade)
 }
 
-/// POST /containers/{id}/attach
+/// POST /containers/{id}/attach: the output of the current run, or of the
+/// next one if it is stopped, until that run ends; stdin (`stdin=1`) to it.
 pub fn attach(
     ctx: &Ctx,
     name: &str,
@@ -781,50 +867,54 @@ pub fn attach(
     mut req: Request<Body>,
 ) -> Reply {
     let record = ctx.engine.containers.find(&ctx.instance, name)?;
-    let live = {
-        let live = ctx.engine.containers.live.lock().unwrap();
-        live.get(&record.id)
-            .map(|l| (l.output.subscribe(), l.stdin.clone()))
-    };
+    let streams = ctx.engine.containers.streams(&record.id);
+    // Subscribed before the answer, so a start right after misses nothing.
+    let mut output = streams.output.subscribe();
+    if !record.running {
+        *streams.attached_at.lock().unwrap() = Some(record.runs);
+    }
     let (response, upgrade) = hijack(&mut req);
     let want_stdin = flag(query, "stdin");
-    let ctx = ctx.clone();
     let tty = record.config.tty;
+    let stdin_once = record.config.stdin_once;
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let (mut read, mut write) = tokio::io::split(io);
-        // Attached before start (docker run): wait for the start.
-        let (mut output, stdin) = match live {
-            Some(l) => l,
-            None => {
-                let started = wait_for(&ctx, &record.id, |r| {
-                    r.running || r.finished_at != record.finished_at
-                })
-                .await;
-                if started.is_none() {
-                    return;
-                }
-                let live = ctx.engine.containers.live.lock().unwrap();
-                match live.get(&record.id) {
-                    Some(l) => (l.output.subscribe(), l.stdin.clone()),
-                    None => return,
-                }
-            }
-        };
-        if let (true, Some(stdin)) = (want_stdin, stdin) {
+        if want_stdin {
+            let mut run = streams.run.subscribe();
+            let streams = streams.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 16 * 1024];
-                while let Ok(n) = read.read(&mut buf).await {
-                    if n == 0 || stdin.send(buf[..n].to_vec()).await.is_err() {
-                        break;
+                loop {
+                    let n = match read.read(&mut buf).await {
+                        Ok(n) if n > 0 => n,
+                        _ => break,
+                    };
+                    // Typed before the start (docker run -i) waits for it.
+                    let stdin = loop {
+                        if let Some(stdin) = run.borrow_and_update().stdin.clone() {
+                            break Some(stdin);
+                        }
+                        if run.changed().await.is_err() {
+                            break None;
+                        }
+                    };
+                    match stdin {
+                        Some(stdin) if stdin.send(buf[..n].to_vec()).await.is_ok() => {}
+                        _ => break,
                     }
+                }
+                // The client closed its stdin: so does the container's,
+                // if it asked for that (docker run -i without a terminal).
+                if stdin_once {
+                    streams.run.send_modify(|r| r.stdin = None);
                 }
             });
         }
         loop {
             match output.recv().await {
-                Ok(chunk) => {
+                Ok(Output::Chunk(chunk)) => {
                     let bytes = if tty {
                         chunk.data
                     } else {
@@ -835,7 +925,7 @@ pub fn attach(
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => break,
+                Ok(Output::End) | Err(broadcast::error::RecvError::Closed) => break,
             }
         }
         let _ = write.flush().await;
@@ -863,11 +953,11 @@ pub fn resize_container(ctx: &Ctx, name: &str, query: &HashMap<String, String>) 
     let pty = ctx
         .engine
         .containers
-        .live
-        .lock()
-        .unwrap()
-        .get(&record.id)
-        .and_then(|l| l.pty.clone());
+        .streams(&record.id)
+        .run
+        .borrow()
+        .pty
+        .clone();
     resize(pty, query)
 }
 
@@ -895,17 +985,13 @@ pub fn logs(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
         })
     };
     // Subscribe first so nothing falls between the file and the stream.
-    let live = follow
-        .then(|| {
-            ctx.engine
-                .containers
-                .live
-                .lock()
-                .unwrap()
-                .get(&record.id)
-                .map(|l| l.output.subscribe())
-        })
-        .flatten();
+    let live = (follow && record.running).then(|| {
+        ctx.engine
+            .containers
+            .streams(&record.id)
+            .output
+            .subscribe()
+    });
     let mut lines = ctx.engine.containers.read_log(&ctx.instance, &record.id);
     if let Some(tail) = query.get("tail").and_then(|t| t.parse::<usize>().ok()) {
         // Docker counts lines; we count output pieces, which for line-wise
@@ -930,7 +1016,7 @@ pub fn logs(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
     let stream = async_stream(body, move |tx| async move {
         loop {
             match live.recv().await {
-                Ok(chunk) => {
+                Ok(Output::Chunk(chunk)) => {
                     if let Some(b) = encode(chunk.stream, &now(), &chunk.data) {
                         if tx.send(b).await.is_err() {
                             return;
@@ -938,7 +1024,7 @@ pub fn logs(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return,
+                Ok(Output::End) | Err(_) => return,
             }
         }
     });
@@ -1265,27 +1351,8 @@ pub async fn recover(ctx: &Ctx) {
         if !r.running {
             continue;
         }
-        let live = ctx
-            .engine
-            .containers
-            .live
-            .lock()
-            .unwrap()
-            .contains_key(&r.id);
-        if live {
-            continue;
-        }
         match ctx.sandbox.watch(r.pid).await {
             Some(exit) => {
-                let (output, _) = broadcast::channel(16);
-                ctx.engine.containers.live.lock().unwrap().insert(
-                    r.id.clone(),
-                    Live {
-                        output,
-                        stdin: None,
-                        pty: None,
-                    },
-                );
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
                     let code = exit.await.unwrap_or(255);
