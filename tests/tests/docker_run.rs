@@ -69,15 +69,31 @@ async fn docker_run_attaches_waits_and_isolates() {
     // attach or wait would hit the timeout: 124).
     let out = run(&server, sid, node, "timeout 60 docker run --rm busybox echo hello; echo code=$?; timeout 60 docker run --name three busybox sh -c 'echo out; echo err >&2; exit 3'; echo code=$?; docker ps -a --format '{{.Names}} {{.Status}}'").await;
     assert!(
-        out.stdout.starts_with("hello\ncode=0\nout\ncode=3\nthree Exited (3)"),
+        out.stdout
+            .starts_with("hello\ncode=0\nout\ncode=3\nthree Exited (3)"),
         "{out:?}"
     );
     assert!(out.stderr.contains("err\n"), "{out:?}");
     let out = run(&server, sid, node, "for i in 1 2 3 4 5; do timeout 60 docker run --rm busybox true || echo failed $?; done; docker ps -aq | wc -l").await;
-    assert_eq!(out.stdout, "1\n", "--rm leaves only the earlier one: {out:?}");
-    let out = run(&server, sid, node, "echo typed | timeout 60 docker run -i --rm busybox cat; echo code=$?").await;
+    assert_eq!(
+        out.stdout, "1\n",
+        "--rm leaves only the earlier one: {out:?}"
+    );
+    let out = run(
+        &server,
+        sid,
+        node,
+        "echo typed | timeout 60 docker run -i --rm busybox cat; echo code=$?",
+    )
+    .await;
     assert_eq!(out.stdout, "typed\ncode=0\n", "{out:?}");
-    let out = run(&server, sid, node, "timeout 60 docker run --rm busybox cat </dev/null; echo code=$?").await;
+    let out = run(
+        &server,
+        sid,
+        node,
+        "timeout 60 docker run --rm busybox cat </dev/null; echo code=$?",
+    )
+    .await;
     assert_eq!(out.stdout, "code=0\n", "stdin without -i is empty: {out:?}");
 
     // Isolation: own pid namespace (the command is PID 1), own hostname,
@@ -97,7 +113,8 @@ async fn docker_run_attaches_waits_and_isolates() {
     let out = run(&server, sid, node, "docker run -d --name web nginx >/dev/null && sleep 2 && docker ps --format '{{.Names}} {{.Status}}' && docker exec web ls / | grep -x etc && docker exec web sh -c 'exit 7'; echo exec=$? && docker exec web cat /etc/os-release | grep PRETTY").await;
     assert!(out.stdout.starts_with("web Up "), "{out:?}");
     assert!(
-        out.stdout.contains("etc\nexec=7\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\""),
+        out.stdout
+            .contains("etc\nexec=7\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\""),
         "{out:?}"
     );
     let out = run(&server, sid, node, "docker logs web 2>&1 | grep -c 'start worker process' ; s=$(date +%s%N); docker stop web; echo stop_ms=$(( ($(date +%s%N) - s) / 1000000 )); docker ps -a --format '{{.Names}} {{.Status}}'; docker rm web; docker ps -aq --filter name=web | wc -l").await;
@@ -112,7 +129,11 @@ async fn docker_run_attaches_waits_and_isolates() {
         .expect("the stop's duration");
     assert!(stop_ms < 5000, "{out:?}");
     assert!(
-        out.stdout.lines().next().and_then(|n| n.parse::<u32>().ok()) > Some(0),
+        out.stdout
+            .lines()
+            .next()
+            .and_then(|n| n.parse::<u32>().ok())
+            > Some(0),
         "{out:?}"
     );
 
