@@ -91,10 +91,12 @@ async fn docker_run_attaches_waits_and_isolates() {
         &server,
         sid,
         node,
-        "timeout 60 docker run --rm busybox cat </dev/null; echo code=$?",
+        "timeout 60 docker run --rm busybox cat </dev/null; echo code=$?; timeout 60 docker run -i --rm busybox cat </dev/null; echo code=$?",
     )
     .await;
-    assert_eq!(out.stdout, "code=0\n", "stdin without -i is empty: {out:?}");
+    // Without -i stdin is empty; with -i it ends when the client's does,
+    // even before the start.
+    assert_eq!(out.stdout, "code=0\ncode=0\n", "{out:?}");
 
     // Isolation: own pid namespace (the command is PID 1), own hostname,
     // only the image's files.
@@ -169,5 +171,40 @@ async fn docker_run_it_through_the_instance_terminal() {
     term.wait_for("BACK-0-51", wait).await;
     term.wait_for("test Exited (0)", wait).await;
     term.close().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fork_bomb_in_a_container_hits_the_instance_pids_limit() {
+    let (server, sid, node) = TestServer::with_instance(&["--instance-pids=200"]).await;
+    let out = run(
+        &server,
+        &sid,
+        &node,
+        "docker run -d --name bomb busybox sh -c 'bomb() { bomb | bomb & }; bomb; sleep 1000' >/dev/null && echo started",
+    )
+    .await;
+    assert_eq!(out.stdout, "started\n", "{out:?}");
+    // The container's processes count against the instance's limit: the
+    // bomb fills it and goes no further.
+    let mut most = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let info: serde_json::Value = server
+            .get(&format!("/api/sessions/{sid}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let pids = info["instances"][0]["stats"]["pids"].as_u64().unwrap();
+        assert!(pids <= 200, "pids limit broken: {pids}");
+        most = most.max(pids);
+    }
+    assert!(most > 150, "the bomb never got going: {most} processes");
+    // Deleting the instance ends the bomb with it.
+    let data_dir = server.data_dir.path().to_path_buf();
+    server.delete_session(&sid).await;
+    let left = wait_until_clean(&sid, &data_dir, Duration::from_secs(30)).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
     server.stop().await;
 }

@@ -135,6 +135,11 @@ pub(super) async fn remove_record(ctx: &Ctx, id: &str) -> Result<(), DockerError
     });
     // Attached clients see the end.
     containers.streams.lock().unwrap().remove(id);
+    containers
+        .execs
+        .lock()
+        .unwrap()
+        .retain(|_, e| e.container != id);
     let log = containers.log_path(&ctx.instance, id);
     let _ = fs::remove_file(log.with_extension("log.old"));
     let _ = fs::remove_file(log);

@@ -11,11 +11,14 @@ use axum::response::IntoResponse;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use super::records::{Containers, MAX_LOG};
+use super::records::Containers;
 use super::streams::{frame, Chunk, Output};
 use super::{flag, now};
 use crate::engine::reply::Reply;
 use crate::engine::routes::Ctx;
+
+/// Largest log file per container before it is rotated once.
+const MAX_LOG: u64 = 8 << 20;
 
 impl Containers {
     pub(super) fn append_log(&self, instance: &str, id: &str, chunk: &Chunk) {

@@ -15,9 +15,6 @@ use super::no_such_container;
 use super::streams::Streams;
 use crate::engine::reply::DockerError;
 
-/// Largest log file per container before it is rotated once.
-pub(super) const MAX_LOG: u64 = 8 << 20;
-
 /// What `docker create` asked for (the parts we honour).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Config {

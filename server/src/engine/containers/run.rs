@@ -309,7 +309,13 @@ pub fn attach(
                 }
                 // The client closed its stdin: so does the container's,
                 // if it asked for that (docker run -i without a terminal).
+                // (Closed before the start: at the start.)
                 if stdin_once {
+                    while run.borrow_and_update().stdin.is_none() {
+                        if run.changed().await.is_err() {
+                            return;
+                        }
+                    }
                     streams.run.send_modify(|r| r.stdin = None);
                 }
             });
