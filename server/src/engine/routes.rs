@@ -76,7 +76,7 @@ async fn dispatch(State(ctx): State<Ctx>, mut req: Request<Body>) -> Reply {
             ("json", _) if get => containers::inspect(&ctx, name),
             ("start", _) if post => containers::start(&ctx, name).await,
             ("attach", _) if post => containers::attach(&ctx, name, &query, req),
-            ("wait", _) if post => containers::wait(&ctx, name, &query).await,
+            ("wait", _) if post => containers::wait(&ctx, name, &query),
             ("resize", _) if post => containers::resize_container(&ctx, name, &query),
             ("logs", _) if get => containers::logs(&ctx, name, &query),
             ("stop", _) if post => containers::stop(&ctx, name, &query).await,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{header, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -196,7 +196,10 @@ pub(super) async fn wait_for(
 }
 
 /// POST /containers/{id}/wait
-pub async fn wait(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
+///
+/// The headers go out at once: the client waits for them before it starts
+/// the container (`docker run`); the body comes with the exit.
+pub fn wait(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
     let containers = &ctx.engine.containers;
     let record = match containers.find(&ctx.instance, name) {
         Ok(r) => r,
@@ -210,8 +213,26 @@ pub async fn wait(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Rep
         .get("condition")
         .map(String::as_str)
         .unwrap_or("not-running");
-    let code = match condition {
-        "removed" => {
+    // The run the client means for next-exit: the running one, the one
+    // after its attach (that start may come and go before this is
+    // looked at), or the next.
+    let attached = containers
+        .streams(&record.id)
+        .attached_at
+        .lock()
+        .unwrap()
+        .take();
+    let target = if record.running {
+        record.runs
+    } else {
+        attached.map_or(record.runs + 1, |a| a + 1)
+    };
+    let removed = condition == "removed";
+    let next_exit = condition == "next-exit";
+    let ctx = ctx.clone();
+    let code = async move {
+        let containers = &ctx.engine.containers;
+        if removed {
             let mut last = record.exit_code;
             let mut changed = containers.changed.subscribe();
             while let Ok(r) = containers.find(&ctx.instance, &record.id) {
@@ -220,40 +241,28 @@ pub async fn wait(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Rep
                     break;
                 }
             }
-            containers
-                .gone
-                .lock()
-                .unwrap()
-                .get(&record.id)
-                .copied()
-                .unwrap_or(last)
+            let gone = containers.gone.lock().unwrap().get(&record.id).copied();
+            return gone.unwrap_or(last);
         }
-        "next-exit" => {
-            // The run the client means: the running one, the one after its
-            // attach (its start may have come and gone before this wait),
-            // or the next.
-            let attached = containers
-                .streams(&record.id)
-                .attached_at
-                .lock()
-                .unwrap()
-                .take();
-            let target = if record.running {
-                record.runs
-            } else {
-                attached.map_or(record.runs + 1, |a| a + 1)
-            };
-            wait_for(ctx, &record.id, |r| {
+        wait_for(&ctx, &record.id, |r| {
+            if next_exit {
                 r.runs > target || (r.runs == target && !r.running)
-            })
-            .await
-            .map_or(record.exit_code, |r| r.exit_code)
-        }
-        _ => wait_for(ctx, &record.id, |r| !r.running)
-            .await
-            .map_or(record.exit_code, |r| r.exit_code),
+            } else {
+                !r.running
+            }
+        })
+        .await
+        .map_or(record.exit_code, |r| r.exit_code)
     };
-    Ok(status_code(code))
+    let body = futures_util::stream::once(async move {
+        let json = json!({ "StatusCode": code.await, "Error": null });
+        Ok::<_, std::io::Error>(axum::body::Bytes::from(json.to_string()))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
 
 pub(super) fn status_code(code: i32) -> Response {
