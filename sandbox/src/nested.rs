@@ -32,7 +32,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{clone, setns, CloneFlags};
 use nix::sys::wait::waitpid;
 use nix::unistd::{
-    chdir, execvpe, fork, pipe2, pivot_root, setgroups, sethostname, setresgid, setresuid, setsid,
+    chdir, execve, fork, pipe2, pivot_root, setgroups, sethostname, setresgid, setresuid, setsid,
     ForkResult, Gid, Uid,
 };
 use serde::{Deserialize, Serialize};
@@ -560,9 +560,12 @@ fn start_process(
         // SAFETY: _exit is always safe.
         unsafe { libc::_exit(126) }
     }
-    let err = match execvpe(&argv[0], &argv, &env) {
+    let err = match find_program(&process.argv[0], &process.env) {
+        Ok(path) => match execve(&path, &argv, &env) {
+            Err(e) => e,
+            Ok(never) => match never {},
+        },
         Err(e) => e,
-        Ok(never) => match never {},
     };
     // Docker's wording, and its exit codes (127: not found, 126: not runnable).
     let msg = format!(
@@ -582,6 +585,37 @@ fn start_process(
     };
     // SAFETY: _exit is always safe.
     unsafe { libc::_exit(code) }
+}
+
+/// Where the container's PATH (from `env`, as with Docker) finds program
+/// `name`. (`execvpe` would search the launcher's own PATH.)
+fn find_program(name: &str, env: &[String]) -> std::result::Result<CString, nix::errno::Errno> {
+    if name.contains('/') {
+        return CString::new(name).map_err(|_| nix::errno::Errno::EINVAL);
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let mut denied = false;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(name);
+        if !candidate.is_file() {
+            continue;
+        }
+        match nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK) {
+            Ok(()) => {
+                return CString::new(candidate.into_os_string().into_encoded_bytes())
+                    .map_err(|_| nix::errno::Errno::EINVAL)
+            }
+            Err(_) => denied = true,
+        }
+    }
+    Err(if denied {
+        nix::errno::Errno::EACCES
+    } else {
+        nix::errno::Errno::ENOENT
+    })
 }
 
 /// Enter the instance's user namespace as its root (uid 0 there).
