@@ -111,6 +111,28 @@ async fn docker_run_attaches_waits_and_isolates() {
     assert!(lines[1].bytes().all(|b| b.is_ascii_hexdigit()), "{out:?}");
     assert_eq!(&lines[2..], [".", "..", "1"], "{out:?}");
 
+    // Binds of the instance's files, read-only ones too; another user.
+    let out = run(&server, sid, node, "mkdir -p /srv/data && echo from-instance > /srv/data/f && docker run --rm -v /srv/data:/data busybox sh -c 'cat /data/f; echo from-container > /data/g' && cat /srv/data/g && docker run --rm -v /srv/data:/data:ro busybox touch /data/h; echo ro=$?; docker run --rm -u nobody busybox id -u").await;
+    assert!(
+        out.stdout
+            .starts_with("from-instance\nfrom-container\nro=1\n65534\n"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("Read-only file system"), "{out:?}");
+    // Not there yet, and saying so: published ports, other networks.
+    let out = run(&server, sid, node, "docker run --rm -p 8080:80 nginx; echo code=$?; docker run --rm --network bridge busybox true; echo code=$?").await;
+    assert_eq!(out.stdout, "code=125\ncode=125\n", "{out:?}");
+    assert!(
+        out.stderr
+            .contains("published ports (-p) are not available yet"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("network \"bridge\" is not available yet"),
+        "{out:?}"
+    );
+
     // A detached server, exec into it, its logs, stop and remove.
     let out = run(&server, sid, node, "docker run -d --name web nginx >/dev/null && sleep 2 && docker ps --format '{{.Names}} {{.Status}}' && docker exec web ls / | grep -x etc && docker exec web sh -c 'exit 7'; echo exec=$? && docker exec web cat /etc/os-release | grep PRETTY").await;
     assert!(out.stdout.starts_with("web Up "), "{out:?}");

@@ -61,7 +61,24 @@ pub fn create(ctx: &Ctx, query: &HashMap<String, String>, body: &[u8]) -> Reply 
         .map(String::from)
         .or_else(|| image_config.user().clone())
         .unwrap_or_default();
-    let binds = strings(&body["HostConfig"]["Binds"]);
+    let host = &body["HostConfig"];
+    if host["PortBindings"]
+        .as_object()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return Err(DockerError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "published ports (-p) are not available yet in this playground: containers share the instance's network, so a server in one is reachable on its own port",
+        ));
+    }
+    let network = host["NetworkMode"].as_str().unwrap_or("");
+    if !["", "default", "host"].contains(&network) {
+        return Err(DockerError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("network {network:?} is not available yet in this playground: containers share the instance's network (like --network host)"),
+        ));
+    }
+    let binds = strings(&host["Binds"]);
     for b in &binds {
         let parts: Vec<&str> = b.split(':').collect();
         if parts.len() < 2 || !parts[0].starts_with('/') || !parts[1].starts_with('/') {
