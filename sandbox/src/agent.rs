@@ -68,6 +68,10 @@ pub enum Request {
     /// outlives the server: a restarted server asks again and serves on.
     /// Answered with `DockerSocket` (descriptor attached) or `FileFailed`.
     DockerSocket { id: u64 },
+    /// Report the exit of `pid`, a process of the instance that init did
+    /// not fork (a container's, reparented to init) as if it had; answered
+    /// with `Tracked`.
+    Track { id: u64, pid: i32 },
 }
 
 /// Where `docker` inside an instance finds the engine.
@@ -156,6 +160,8 @@ pub enum Event {
     Listed { id: u64, entries: Vec<ListedEntry> },
     /// The answer to `DockerSocket`: the listening socket is attached.
     DockerSocket { id: u64 },
+    /// The answer to `Track`.
+    Tracked { id: u64 },
     /// The answer to `OpenFile` or `ListDir` when the path cannot be used.
     FileFailed {
         id: u64,

@@ -160,6 +160,32 @@ impl Control {
         }
     }
 
+    /// Have init report the exit of `pid` (see `Request::Track`); the
+    /// receiver resolves with its exit code.
+    pub async fn track(&self, pid: i32) -> io::Result<oneshot::Receiver<i32>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (exit_tx, exit) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut waiters = self.waiters.lock().unwrap();
+            waiters.exits.insert(pid, exit_tx);
+            waiters.writes.insert(id, tx);
+        }
+        if let Err(e) = self.send(&Request::Track { id, pid }).await {
+            let mut waiters = self.waiters.lock().unwrap();
+            waiters.writes.remove(&id);
+            waiters.exits.remove(&pid);
+            return Err(e);
+        }
+        match rx.await {
+            Ok(_) => Ok(exit),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the instance stopped",
+            )),
+        }
+    }
+
     /// Ask init to open a regular file of the instance (see
     /// `Request::OpenFile`). The outer error means the channel failed; the
     /// inner one that init could not open the file.
@@ -275,6 +301,11 @@ impl Control {
             Event::Exited { pid, code } => {
                 if let Some(tx) = waiters.exits.remove(&pid) {
                     let _ = tx.send(code);
+                }
+            }
+            Event::Tracked { id } => {
+                if let Some(tx) = waiters.writes.remove(&id) {
+                    let _ = tx.send(None);
                 }
             }
             Event::Written { id, error } => {

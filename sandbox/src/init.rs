@@ -159,6 +159,12 @@ fn handle(
                 let _ = agent::send(control.as_fd(), &Event::SpawnFailed { id, error }, &[]);
             }
         },
+        Request::Track { id, pid } => {
+            if pid > 1 {
+                children.entry(pid).or_insert(Child { master: None });
+            }
+            let _ = agent::send(control.as_fd(), &Event::Tracked { id }, &[]);
+        }
         Request::Adopt { id } => {
             // Hand every live process to the new server: its pid, and the
             // PTY master of those on a terminal.

@@ -116,6 +116,26 @@ impl Instance {
         })
     }
 
+    pub(crate) fn control(&self) -> &Arc<Control> {
+        &self.inner.control
+    }
+
+    pub(crate) fn runtime(&self) -> &Arc<RuntimeInner> {
+        &self.inner.runtime
+    }
+
+    pub(crate) fn cgroup(&self) -> &Cgroup {
+        &self.inner.cgroup
+    }
+
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        &self.inner.dir
+    }
+
+    pub(crate) fn pidfd(&self) -> &OwnedFd {
+        self.inner.pidfd.get_ref()
+    }
+
     /// Keep a hold on the instance's disk (see `Inner::disk`).
     pub(crate) fn hold_disk(&self, mount: OwnedFd) {
         *self.inner.disk.lock().unwrap() = Some(mount);

@@ -44,7 +44,15 @@ pub const CONTROL_SOCKET: &str = "control.sock";
 /// How much stack the cloned init runs on (virtual; untouched pages cost nothing).
 const INIT_STACK: usize = 8 << 20;
 
-/// Everything the launcher needs; the first message on the control socket.
+/// What a forked launcher is to do; the first message on its socket.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum Job {
+    Instance(LaunchConfig),
+    Container(crate::nested::ContainerJob),
+}
+
+/// Everything the launcher needs to create an instance.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LaunchConfig {
     pub hostname: String,
@@ -78,9 +86,17 @@ pub fn run_if_requested() {
     let control = launch_server::serve();
     // The configuration comes over the socket, not in argv: PID 1's command
     // line is visible inside the instance and must not show host paths.
-    // It comes with the instance's disk: a detached mount.
-    let config = match agent::recv::<LaunchConfig>(control.as_fd()) {
-        Ok(Some((config, fds))) => match fds.into_iter().next() {
+    // An instance comes with its disk (a detached mount); a container job
+    // with a pidfd of the instance's init.
+    let config = match agent::recv::<Job>(control.as_fd()) {
+        Ok(Some((Job::Container(job), fds))) => {
+            let code = match fds.into_iter().next() {
+                Some(init) => crate::nested::run_job(&job, init, &control),
+                None => 1,
+            };
+            std::process::exit(code);
+        }
+        Ok(Some((Job::Instance(config), fds))) => match fds.into_iter().next() {
             Some(disk) => Ok((config, disk)),
             None => Err("no disk came with the launch configuration".to_string()),
         },

@@ -17,6 +17,7 @@
 
 mod agent;
 pub mod cgroup;
+mod container;
 mod control;
 mod disk;
 mod disk_pool;
@@ -26,6 +27,7 @@ mod init;
 mod instance;
 mod launch;
 mod launch_server;
+mod nested;
 mod network;
 pub mod oci;
 mod ports;
@@ -35,8 +37,9 @@ mod runtime;
 mod security;
 mod sys;
 
-pub use agent::{FileErrorKind, ListedEntry, ListedKind};
+pub use agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
 pub use cgroup::{Limits, Stats};
+pub use container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
 pub use egress::Egress;
 pub use instance::{ExecOutput, Instance, InstanceFile, PtyProcess};
 pub use launch::run_if_requested as run_launcher_if_requested;

@@ -59,7 +59,7 @@ pub(crate) struct RuntimeInner {
     /// Instance disks made ready ahead of time and let go of afterwards.
     pub(crate) disks: DiskPool,
     /// Forks the launchers that create instances.
-    launch_server: LaunchServer,
+    pub(crate) launch_server: LaunchServer,
     /// Held for the runtime's life: one server per data directory.
     _lock: nix::fcntl::Flock<fs::File>,
 }
@@ -329,7 +329,8 @@ impl Runtime {
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         )
         .map_err(|e| Error::Setup(format!("fcntl: {e}")))?;
-        agent::send(ours.as_fd(), config, &[disk.as_raw_fd()])
+        let job = crate::launch::Job::Instance(config.clone());
+        agent::send(ours.as_fd(), &job, &[disk.as_raw_fd()])
             .map_err(|e| Error::Setup(format!("send launch configuration: {e}")))?;
         self.inner
             .launch_server

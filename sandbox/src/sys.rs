@@ -116,6 +116,17 @@ const MOUNT_ATTR_NODEV: libc::c_uint = 0x4;
 /// mount namespace. `flags` are the file system's boolean options.
 pub fn mount_detached(fstype: &CStr, source: &Path, flags: &[&CStr]) -> io::Result<OwnedFd> {
     let source = cstring(source)?;
+    mount_detached_with(fstype, &[(c"source", source.as_c_str())], flags)
+}
+
+/// Like [`mount_detached`], with string options (`key`, `value`) set in
+/// order: e.g. an overlay's `lowerdir`, `upperdir` and `workdir`, which the
+/// kernel resolves when each is set (so `/proc/self/fd/N` paths work).
+pub fn mount_detached_with(
+    fstype: &CStr,
+    strings: &[(&CStr, &CStr)],
+    flags: &[&CStr],
+) -> io::Result<OwnedFd> {
     // SAFETY: `fstype` is a valid C string for the call; returns a new descriptor.
     let context =
         fd_result(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
@@ -126,7 +137,9 @@ pub fn mount_detached(fstype: &CStr, source: &Path, flags: &[&CStr]) -> io::Resu
             libc::syscall(libc::SYS_fsconfig, context.as_raw_fd(), cmd, key, value, 0)
         })
     };
-    config(FSCONFIG_SET_STRING, c"source".as_ptr(), source.as_ptr())?;
+    for (key, value) in strings {
+        config(FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr())?;
+    }
     for flag in flags {
         config(FSCONFIG_SET_FLAG, flag.as_ptr(), std::ptr::null())?;
     }

@@ -6,8 +6,11 @@
 //! Files: `views` (an instance's own image names), `routes` (paths and
 //! API versions to handlers), `system` (ping, version, info), `images`
 //! (list, inspect, tag, remove), `pull` (pulls and Docker's progress stream),
-//! `reply` (Docker-shaped answers and errors).
+//! `containers` (create, start, attach, logs, stop, exec, ...: containers
+//! are nested sandboxes of the instance), `reply` (Docker-shaped answers
+//! and errors).
 
+mod containers;
 mod images;
 mod pull;
 mod reply;
@@ -30,6 +33,7 @@ pub const MIN_API_VERSION: &str = "1.12";
 pub struct Engine {
     store: ImageStore,
     views: Views,
+    containers: Arc<containers::Containers>,
 }
 
 impl Engine {
@@ -57,7 +61,15 @@ impl Engine {
             }
         }
         let views = Views::open(&data_dir.join("engine/views"), keep)?;
-        Ok(Arc::new(Engine { store, views }))
+        let containers = Arc::new(containers::Containers::open(
+            &data_dir.join("engine/containers"),
+            keep,
+        )?);
+        Ok(Arc::new(Engine {
+            store,
+            views,
+            containers,
+        }))
     }
 
     /// Serve the instance's Engine API socket until the instance ends. Its
@@ -82,7 +94,13 @@ impl Engine {
                     return;
                 }
             };
-            let app = routes::router(engine, instance.id().to_string());
+            let ctx = routes::Ctx {
+                engine,
+                instance: instance.id().to_string(),
+                sandbox: instance.clone(),
+            };
+            containers::recover(&ctx).await;
+            let app = routes::router(ctx);
             let served = axum::serve(listener, app).with_graceful_shutdown({
                 let instance = instance.clone();
                 async move { instance.exited().await }
@@ -96,5 +114,6 @@ impl Engine {
     /// The instance is gone for good: forget its images.
     pub fn forget(&self, instance_id: &str) {
         self.views.forget(instance_id);
+        self.containers.forget(instance_id);
     }
 }

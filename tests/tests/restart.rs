@@ -191,3 +191,35 @@ async fn a_killed_launch_server_is_replaced_and_none_outlives_the_server() {
     let left = wait_until_clean(&sid, &data_dir, T).await;
     assert!(left.is_empty(), "after teardown: {left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_survive_kill_9_of_the_server() {
+    let (server, sid, node) = TestServer::with_instance(&[]).await;
+    let out = server
+        .exec(
+            &sid,
+            &node,
+            "docker run -d --name sleeper busybox sleep 1000 >/dev/null && docker create --name idle busybox true >/dev/null && docker run --name done busybox echo finished",
+        )
+        .await;
+    assert_eq!(out.stdout, "finished\n", "{out:?}");
+    let data_dir = server.crash().await;
+    let server = TestServer::start_in(data_dir, &[]).await;
+
+    // Records, states, logs; the running one is still followed: its exit
+    // (killed: 137) is seen by the new server.
+    let out = server
+        .exec(
+            &sid,
+            &node,
+            "docker ps -a --format '{{.Names}} {{.State}}' | sort; docker logs done; docker kill sleeper >/dev/null; docker wait sleeper; docker ps -a --filter name=sleeper --format '{{.Status}}'; docker rm sleeper idle done",
+        )
+        .await;
+    assert!(
+        out.stdout
+            .starts_with("done exited\nidle created\nsleeper running\nfinished\n137\nExited (137)"),
+        "{out:?}"
+    );
+    assert!(out.stdout.ends_with("sleeper\nidle\ndone\n"), "{out:?}");
+    server.stop().await;
+}

@@ -57,7 +57,7 @@ pub fn visible(ctx: &Ctx) -> Vec<ImageSummary> {
 
 /// The image id `name` stands for in the instance's view: one of its
 /// references, or an id (prefix) of an image it names.
-fn resolve(ctx: &Ctx, name: &str) -> Result<String, DockerError> {
+pub fn resolve(ctx: &Ctx, name: &str) -> Result<String, DockerError> {
     let view = ctx.engine.views.get(&ctx.instance);
     if let Ok(reference) = name.parse::<Reference>() {
         if reference.digest.is_none() {
@@ -185,6 +185,28 @@ pub fn remove(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
         .filter(|r| r.digest.is_none())
         .map(|r| r.to_string());
     let id = resolve(ctx, name)?;
+    let names_of_image = ctx
+        .engine
+        .views
+        .get(&ctx.instance)
+        .values()
+        .filter(|i| **i == id)
+        .count();
+    if let (false, true, Some(container)) = (
+        force,
+        names_of_image <= 1,
+        ctx.engine.containers.using_image(&ctx.instance, &id),
+    ) {
+        let short = id.strip_prefix("sha256:").unwrap_or(&id);
+        return Err(DockerError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                &container[..12],
+                &short[..12.min(short.len())]
+            ),
+        ));
+    }
     let result = ctx.engine.views.with(&ctx.instance, |view| {
         let names: Vec<String> = match as_reference.filter(|r| view.contains_key(r)) {
             Some(reference) => vec![reference],

@@ -6,25 +6,28 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{Method, StatusCode, Uri};
-use axum::response::IntoResponse;
+use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 
 use super::reply::{DockerError, Reply};
-use super::{images, pull, system, Engine};
+use super::{containers, images, pull, system, Engine};
 
 #[derive(Clone)]
 pub struct Ctx {
     pub engine: Arc<Engine>,
+    /// The instance's id.
     pub instance: String,
+    pub sandbox: sandbox::Instance,
 }
 
-pub fn router(engine: Arc<Engine>, instance: String) -> Router {
-    Router::new()
-        .fallback(dispatch)
-        .with_state(Ctx { engine, instance })
+pub fn router(ctx: Ctx) -> Router {
+    Router::new().fallback(dispatch).with_state(ctx)
 }
+
+/// Largest request body read (container and exec configurations).
+const MAX_BODY: usize = 1 << 20;
 
 /// `/v1.41/images/json` -> `/images/json`.
 fn strip_version(path: &str) -> &str {
@@ -39,13 +42,23 @@ fn strip_version(path: &str) -> &str {
     path
 }
 
-async fn dispatch(
-    State(ctx): State<Ctx>,
-    method: Method,
-    uri: Uri,
-    Query(query): Query<HashMap<String, String>>,
-) -> Reply {
+async fn dispatch(State(ctx): State<Ctx>, mut req: Request<Body>) -> Reply {
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let Query(query) = Query::<HashMap<String, String>>::try_from_uri(&uri)
+        .map_err(|e| DockerError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let path = strip_version(uri.path());
+    let post = method == Method::POST;
+    let body = if post && !path.ends_with("/attach") {
+        // The hijacked exec start has a small JSON body before the stream.
+        let taken = std::mem::take(req.body_mut());
+        axum::body::to_bytes(taken, MAX_BODY)
+            .await
+            .map_err(|e| DockerError::new(StatusCode::BAD_REQUEST, e.to_string()))?
+    } else {
+        Default::default()
+    };
+
     let get = method == Method::GET || method == Method::HEAD;
     match path {
         "/_ping" if get => return Ok(system::ping()),
@@ -53,8 +66,43 @@ async fn dispatch(
         "/info" if get => return Ok(system::info(&ctx)),
         "/images/json" if get => return Ok(images::list(&ctx)),
         "/images/create" if method == Method::POST => return pull::create(&ctx, &query).await,
-        "/containers/json" if get => return Ok(axum::Json(serde_json::json!([])).into_response()),
+        "/containers/json" if get => return containers::list(&ctx, &query),
+        "/containers/create" if post => return containers::create(&ctx, &query, &body),
         _ => {}
+    }
+    if let Some(rest) = path.strip_prefix("/containers/") {
+        let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
+        return match (action, &method) {
+            ("json", _) if get => containers::inspect(&ctx, name),
+            ("start", _) if post => containers::start(&ctx, name).await,
+            ("attach", _) if post => containers::attach(&ctx, name, &query, req),
+            ("wait", _) if post => containers::wait(&ctx, name, &query),
+            ("resize", _) if post => containers::resize_container(&ctx, name, &query),
+            ("logs", _) if get => containers::logs(&ctx, name, &query),
+            ("stop", _) if post => containers::stop(&ctx, name, &query).await,
+            ("restart", _) if post => containers::restart(&ctx, name, &query).await,
+            ("kill", _) if post => containers::kill(&ctx, name, &query).await,
+            ("exec", _) if post => containers::exec_create(&ctx, name, &body),
+            ("", &Method::DELETE) => containers::remove(&ctx, name, &query).await,
+            _ => Err(DockerError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                format!(
+                    "{method} /containers/{{id}}/{action} is not available yet in this playground"
+                ),
+            )),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/exec/") {
+        let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+        return match action {
+            "start" if post => containers::exec_start(&ctx, id, &body, req).await,
+            "resize" if post => containers::exec_resize(&ctx, id, &query),
+            "json" if get => containers::exec_inspect(&ctx, id),
+            _ => Err(DockerError::new(
+                StatusCode::NOT_FOUND,
+                format!("page not found: {method} {path}"),
+            )),
+        };
     }
     if let Some(rest) = path.strip_prefix("/images/") {
         let decoded = percent_decode(rest);
@@ -70,12 +118,6 @@ async fn dispatch(
         if method == Method::DELETE {
             return images::remove(&ctx, &decoded, &query);
         }
-    }
-    if path.starts_with("/containers/") || path.starts_with("/exec/") {
-        return Err(DockerError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "running containers is not available yet in this playground",
-        ));
     }
     Err(DockerError::new(
         StatusCode::NOT_FOUND,

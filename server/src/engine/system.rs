@@ -68,13 +68,15 @@ pub fn version() -> Response {
 pub fn info(ctx: &Ctx) -> Response {
     let images = super::images::visible(ctx).len();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let containers = ctx.engine.containers.list(&ctx.instance);
+    let running = containers.iter().filter(|r| r.running).count();
     Json(json!({
         "ID": ctx.instance,
         "Name": ctx.instance,
-        "Containers": 0,
-        "ContainersRunning": 0,
+        "Containers": containers.len(),
+        "ContainersRunning": running,
         "ContainersPaused": 0,
-        "ContainersStopped": 0,
+        "ContainersStopped": containers.len() - running,
         "Images": images,
         "Driver": "overlay",
         "DriverStatus": [["Image store", "shared by the playground's instances"]],
@@ -105,7 +107,7 @@ pub fn info(ctx: &Ctx) -> Response {
         "LiveRestoreEnabled": true,
         "Isolation": "",
         "SecurityOptions": [],
-        "Warnings": ["running containers is not available yet in this playground"],
+        "Warnings": ["containers share the instance's network (like --network host): bridge networks and published ports (-p) are not available yet in this playground"],
     }))
     .into_response()
 }

@@ -1,0 +1,212 @@
+//! The server's side of containers (see `nested`): ask the launch server
+//! for a launcher that does the job, collect the process's terminal or
+//! pipes, have the instance's init track it, and let it run.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use tokio::sync::oneshot;
+
+use crate::agent;
+use crate::instance::Instance;
+use crate::launch::Job;
+pub use crate::nested::{Bind, ProcessSpec, RunSpec};
+use crate::nested::{ContainerJob, Go, JobEvent, JobKind};
+use crate::{sys, Error, Result};
+
+/// How long a container's process may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a container's process is connected.
+pub enum ProcessIo {
+    /// Its terminal's master.
+    Tty(OwnedFd),
+    /// Its stdin (write end), stdout and stderr (read ends).
+    Pipes {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+}
+
+/// A process running in a container.
+pub struct ContainerProcess {
+    /// Its pid in the instance's pid namespace.
+    pub pid: i32,
+    pub io: ProcessIo,
+    /// Resolves with the exit code (fails if the instance dies first).
+    pub exit: oneshot::Receiver<i32>,
+}
+
+/// A launcher's socket, read with tokio.
+struct JobSocket(tokio::io::unix::AsyncFd<OwnedFd>);
+
+impl JobSocket {
+    async fn recv(&self) -> std::io::Result<Option<(JobEvent, Vec<OwnedFd>)>> {
+        loop {
+            let mut guard = self.0.readable().await?;
+            match guard.try_io(|fd| agent::recv(fd.get_ref().as_fd())) {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl Instance {
+    /// Start a launcher for `kind` on this instance; returns its socket.
+    fn start_job(&self, kind: JobKind) -> Result<JobSocket> {
+        if !self.is_running() {
+            return Err(Error::NotRunning);
+        }
+        let setup = |e: &dyn std::fmt::Display| Error::Spawn(e.to_string());
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| setup(&e))?;
+        nix::fcntl::fcntl(
+            &ours,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(|e| setup(&e))?;
+        let job = Job::Container(ContainerJob {
+            cgroup_join: self.cgroup().procs_files(),
+            init_pid: self.host_pid(),
+            kind,
+        });
+        agent::send(ours.as_fd(), &job, &[self.pidfd().as_raw_fd()]).map_err(|e| setup(&e))?;
+        self.runtime()
+            .launch_server
+            .launch(&theirs)
+            .map_err(|e| setup(&e))?;
+        Ok(JobSocket(sys::async_fd(ours).map_err(|e| setup(&e))?))
+    }
+
+    fn disk_image(&self) -> std::path::PathBuf {
+        self.dir().join("disk.img")
+    }
+
+    /// Create a container and start its first process (see `nested`).
+    /// `spec.disk_image` is filled in here.
+    pub async fn run_container(&self, mut spec: RunSpec) -> Result<ContainerProcess> {
+        spec.disk_image = self.disk_image();
+        let tty = spec.process.tty.is_some();
+        let socket = self.start_job(JobKind::Run(spec))?;
+        self.started(socket, tty).await
+    }
+
+    /// Start one more process in the container whose first process is `target`.
+    pub async fn exec_in_container(
+        &self,
+        target: i32,
+        process: ProcessSpec,
+    ) -> Result<ContainerProcess> {
+        let tty = process.tty.is_some();
+        let socket = self.start_job(JobKind::Exec { target, process })?;
+        self.started(socket, tty).await
+    }
+
+    /// Remove a container's writable layer from the instance's disk.
+    pub async fn remove_container_layer(&self, id: &str) -> Result<()> {
+        let socket = self.start_job(JobKind::RemoveLayer {
+            id: id.to_string(),
+            disk_image: self.disk_image(),
+        })?;
+        match tokio::time::timeout(START_TIMEOUT, socket.recv()).await {
+            Ok(Ok(Some((JobEvent::Done, _)))) => Ok(()),
+            Ok(Ok(Some((JobEvent::Failed { error }, _)))) => Err(Error::Cleanup(error)),
+            _ => Err(Error::Cleanup("removing a container's layer failed".into())),
+        }
+    }
+
+    /// Signal a process init tracks (a container's included).
+    pub async fn signal(&self, pid: i32, signal: i32) -> Result<()> {
+        let request = agent::Request::Signal {
+            pid,
+            signal,
+            group: false,
+        };
+        self.control()
+            .send(&request)
+            .await
+            .map_err(|_| Error::NotRunning)
+    }
+
+    /// Wait for the process's pid and descriptors, have init track it, let it go.
+    async fn started(&self, socket: JobSocket, tty: bool) -> Result<ContainerProcess> {
+        let collect = async {
+            let (mut pid, mut fds) = (None, None);
+            while pid.is_none() || fds.is_none() {
+                match socket.recv().await {
+                    Ok(Some((JobEvent::Started { pid: p }, _))) => pid = Some(p),
+                    Ok(Some((JobEvent::Ready, f))) => fds = Some(f),
+                    Ok(Some((JobEvent::Failed { error }, _))) => return Err(Error::Spawn(error)),
+                    Ok(Some(_)) => return Err(Error::Spawn("unexpected message".into())),
+                    Ok(None) | Err(_) => {
+                        return Err(Error::Spawn("the container's process did not start".into()))
+                    }
+                }
+            }
+            Ok((pid.expect("set"), fds.expect("set")))
+        };
+        let (pid, fds) = match tokio::time::timeout(START_TIMEOUT, collect).await {
+            Ok(result) => result?,
+            Err(_) => return Err(Error::Spawn("the container did not start in time".into())),
+        };
+        for fd in &fds {
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            )
+            .map_err(|e| Error::Spawn(e.to_string()))?;
+        }
+        let mut fds = fds.into_iter();
+        let io = match (tty, fds.next(), fds.next(), fds.next()) {
+            (true, Some(master), _, _) => ProcessIo::Tty(master),
+            (false, Some(stdin), Some(stdout), Some(stderr)) => ProcessIo::Pipes {
+                stdin,
+                stdout,
+                stderr,
+            },
+            _ => {
+                return Err(Error::Spawn(
+                    "the container's process sent too few descriptors".into(),
+                ))
+            }
+        };
+        let exit = self
+            .control()
+            .track(pid)
+            .await
+            .map_err(|_| Error::NotRunning)?;
+        agent::send(socket.0.get_ref().as_fd(), &Go, &[])
+            .map_err(|e| Error::Spawn(format!("start the process: {e}")))?;
+        Ok(ContainerProcess { pid, io, exit })
+    }
+
+    /// After a server restart: the exit of a container's process that init
+    /// still tracks. `None` if init does not know it (it exited meanwhile).
+    pub async fn watch(&self, pid: i32) -> Option<oneshot::Receiver<i32>> {
+        let alive = self
+            .cgroup()
+            .pids()
+            .into_iter()
+            .any(|host| ns_pid(host) == Some(pid));
+        if !alive {
+            return None;
+        }
+        self.control().track(pid).await.ok()
+    }
+}
+
+/// The pid of host process `host` in the instance's pid namespace (the
+/// second level of its NSpid line).
+fn ns_pid(host: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{host}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

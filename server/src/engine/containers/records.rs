@@ -1,0 +1,202 @@
+//! The containers of every instance: their records (saved per instance,
+//! so they outlive a server restart) and, in the server only, their streams.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::exec::Exec;
+use super::no_such_container;
+use super::streams::Streams;
+use crate::engine::reply::DockerError;
+
+/// What `docker create` asked for (the parts we honour).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Config {
+    pub image: String,
+    pub image_id: String,
+    pub cmd: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    pub binds: Vec<String>,
+    pub auto_remove: bool,
+    pub labels: HashMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub config: Config,
+    pub running: bool,
+    /// Pid of its first process in the instance (when running).
+    pub pid: i32,
+    pub exit_code: i32,
+    pub started_at: String,
+    pub finished_at: String,
+    /// Whether it ever started (created vs. exited).
+    pub started: bool,
+    /// How many times it started (run `runs` is the current or last one).
+    #[serde(default)]
+    pub runs: u64,
+}
+
+/// How many exit codes of auto-removed containers are kept for late waits.
+pub(super) const KEEP_GONE: usize = 256;
+
+/// Containers of every instance.
+pub struct Containers {
+    pub(super) dir: PathBuf,
+    pub(super) records: Mutex<HashMap<String, Vec<Record>>>,
+    pub(super) streams: Mutex<HashMap<String, Arc<Streams>>>,
+    /// Exit codes of auto-removed containers (`docker run --rm` may ask
+    /// for it after the container is gone).
+    pub(super) gone: Mutex<HashMap<String, i32>>,
+    /// Bumped on every state change; waiters look again.
+    pub(super) changed: watch::Sender<u64>,
+    pub(super) execs: Mutex<HashMap<String, Exec>>,
+}
+
+impl Containers {
+    pub fn open(dir: &Path, keep: &[String]) -> std::io::Result<Containers> {
+        fs::create_dir_all(dir)?;
+        for entry in fs::read_dir(dir)?.flatten() {
+            let path = entry.path();
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("")
+                .to_string();
+            if !keep.contains(&stem) {
+                if path.is_dir() {
+                    let _ = fs::remove_dir_all(&path);
+                } else {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        Ok(Containers {
+            dir: dir.to_owned(),
+            records: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::new()),
+            gone: Mutex::new(HashMap::new()),
+            changed: watch::channel(0).0,
+            execs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub(super) fn file(&self, instance: &str) -> PathBuf {
+        self.dir.join(format!("{instance}.json"))
+    }
+
+    pub(super) fn log_path(&self, instance: &str, id: &str) -> PathBuf {
+        self.dir.join(instance).join(format!("{id}.log"))
+    }
+
+    /// Run `f` on the instance's records; save when it says it changed them.
+    pub(super) fn with<T>(
+        &self,
+        instance: &str,
+        f: impl FnOnce(&mut Vec<Record>) -> (T, bool),
+    ) -> T {
+        let mut all = self.records.lock().unwrap();
+        let records = all.entry(instance.to_string()).or_insert_with(|| {
+            fs::read(self.file(instance))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default()
+        });
+        let (result, changed) = f(records);
+        if changed {
+            let path = self.file(instance);
+            let tmp = path.with_extension("json.tmp");
+            let saved = serde_json::to_vec(records)
+                .map_err(std::io::Error::other)
+                .and_then(|b| fs::write(&tmp, b))
+                .and_then(|()| fs::rename(&tmp, &path));
+            if let Err(e) = saved {
+                tracing::error!(instance, "cannot save its containers: {e}");
+            }
+            self.changed.send_modify(|n| *n += 1);
+        }
+        result
+    }
+
+    pub fn list(&self, instance: &str) -> Vec<Record> {
+        self.with(instance, |r| (r.clone(), false))
+    }
+
+    /// The record `name` stands for: full id, unique id prefix or name.
+    pub fn find(&self, instance: &str, name: &str) -> Result<Record, DockerError> {
+        let name = name.trim_start_matches('/');
+        let records = self.list(instance);
+        if let Some(r) = records.iter().find(|r| r.id == name || r.name == name) {
+            return Ok(r.clone());
+        }
+        let matches: Vec<&Record> = records
+            .iter()
+            .filter(|r| !name.is_empty() && r.id.starts_with(name))
+            .collect();
+        match matches[..] {
+            [one] => Ok(one.clone()),
+            [] => Err(no_such_container(name)),
+            _ => Err(DockerError::new(
+                StatusCode::NOT_FOUND,
+                format!("Multiple IDs found with provided prefix: {name}"),
+            )),
+        }
+    }
+
+    /// Whether a container of the instance uses image `id`.
+    pub fn using_image(&self, instance: &str, image_id: &str) -> Option<String> {
+        self.list(instance)
+            .into_iter()
+            .find(|r| r.config.image_id == image_id)
+            .map(|r| r.id)
+    }
+
+    pub(super) fn update(&self, instance: &str, id: &str, f: impl FnOnce(&mut Record)) {
+        self.with(instance, |records| {
+            match records.iter_mut().find(|r| r.id == id) {
+                Some(r) => {
+                    f(r);
+                    ((), true)
+                }
+                None => ((), false),
+            }
+        })
+    }
+
+    /// The streams of container `id` (made on first use).
+    pub(super) fn streams(&self, id: &str) -> Arc<Streams> {
+        self.streams
+            .lock()
+            .unwrap()
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Streams::new()))
+            .clone()
+    }
+
+    /// The instance is gone: forget its containers.
+    pub fn forget(&self, instance: &str) {
+        let records = self.records.lock().unwrap().remove(instance);
+        let mut streams = self.streams.lock().unwrap();
+        for r in records.unwrap_or_default() {
+            streams.remove(&r.id);
+        }
+        drop(streams);
+        let _ = fs::remove_file(self.file(instance));
+        let _ = fs::remove_dir_all(self.dir.join(instance));
+    }
+}

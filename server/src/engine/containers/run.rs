@@ -1,0 +1,399 @@
+//! Running a container: start, attach (the hijacked stream of a run),
+//! wait, resize, and following the exits of runs a restarted server
+//! finds.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc};
+
+use super::lifecycle::remove_record;
+use super::pump::{pump, ProcessIo};
+use super::records::{Config, Record, KEEP_GONE};
+use super::streams::{frame, hijack, Chunk, Output, RunIo};
+use super::{flag, now};
+use crate::engine::reply::{DockerError, Reply};
+use crate::engine::routes::Ctx;
+
+/// The argv of a container's first process.
+pub(super) fn argv(config: &Config) -> Vec<String> {
+    config
+        .entrypoint
+        .iter()
+        .chain(config.cmd.iter())
+        .cloned()
+        .collect()
+}
+
+pub(super) fn base_env(config: &Config, hostname: &str, tty: bool) -> Vec<String> {
+    let mut env = config.env.clone();
+    let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.starts_with(&format!("{k}=")));
+    if !has(&env, "PATH") {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
+    }
+    env.push(format!("HOSTNAME={hostname}"));
+    if tty && !has(&env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    if !has(&env, "HOME") {
+        env.push("HOME=/root".into());
+    }
+    env
+}
+
+pub(super) fn binds(config: &Config) -> Vec<sandbox::Bind> {
+    config
+        .binds
+        .iter()
+        .map(|b| {
+            let parts: Vec<&str> = b.split(':').collect();
+            sandbox::Bind {
+                source: parts[0].to_string(),
+                target: parts[1].to_string(),
+                read_only: parts
+                    .get(2)
+                    .is_some_and(|o| o.split(',').any(|o| o == "ro")),
+            }
+        })
+        .collect()
+}
+
+/// POST /containers/{id}/start
+pub async fn start(ctx: &Ctx, name: &str) -> Reply {
+    let record = ctx.engine.containers.find(&ctx.instance, name)?;
+    if record.running {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let details = ctx
+        .engine
+        .store
+        .inspect(&record.config.image_id)
+        .map_err(|e| DockerError::internal(format!("image of the container: {e}")))?;
+    let hostname = record.id[..12].to_string();
+    let spec = sandbox::RunSpec {
+        id: record.id.clone(),
+        hostname: hostname.clone(),
+        layers: details.layers.iter().map(|l| l.path.clone()).collect(),
+        disk_image: PathBuf::new(),
+        binds: binds(&record.config),
+        process: sandbox::ProcessSpec {
+            argv: argv(&record.config),
+            env: base_env(&record.config, &hostname, record.config.tty),
+            cwd: if record.config.working_dir.is_empty() {
+                "/".into()
+            } else {
+                record.config.working_dir.clone()
+            },
+            user: record.config.user.clone(),
+            tty: record
+                .config
+                .tty
+                .then_some(sandbox::WindowSize { cols: 80, rows: 24 }),
+        },
+    };
+    let process = ctx.sandbox.run_container(spec).await.map_err(|e| {
+        DockerError::new(
+            StatusCode::BAD_REQUEST,
+            format!("failed to create task for container: {e}"),
+        )
+    })?;
+    let containers = ctx.engine.containers.clone();
+    let id = record.id.clone();
+    let streams = containers.streams(&id);
+    let io = ProcessIo::new(process.io).map_err(DockerError::internal)?;
+    let (stdin_tx, stdin_rx) = mpsc::channel::<Vec<u8>>(64);
+    // Without -i its stdin ends at once (the pump closes it when the
+    // last sender is gone).
+    let stdin = record.config.open_stdin.then_some(stdin_tx);
+    streams.run.send_replace(RunIo {
+        stdin,
+        pty: io.pty(),
+    });
+    containers.update(&ctx.instance, &id, |r| {
+        r.running = true;
+        r.started = true;
+        r.runs += 1;
+        r.pid = process.pid;
+        r.started_at = now();
+    });
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let emit = {
+            let containers = ctx.engine.containers.clone();
+            let instance = ctx.instance.clone();
+            let id = id.clone();
+            move |chunk: Chunk| {
+                containers.append_log(&instance, &id, &chunk);
+                let _ = streams.output.send(Output::Chunk(chunk));
+            }
+        };
+        let code = pump(io, stdin_rx, emit, process.exit).await;
+        exited(&ctx, &id, code).await;
+    });
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Record the exit of container `id`, end its attached streams; remove it
+/// if it asked for that.
+pub(super) async fn exited(ctx: &Ctx, id: &str, code: i32) {
+    let containers = &ctx.engine.containers;
+    let streams = containers.streams(id);
+    streams.run.send_replace(RunIo::default());
+    let mut auto_remove = false;
+    containers.update(&ctx.instance, id, |r| {
+        r.running = false;
+        r.pid = 0;
+        r.exit_code = code;
+        r.finished_at = now();
+        auto_remove = r.config.auto_remove;
+    });
+    let _ = streams.output.send(Output::End);
+    if auto_remove {
+        {
+            let mut gone = containers.gone.lock().unwrap();
+            if gone.len() >= KEEP_GONE {
+                gone.clear();
+            }
+            gone.insert(id.to_string(), code);
+        }
+        let _ = remove_record(ctx, id).await;
+    }
+}
+
+/// Wait until `done` holds for the container's record (or it is gone:
+/// `None`).
+pub(super) async fn wait_for(
+    ctx: &Ctx,
+    id: &str,
+    done: impl Fn(&Record) -> bool,
+) -> Option<Record> {
+    let mut changed = ctx.engine.containers.changed.subscribe();
+    loop {
+        let record = ctx
+            .engine
+            .containers
+            .list(&ctx.instance)
+            .into_iter()
+            .find(|r| r.id == id);
+        match record {
+            Some(r) if !done(&r) => {}
+            other => return other,
+        }
+        if changed.changed().await.is_err() {
+            return None;
+        }
+    }
+}
+
+/// POST /containers/{id}/wait
+///
+/// The headers go out at once: the client waits for them before it starts
+/// the container (`docker run`); the body comes with the exit.
+pub fn wait(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
+    let containers = &ctx.engine.containers;
+    let record = match containers.find(&ctx.instance, name) {
+        Ok(r) => r,
+        // `docker run --rm`'s wait may come after the quick run's removal.
+        Err(e) => match containers.gone.lock().unwrap().get(name) {
+            Some(code) => return Ok(status_code(*code)),
+            None => return Err(e),
+        },
+    };
+    let condition = query
+        .get("condition")
+        .map(String::as_str)
+        .unwrap_or("not-running");
+    // The run the client means for next-exit: the running one, the one
+    // after its attach (that start may come and go before this is
+    // looked at), or the next.
+    let attached = containers
+        .streams(&record.id)
+        .attached_at
+        .lock()
+        .unwrap()
+        .take();
+    let target = if record.running {
+        record.runs
+    } else {
+        attached.map_or(record.runs + 1, |a| a + 1)
+    };
+    let removed = condition == "removed";
+    let next_exit = condition == "next-exit";
+    let ctx = ctx.clone();
+    let code = async move {
+        let containers = &ctx.engine.containers;
+        if removed {
+            let mut last = record.exit_code;
+            let mut changed = containers.changed.subscribe();
+            while let Ok(r) = containers.find(&ctx.instance, &record.id) {
+                last = r.exit_code;
+                if changed.changed().await.is_err() {
+                    break;
+                }
+            }
+            let gone = containers.gone.lock().unwrap().get(&record.id).copied();
+            return gone.unwrap_or(last);
+        }
+        wait_for(&ctx, &record.id, |r| {
+            if next_exit {
+                r.runs > target || (r.runs == target && !r.running)
+            } else {
+                !r.running
+            }
+        })
+        .await
+        .map_or(record.exit_code, |r| r.exit_code)
+    };
+    let body = futures_util::stream::once(async move {
+        let json = json!({ "StatusCode": code.await, "Error": null });
+        Ok::<_, std::io::Error>(axum::body::Bytes::from(json.to_string()))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+pub(super) fn status_code(code: i32) -> Response {
+    Json(json!({ "StatusCode": code, "Error": null })).into_response()
+}
+
+/// POST /containers/{id}/attach: the output of the current run, or of the
+/// next one if it is stopped, until that run ends; stdin (`stdin=1`) to it.
+pub fn attach(
+    ctx: &Ctx,
+    name: &str,
+    query: &HashMap<String, String>,
+    mut req: Request<Body>,
+) -> Reply {
+    let record = ctx.engine.containers.find(&ctx.instance, name)?;
+    let streams = ctx.engine.containers.streams(&record.id);
+    // Subscribed before the answer, so a start right after misses nothing.
+    let mut output = streams.output.subscribe();
+    if !record.running {
+        *streams.attached_at.lock().unwrap() = Some(record.runs);
+    }
+    let (response, upgrade) = hijack(&mut req);
+    let want_stdin = flag(query, "stdin");
+    let tty = record.config.tty;
+    let stdin_once = record.config.stdin_once;
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let io = hyper_util::rt::TokioIo::new(upgraded);
+        let (mut read, mut write) = tokio::io::split(io);
+        if want_stdin {
+            let mut run = streams.run.subscribe();
+            let streams = streams.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let n = match read.read(&mut buf).await {
+                        Ok(n) if n > 0 => n,
+                        _ => break,
+                    };
+                    // Typed before the start (docker run -i) waits for it.
+                    let stdin = loop {
+                        if let Some(stdin) = run.borrow_and_update().stdin.clone() {
+                            break Some(stdin);
+                        }
+                        if run.changed().await.is_err() {
+                            break None;
+                        }
+                    };
+                    match stdin {
+                        Some(stdin) if stdin.send(buf[..n].to_vec()).await.is_ok() => {}
+                        _ => break,
+                    }
+                }
+                // The client closed its stdin: so does the container's,
+                // if it asked for that (docker run -i without a terminal).
+                // (Closed before the start: at the start.)
+                if stdin_once {
+                    while run.borrow_and_update().stdin.is_none() {
+                        if run.changed().await.is_err() {
+                            return;
+                        }
+                    }
+                    streams.run.send_modify(|r| r.stdin = None);
+                }
+            });
+        }
+        loop {
+            match output.recv().await {
+                Ok(Output::Chunk(chunk)) => {
+                    let bytes = if tty {
+                        chunk.data
+                    } else {
+                        frame(chunk.stream, &chunk.data)
+                    };
+                    if write.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Ok(Output::End) | Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        let _ = write.flush().await;
+        let _ = write.shutdown().await;
+    });
+    Ok(response)
+}
+
+/// POST /containers/{id}/resize and /exec/{id}/resize
+pub fn resize(pty: Option<Arc<sandbox::Pty>>, query: &HashMap<String, String>) -> Reply {
+    let size = |k: &str| {
+        query
+            .get(k)
+            .and_then(|v| v.parse::<u16>().ok())
+            .unwrap_or(0)
+    };
+    if let Some(pty) = pty {
+        let _ = pty.resize(size("w"), size("h"));
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+pub fn resize_container(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
+    let record = ctx.engine.containers.find(&ctx.instance, name)?;
+    let pty = ctx
+        .engine
+        .containers
+        .streams(&record.id)
+        .run
+        .borrow()
+        .pty
+        .clone();
+    resize(pty, query)
+}
+
+/// A restarted server: containers that were running either still are
+/// (init still tracks them: watch for their exit) or ended meanwhile.
+pub async fn recover(ctx: &Ctx) {
+    for r in ctx.engine.containers.list(&ctx.instance) {
+        if !r.running {
+            continue;
+        }
+        match ctx.sandbox.watch(r.pid).await {
+            Some(exit) => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    let code = exit.await.unwrap_or(255);
+                    exited(&ctx, &r.id, code).await;
+                });
+            }
+            None => exited(ctx, &r.id, 255).await,
+        }
+    }
+}
