@@ -60,6 +60,7 @@ fn main() -> anyhow::Result<()> {
 
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create {}", config.data_dir.display()))?;
+    check_traversable(&config.data_dir)?;
     let store = Store::open(&config.data_dir.join("state.db")).context("state database")?;
     let teardown = matches!(config.command, Some(config::Command::Teardown));
     // Sessions to take back: every stored one still within its time (none
@@ -124,6 +125,33 @@ async fn tear_down(config: Config, store: Store) -> anyhow::Result<()> {
         "removed every session, instance and network of {}",
         config.data_dir.display()
     );
+    Ok(())
+}
+
+/// Instances run as unprivileged host users and reach their files through
+/// the data directory: every folder above it must let others through (`x`),
+/// or each new instance would fail with "permission denied".
+fn check_traversable(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolve {}", dir.display()))?;
+    for ancestor in dir.ancestors().skip(1) {
+        let mode = std::fs::metadata(ancestor)
+            .with_context(|| format!("read {}", ancestor.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o001 == 0 {
+            anyhow::bail!(
+                "{} (mode {:o}) does not let other users through, and instances run as \
+                 unprivileged users under the data directory {}: chmod o+x it, or choose \
+                 another --data-dir",
+                ancestor.display(),
+                mode & 0o7777,
+                dir.display()
+            );
+        }
+    }
     Ok(())
 }
 
