@@ -38,7 +38,7 @@ use nix::unistd::{
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, WindowSize};
-use crate::{security, sys};
+use crate::{rootfs, security, sys};
 
 /// A container's first process, or one more process in a running container.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -365,14 +365,6 @@ fn report_failure(control: &OwnedFd, result: Result<()>) -> isize {
     1
 }
 
-/// Host device nodes bound into each container's /dev (as in the instance).
-const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
-
-fn mount_fs(fstype: &str, target: &Path, flags: MsFlags, data: Option<&str>) -> Result<()> {
-    mount(Some(fstype), target, Some(fstype), flags, data)
-        .map_err(|e| format!("mount {fstype} on {}: {e}", target.display()))
-}
-
 fn bind(source: &Path, target: &Path, read_only: bool) -> Result<()> {
     let what = || format!("bind {} on {}", source.display(), target.display());
     mount(
@@ -421,48 +413,9 @@ fn container_init(spec: &RunSpec, root_mount: &OwnedFd, control: &OwnedFd) -> Re
     .map_err(|e| format!("make mounts private: {e}"))?;
     let root = Path::new(STAGING);
     sys::attach_tree(root_mount.as_fd(), root).map_err(|e| format!("attach root: {e}"))?;
-    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mkdir(&root.join("proc"))?;
-    mount_fs("proc", &root.join("proc"), nosuid_nodev_noexec, None)?;
-    let dev = root.join("dev");
-    mkdir(&dev)?;
-    mount_fs(
-        "tmpfs",
-        &dev,
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        Some("mode=755,size=65536k"),
-    )?;
-    for name in DEVICES {
-        let target = dev.join(name);
-        fs::File::create(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
-        bind(&Path::new("/dev").join(name), &target, false)?;
-    }
-    mkdir(&dev.join("pts"))?;
-    mount_fs(
-        "devpts",
-        &dev.join("pts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-    )?;
-    mkdir(&dev.join("shm"))?;
-    mount_fs(
-        "tmpfs",
-        &dev.join("shm"),
-        nosuid_nodev_noexec,
-        Some("mode=1777,size=65536k"),
-    )?;
-    mkdir(&dev.join("mqueue"))?;
-    mount_fs("mqueue", &dev.join("mqueue"), nosuid_nodev_noexec, None)?;
-    for (link, target) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        std::os::unix::fs::symlink(target, dev.join(link))
-            .map_err(|e| format!("symlink /dev/{link}: {e}"))?;
-    }
+    rootfs::mount_proc_and_dev(root, "newinstance,ptmxmode=0666,mode=0620", |path, _| {
+        mkdir(path)
+    })?;
     mkdir(&root.join("sys"))?;
     bind(Path::new("/sys"), &root.join("sys"), true)?;
     for b in &spec.binds {

@@ -14,11 +14,16 @@ use crate::launch::LaunchConfig;
 
 /// Host device nodes bind-mounted into each instance's /dev. A user
 /// namespace cannot create device nodes, and these are harmless.
-const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+pub(crate) const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-type Result<T> = std::result::Result<T, String>;
+pub(crate) type Result<T> = std::result::Result<T, String>;
 
-fn mount_fs(fstype: &str, target: &Path, flags: MsFlags, data: Option<&str>) -> Result<()> {
+pub(crate) fn mount_fs(
+    fstype: &str,
+    target: &Path,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
     mount(Some(fstype), target, Some(fstype), flags, data)
         .map_err(|e| format!("mount {fstype} on {}: {e}", target.display()))
 }
@@ -39,54 +44,7 @@ pub fn setup(config: &LaunchConfig) -> Result<()> {
     let root = config.rootfs();
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
 
-    mkdir(&root.join("proc"), 0o555)?;
-    mount_fs("proc", &root.join("proc"), nosuid_nodev_noexec, None)?;
-
-    let dev = root.join("dev");
-    mkdir(&dev, 0o755)?;
-    mount_fs(
-        "tmpfs",
-        &dev,
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        Some("mode=755,size=65536k"),
-    )?;
-    for name in DEVICES {
-        let target = dev.join(name);
-        fs::File::create(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
-        mount(
-            Some(Path::new("/dev").join(name).as_path()),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| format!("bind /dev/{name}: {e}"))?;
-    }
-    mkdir(&dev.join("pts"), 0o755)?;
-    mount_fs(
-        "devpts",
-        &dev.join("pts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
-    )?;
-    mkdir(&dev.join("shm"), 0o1777)?;
-    mount_fs(
-        "tmpfs",
-        &dev.join("shm"),
-        nosuid_nodev_noexec,
-        Some("mode=1777,size=65536k"),
-    )?;
-    mkdir(&dev.join("mqueue"), 0o755)?;
-    mount_fs("mqueue", &dev.join("mqueue"), nosuid_nodev_noexec, None)?;
-    for (link, target) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        symlink(target, dev.join(link)).map_err(|e| format!("symlink /dev/{link}: {e}"))?;
-    }
+    mount_proc_and_dev(&root, "newinstance,ptmxmode=0666,mode=0620,gid=5", mkdir)?;
 
     // A sysfs of our own network namespace, read-only.
     mkdir(&root.join("sys"), 0o555)?;
@@ -120,5 +78,66 @@ pub fn setup(config: &LaunchConfig) -> Result<()> {
         format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
     )
     .map_err(|e| format!("write /etc/hosts: {e}"))?;
+    Ok(())
+}
+
+/// A fresh /proc and a minimal /dev under `root` (a tmpfs with the harmless
+/// host devices, a new devpts instance with `devpts_options`, /dev/shm,
+/// mqueue and the usual links). Shared by instances and their containers;
+/// `mkdir(path, mode)` is how each makes the mount points.
+pub(crate) fn mount_proc_and_dev(
+    root: &Path,
+    devpts_options: &str,
+    mkdir: impl Fn(&Path, u32) -> Result<()>,
+) -> Result<()> {
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mkdir(&root.join("proc"), 0o555)?;
+    mount_fs("proc", &root.join("proc"), nosuid_nodev_noexec, None)?;
+
+    let dev = root.join("dev");
+    mkdir(&dev, 0o755)?;
+    mount_fs(
+        "tmpfs",
+        &dev,
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    for name in DEVICES {
+        let target = dev.join(name);
+        fs::File::create(&target).map_err(|e| format!("create {}: {e}", target.display()))?;
+        mount(
+            Some(Path::new("/dev").join(name).as_path()),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind /dev/{name}: {e}"))?;
+    }
+    mkdir(&dev.join("pts"), 0o755)?;
+    mount_fs(
+        "devpts",
+        &dev.join("pts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some(devpts_options),
+    )?;
+    mkdir(&dev.join("shm"), 0o1777)?;
+    mount_fs(
+        "tmpfs",
+        &dev.join("shm"),
+        nosuid_nodev_noexec,
+        Some("mode=1777,size=65536k"),
+    )?;
+    mkdir(&dev.join("mqueue"), 0o755)?;
+    mount_fs("mqueue", &dev.join("mqueue"), nosuid_nodev_noexec, None)?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        symlink(target, dev.join(link)).map_err(|e| format!("symlink /dev/{link}: {e}"))?;
+    }
     Ok(())
 }

@@ -18,7 +18,7 @@ use crate::admission::ConnectionPermit;
 use crate::clients::ClientAddr;
 use crate::error::ApiError;
 use crate::metrics;
-use crate::sessions::{InstanceEntry, Sessions, TABS};
+use crate::sessions::{InstanceEntry, Session, Sessions, TABS};
 use crate::terminal::Terminal;
 
 /// Default and largest exec timeout.
@@ -295,17 +295,7 @@ async fn events(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let session = sessions.get(&sid)?;
-    let permit = session.open_connection(sessions.policy())?;
-    Ok(upgrade
-        .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| {
-            let open = metrics::OpenGauge::new(&metrics::get().event_streams);
-            async move {
-                crate::events::serve(socket, session, sessions, false).await;
-                drop(open);
-                drop(permit);
-            }
-        }))
+    serve_events(sessions, session, upgrade, false)
 }
 
 async fn view_events(
@@ -314,13 +304,23 @@ async fn view_events(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let session = sessions.get_view(&vid)?;
+    serve_events(sessions, session, upgrade, true)
+}
+
+/// A session's event stream, counted against its connections.
+fn serve_events(
+    sessions: AppState,
+    session: Arc<Session>,
+    upgrade: WebSocketUpgrade,
+    read_only: bool,
+) -> Result<Response, ApiError> {
     let permit = session.open_connection(sessions.policy())?;
     Ok(upgrade
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| {
             let open = metrics::OpenGauge::new(&metrics::get().event_streams);
             async move {
-                crate::events::serve(socket, session, sessions, true).await;
+                crate::events::serve(socket, session, sessions, read_only).await;
                 drop(open);
                 drop(permit);
             }
