@@ -209,7 +209,9 @@ async fn a_fork_bomb_in_a_container_hits_the_instance_pids_limit() {
         &server,
         &sid,
         &node,
-        "docker run -d --name bomb busybox sh -c 'bomb() { bomb | bomb & }; bomb; sleep 1000' >/dev/null && echo started",
+        // The bomb waits for the client to be gone: a full pids limit would
+        // keep the (multi-threaded) docker client itself from finishing.
+        "docker run -d --name bomb busybox sh -c 'sleep 2; bomb() { bomb | bomb & }; bomb; sleep 1000' >/dev/null && echo started",
     )
     .await;
     assert_eq!(out.stdout, "started\n", "{out:?}");
