@@ -18,6 +18,7 @@
 mod agent;
 pub mod cgroup;
 mod container;
+pub mod container_network;
 mod control;
 mod disk;
 mod disk_pool;
@@ -40,6 +41,7 @@ mod sys;
 pub use agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
 pub use cgroup::{Limits, Stats};
 pub use container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
+pub use container_network::ContainerNetwork;
 pub use egress::Egress;
 pub use instance::{ExecOutput, Instance, InstanceFile, PtyProcess};
 pub use launch::run_if_requested as run_launcher_if_requested;

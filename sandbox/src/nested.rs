@@ -1,9 +1,11 @@
 //! Containers: nested sandboxes inside an instance, made by a launcher (see
 //! `launch_server`) because they need host privileges an instance never has.
 //!
-//! A container has its own mount, pid, uts and ipc namespaces; it shares the
-//! instance's user namespace (its root is instance root), network namespace
-//! and cgroups (the instance's limits cover all its containers together).
+//! A container has its own mount, pid, uts and ipc namespaces, and its own
+//! network namespace on the instance's bridge (see `container_network`)
+//! unless it asks for the instance's; it shares the instance's user
+//! namespace (its root is instance root) and cgroups (the instance's limits
+//! cover all its containers together).
 //! Its root file system is an overlay made detached on the host: the image's
 //! layers, id-mapped to the instance's uid range and read-only, under a
 //! writable layer on the instance's own disk (`containers/<id>/` next to the
@@ -26,6 +28,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -38,6 +41,7 @@ use nix::unistd::{
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, WindowSize};
+use crate::container_network::{self, ContainerNetwork};
 use crate::{rootfs, security, sys};
 
 /// A container's first process, or one more process in a running container.
@@ -77,6 +81,8 @@ pub struct RunSpec {
     /// The instance's disk image file (its loop device carries the disk).
     pub disk_image: PathBuf,
     pub binds: Vec<Bind>,
+    #[serde(default)]
+    pub network: ContainerNetwork,
     pub process: ProcessSpec,
 }
 
@@ -267,12 +273,21 @@ const STACK: usize = 8 << 20;
 
 fn run_container(spec: &RunSpec, ns: &InstanceNamespaces, control: &OwnedFd) -> Result<()> {
     let root = container_root(spec, ns)?;
-    enter(ns, &[&ns.mnt, &ns.net, &ns.cgroup, &ns.pid])?;
+    // The bridge before the mount namespace: this process's /proc/sys is
+    // the host's, writable, and shows the namespace it was entered from.
+    enter(ns, &[&ns.net])?;
+    if let ContainerNetwork::Bridge { .. } = spec.network {
+        container_network::ensure_bridge()?;
+    }
+    enter(ns, &[&ns.mnt, &ns.cgroup, &ns.pid])?;
     in_helper(control, |control| {
         // The container's namespaces belong to the instance's user
         // namespace (the kernel wants a pid namespace's owner inside its
         // parent's): enter it, as its root, before making them.
         become_instance_root(ns)?;
+        // Its network first (the clone inherits it), so the command starts
+        // with its network in place.
+        container_network::unshare_own(spec.network)?;
         let flags = CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWPID
             | CloneFlags::CLONE_NEWUTS
@@ -303,9 +318,22 @@ fn exec_in(
         fs::File::open(format!("/proc/{target}/ns/{n}"))
             .map_err(|_| format!("container process {target} is gone"))
     };
-    let (mnt, uts, ipc, pid) = (open("mnt")?, open("uts")?, open("ipc")?, open("pid")?);
+    let (mnt, uts, ipc, net, pid) = (
+        open("mnt")?,
+        open("uts")?,
+        open("ipc")?,
+        open("net")?,
+        open("pid")?,
+    );
     in_helper(control, |control| {
-        for (file, what) in [(&mnt, "mnt"), (&uts, "uts"), (&ipc, "ipc"), (&pid, "pid")] {
+        let namespaces = [
+            (&mnt, "mnt"),
+            (&uts, "uts"),
+            (&ipc, "ipc"),
+            (&net, "net"),
+            (&pid, "pid"),
+        ];
+        for (file, what) in namespaces {
             setns(file.as_fd(), CloneFlags::empty()).map_err(|e| format!("enter {what}: {e}"))?;
         }
         // SAFETY: the helper is single-threaded, so the child may run
@@ -432,12 +460,62 @@ fn container_init(spec: &RunSpec, root_mount: &OwnedFd, control: &OwnedFd) -> Re
         bind(source, &target, b.read_only)?;
     }
     sethostname(&spec.hostname).map_err(|e| format!("sethostname: {e}"))?;
+    write_name_files(root, spec)?;
     chdir(root).map_err(|e| format!("chdir new root: {e}"))?;
     pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach old root: {e}"))?;
     chdir("/").map_err(|e| format!("chdir /: {e}"))?;
     security::mask_paths()?;
     start_process(&spec.process, None, control)
+}
+
+/// The container's /etc/hostname, /etc/hosts (the instance's, so the
+/// session's hostnames resolve, and its own name) and /etc/resolv.conf (the
+/// instance's), as Docker writes them. Still in the instance's mount
+/// namespace, so whatever the image has there (a symlink too) is replaced,
+/// never followed.
+fn write_name_files(root: &Path, spec: &RunSpec) -> Result<()> {
+    let etc = root.join("etc");
+    if !fs::symlink_metadata(&etc).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    let own = match spec.network {
+        ContainerNetwork::Bridge { address } => address.to_string(),
+        _ => "127.0.0.1".into(),
+    };
+    let hosts = format!(
+        "{}{}\t{}\n",
+        fs::read_to_string("/etc/hosts").unwrap_or_default(),
+        own,
+        spec.hostname
+    );
+    let files = [
+        ("hostname", format!("{}\n", spec.hostname)),
+        ("hosts", hosts),
+        (
+            "resolv.conf",
+            fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        ),
+    ];
+    for (name, text) in files {
+        let path = etc.join(name);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("replace /etc/{name}: {e}"))
+            }
+            _ => {}
+        }
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|e| format!("write /etc/{name}: {e}"))?;
+        std::io::Write::write_all(&mut file, text.as_bytes())
+            .map_err(|e| format!("write /etc/{name}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// In the container's namespaces: become instance root, make the terminal

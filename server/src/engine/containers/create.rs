@@ -71,13 +71,17 @@ pub fn create(ctx: &Ctx, query: &HashMap<String, String>, body: &[u8]) -> Reply 
             "published ports (-p) are not available yet in this playground: containers share the instance's network, so a server in one is reachable on its own port",
         ));
     }
-    let network = host["NetworkMode"].as_str().unwrap_or("");
-    if !["", "default", "host"].contains(&network) {
-        return Err(DockerError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            format!("network {network:?} is not available yet in this playground: containers share the instance's network (like --network host)"),
-        ));
-    }
+    let network_mode = match host["NetworkMode"].as_str().unwrap_or("") {
+        "" | "default" | "bridge" => "bridge",
+        "host" => "host",
+        "none" => "none",
+        other => {
+            return Err(DockerError::new(
+                StatusCode::NOT_FOUND,
+                format!("network {other} not found"),
+            ))
+        }
+    };
     let binds = strings(&host["Binds"]);
     for b in &binds {
         let parts: Vec<&str> = b.split(':').collect();
@@ -110,6 +114,7 @@ pub fn create(ctx: &Ctx, query: &HashMap<String, String>, body: &[u8]) -> Reply 
         binds,
         auto_remove: body["HostConfig"]["AutoRemove"].as_bool().unwrap_or(false),
         labels,
+        network_mode: network_mode.into(),
     };
     let id = random_id();
     let name = match query.get("name").filter(|n| !n.is_empty()) {

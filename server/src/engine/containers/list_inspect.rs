@@ -7,10 +7,11 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::flag;
-use super::records::Record;
+use super::records::{Config, Record};
 use super::run::{argv, binds};
 use crate::engine::reply::Reply;
 use crate::engine::routes::Ctx;
+use sandbox::container_network;
 
 pub(super) fn state_text(r: &Record) -> &'static str {
     if r.running {
@@ -109,12 +110,50 @@ pub fn list(ctx: &Ctx, query: &HashMap<String, String>) -> Reply {
                 "Labels": r.config.labels,
                 "State": state_text(r),
                 "Status": status_text(r),
-                "HostConfig": {"NetworkMode": "host"},
+                "HostConfig": {"NetworkMode": network_mode(&r.config)},
+                "NetworkSettings": {"Networks": networks(r)},
                 "Mounts": [],
             })
         })
         .collect();
     Ok(Json(Value::Array(items)).into_response())
+}
+
+fn network_mode(config: &Config) -> &str {
+    match config.network_mode.as_str() {
+        "" => "bridge",
+        mode => mode,
+    }
+}
+
+fn address(r: &Record) -> String {
+    r.ip.map(|a| a.to_string()).unwrap_or_default()
+}
+
+fn gateway(r: &Record) -> String {
+    r.ip.map(|_| container_network::GATEWAY.to_string())
+        .unwrap_or_default()
+}
+
+fn mac(r: &Record) -> String {
+    r.ip.map(|a| {
+        let bytes = container_network::mac_address(a);
+        bytes.map(|b| format!("{b:02x}")).join(":")
+    })
+    .unwrap_or_default()
+}
+
+/// The network the container is on, as Docker describes it (addresses only
+/// while it runs on the bridge).
+fn networks(r: &Record) -> Value {
+    let mode = network_mode(&r.config);
+    json!({ mode: {
+        "NetworkID": mode,
+        "Gateway": gateway(r),
+        "IPAddress": address(r),
+        "IPPrefixLen": if r.ip.is_some() { container_network::PREFIX } else { 0 },
+        "MacAddress": mac(r),
+    }})
 }
 
 pub(super) fn shell_words(argv: &[String]) -> String {
@@ -152,9 +191,7 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Reply {
         "HostConfig": {
             "Binds": r.config.binds,
             "AutoRemove": r.config.auto_remove,
-            // The container shares the instance's network namespace; bridge
-            // networks and published ports are not available yet.
-            "NetworkMode": "host",
+            "NetworkMode": network_mode(&r.config),
             "PortBindings": {},
         },
         "Mounts": binds(&r.config).iter().map(|b| json!({
@@ -176,10 +213,14 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Reply {
             "Labels": r.config.labels,
         },
         "NetworkSettings": {
-            "Networks": {"host": {"NetworkID": "host", "IPAddress": ""}},
+            "Networks": networks(&r),
             "Ports": {},
-            "IPAddress": "",
-            "Note": "containers share the instance's network (like --network host); bridge networks and -p are not available yet",
+            "IPAddress": address(&r),
+            "IPPrefixLen": if r.ip.is_some() { container_network::PREFIX } else { 0 },
+            "Gateway": gateway(&r),
+            "MacAddress": mac(&r),
+            "Bridge": "",
+            "SandboxKey": "",
         },
     }))
     .into_response())

@@ -31,6 +31,9 @@ pub struct Config {
     pub binds: Vec<String>,
     pub auto_remove: bool,
     pub labels: HashMap<String, String>,
+    /// `bridge` (the default), `host` (the instance's network) or `none`.
+    #[serde(default)]
+    pub network_mode: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -50,6 +53,9 @@ pub struct Record {
     /// How many times it started (run `runs` is the current or last one).
     #[serde(default)]
     pub runs: u64,
+    /// Its address on the instance's bridge, while it runs there.
+    #[serde(default)]
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 /// How many exit codes of auto-removed containers are kept for late waits.
@@ -174,6 +180,26 @@ impl Containers {
                     ((), true)
                 }
                 None => ((), false),
+            }
+        })
+    }
+
+    /// Give container `id` the lowest bridge address no other container of
+    /// the instance holds (under the records' lock, so two starts never
+    /// share one).
+    pub(super) fn claim_address(&self, instance: &str, id: &str) -> Option<std::net::Ipv4Addr> {
+        self.with(instance, |records| {
+            let held: Vec<_> = records.iter().filter_map(|r| r.ip).collect();
+            let free = (1..)
+                .map(sandbox::container_network::nth_address)
+                .map_while(|a| a)
+                .find(|a| !held.contains(a));
+            match (free, records.iter_mut().find(|r| r.id == id)) {
+                (Some(address), Some(r)) => {
+                    r.ip = Some(address);
+                    (Some(address), true)
+                }
+                _ => (None, false),
             }
         })
     }

@@ -80,12 +80,26 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
         .inspect(&record.config.image_id)
         .map_err(|e| DockerError::internal(format!("image of the container: {e}")))?;
     let hostname = record.id[..12].to_string();
+    let network = match record.config.network_mode.as_str() {
+        "host" => sandbox::ContainerNetwork::Instance,
+        "none" => sandbox::ContainerNetwork::Loopback,
+        _ => {
+            let containers = &ctx.engine.containers;
+            let address = containers
+                .claim_address(&ctx.instance, &record.id)
+                .ok_or_else(|| {
+                    DockerError::internal("no free address on the instance's container bridge")
+                })?;
+            sandbox::ContainerNetwork::Bridge { address }
+        }
+    };
     let spec = sandbox::RunSpec {
         id: record.id.clone(),
         hostname: hostname.clone(),
         layers: details.layers.iter().map(|l| l.path.clone()).collect(),
         disk_image: PathBuf::new(),
         binds: binds(&record.config),
+        network,
         process: sandbox::ProcessSpec {
             argv: argv(&record.config),
             env: base_env(&record.config, &hostname, record.config.tty),
@@ -102,6 +116,9 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
         },
     };
     let process = ctx.sandbox.run_container(spec).await.map_err(|e| {
+        ctx.engine
+            .containers
+            .update(&ctx.instance, &record.id, |r| r.ip = None);
         DockerError::new(
             StatusCode::BAD_REQUEST,
             format!("failed to create task for container: {e}"),
@@ -153,6 +170,7 @@ pub(super) async fn exited(ctx: &Ctx, id: &str, code: i32) {
     containers.update(&ctx.instance, id, |r| {
         r.running = false;
         r.pid = 0;
+        r.ip = None;
         r.exit_code = code;
         r.finished_at = now();
         auto_remove = r.config.auto_remove;
