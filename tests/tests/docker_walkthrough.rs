@@ -40,7 +40,8 @@ impl Shell {
 
     /// Type `line` at the prompt and return what the terminal showed until
     /// it finished: a marker echoed after it, whose value the shell computes
-    /// (the typed text shows the sum, not its value).
+    /// (the typed text shows the sum, not its value). Control sequences
+    /// are left out.
     async fn type_line(&mut self, line: &str) -> String {
         self.steps += 1;
         let start = self.term.screen.len();
@@ -50,7 +51,7 @@ impl Shell {
             .await;
         self.term.wait_for(&marker, WAIT).await;
         let shown = String::from_utf8_lossy(&self.term.screen[start..]).into_owned();
-        let output = shown[..shown.rfind(&marker).unwrap()].to_string();
+        let output = plain(&shown[..shown.rfind(&marker).unwrap()]);
         eprintln!("$ {line}\n{output}");
         output
     }
@@ -72,17 +73,31 @@ impl Shell {
     }
 }
 
-/// The output's lines, without the terminal's carriage returns and with
-/// runs of spaces (docker's column padding) collapsed to one.
+/// `text` without terminal control sequences (CSI: `ESC [ ... final`), such
+/// as bash's bracketed-paste switches and docker's progress cursor moves.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+        } else if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The output's lines, without control sequences or the terminal's carriage
+/// returns, and with runs of spaces (docker's column padding) collapsed.
 fn rows(output: &str) -> Vec<String> {
-    output
-        .split('\n')
-        .map(|l| {
-            l.trim_end_matches('\r')
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+    plain(output)
+        .split(['\n', '\r'])
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .filter(|l| !l.is_empty())
         .collect()
 }
@@ -145,6 +160,11 @@ async fn the_play_with_docker_walkthrough_through_the_terminal() {
         "{out}"
     );
     assert!(out.contains("docker.io/library/busybox:latest"), "{out}");
+    let out = sh.type_line("docker pull busybox").await;
+    assert!(
+        out.contains("Status: Image is up to date for busybox:latest"),
+        "{out}"
+    );
     let out = sh.type_line("docker image ls").await;
     let images = table(&out, IMAGES);
     assert_eq!(images.len(), 1, "{out}");
@@ -268,10 +288,11 @@ async fn the_play_with_docker_walkthrough_through_the_terminal() {
         "{out}"
     );
     let out = sh.type_line("docker image ls").await;
-    let left: Vec<String> = table(&out, IMAGES)
+    let mut left: Vec<String> = table(&out, IMAGES)
         .iter()
         .map(|r| r.split(' ').take(2).collect::<Vec<_>>().join(":"))
         .collect();
+    left.sort();
     assert_eq!(left, ["busybox:latest", "debian:bookworm-slim"], "{out}");
 
     sh.term.close().await;
