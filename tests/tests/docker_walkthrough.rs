@@ -1,0 +1,678 @@
+//! The Docker walkthrough as a learner meets it: the classic Play with
+//! Docker tutorial typed into an instance's terminal, the Engine API through
+//! curl as the docs show it, and what running many containers costs an
+//! instance (shared image layers, one memory limit for all, isolation from
+//! the session's other instances). Needs root.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use playground_protocol::ExecResponse;
+use playground_tests::{leftovers, wait_until_clean, TermClient, TestServer};
+
+/// Long enough for a first `docker run` (pull, unpack) on a busy machine.
+const WAIT: Duration = Duration::from_secs(90);
+
+/// An instance's shell through its terminal, one command line at a time.
+struct Shell {
+    term: TermClient,
+    node: String,
+    /// Numbers the end markers, so each one is new.
+    steps: u32,
+}
+
+impl Shell {
+    async fn open(server: &TestServer, sid: &str, node: &str) -> Shell {
+        let mut term = server.terminal(sid, node, "").await;
+        // Wide enough that docker's tables never wrap.
+        term.send_control(serde_json::json!({"type": "resize", "cols": 250, "rows": 50}))
+            .await;
+        let mut shell = Shell {
+            term,
+            node: node.to_string(),
+            steps: 0,
+        };
+        shell.type_line("true").await;
+        shell
+    }
+
+    /// Type `line` at the prompt and return what the terminal showed until
+    /// it finished: a marker echoed after it, whose value the shell computes
+    /// (the typed text shows the sum, not its value). Control sequences
+    /// are left out.
+    async fn type_line(&mut self, line: &str) -> String {
+        self.steps += 1;
+        let start = self.term.screen.len();
+        let marker = format!("END-{}", 1000 + self.steps);
+        self.term
+            .send(&format!("{line}; echo END-$((1000+{}))\r", self.steps))
+            .await;
+        self.term.wait_for(&marker, WAIT).await;
+        let shown = String::from_utf8_lossy(&self.term.screen[start..]).into_owned();
+        let output = plain(&shown[..shown.rfind(&marker).unwrap()]);
+        eprintln!("$ {line}\n{output}");
+        output
+    }
+
+    /// Read until the instance's prompt shows after `after` (e.g. once a
+    /// container's shell exits).
+    async fn wait_for_prompt_after(&mut self, after: &str) {
+        let prompt = format!("root@{}", self.node);
+        let since = Instant::now();
+        loop {
+            let text = self.term.text();
+            let tail = &text[text.rfind(after).expect("marker shown")..];
+            if tail.contains(&prompt) {
+                return;
+            }
+            assert!(since.elapsed() < WAIT, "no prompt after {after}: {text}");
+            self.term.drain(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// `text` without terminal control sequences (CSI: `ESC [ ... final`), such
+/// as bash's bracketed-paste switches and docker's progress cursor moves.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+        } else if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The output's lines, without control sequences or the terminal's carriage
+/// returns, and with runs of spaces (docker's column padding) collapsed.
+fn rows(output: &str) -> Vec<String> {
+    plain(output)
+        .split(['\n', '\r'])
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The rows after the table header `header` (columns single-spaced).
+fn table(output: &str, header: &str) -> Vec<String> {
+    let rows = rows(output);
+    let at = rows
+        .iter()
+        .position(|r| r == header)
+        .unwrap_or_else(|| panic!("no header {header:?} in:\n{output}"));
+    rows[at + 1..].to_vec()
+}
+
+const IMAGES: &str = "REPOSITORY TAG IMAGE ID CREATED SIZE";
+const CONTAINERS: &str = "CONTAINER ID IMAGE COMMAND CREATED STATUS PORTS NAMES";
+
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What `sh -c script` in the instance printed, logged for failures.
+async fn run(server: &TestServer, sid: &str, node: &str, script: &str) -> ExecResponse {
+    let out = server.exec(sid, node, script).await;
+    eprintln!(
+        "[{node}] $ {script}\n{}{}[exit {}]",
+        out.stdout, out.stderr, out.exit_code
+    );
+    out
+}
+
+/// End the session and check the host holds nothing of it any more.
+async fn finish(server: TestServer, sid: &str) {
+    let data_dir = server.data_dir.path().to_path_buf();
+    server.delete_session(sid).await;
+    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(30)).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_play_with_docker_walkthrough_through_the_terminal() {
+    let (server, sid, node) = TestServer::with_instance(&[]).await;
+    let mut sh = Shell::open(&server, &sid, &node).await;
+
+    // A new instance has pulled nothing yet: the header alone.
+    let out = sh.type_line("docker image ls").await;
+    assert_eq!(table(&out, IMAGES), Vec::<String>::new(), "{out}");
+    let out = sh.type_line("docker ps").await;
+    assert_eq!(table(&out, CONTAINERS), Vec::<String>::new(), "{out}");
+
+    let out = sh.type_line("docker pull busybox").await;
+    assert!(
+        out.contains("latest: Pulling from library/busybox"),
+        "{out}"
+    );
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    assert!(
+        out.contains("Status: Downloaded newer image for busybox:latest"),
+        "{out}"
+    );
+    assert!(out.contains("docker.io/library/busybox:latest"), "{out}");
+    let out = sh.type_line("docker pull busybox").await;
+    assert!(
+        out.contains("Status: Image is up to date for busybox:latest"),
+        "{out}"
+    );
+    let out = sh.type_line("docker image ls").await;
+    let images = table(&out, IMAGES);
+    assert_eq!(images.len(), 1, "{out}");
+    let row: Vec<&str> = images[0].split(' ').collect();
+    assert_eq!(&row[..2], ["busybox", "latest"], "{out}");
+    assert!(is_hex(row[2], 12), "image id: {out}");
+
+    // An interactive container: typed ahead while the client pulls, the
+    // lines go to the container's shell once it runs.
+    sh.term
+        .send("docker run -it --name test debian:bookworm-slim /bin/sh\r")
+        .await;
+    sh.term
+        .send("cat /etc/os-release; echo IN-$((6*7))\r")
+        .await;
+    let shown = sh.term.wait_for("IN-42", WAIT).await;
+    assert!(
+        shown.contains("Unable to find image 'debian:bookworm-slim' locally"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\""),
+        "{shown}"
+    );
+    sh.term.send("exit\r").await;
+    sh.wait_for_prompt_after("IN-42").await;
+
+    let out = sh.type_line("docker ps -a").await;
+    let containers = table(&out, CONTAINERS);
+    assert_eq!(containers.len(), 1, "{out}");
+    let test = &containers[0];
+    assert!(test.starts_with(|c: char| c.is_ascii_hexdigit()), "{out}");
+    assert!(test.contains(" debian:bookworm-slim \"/bin/sh\" "), "{out}");
+    assert!(test.contains(" Exited (0) "), "{out}");
+    assert!(test.ends_with(" test"), "{out}");
+
+    // A web server, published on the instance's port 80.
+    let out = sh
+        .type_line("docker run -d --name web -p 80:80 nginx")
+        .await;
+    let id = rows(&out)
+        .into_iter()
+        .find(|r| is_hex(r, 64))
+        .unwrap_or_else(|| panic!("no container id printed: {out}"));
+    eprintln!("web is {id}");
+    let out = sh.type_line("docker ps").await;
+    let running = table(&out, CONTAINERS);
+    assert_eq!(running.len(), 1, "{out}");
+    assert!(running[0].starts_with(&id[..12]), "{out}");
+    assert!(running[0].contains(" nginx "), "{out}");
+    assert!(running[0].contains("80->80/tcp"), "{out}");
+
+    // The playground sees the port and links it through its proxy.
+    let since = Instant::now();
+    let url = loop {
+        let session = server.session(&sid).await.expect("session");
+        let ports = &session.instances[0].ports;
+        if let Some(p) = ports.iter().find(|p| p.port == 80) {
+            break p.url.clone();
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "port 80 never listed: {ports:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let link = reqwest::Url::parse(&url).unwrap();
+    let server_addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    // `*.localhost` reaches loopback, as in browsers.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .resolve(link.host_str().unwrap(), server_addr)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let page = client
+        .get(link)
+        .header("user-agent", "walkthrough-check/1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "{url}");
+    let body = page.text().await.unwrap();
+    assert!(body.contains("<h1>Welcome to nginx!</h1>"), "{body}");
+
+    // nginx's access log is its output: the fetch above is in it.
+    let out = sh.type_line("docker logs web").await;
+    assert!(
+        out.contains("\"GET / HTTP/1.1\" 200") && out.contains("\"walkthrough-check/1\""),
+        "{out}"
+    );
+
+    sh.term.send("docker exec -it web sh\r").await;
+    sh.term
+        .send("cat /var/www/html/index.html; echo EXEC-$(cat /proc/1/comm)-$((7*6))\r")
+        .await;
+    let shown = sh.term.wait_for("EXEC-nginx-42", WAIT).await;
+    assert!(
+        shown.contains("This nginx runs in a container of the playground"),
+        "{shown}"
+    );
+    sh.term.send("exit\r").await;
+    sh.wait_for_prompt_after("EXEC-nginx-42").await;
+
+    let out = sh.type_line("docker stop web").await;
+    assert_eq!(rows(&out).last().map(String::as_str), Some("web"), "{out}");
+    let out = sh.type_line("docker rm web").await;
+    assert_eq!(rows(&out).last().map(String::as_str), Some("web"), "{out}");
+    let out = sh.type_line("docker rm test").await;
+    assert_eq!(rows(&out).last().map(String::as_str), Some("test"), "{out}");
+    let out = sh.type_line("docker ps -a").await;
+    assert_eq!(table(&out, CONTAINERS), Vec::<String>::new(), "{out}");
+
+    let out = sh.type_line("docker rmi nginx").await;
+    let lines = rows(&out);
+    assert!(lines.iter().any(|l| l == "Untagged: nginx:latest"), "{out}");
+    assert!(
+        lines.iter().any(|l| l
+            .strip_prefix("Deleted: sha256:")
+            .is_some_and(|d| is_hex(d, 64))),
+        "{out}"
+    );
+    let out = sh.type_line("docker image ls").await;
+    let mut left: Vec<String> = table(&out, IMAGES)
+        .iter()
+        .map(|r| r.split(' ').take(2).collect::<Vec<_>>().join(":"))
+        .collect();
+    left.sort();
+    assert_eq!(left, ["busybox:latest", "debian:bookworm-slim"], "{out}");
+
+    sh.term.close().await;
+    finish(server, &sid).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn curl_on_the_docker_socket_as_the_docs_show() {
+    let (server, sid, node) = TestServer::with_instance(&[]).await;
+    let curl =
+        |path: &str| format!("curl -sS --unix-socket /var/run/docker.sock http://localhost{path}");
+    let json = |out: &ExecResponse| -> serde_json::Value {
+        assert_eq!(out.exit_code, 0, "{out:?}");
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", out.stdout))
+    };
+
+    let out = run(&server, &sid, &node, &curl("/_ping")).await;
+    assert_eq!(out.stdout, "OK", "{out:?}");
+    let version = json(&run(&server, &sid, &node, &curl("/version")).await);
+    assert_eq!(version["ApiVersion"], "1.41", "{version}");
+    assert_eq!(version["MinAPIVersion"], "1.12", "{version}");
+    assert_eq!(version["Os"], "linux", "{version}");
+    let empty = json(&run(&server, &sid, &node, &curl("/containers/json")).await);
+    assert_eq!(empty, serde_json::json!([]));
+
+    let out = run(
+        &server,
+        &sid,
+        &node,
+        "docker run -d --name sleeper busybox sleep 1000",
+    )
+    .await;
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    let id = out.stdout.trim();
+    assert!(is_hex(id, 64), "{out:?}");
+
+    let list = json(&run(&server, &sid, &node, &curl("/containers/json")).await);
+    let list = list.as_array().expect("an array");
+    assert_eq!(list.len(), 1, "{list:?}");
+    let c = &list[0];
+    assert_eq!(c["Id"], id, "{c}");
+    assert_eq!(c["Names"], serde_json::json!(["/sleeper"]), "{c}");
+    assert_eq!(c["Image"], "busybox", "{c}");
+    assert_eq!(c["Command"], "sleep 1000", "{c}");
+    assert_eq!(c["State"], "running", "{c}");
+    assert!(c["Status"].as_str().unwrap().starts_with("Up "), "{c}");
+
+    // Versioned paths, as SDKs call them; one container by name.
+    let one = json(
+        &run(
+            &server,
+            &sid,
+            &node,
+            &curl("/v1.41/containers/sleeper/json"),
+        )
+        .await,
+    );
+    assert_eq!(one["Id"], id, "{one}");
+    assert_eq!(one["Name"], "/sleeper", "{one}");
+    assert_eq!(one["State"]["Running"], true, "{one}");
+    assert!(one["State"]["Pid"].as_u64().unwrap() > 0, "{one}");
+
+    let images = json(&run(&server, &sid, &node, &curl("/images/json")).await);
+    let images = images.as_array().expect("an array");
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_eq!(images[0]["RepoTags"], serde_json::json!(["busybox:latest"]));
+    assert!(
+        images[0]["Id"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .is_some_and(|h| is_hex(h, 64)),
+        "{images:?}"
+    );
+    assert!(
+        images[0]["Size"].as_u64().unwrap() > 1_000_000,
+        "{images:?}"
+    );
+
+    // Stopped containers show with ?all=1 only.
+    let out = run(&server, &sid, &node, "docker stop -t 1 sleeper").await;
+    assert_eq!(out.stdout, "sleeper\n", "{out:?}");
+    let running = json(&run(&server, &sid, &node, &curl("/containers/json")).await);
+    assert_eq!(running, serde_json::json!([]));
+    let all = json(&run(&server, &sid, &node, &curl("/containers/json?all=1")).await);
+    assert_eq!(all[0]["State"], "exited", "{all}");
+
+    finish(server, &sid).await;
+}
+
+/// The one instance directory of the session `sid` under `data_dir`.
+fn instance_dir(data_dir: &Path, sid: &str) -> PathBuf {
+    let tag = sid.replace('-', "");
+    let dirs: Vec<PathBuf> = std::fs::read_dir(data_dir.join("instances"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&tag))
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.into_iter().next().unwrap()
+}
+
+/// Bytes the host has allocated for a (sparse) file.
+fn allocated(path: &Path) -> u64 {
+    // SAFETY: flushing dirty pages has no memory-safety preconditions.
+    unsafe { libc::sync() };
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// `used-KiB used-inodes` of the instance's root file system, after a sync.
+const DF: &str =
+    "sync; df -Pk / | awk 'NR==2 {printf \"%s \", $3}'; df -Pi / | awk 'NR==2 {print $3}'";
+
+fn df_numbers(out: &ExecResponse) -> (u64, u64) {
+    let n: Vec<u64> = out
+        .stdout
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(n.len(), 2, "{out:?}");
+    (n[0], n[1])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_containers_share_one_copy_of_the_image_layers() {
+    let (server, sid, node) = TestServer::with_instance(&[]).await;
+    let layers_dir = server.data_dir.path().join("oci/layers");
+    let disk = instance_dir(server.data_dir.path(), &sid).join("disk.img");
+
+    let out = run(&server, &sid, &node, "docker pull -q busybox").await;
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    // The store's unpacked layers: one directory per layer, by diff_id.
+    let layers_before: Vec<String> = std::fs::read_dir(&layers_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let holders: Vec<PathBuf> = layers_before
+        .iter()
+        .map(|l| layers_dir.join(l))
+        .filter(|l| l.join("root/bin/busybox").exists())
+        .collect();
+    assert_eq!(holders.len(), 1, "busybox's layer: {holders:?}");
+    let store_file = std::fs::metadata(holders[0].join("root/bin/busybox")).unwrap();
+    let layer_bytes: u64 = std::fs::read_to_string(holders[0].join("size"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        layer_bytes > 1 << 20,
+        "busybox's layer is {layer_bytes} bytes"
+    );
+
+    let (used_kib, used_inodes) = df_numbers(&run(&server, &sid, &node, DF).await);
+    let disk_bytes = allocated(&disk);
+
+    let out = run(
+        &server,
+        &sid,
+        &node,
+        "for i in $(seq 10); do docker run -d --name c$i busybox sleep 1000 >/dev/null || exit; done; docker ps -q | wc -l",
+    )
+    .await;
+    assert_eq!(out.stdout, "10\n", "{out:?}");
+
+    // Every container reads the store's one file: the same inode (overlayfs
+    // shows a lower file's own inode number), with its link count.
+    let out = run(
+        &server,
+        &sid,
+        &node,
+        "for i in $(seq 10); do docker exec c$i stat -c '%i %h' /bin/busybox; done",
+    )
+    .await;
+    let expected = format!("{} {}", store_file.ino(), store_file.nlink());
+    let seen: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(seen, vec![expected.as_str(); 10], "{out:?}");
+    // The store unpacked nothing more.
+    let mut layers_after: Vec<String> = std::fs::read_dir(&layers_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    layers_after.sort();
+    let mut layers_before = layers_before;
+    layers_before.sort();
+    assert_eq!(layers_after, layers_before);
+
+    // The instance's disk holds ten small writable layers, not ten copies:
+    // all ten together cost less than one copy of the layer.
+    let (used_kib_after, used_inodes_after) = df_numbers(&run(&server, &sid, &node, DF).await);
+    let disk_bytes_after = allocated(&disk);
+    let grown = (used_kib_after - used_kib) * 1024;
+    let grown_on_host = disk_bytes_after.saturating_sub(disk_bytes);
+    let grown_inodes = used_inodes_after - used_inodes;
+    eprintln!(
+        "ten containers: +{grown} bytes used in the instance, +{grown_on_host} bytes on the host, +{grown_inodes} inodes; the layer is {layer_bytes} bytes"
+    );
+    assert!(grown < layer_bytes, "{grown} bytes for ten containers");
+    assert!(
+        grown_on_host < layer_bytes,
+        "{grown_on_host} bytes for ten containers"
+    );
+    // A few directories each (writable layer, overlay work dir).
+    assert!(grown_inodes <= 10 * 8, "{grown_inodes} inodes");
+
+    finish(server, &sid).await;
+}
+
+/// The instance's memory use in bytes, as the API reports it.
+async fn memory_bytes(server: &TestServer, sid: &str) -> (u64, u64) {
+    let session = server.session(sid).await.expect("session");
+    let stats = session.instances[0].stats.clone().expect("stats");
+    (stats.memory_bytes, stats.memory_limit_bytes)
+}
+
+/// How many processes the kernel's OOM killer ended in the instance's
+/// memory cgroup (v1 `memory.oom_control`, v2 `memory.events`).
+fn oom_kills(sid: &str, data_dir: &Path) -> u64 {
+    let counters: Vec<u64> = leftovers(sid, data_dir)
+        .cgroups
+        .iter()
+        .filter_map(|dir| {
+            let text = std::fs::read_to_string(dir.join("memory.oom_control"))
+                .or_else(|_| std::fs::read_to_string(dir.join("memory.events")))
+                .ok()?;
+            text.lines()
+                .find_map(|l| l.strip_prefix("oom_kill "))
+                .map(|n| n.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(counters.len(), 1, "the instance's memory cgroup");
+    counters[0]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_limit_holds_across_all_containers_of_an_instance() {
+    let (server, sid, node) = TestServer::with_instance(&["--instance-memory-mib=256"]).await;
+    let (_, limit) = memory_bytes(&server, &sid).await;
+    assert_eq!(limit, 256 << 20);
+    let data_dir = server.data_dir.path().to_path_buf();
+    assert_eq!(oom_kills(&sid, &data_dir), 0);
+
+    // dd reads 150 MiB of zeros into one buffer (every page touched) and
+    // then blocks writing it to a fifo whose reader never reads: it holds
+    // the memory for as long as it lives, and it is the container's PID 1.
+    let hog = |name: &str| {
+        format!(
+            "docker run -d --name {name} busybox sh -c 'mkfifo /f; sleep 1000 </f & exec dd if=/dev/zero bs=150M count=1 of=/f' >/dev/null && echo started"
+        )
+    };
+    let out = run(&server, &sid, &node, &hog("hog1")).await;
+    assert_eq!(out.stdout, "started\n", "{out:?}");
+    let since = Instant::now();
+    loop {
+        let (used, _) = memory_bytes(&server, &sid).await;
+        if used > 150 << 20 {
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "hog1 never held its memory: {used} bytes used"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Together they need more than the instance has: one is killed.
+    let out = run(&server, &sid, &node, &hog("hog2")).await;
+    assert_eq!(out.stdout, "started\n", "{out:?}");
+    let since = Instant::now();
+    let states = loop {
+        let out = run(
+            &server,
+            &sid,
+            &node,
+            "docker inspect --format '{{.Name}} {{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}' hog1 hog2",
+        )
+        .await;
+        let states: Vec<String> = out.stdout.lines().map(String::from).collect();
+        if states.iter().any(|s| s.contains(" exited ")) {
+            break states;
+        }
+        let (used, _) = memory_bytes(&server, &sid).await;
+        assert!(used <= limit, "{used} bytes used");
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "neither was killed: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    // Let the survivor settle, then look again: one holds its memory, the
+    // other was killed (SIGKILL: 137).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let out = run(
+        &server,
+        &sid,
+        &node,
+        "docker ps -a --format '{{.Names}} {{.Status}}' | sort; echo alive-$((40+2))",
+    )
+    .await;
+    eprintln!("first seen: {states:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{out:?}");
+    let killed = lines[..2]
+        .iter()
+        .filter(|l| l.contains(" Exited (137) "))
+        .count();
+    let up = lines[..2].iter().filter(|l| l.contains(" Up ")).count();
+    assert_eq!((killed, up), (1, 1), "{out:?}");
+    // By the kernel, for want of memory in the instance's cgroup. (The
+    // engine's inspect does not tell yet: its OOMKilled is always false.)
+    assert_eq!(oom_kills(&sid, &data_dir), 1);
+    // The instance's own shell still answers.
+    assert_eq!(lines[2], "alive-42", "{out:?}");
+    let (used, _) = memory_bytes(&server, &sid).await;
+    assert!(used > 150 << 20 && used <= limit, "{used} bytes used");
+
+    finish(server, &sid).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_of_a_session_see_only_their_own_containers_and_images() {
+    let (server, sid, node1) = TestServer::with_instance(&[]).await;
+    let node2 = server.add_instance(&sid).await;
+
+    let out = run(
+        &server,
+        &sid,
+        &node1,
+        "docker run -d --name shared busybox sleep 1000 >/dev/null && docker tag busybox mine:1 && docker ps -a --format '{{.Names}}' && docker image ls --format '{{.Repository}}:{{.Tag}}' | sort",
+    )
+    .await;
+    assert_eq!(out.stdout, "shared\nbusybox:latest\nmine:1\n", "{out:?}");
+
+    let out = run(
+        &server,
+        &sid,
+        &node2,
+        "docker ps -a; docker image ls; docker logs shared; docker rmi mine:1",
+    )
+    .await;
+    let lines = rows(&out.stdout);
+    assert_eq!(lines, [CONTAINERS, IMAGES], "{out:?}");
+    assert!(
+        out.stderr.contains("Error: No such container: shared"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("Error: No such image: mine:1"),
+        "{out:?}"
+    );
+
+    // The name is free in node2, and the container there is its own.
+    let out = run(
+        &server,
+        &sid,
+        &node2,
+        "docker run --name shared busybox sh -c 'echo from $(hostname)' && docker ps -a --format '{{.Names}} {{.Status}}'",
+    )
+    .await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    assert!(lines[0].starts_with("from "), "{out:?}");
+    assert!(lines[1].starts_with("shared Exited (0) "), "{out:?}");
+
+    // node1's is untouched: still running, its image tags still there.
+    let out = run(
+        &server,
+        &sid,
+        &node1,
+        "docker ps -a --format '{{.Names}} {{.Status}}'; docker image ls --format '{{.Repository}}:{{.Tag}}' | sort",
+    )
+    .await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{out:?}");
+    assert!(lines[0].starts_with("shared Up "), "{out:?}");
+    assert_eq!(&lines[1..], ["busybox:latest", "mine:1"], "{out:?}");
+
+    finish(server, &sid).await;
+}
