@@ -175,7 +175,7 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Reply {
             "Running": r.running,
             "Paused": false,
             "Restarting": false,
-            "OOMKilled": false,
+            "OOMKilled": r.oom_killed,
             "Dead": false,
             "Pid": r.pid,
             "ExitCode": r.exit_code,

@@ -53,6 +53,9 @@ pub struct Record {
     /// How many times it started (run `runs` is the current or last one).
     #[serde(default)]
     pub runs: u64,
+    /// Whether the kernel's OOM killer ended its last run.
+    #[serde(default)]
+    pub oom_killed: bool,
     /// Its address on the instance's bridge, while it runs there.
     #[serde(default)]
     pub ip: Option<std::net::Ipv4Addr>,

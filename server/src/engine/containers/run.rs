@@ -115,6 +115,8 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
                 .then_some(sandbox::WindowSize { cols: 80, rows: 24 }),
         },
     };
+    // A SIGKILL while the instance's OOM count rose was the OOM killer's.
+    let oom_kills = ctx.sandbox.stats().oom_kills;
     let process = ctx.sandbox.run_container(spec).await.map_err(|e| {
         ctx.engine
             .containers
@@ -142,6 +144,7 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
         r.runs += 1;
         r.pid = process.pid;
         r.started_at = now();
+        r.oom_killed = false;
     });
     let ctx = ctx.clone();
     tokio::spawn(async move {
@@ -155,6 +158,11 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
             }
         };
         let code = pump(io, stdin_rx, emit, process.exit).await;
+        if code == 128 + libc::SIGKILL && ctx.sandbox.stats().oom_kills > oom_kills {
+            ctx.engine
+                .containers
+                .update(&ctx.instance, &id, |r| r.oom_killed = true);
+        }
         exited(&ctx, &id, code).await;
     });
     Ok(StatusCode::NO_CONTENT.into_response())
