@@ -82,6 +82,18 @@ pub fn create(ctx: &Ctx, query: &HashMap<String, String>, body: &[u8]) -> Reply 
             ))
         }
     };
+    let stop_signal = body["StopSignal"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .or_else(|| image_config.stop_signal().clone())
+        .unwrap_or_default();
+    if !stop_signal.is_empty() && super::lifecycle::signal_number(&stop_signal).is_none() {
+        return Err(DockerError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid signal: {stop_signal}"),
+        ));
+    }
     let binds = strings(&host["Binds"]);
     for b in &binds {
         let parts: Vec<&str> = b.split(':').collect();
@@ -115,6 +127,7 @@ pub fn create(ctx: &Ctx, query: &HashMap<String, String>, body: &[u8]) -> Reply 
         auto_remove: body["HostConfig"]["AutoRemove"].as_bool().unwrap_or(false),
         labels,
         network_mode: network_mode.into(),
+        stop_signal,
     };
     let id = random_id();
     let name = match query.get("name").filter(|n| !n.is_empty()) {

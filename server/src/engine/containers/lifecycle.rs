@@ -20,12 +20,14 @@ pub(super) async fn signal(ctx: &Ctx, r: &Record, signal: i32) -> Result<(), Doc
         .map_err(DockerError::internal)
 }
 
-/// Stop: SIGTERM, then SIGKILL after `t` seconds.
+/// Stop: the container's stop signal (SIGTERM unless it or its image says
+/// otherwise), then SIGKILL after `t` seconds.
 pub(super) async fn stop_record(ctx: &Ctx, r: &Record, timeout: u64) -> Result<(), DockerError> {
     if !r.running {
         return Ok(());
     }
-    signal(ctx, r, libc::SIGTERM).await?;
+    let first = signal_number(&r.config.stop_signal).unwrap_or(libc::SIGTERM);
+    signal(ctx, r, first).await?;
     let stopped = tokio::time::timeout(
         std::time::Duration::from_secs(timeout),
         wait_for(ctx, &r.id, |x| !x.running),

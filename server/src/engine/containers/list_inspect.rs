@@ -211,6 +211,7 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Reply {
             "Image": r.config.image,
             "WorkingDir": r.config.working_dir,
             "Labels": r.config.labels,
+            "StopSignal": if r.config.stop_signal.is_empty() { Value::Null } else { json!(r.config.stop_signal) },
         },
         "NetworkSettings": {
             "Networks": networks(&r),

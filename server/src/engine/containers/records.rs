@@ -34,6 +34,9 @@ pub struct Config {
     /// `bridge` (the default), `host` (the instance's network) or `none`.
     #[serde(default)]
     pub network_mode: String,
+    /// What `docker stop` sends first (`--stop-signal`, else the image's).
+    #[serde(default)]
+    pub stop_signal: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
