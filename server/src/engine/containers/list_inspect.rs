@@ -6,9 +6,9 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::flag;
 use super::records::Record;
 use super::run::{argv, binds};
+use super::{flag, ports};
 use crate::engine::reply::Reply;
 use crate::engine::routes::Ctx;
 
@@ -105,7 +105,7 @@ pub fn list(ctx: &Ctx, query: &HashMap<String, String>) -> Reply {
                 "ImageID": r.config.image_id,
                 "Command": shell_words(&argv(&r.config)),
                 "Created": unix(&r.created),
-                "Ports": [],
+                "Ports": ports::list_view(r),
                 "Labels": r.config.labels,
                 "State": state_text(r),
                 "Status": status_text(r),
@@ -153,9 +153,10 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Reply {
             "Binds": r.config.binds,
             "AutoRemove": r.config.auto_remove,
             // The container shares the instance's network namespace; bridge
-            // networks and published ports are not available yet.
+            // networks are not available yet.
             "NetworkMode": "host",
-            "PortBindings": {},
+            "PortBindings": ports::asked_view(&r.config),
+            "PublishAllPorts": r.config.publish_all,
         },
         "Mounts": binds(&r.config).iter().map(|b| json!({
             "Type": "bind", "Source": b.source, "Destination": b.target,
@@ -174,12 +175,13 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Reply {
             "Image": r.config.image,
             "WorkingDir": r.config.working_dir,
             "Labels": r.config.labels,
+            "ExposedPorts": ports::exposed_view(&r.config),
         },
         "NetworkSettings": {
             "Networks": {"host": {"NetworkID": "host", "IPAddress": ""}},
-            "Ports": {},
+            "Ports": ports::bound_view(&r),
             "IPAddress": "",
-            "Note": "containers share the instance's network (like --network host); bridge networks and -p are not available yet",
+            "Note": "containers share the instance's network (like --network host); -p publishes a port of the instance",
         },
     }))
     .into_response())

@@ -12,6 +12,8 @@ use tokio::sync::watch;
 
 use super::exec::Exec;
 use super::no_such_container;
+use super::ports::{PortBinding, PublishedPort};
+use super::publish::Publications;
 use super::streams::Streams;
 use crate::engine::reply::DockerError;
 
@@ -31,6 +33,15 @@ pub struct Config {
     pub binds: Vec<String>,
     pub auto_remove: bool,
     pub labels: HashMap<String, String>,
+    /// Published ports as asked (`-p`), in the order given.
+    #[serde(default)]
+    pub port_bindings: Vec<PortBinding>,
+    /// `-P`: every exposed tcp port gets a free port of the instance.
+    #[serde(default)]
+    pub publish_all: bool,
+    /// Exposed ports of the image and the client (`80/tcp`), sorted.
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -50,6 +61,13 @@ pub struct Record {
     /// How many times it started (run `runs` is the current or last one).
     #[serde(default)]
     pub runs: u64,
+    /// Its address on the instance's bridge; None: it shares the instance's
+    /// network.
+    #[serde(default)]
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// The instance's ports forwarded to it, while it runs.
+    #[serde(default)]
+    pub published: Vec<PublishedPort>,
 }
 
 /// How many exit codes of auto-removed containers are kept for late waits.
@@ -66,6 +84,8 @@ pub struct Containers {
     /// Bumped on every state change; waiters look again.
     pub(super) changed: watch::Sender<u64>,
     pub(super) execs: Mutex<HashMap<String, Exec>>,
+    /// Listeners of published ports, while their containers run.
+    pub(super) publications: Publications,
 }
 
 impl Containers {
@@ -93,6 +113,7 @@ impl Containers {
             gone: Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
             execs: Mutex::new(HashMap::new()),
+            publications: Publications::default(),
         })
     }
 
@@ -186,6 +207,12 @@ impl Containers {
             .entry(id.to_string())
             .or_insert_with(|| Arc::new(Streams::new()))
             .clone()
+    }
+
+    /// Close the published ports of the instance's containers (their
+    /// sockets keep its network namespace alive).
+    pub async fn close_ports(&self, instance: &str) {
+        self.publications.close_instance(instance).await;
     }
 
     /// The instance is gone: forget its containers.

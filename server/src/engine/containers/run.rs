@@ -19,6 +19,7 @@ use super::pump::{pump, ProcessIo};
 use super::records::{Config, Record, KEEP_GONE};
 use super::streams::{frame, hijack, Chunk, Output, RunIo};
 use super::{flag, now};
+use super::{ports, publish};
 use crate::engine::reply::{DockerError, Reply};
 use crate::engine::routes::Ctx;
 
@@ -101,12 +102,23 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
                 .then_some(sandbox::WindowSize { cols: 80, rows: 24 }),
         },
     };
-    let process = ctx.sandbox.run_container(spec).await.map_err(|e| {
-        DockerError::new(
-            StatusCode::BAD_REQUEST,
-            format!("failed to create task for container: {e}"),
-        )
-    })?;
+    // Published ports are bound before the process runs: a taken port
+    // stops the start, as with Docker.
+    let wanted = ports::wanted(&record.config)?;
+    let listeners = publish::bind(ctx, &record, &wanted)?;
+    let published: Vec<_> = listeners.iter().map(|(port, _)| *port).collect();
+    let publications = &ctx.engine.containers.publications;
+    publications.open(ctx, &record.id, listeners);
+    let process = match ctx.sandbox.run_container(spec).await {
+        Ok(process) => process,
+        Err(e) => {
+            publications.close(&record.id).await;
+            return Err(DockerError::new(
+                StatusCode::BAD_REQUEST,
+                format!("failed to create task for container: {e}"),
+            ));
+        }
+    };
     let containers = ctx.engine.containers.clone();
     let id = record.id.clone();
     let streams = containers.streams(&id);
@@ -125,6 +137,7 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
         r.runs += 1;
         r.pid = process.pid;
         r.started_at = now();
+        r.published = published;
     });
     let ctx = ctx.clone();
     tokio::spawn(async move {
@@ -147,12 +160,15 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
 /// if it asked for that.
 pub(super) async fn exited(ctx: &Ctx, id: &str, code: i32) {
     let containers = &ctx.engine.containers;
+    // Closed before it shows as stopped: after `docker stop` the port is free.
+    containers.publications.close(id).await;
     let streams = containers.streams(id);
     streams.run.send_replace(RunIo::default());
     let mut auto_remove = false;
     containers.update(&ctx.instance, id, |r| {
         r.running = false;
         r.pid = 0;
+        r.published.clear();
         r.exit_code = code;
         r.finished_at = now();
         auto_remove = r.config.auto_remove;
@@ -379,7 +395,8 @@ pub fn resize_container(ctx: &Ctx, name: &str, query: &HashMap<String, String>) 
 }
 
 /// A restarted server: containers that were running either still are
-/// (init still tracks them: watch for their exit) or ended meanwhile.
+/// (init still tracks them: watch for their exit, publish their ports
+/// again) or ended meanwhile.
 pub async fn recover(ctx: &Ctx) {
     for r in ctx.engine.containers.list(&ctx.instance) {
         if !r.running {
@@ -387,6 +404,7 @@ pub async fn recover(ctx: &Ctx) {
         }
         match ctx.sandbox.watch(r.pid).await {
             Some(exit) => {
+                republish(ctx, &r);
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
                     let code = exit.await.unwrap_or(255);
@@ -396,4 +414,31 @@ pub async fn recover(ctx: &Ctx) {
             None => exited(ctx, &r.id, 255).await,
         }
     }
+}
+
+/// Bind the ports a running container had under the server before
+/// (they closed with it), each on its own: one taken meanwhile is lost.
+fn republish(ctx: &Ctx, r: &Record) {
+    let mut listeners = Vec::new();
+    for port in &r.published {
+        let wanted = ports::Wanted {
+            container_port: port.container_port,
+            host_ip: port.host_ip,
+            host_ports: Some(port.host_port..=port.host_port),
+        };
+        match publish::bind(ctx, r, std::slice::from_ref(&wanted)) {
+            Ok(bound) => listeners.extend(bound),
+            Err(e) => tracing::warn!(instance = %ctx.instance, "{}", e.message),
+        }
+    }
+    let published: Vec<_> = listeners.iter().map(|(port, _)| *port).collect();
+    if published != r.published {
+        ctx.engine
+            .containers
+            .update(&ctx.instance, &r.id, |r| r.published = published);
+    }
+    ctx.engine
+        .containers
+        .publications
+        .open(ctx, &r.id, listeners);
 }
