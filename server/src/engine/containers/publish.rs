@@ -54,15 +54,44 @@ impl Publication {
     }
 }
 
+/// The ports a container publishes, and the listeners that serve them.
+#[derive(Default)]
+pub struct Bound {
+    pub published: Vec<PublishedPort>,
+    listeners: Vec<(PublishedPort, TcpListener)>,
+}
+
+impl Bound {
+    pub fn extend(&mut self, other: Bound) {
+        self.published.extend(other.published);
+        self.listeners.extend(other.listeners);
+    }
+}
+
+/// Whether container `r` itself listens where `w` would: one sharing the
+/// instance's network that publishes a port on the same number (Docker's
+/// host networking ignores such a `-p`; a listener of ours would take its
+/// port and forward to itself).
+fn served_by_container(r: &Record, w: &Wanted) -> bool {
+    let same = w.host_ports.as_ref().is_some_and(|ports| {
+        *ports.start() == w.container_port && *ports.end() == w.container_port
+    });
+    r.ip.is_none() && same
+}
+
 /// Bind every port container `r` publishes, before it runs, so that a taken
 /// port stops its start. Nothing stays bound when one fails.
-pub fn bind(
-    ctx: &Ctx,
-    r: &Record,
-    wanted: &[Wanted],
-) -> Result<Vec<(PublishedPort, TcpListener)>, DockerError> {
-    let mut bound = Vec::with_capacity(wanted.len());
+pub fn bind(ctx: &Ctx, r: &Record, wanted: &[Wanted]) -> Result<Bound, DockerError> {
+    let mut bound = Bound::default();
     for w in wanted {
+        if served_by_container(r, w) {
+            bound.published.push(PublishedPort {
+                container_port: w.container_port,
+                host_ip: w.host_ip,
+                host_port: w.container_port,
+            });
+            continue;
+        }
         let (host_port, listener) = bind_one(ctx, w).map_err(|e| {
             let ports = match &w.host_ports {
                 None => "0".to_string(),
@@ -86,7 +115,8 @@ pub fn bind(
             host_ip: w.host_ip,
             host_port,
         };
-        bound.push((port, listener));
+        bound.published.push(port);
+        bound.listeners.push((port, listener));
     }
     Ok(bound)
 }
@@ -113,20 +143,15 @@ fn bind_one(ctx: &Ctx, w: &Wanted) -> io::Result<(u16, TcpListener)> {
 }
 
 impl Publications {
-    /// Serve `listeners` for container `id` until [`Publications::close`].
-    pub fn open(&self, ctx: &Ctx, id: &str, listeners: Vec<(PublishedPort, TcpListener)>) {
-        if listeners.is_empty() {
+    /// Serve the listeners of `bound` for container `id` until
+    /// [`Publications::close`].
+    pub fn open(&self, ctx: &Ctx, id: &str, bound: Bound) {
+        if bound.listeners.is_empty() {
             return;
         }
         let (stop, stopped) = watch::channel(false);
-        for (port, listener) in listeners {
-            let task = accept(
-                ctx.clone(),
-                id.to_string(),
-                port.container_port,
-                listener,
-                stopped.clone(),
-            );
+        for (port, listener) in bound.listeners {
+            let task = accept(ctx.clone(), id.to_string(), port, listener, stopped.clone());
             tokio::spawn(task);
         }
         let publication = Publication {
@@ -172,7 +197,7 @@ impl Publications {
 async fn accept(
     ctx: Ctx,
     id: String,
-    container_port: u16,
+    port: PublishedPort,
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -196,7 +221,7 @@ async fn accept(
         tokio::spawn(async move {
             tokio::select! {
                 _ = stop.wait_for(|stop| *stop) => {}
-                () = forward(&ctx, &id, container_port, client) => {}
+                () = forward(&ctx, &id, port, client) => {}
             }
         });
     }
@@ -204,23 +229,26 @@ async fn accept(
 
 /// Where the container's port is reached from the instance: its bridge
 /// address, or loopback when it shares the instance's network. Looked up
-/// per connection (the address is known only once it runs).
-fn target(ctx: &Ctx, id: &str, container_port: u16) -> Option<SocketAddr> {
+/// per connection (the address is known only once it runs). None when
+/// that is the published port itself: a connection to ourselves would
+/// loop.
+fn target(ctx: &Ctx, id: &str, port: PublishedPort) -> Option<SocketAddr> {
     let ip = ctx.engine.containers.with(&ctx.instance, |records| {
         let found = records.iter().find(|r| r.id == id).map(|r| r.ip);
         (found, false)
     })?;
-    Some(SocketAddr::from((
-        ip.unwrap_or(Ipv4Addr::LOCALHOST),
-        container_port,
-    )))
+    match ip {
+        Some(ip) => Some(SocketAddr::from((ip, port.container_port))),
+        None if port.container_port == port.host_port => None,
+        None => Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port.container_port))),
+    }
 }
 
 /// Copy bytes both ways between a client of the published port and the
 /// container; each side's end of input is passed on as a half-close. A
 /// container that does not accept closes the client.
-async fn forward(ctx: &Ctx, id: &str, container_port: u16, mut client: TcpStream) {
-    let Some(addr) = target(ctx, id, container_port) else {
+async fn forward(ctx: &Ctx, id: &str, port: PublishedPort, mut client: TcpStream) {
+    let Some(addr) = target(ctx, id, port) else {
         return;
     };
     let mut upstream = match ctx.sandbox.connect_to(addr).await {

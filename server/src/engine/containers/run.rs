@@ -105,10 +105,10 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
     // Published ports are bound before the process runs: a taken port
     // stops the start, as with Docker.
     let wanted = ports::wanted(&record.config)?;
-    let listeners = publish::bind(ctx, &record, &wanted)?;
-    let published: Vec<_> = listeners.iter().map(|(port, _)| *port).collect();
+    let bound = publish::bind(ctx, &record, &wanted)?;
+    let published = bound.published.clone();
     let publications = &ctx.engine.containers.publications;
-    publications.open(ctx, &record.id, listeners);
+    publications.open(ctx, &record.id, bound);
     let process = match ctx.sandbox.run_container(spec).await {
         Ok(process) => process,
         Err(e) => {
@@ -419,7 +419,7 @@ pub async fn recover(ctx: &Ctx) {
 /// Bind the ports a running container had under the server before
 /// (they closed with it), each on its own: one taken meanwhile is lost.
 fn republish(ctx: &Ctx, r: &Record) {
-    let mut listeners = Vec::new();
+    let mut bound = publish::Bound::default();
     for port in &r.published {
         let wanted = ports::Wanted {
             container_port: port.container_port,
@@ -427,18 +427,15 @@ fn republish(ctx: &Ctx, r: &Record) {
             host_ports: Some(port.host_port..=port.host_port),
         };
         match publish::bind(ctx, r, std::slice::from_ref(&wanted)) {
-            Ok(bound) => listeners.extend(bound),
+            Ok(one) => bound.extend(one),
             Err(e) => tracing::warn!(instance = %ctx.instance, "{}", e.message),
         }
     }
-    let published: Vec<_> = listeners.iter().map(|(port, _)| *port).collect();
+    let published = bound.published.clone();
     if published != r.published {
         ctx.engine
             .containers
             .update(&ctx.instance, &r.id, |r| r.published = published);
     }
-    ctx.engine
-        .containers
-        .publications
-        .open(ctx, &r.id, listeners);
+    ctx.engine.containers.publications.open(ctx, &r.id, bound);
 }
