@@ -263,3 +263,27 @@ async fn forward(ctx: &Ctx, id: &str, port: PublishedPort, mut client: TcpStream
     let _ =
         tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER, BUFFER).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_on_the_instances_network_serves_its_own_port() {
+        let wanted = |host_ports| Wanted {
+            container_port: 80,
+            host_ip: Ipv4Addr::UNSPECIFIED,
+            host_ports,
+        };
+        let shared = Record::default();
+        assert!(served_by_container(&shared, &wanted(Some(80..=80))));
+        assert!(!served_by_container(&shared, &wanted(Some(8080..=8080))));
+        assert!(!served_by_container(&shared, &wanted(Some(80..=81))));
+        assert!(!served_by_container(&shared, &wanted(None)));
+        let bridged = Record {
+            ip: Some(Ipv4Addr::new(172, 17, 0, 2)),
+            ..Record::default()
+        };
+        assert!(!served_by_container(&bridged, &wanted(Some(80..=80))));
+    }
+}
