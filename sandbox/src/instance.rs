@@ -286,23 +286,52 @@ impl Instance {
         Ok(self.listeners()?.into_iter().map(|l| l.port).collect())
     }
 
-    /// A TCP connection from the server to `port` inside the instance (to
-    /// whatever address the listener is bound to, loopback included).
-    pub async fn connect(&self, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    /// The maker of sockets in the instance's network namespace.
+    fn sockets(&self) -> std::io::Result<Arc<SocketMaker>> {
         if !self.is_running() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotConnected,
                 "the instance is not running",
             ));
         }
-        let sockets = {
-            let mut maker = self.inner.sockets.lock().unwrap();
-            if maker.is_none() {
-                *maker = Some(Arc::new(SocketMaker::start(self.inner.pidfd.get_ref())?));
-            }
-            maker.clone().expect("started above")
-        };
+        let mut maker = self.inner.sockets.lock().unwrap();
+        if maker.is_none() {
+            *maker = Some(Arc::new(SocketMaker::start(self.inner.pidfd.get_ref())?));
+        }
+        Ok(maker.clone().expect("started above"))
+    }
+
+    /// A TCP connection from the server to `port` inside the instance (to
+    /// whatever address the listener is bound to, loopback included).
+    pub async fn connect(&self, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+        let sockets = self.sockets()?;
         crate::ports::connect(&sockets, || self.listeners(), port, Duration::from_secs(5)).await
+    }
+
+    /// A TCP connection from the instance's network namespace to `addr`
+    /// (a container's address on the instance's bridge, say), given up
+    /// after 5 s.
+    pub async fn connect_to(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<tokio::net::TcpStream> {
+        let socket = self.sockets()?.socket(addr.is_ipv6())?;
+        tokio::time::timeout(Duration::from_secs(5), socket.connect(addr))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
+    }
+
+    /// A TCP listener on `addr` in the instance's network namespace, held by
+    /// the server (a published port of a container: programs in the
+    /// instance see it like any listener of their own). It keeps the
+    /// namespace alive: close it before the instance is destroyed.
+    pub fn listen(&self, addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+        let socket = self.sockets()?.socket(addr.is_ipv6())?;
+        // Like any server: a port whose last connections linger in
+        // TIME_WAIT can be listened on again at once.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(1024)
     }
 
     /// Memory, CPU and process counts from the instance's cgroup.

@@ -192,7 +192,7 @@ impl SocketMaker {
     }
 
     /// A TCP socket of the instance's namespace, not yet connected.
-    fn socket(&self, v6: bool) -> io::Result<tokio::net::TcpSocket> {
+    pub(crate) fn socket(&self, v6: bool) -> io::Result<tokio::net::TcpSocket> {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         self.requests
             .send((v6, reply))

@@ -100,6 +100,7 @@ impl Engine {
                 sandbox: instance.clone(),
             };
             containers::recover(&ctx).await;
+            let containers = ctx.engine.containers.clone();
             let app = routes::router(ctx);
             let served = axum::serve(listener, app).with_graceful_shutdown({
                 let instance = instance.clone();
@@ -108,7 +109,16 @@ impl Engine {
             if let Err(e) = served.await {
                 tracing::warn!(instance = %instance.id(), "docker socket: {e}");
             }
+            // The instance died (or is being destroyed): its published ports
+            // keep its network namespace alive.
+            containers.close_ports(instance.id()).await;
         });
+    }
+
+    /// Close the published ports of the instance's containers: call before
+    /// destroying it (they hold its network namespace).
+    pub async fn close_ports(&self, instance_id: &str) {
+        self.containers.close_ports(instance_id).await;
     }
 
     /// The instance is gone for good: forget its images.

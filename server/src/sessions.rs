@@ -502,6 +502,7 @@ impl Sessions {
         session.ended.store(true, Ordering::Release);
         let mut instances = session.instances.lock().await;
         for (_, entry) in std::mem::take(&mut *instances) {
+            self.engine.close_ports(entry.instance.id()).await;
             if let Err(e) = entry.instance.destroy().await {
                 tracing::error!(session = %sid, "{e}");
             }
@@ -646,6 +647,7 @@ impl Sessions {
         let entry = instances
             .remove(name)
             .ok_or_else(|| ApiError::instance_not_found(name))?;
+        self.engine.close_ports(entry.instance.id()).await;
         let result = entry.instance.destroy().await;
         self.engine.forget(entry.instance.id());
         self.capacity.release(1);

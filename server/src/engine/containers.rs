@@ -13,13 +13,16 @@
 //! Docker's stream formats), `pump` (copying a process's terminal or
 //! pipes), `create`, `run` (start, attach, wait, resize), `logs`,
 //! `list_inspect` (ps, inspect), `lifecycle` (stop, kill, restart, rm),
-//! `exec`.
+//! `exec`, `ports` (published ports as the API spells them), `publish`
+//! (their listeners on the instance, forwarding to the container).
 
 mod create;
 mod exec;
 mod lifecycle;
 mod list_inspect;
 mod logs;
+mod ports;
+mod publish;
 mod pump;
 mod records;
 mod run;

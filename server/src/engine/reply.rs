@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+#[derive(Debug)]
 pub struct DockerError {
     pub status: StatusCode,
     pub message: String,

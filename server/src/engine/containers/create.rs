@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::ports;
 use super::records::{Config, Record};
 use super::{now, random_id, strings};
 use crate::engine::reply::{DockerError, Reply};
@@ -62,15 +63,8 @@ pub fn create(ctx: &Ctx, query: &HashMap<String, String>, body: &[u8]) -> Reply 
         .or_else(|| image_config.user().clone())
         .unwrap_or_default();
     let host = &body["HostConfig"];
-    if host["PortBindings"]
-        .as_object()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(DockerError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "published ports (-p) are not available yet in this playground: containers share the instance's network, so a server in one is reachable on its own port",
-        ));
-    }
+    let image_exposed = image_config.exposed_ports().clone().unwrap_or_default();
+    let (port_bindings, publish_all, exposed_ports) = ports::from_create(&body, &image_exposed)?;
     let network_mode = match host["NetworkMode"].as_str().unwrap_or("") {
         "" | "default" | "bridge" => "bridge",
         "host" => "host",
@@ -128,6 +122,9 @@ pub fn create(ctx: &Ctx, query: &HashMap<String, String>, body: &[u8]) -> Reply 
         labels,
         network_mode: network_mode.into(),
         stop_signal,
+        port_bindings,
+        publish_all,
+        exposed_ports,
     };
     let id = random_id();
     let name = match query.get("name").filter(|n| !n.is_empty()) {

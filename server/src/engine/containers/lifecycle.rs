@@ -129,6 +129,8 @@ pub async fn remove(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> R
 }
 
 pub(super) async fn remove_record(ctx: &Ctx, id: &str) -> Result<(), DockerError> {
+    // Closed with its exit already; this covers one that never exited.
+    ctx.engine.containers.publications.close(id).await;
     let layer = ctx.sandbox.remove_container_layer(id).await;
     let containers = &ctx.engine.containers;
     containers.with(&ctx.instance, |records| {

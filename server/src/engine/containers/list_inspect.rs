@@ -6,9 +6,9 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::flag;
 use super::records::{Config, Record};
 use super::run::{argv, binds};
+use super::{flag, ports};
 use crate::engine::reply::Reply;
 use crate::engine::routes::Ctx;
 use sandbox::container_network;
@@ -106,7 +106,7 @@ pub fn list(ctx: &Ctx, query: &HashMap<String, String>) -> Reply {
                 "ImageID": r.config.image_id,
                 "Command": shell_words(&argv(&r.config)),
                 "Created": unix(&r.created),
-                "Ports": [],
+                "Ports": ports::list_view(r),
                 "Labels": r.config.labels,
                 "State": state_text(r),
                 "Status": status_text(r),
@@ -192,7 +192,8 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Reply {
             "Binds": r.config.binds,
             "AutoRemove": r.config.auto_remove,
             "NetworkMode": network_mode(&r.config),
-            "PortBindings": {},
+            "PortBindings": ports::asked_view(&r.config),
+            "PublishAllPorts": r.config.publish_all,
         },
         "Mounts": binds(&r.config).iter().map(|b| json!({
             "Type": "bind", "Source": b.source, "Destination": b.target,
@@ -212,10 +213,11 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Reply {
             "WorkingDir": r.config.working_dir,
             "Labels": r.config.labels,
             "StopSignal": if r.config.stop_signal.is_empty() { Value::Null } else { json!(r.config.stop_signal) },
+            "ExposedPorts": ports::exposed_view(&r.config),
         },
         "NetworkSettings": {
             "Networks": networks(&r),
-            "Ports": {},
+            "Ports": ports::bound_view(&r),
             "IPAddress": address(&r),
             "IPPrefixLen": if r.ip.is_some() { container_network::PREFIX } else { 0 },
             "Gateway": gateway(&r),

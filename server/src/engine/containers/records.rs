@@ -12,6 +12,8 @@ use tokio::sync::watch;
 
 use super::exec::Exec;
 use super::no_such_container;
+use super::ports::{PortBinding, PublishedPort};
+use super::publish::Publications;
 use super::streams::Streams;
 use crate::engine::reply::DockerError;
 
@@ -37,6 +39,15 @@ pub struct Config {
     /// What `docker stop` sends first (`--stop-signal`, else the image's).
     #[serde(default)]
     pub stop_signal: String,
+    /// Published ports as asked (`-p`), in the order given.
+    #[serde(default)]
+    pub port_bindings: Vec<PortBinding>,
+    /// `-P`: every exposed tcp port gets a free port of the instance.
+    #[serde(default)]
+    pub publish_all: bool,
+    /// Exposed ports of the image and the client (`80/tcp`), sorted.
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -59,9 +70,13 @@ pub struct Record {
     /// Whether the kernel's OOM killer ended its last run.
     #[serde(default)]
     pub oom_killed: bool,
-    /// Its address on the instance's bridge, while it runs there.
+    /// Its address on the instance's bridge; None: it shares the instance's
+    /// network.
     #[serde(default)]
     pub ip: Option<std::net::Ipv4Addr>,
+    /// The instance's ports forwarded to it, while it runs.
+    #[serde(default)]
+    pub published: Vec<PublishedPort>,
 }
 
 /// How many exit codes of auto-removed containers are kept for late waits.
@@ -78,6 +93,8 @@ pub struct Containers {
     /// Bumped on every state change; waiters look again.
     pub(super) changed: watch::Sender<u64>,
     pub(super) execs: Mutex<HashMap<String, Exec>>,
+    /// Listeners of published ports, while their containers run.
+    pub(super) publications: Publications,
 }
 
 impl Containers {
@@ -105,6 +122,7 @@ impl Containers {
             gone: Mutex::new(HashMap::new()),
             changed: watch::channel(0).0,
             execs: Mutex::new(HashMap::new()),
+            publications: Publications::default(),
         })
     }
 
@@ -218,6 +236,12 @@ impl Containers {
             .entry(id.to_string())
             .or_insert_with(|| Arc::new(Streams::new()))
             .clone()
+    }
+
+    /// Close the published ports of the instance's containers (their
+    /// sockets keep its network namespace alive).
+    pub async fn close_ports(&self, instance: &str) {
+        self.publications.close_instance(instance).await;
     }
 
     /// The instance is gone: forget its containers.

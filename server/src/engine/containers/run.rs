@@ -19,6 +19,7 @@ use super::pump::{pump, ProcessIo};
 use super::records::{Config, Record, KEEP_GONE};
 use super::streams::{frame, hijack, Chunk, Output, RunIo};
 use super::{flag, now};
+use super::{ports, publish};
 use crate::engine::reply::{DockerError, Reply};
 use crate::engine::routes::Ctx;
 
@@ -70,7 +71,7 @@ pub(super) fn binds(config: &Config) -> Vec<sandbox::Bind> {
 
 /// POST /containers/{id}/start
 pub async fn start(ctx: &Ctx, name: &str) -> Reply {
-    let record = ctx.engine.containers.find(&ctx.instance, name)?;
+    let mut record = ctx.engine.containers.find(&ctx.instance, name)?;
     if record.running {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
     }
@@ -90,6 +91,8 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
                 .ok_or_else(|| {
                     DockerError::internal("no free address on the instance's container bridge")
                 })?;
+            // Published ports forward to it.
+            record.ip = Some(address);
             sandbox::ContainerNetwork::Bridge { address }
         }
     };
@@ -115,17 +118,36 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
                 .then_some(sandbox::WindowSize { cols: 80, rows: 24 }),
         },
     };
+    // Published ports are bound before the process runs: a taken port
+    // stops the start, as with Docker.
+    // Without a network (`--network none`) there is nothing to forward to.
+    let wanted = match network {
+        sandbox::ContainerNetwork::Loopback => Vec::new(),
+        _ => ports::wanted(&record.config)?,
+    };
+    let bound = match publish::bind(ctx, &record, &wanted) {
+        Ok(bound) => bound,
+        Err(e) => {
+            release_address(ctx, &record.id);
+            return Err(e);
+        }
+    };
+    let published = bound.published.clone();
+    let publications = &ctx.engine.containers.publications;
+    publications.open(ctx, &record.id, bound);
     // A SIGKILL while the instance's OOM count rose was the OOM killer's.
     let oom_kills = ctx.sandbox.stats().oom_kills;
-    let process = ctx.sandbox.run_container(spec).await.map_err(|e| {
-        ctx.engine
-            .containers
-            .update(&ctx.instance, &record.id, |r| r.ip = None);
-        DockerError::new(
-            StatusCode::BAD_REQUEST,
-            format!("failed to create task for container: {e}"),
-        )
-    })?;
+    let process = match ctx.sandbox.run_container(spec).await {
+        Ok(process) => process,
+        Err(e) => {
+            publications.close(&record.id).await;
+            release_address(ctx, &record.id);
+            return Err(DockerError::new(
+                StatusCode::BAD_REQUEST,
+                format!("failed to create task for container: {e}"),
+            ));
+        }
+    };
     let containers = ctx.engine.containers.clone();
     let id = record.id.clone();
     let streams = containers.streams(&id);
@@ -145,6 +167,7 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
         r.pid = process.pid;
         r.started_at = now();
         r.oom_killed = false;
+        r.published = published;
     });
     let ctx = ctx.clone();
     tokio::spawn(async move {
@@ -168,10 +191,19 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Give back the bridge address of a container that did not start.
+fn release_address(ctx: &Ctx, id: &str) {
+    ctx.engine
+        .containers
+        .update(&ctx.instance, id, |r| r.ip = None);
+}
+
 /// Record the exit of container `id`, end its attached streams; remove it
 /// if it asked for that.
 pub(super) async fn exited(ctx: &Ctx, id: &str, code: i32) {
     let containers = &ctx.engine.containers;
+    // Closed before it shows as stopped: after `docker stop` the port is free.
+    containers.publications.close(id).await;
     let streams = containers.streams(id);
     streams.run.send_replace(RunIo::default());
     let mut auto_remove = false;
@@ -179,6 +211,7 @@ pub(super) async fn exited(ctx: &Ctx, id: &str, code: i32) {
         r.running = false;
         r.pid = 0;
         r.ip = None;
+        r.published.clear();
         r.exit_code = code;
         r.finished_at = now();
         auto_remove = r.config.auto_remove;
@@ -405,7 +438,8 @@ pub fn resize_container(ctx: &Ctx, name: &str, query: &HashMap<String, String>) 
 }
 
 /// A restarted server: containers that were running either still are
-/// (init still tracks them: watch for their exit) or ended meanwhile.
+/// (init still tracks them: watch for their exit, publish their ports
+/// again) or ended meanwhile.
 pub async fn recover(ctx: &Ctx) {
     for r in ctx.engine.containers.list(&ctx.instance) {
         if !r.running {
@@ -413,6 +447,7 @@ pub async fn recover(ctx: &Ctx) {
         }
         match ctx.sandbox.watch(r.pid).await {
             Some(exit) => {
+                republish(ctx, &r);
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
                     let code = exit.await.unwrap_or(255);
@@ -422,4 +457,28 @@ pub async fn recover(ctx: &Ctx) {
             None => exited(ctx, &r.id, 255).await,
         }
     }
+}
+
+/// Bind the ports a running container had under the server before
+/// (they closed with it), each on its own: one taken meanwhile is lost.
+fn republish(ctx: &Ctx, r: &Record) {
+    let mut bound = publish::Bound::default();
+    for port in &r.published {
+        let wanted = ports::Wanted {
+            container_port: port.container_port,
+            host_ip: port.host_ip,
+            host_ports: Some(port.host_port..=port.host_port),
+        };
+        match publish::bind(ctx, r, std::slice::from_ref(&wanted)) {
+            Ok(one) => bound.extend(one),
+            Err(e) => tracing::warn!(instance = %ctx.instance, "{}", e.message),
+        }
+    }
+    let published = bound.published.clone();
+    if published != r.published {
+        ctx.engine
+            .containers
+            .update(&ctx.instance, &r.id, |r| r.published = published);
+    }
+    ctx.engine.containers.publications.open(ctx, &r.id, bound);
 }
