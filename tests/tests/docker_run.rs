@@ -120,8 +120,13 @@ async fn docker_run_attaches_waits_and_isolates() {
     );
     assert!(out.stderr.contains("Read-only file system"), "{out:?}");
     // Not there yet, and saying so: other networks, UDP ports.
-    let out = run(&server, sid, node, "docker run --rm --network nosuch busybox true; echo code=$?; docker run --rm -p 53:53/udp busybox true; echo code=$?").await;
-    assert_eq!(out.stdout, "code=125\ncode=125\n", "{out:?}");
+    let out = run(&server, sid, node, "docker run --rm --network nosuch busybox true; echo code=$?; docker run --rm -p 53:53/udp busybox true; echo code=$?; docker run -d --restart always busybox true; echo code=$?").await;
+    assert_eq!(out.stdout, "code=125\ncode=125\ncode=125\n", "{out:?}");
+    assert!(
+        out.stderr
+            .contains("restart policy \"always\" is not available in this playground"),
+        "{out:?}"
+    );
     assert!(
         out.stderr
             .contains("publishing udp ports (53/udp) is not available"),

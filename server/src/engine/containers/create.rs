@@ -88,6 +88,13 @@ pub fn create(ctx: &Ctx, query: &HashMap<String, String>, body: &[u8]) -> Reply 
             format!("Invalid signal: {stop_signal}"),
         ));
     }
+    let restart = host["RestartPolicy"]["Name"].as_str().unwrap_or("");
+    if !["", "no"].contains(&restart) {
+        return Err(DockerError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("restart policy {restart:?} is not available in this playground: containers run once (restart policy \"no\"); start one again with docker start"),
+        ));
+    }
     let binds = strings(&host["Binds"]);
     for b in &binds {
         let parts: Vec<&str> = b.split(':').collect();

@@ -194,6 +194,7 @@ pub fn inspect(ctx: &Ctx, name: &str) -> Reply {
             "NetworkMode": network_mode(&r.config),
             "PortBindings": ports::asked_view(&r.config),
             "PublishAllPorts": r.config.publish_all,
+            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
         },
         "Mounts": binds(&r.config).iter().map(|b| json!({
             "Type": "bind", "Source": b.source, "Destination": b.target,
