@@ -17,12 +17,9 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
-use futures_util::TryStreamExt;
 use nix::sched::CloneFlags;
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
-use rtnetlink::{
-    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
-};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
 use serde::{Deserialize, Serialize};
 
 use crate::sys;
@@ -87,13 +84,9 @@ fn netlink(rt: &tokio::runtime::Runtime) -> Result<Handle> {
 }
 
 async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>> {
-    let mut links = handle.link().get().match_name(name.to_string()).execute();
-    match links.try_next().await {
-        Ok(Some(link)) => Ok(Some(link.header.index)),
-        Ok(None) => Ok(None),
-        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
-        Err(e) => Err(format!("look up {name}: {e}")),
-    }
+    crate::network::index_of(handle, name)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// In the instance's network namespace (entered already, with host
@@ -243,31 +236,9 @@ async fn plug(handle: &Handle, pid: i32, address: Ipv4Addr) -> Result<()> {
 /// In the container's namespace: address eth0, bring it up, route through
 /// the bridge.
 async fn configure(handle: &Handle, address: Ipv4Addr) -> Result<()> {
-    let index = index_of(handle, "eth0")
-        .await?
-        .ok_or("eth0 did not arrive in the container")?;
-    handle
-        .address()
-        .add(index, address.into(), PREFIX)
-        .execute()
+    crate::network::configure_link(handle, "eth0", address, PREFIX, Some(GATEWAY))
         .await
-        .map_err(|e| format!("address eth0: {e}"))?;
-    handle
-        .link()
-        .set(LinkUnspec::new_with_index(index).up().build())
-        .execute()
-        .await
-        .map_err(|e| format!("bring eth0 up: {e}"))?;
-    let route = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(Ipv4Addr::UNSPECIFIED, 0)
-        .gateway(GATEWAY)
-        .build();
-    handle
-        .route()
-        .add(route)
-        .execute()
-        .await
-        .map_err(|e| format!("default route: {e}"))
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -326,7 +326,7 @@ fn bridge_name(tag: &str) -> String {
     format!("{BRIDGE_PREFIX}{tag}")
 }
 
-async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>> {
+pub(crate) async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>> {
     let mut links = handle.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
         Ok(Some(link)) => Ok(Some(link.header.index)),
@@ -365,38 +365,46 @@ async fn configure_inside(
         .map_err(|_| Error::Setup("netlink thread died".into()))?
         .map_err(|e| Error::Setup(format!("netlink in the instance: {e}")))?;
     let task = tokio::spawn(connection);
-    let result = async {
-        let index = index_of(&handle, peer)
-            .await?
-            .ok_or_else(|| Error::Setup("veth did not arrive in the instance".into()))?;
-        handle
-            .address()
-            .add(index, address.into(), PREFIX)
-            .execute()
-            .await
-            .map_err(err("address eth0"))?;
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(err("bring eth0 up"))?;
-        let route =
-            RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(Ipv4Addr::UNSPECIFIED, 0);
-        let route = match gateway {
-            Some(gateway) => route.gateway(gateway).build(),
-            // No egress: fail at once ("Network is unreachable") rather than time out.
-            None => route.kind(RouteType::Unreachable).build(),
-        };
-        handle
-            .route()
-            .add(route)
-            .execute()
-            .await
-            .map_err(err("default route"))?;
-        Ok(())
-    }
-    .await;
+    let result = configure_link(&handle, peer, address, PREFIX, gateway).await;
     task.abort();
     result
+}
+
+/// Give link `name` of `handle`'s namespace its address, bring it up and
+/// set the default route: through `gateway`, or unreachable without one (so
+/// connections out fail at once, "Network is unreachable", rather than time
+/// out).
+pub(crate) async fn configure_link(
+    handle: &Handle,
+    name: &str,
+    address: Ipv4Addr,
+    prefix: u8,
+    gateway: Option<Ipv4Addr>,
+) -> Result<()> {
+    let index = index_of(handle, name)
+        .await?
+        .ok_or_else(|| Error::Setup(format!("{name} did not arrive in the namespace")))?;
+    handle
+        .address()
+        .add(index, address.into(), prefix)
+        .execute()
+        .await
+        .map_err(err("address the link"))?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(err("bring the link up"))?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(Ipv4Addr::UNSPECIFIED, 0);
+    let route = match gateway {
+        Some(gateway) => route.gateway(gateway).build(),
+        None => route.kind(RouteType::Unreachable).build(),
+    };
+    handle
+        .route()
+        .add(route)
+        .execute()
+        .await
+        .map_err(err("default route"))
 }

@@ -202,6 +202,17 @@ impl TestServer {
         response.json().await.unwrap()
     }
 
+    /// `exec`, with the command and what it printed logged (shown when a
+    /// test fails).
+    pub async fn run(&self, sid: &str, name: &str, script: &str) -> ExecResponse {
+        let out = self.exec(sid, name, script).await;
+        eprintln!(
+            "[{name}] $ {script}\n{}{}[exit {}]",
+            out.stdout, out.stderr, out.exit_code
+        );
+        out
+    }
+
     pub async fn terminal(&self, sid: &str, name: &str, query: &str) -> TermClient {
         let url = self.ws_url(&format!(
             "/api/sessions/{sid}/instances/{name}/terminal{query}"

@@ -5,18 +5,7 @@
 
 use std::time::Duration;
 
-use playground_protocol::ExecResponse;
 use playground_tests::{wait_until_clean, TestServer};
-
-/// What `sh -c script` in the instance printed, logged for failures.
-async fn run(server: &TestServer, sid: &str, node: &str, script: &str) -> ExecResponse {
-    let out = server.exec(sid, node, script).await;
-    eprintln!(
-        "$ {script}\n{}{}[exit {}]",
-        out.stdout, out.stderr, out.exit_code
-    );
-    out
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stop_signals_restart_follow_and_attach() {
@@ -25,9 +14,7 @@ async fn stop_signals_restart_follow_and_attach() {
 
     // nginx's image asks for SIGQUIT (its graceful stop); --stop-signal
     // overrides the image, and stop sends it first.
-    let out = run(
-        &server,
-        sid,
+    let out = server.run(sid,
         node,
         "docker create --name n nginx >/dev/null && docker inspect -f '{{.Config.StopSignal}}' n; docker rm n >/dev/null; docker run -d --name t --stop-signal USR1 busybox sh -c 'trap \"echo got-usr1; exit 0\" USR1; echo started; while true; do sleep 0.1; done' >/dev/null; sleep 1; s=$(date +%s%N); docker stop t; echo stop_ms=$(( ($(date +%s%N) - s) / 1000000 )); docker logs t; docker inspect -f '{{.Config.StopSignal}} {{.State.ExitCode}}' t",
     )
@@ -43,20 +30,18 @@ async fn stop_signals_restart_follow_and_attach() {
     // for the whole 10 s.
     assert!(stop_ms < 5000, "{out:?}");
     assert_eq!(&lines[3..], ["started", "got-usr1", "USR1 0"], "{out:?}");
-    let out = run(
-        &server,
-        sid,
-        node,
-        "docker run --rm --stop-signal NOPE busybox true; echo code=$?",
-    )
-    .await;
+    let out = server
+        .run(
+            sid,
+            node,
+            "docker run --rm --stop-signal NOPE busybox true; echo code=$?",
+        )
+        .await;
     assert!(out.stderr.contains("Invalid signal: NOPE"), "{out:?}");
     assert_eq!(out.stdout, "code=125\n", "{out:?}");
 
     // restart: the same container runs its command again.
-    let out = run(
-        &server,
-        sid,
+    let out = server.run(sid,
         node,
         "docker run -d --name r busybox sh -c 'echo run-$$-$(cat /proc/uptime); exec sleep 1000' >/dev/null; sleep 0.5; docker restart -t 1 r; sleep 0.5; docker logs r | grep -c '^run-1-'; docker ps --format '{{.Names}} {{.Status}}' --filter name=r",
     )
@@ -67,9 +52,7 @@ async fn stop_signals_restart_follow_and_attach() {
     assert!(lines[2].starts_with("r Up "), "{out:?}");
 
     // logs -f follows a running container to its end.
-    let out = run(
-        &server,
-        sid,
+    let out = server.run(sid,
         node,
         "docker run -d --name tick busybox sh -c 'sleep 0.5; for i in $(seq 0 19); do echo tick-$i; sleep 0.1; done' >/dev/null; timeout 30 docker logs -f tick; echo code=$?",
     )
@@ -81,9 +64,7 @@ async fn stop_signals_restart_follow_and_attach() {
 
     // attach to a container that already runs: its later output, then its
     // exit code.
-    let out = run(
-        &server,
-        sid,
+    let out = server.run(sid,
         node,
         "docker run -d --name late busybox sh -c 'sleep 1; for i in 1 2 3; do echo att-$i; sleep 0.2; done; exit 4' >/dev/null; timeout 30 docker attach late; echo code=$?",
     )

@@ -6,18 +6,7 @@
 
 use std::time::Duration;
 
-use playground_protocol::ExecResponse;
 use playground_tests::{wait_until_clean, TestServer};
-
-/// What `sh -c script` in the instance printed, logged for failures.
-async fn run(server: &TestServer, sid: &str, node: &str, script: &str) -> ExecResponse {
-    let out = server.exec(sid, node, script).await;
-    eprintln!(
-        "[{node}] $ {script}\n{}{}[exit {}]",
-        out.stdout, out.stderr, out.exit_code
-    );
-    out
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn containers_get_addresses_on_the_instance_bridge() {
@@ -27,9 +16,7 @@ async fn containers_get_addresses_on_the_instance_bridge() {
 
     // The first container: eth0 with the first address, the default route
     // through the bridge, its own name in /etc/hosts.
-    let out = run(
-        &server,
-        sid,
+    let out = server.run(sid,
         node1,
         "docker run --rm --name first busybox sh -c 'ip -4 -o addr show eth0; ip route; grep -c \"$(hostname)\" /etc/hosts'",
     )
@@ -42,14 +29,12 @@ async fn containers_get_addresses_on_the_instance_bridge() {
     );
     assert!(out.stdout.ends_with("1\n"), "{out:?}");
     // The instance has the bridge, with the gateway address.
-    let out = run(&server, sid, node1, "ip -4 -o addr show docker0").await;
+    let out = server.run(sid, node1, "ip -4 -o addr show docker0").await;
     assert!(out.stdout.contains("inet 172.17.0.1/16"), "{out:?}");
 
     // A server in one container: reachable from the instance and from
     // another container by its address (inspect tells it).
-    let out = run(
-        &server,
-        sid,
+    let out = server.run(sid,
         node1,
         "mkdir -p /srv/www && echo served-by-web > /srv/www/index.html && docker run -d --name web -v /srv/www:/www busybox httpd -f -p 80 -h /www >/dev/null && docker inspect -f '{{.NetworkSettings.IPAddress}} {{.NetworkSettings.Gateway}} {{.NetworkSettings.MacAddress}} {{.HostConfig.NetworkMode}}' web",
     )
@@ -58,9 +43,7 @@ async fn containers_get_addresses_on_the_instance_bridge() {
         out.stdout, "172.17.0.2 172.17.0.1 02:42:ac:11:00:02 bridge\n",
         "{out:?}"
     );
-    let out = run(
-        &server,
-        sid,
+    let out = server.run(sid,
         node1,
         "for i in $(seq 50); do curl -sf http://172.17.0.2/ && break; sleep 0.1; done; docker run --rm busybox sh -c 'ip -4 -o addr show eth0; wget -qO- http://172.17.0.2/'",
     )
@@ -71,25 +54,23 @@ async fn containers_get_addresses_on_the_instance_bridge() {
 
     // Out through the instance's address: a container of node1 fetches a
     // page from node2 (by its session hostname), which sees node1's address.
-    let out = run(
-        &server,
-        sid,
+    let out = server.run(sid,
         node2,
         "cd /tmp && echo from-node2 > page && (python3 -m http.server 8000 >/tmp/log 2>&1 &) && for i in $(seq 50); do curl -sf localhost:8000/page >/dev/null && break; sleep 0.1; done; hostname -I",
     )
     .await;
     assert_eq!(out.exit_code, 0, "{out:?}");
-    let out = run(
-        &server,
-        sid,
-        node1,
-        &format!("docker run --rm busybox wget -qO- http://{node2}:8000/page; hostname -I"),
-    )
-    .await;
+    let out = server
+        .run(
+            sid,
+            node1,
+            &format!("docker run --rm busybox wget -qO- http://{node2}:8000/page; hostname -I"),
+        )
+        .await;
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.first(), Some(&"from-node2"), "{out:?}");
     let node1_ip = lines[1].split_whitespace().next().unwrap().to_string();
-    let log = run(&server, sid, node2, "cat /tmp/log").await;
+    let log = server.run(sid, node2, "cat /tmp/log").await;
     assert!(
         log.stdout.contains(&format!("{node1_ip} - - ")),
         "node2 sees the container as node1 ({node1_ip}): {log:?}"
@@ -97,9 +78,7 @@ async fn containers_get_addresses_on_the_instance_bridge() {
 
     // Each instance has a bridge of its own: node2's first container gets
     // the first address too, and does not reach node1's containers.
-    let out = run(
-        &server,
-        sid,
+    let out = server.run(sid,
         node2,
         "docker run --rm busybox sh -c 'ip -4 -o addr show eth0; wget -T 2 -qO- http://172.17.0.2/ || echo unreachable'",
     )
@@ -109,9 +88,7 @@ async fn containers_get_addresses_on_the_instance_bridge() {
 
     // --network none: loopback only; --network host: the instance's
     // interfaces; an unknown network: Docker's message.
-    let out = run(
-        &server,
-        sid,
+    let out = server.run(sid,
         node1,
         "docker run --rm --network none busybox ip -o link | cut -d: -f2; echo ---; docker run --rm --network host busybox ip -o link | cut -d: -f2; docker run --rm --network nosuch busybox true; echo code=$?",
     )
@@ -126,13 +103,13 @@ async fn containers_get_addresses_on_the_instance_bridge() {
     assert!(out.stderr.contains("network nosuch not found"), "{out:?}");
 
     // Stopping frees the address: the next container gets it.
-    let out = run(
-        &server,
-        sid,
-        node1,
-        "docker rm -f web >/dev/null; docker run --rm busybox ip -4 -o addr show eth0",
-    )
-    .await;
+    let out = server
+        .run(
+            sid,
+            node1,
+            "docker rm -f web >/dev/null; docker run --rm busybox ip -4 -o addr show eth0",
+        )
+        .await;
     assert!(out.stdout.contains("inet 172.17.0.2/16"), "{out:?}");
 
     let data_dir = server.data_dir.path().to_path_buf();

@@ -5,18 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use playground_protocol::ExecResponse;
 use playground_tests::{bridge_name, wait_until_clean, TestServer};
-
-/// What `sh -c script` in the instance printed, logged for failures.
-async fn run(server: &TestServer, sid: &str, node: &str, script: &str) -> ExecResponse {
-    let out = server.exec(sid, node, script).await;
-    eprintln!(
-        "$ {script}\n{}{}[exit {}]",
-        out.stdout, out.stderr, out.exit_code
-    );
-    out
-}
 
 /// The instance's listed ports and their proxy links.
 async fn listed_ports(server: &TestServer, sid: &str) -> Vec<(u16, String)> {
@@ -97,28 +86,28 @@ async fn published_ports_reach_containers_from_the_instance_and_the_proxy() {
     let (server, sid, node) = TestServer::with_instance(&[]).await;
     let (sid, node) = (sid.as_str(), node.as_str());
 
-    let out = run(
-        &server,
-        sid,
-        node,
-        "docker run -d --name web -p 8080:80 nginx >/dev/null && echo started",
-    )
-    .await;
+    let out = server
+        .run(
+            sid,
+            node,
+            "docker run -d --name web -p 8080:80 nginx >/dev/null && echo started",
+        )
+        .await;
     assert_eq!(out.stdout, "started\n", "{out:?}");
     let link = wait_listed(&server, sid, 8080, true, Duration::from_secs(2))
         .await
         .unwrap();
-    let out = run(
-        &server,
-        sid,
-        node,
-        &format!("{CURL} localhost:8080 | grep -c '<h1>Welcome to nginx'"),
-    )
-    .await;
+    let out = server
+        .run(
+            sid,
+            node,
+            &format!("{CURL} localhost:8080 | grep -c '<h1>Welcome to nginx'"),
+        )
+        .await;
     assert_eq!(out.stdout, "1\n", "{out:?}");
     assert!(through_proxy(&link).await.contains("<h1>Welcome to nginx"));
 
-    let out = run(&server, sid, node, "docker ps --format '{{.Names}} {{.Ports}}'; docker port web; docker inspect -f '{{json .HostConfig.PortBindings}}' web").await;
+    let out = server.run(sid, node, "docker ps --format '{{.Names}} {{.Ports}}'; docker port web; docker inspect -f '{{json .HostConfig.PortBindings}}' web").await;
     assert_eq!(
         out.stdout,
         "web 0.0.0.0:8080->80/tcp\n80/tcp -> 0.0.0.0:8080\n{\"80/tcp\":[{\"HostIp\":\"\",\"HostPort\":\"8080\"}]}\n",
@@ -126,7 +115,7 @@ async fn published_ports_reach_containers_from_the_instance_and_the_proxy() {
     );
 
     // A taken port: the start fails as Docker's does, the container stays created.
-    let out = run(&server, sid, node, "docker run -d --name web2 -p 8080:80 nginx; echo code=$?; docker ps -a --filter name=web2 --format '{{.Status}}'; docker rm web2 >/dev/null").await;
+    let out = server.run(sid, node, "docker run -d --name web2 -p 8080:80 nginx; echo code=$?; docker ps -a --filter name=web2 --format '{{.Status}}'; docker rm web2 >/dev/null").await;
     assert!(out.stdout.ends_with("code=125\nCreated\n"), "{out:?}");
     assert!(
         out.stderr
@@ -139,7 +128,7 @@ async fn published_ports_reach_containers_from_the_instance_and_the_proxy() {
 
     // -P and -p 80: free ports of the instance's ephemeral range; a
     // binding on one address.
-    let out = run(&server, sid, node, "docker run -d --name all -P nginx >/dev/null && docker run -d --name one -p 80 nginx >/dev/null && docker run -d --name local -p 127.0.0.1:8081:80 nginx >/dev/null && docker port all && docker port one && docker port local").await;
+    let out = server.run(sid, node, "docker run -d --name all -P nginx >/dev/null && docker run -d --name one -p 80 nginx >/dev/null && docker run -d --name local -p 127.0.0.1:8081:80 nginx >/dev/null && docker port all && docker port one && docker port local").await;
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{out:?}");
     let mut free = Vec::new();
@@ -153,19 +142,15 @@ async fn published_ports_reach_containers_from_the_instance_and_the_proxy() {
     }
     assert_ne!(free[0], free[1]);
     assert_eq!(lines[2], "80/tcp -> 127.0.0.1:8081", "{out:?}");
-    let out = run(&server, sid, node, &format!("for p in {} {} 8081; do {CURL} localhost:$p | grep -c '<h1>Welcome to nginx'; done; hostname -I | cut -d' ' -f1 > /tmp/ip; curl -s localhost:8081 >/dev/null && curl -s $(cat /tmp/ip):8081; echo code=$?", free[0], free[1])).await;
+    let out = server.run(sid, node, &format!("for p in {} {} 8081; do {CURL} localhost:$p | grep -c '<h1>Welcome to nginx'; done; hostname -I | cut -d' ' -f1 > /tmp/ip; curl -s localhost:8081 >/dev/null && curl -s $(cat /tmp/ip):8081; echo code=$?", free[0], free[1])).await;
     // Bound on loopback only: not on the instance's own address.
     assert_eq!(out.stdout, "1\n1\n1\ncode=7\n", "{out:?}");
     for port in [free[0], free[1], 8081] {
         wait_listed(&server, sid, port, true, Duration::from_secs(2)).await;
     }
-    let out = run(
-        &server,
-        sid,
-        node,
-        "docker rm -f all one local >/dev/null; echo $?",
-    )
-    .await;
+    let out = server
+        .run(sid, node, "docker rm -f all one local >/dev/null; echo $?")
+        .await;
     assert_eq!(out.stdout, "0\n", "{out:?}");
     for port in [free[0], free[1], 8081] {
         wait_listed(&server, sid, port, false, Duration::from_secs(2)).await;
@@ -173,7 +158,7 @@ async fn published_ports_reach_containers_from_the_instance_and_the_proxy() {
 
     // Both directions, each side's end passed on as a half-close: the
     // container answers once the client's input ends.
-    let out = run(&server, sid, node, "docker run -d --name count -p 9001:9000 busybox nc -l -p 9000 -e wc -c >/dev/null && sleep 1 && python3 -c \"
+    let out = server.run(sid, node, "docker run -d --name count -p 9001:9000 busybox nc -l -p 9000 -e wc -c >/dev/null && sleep 1 && python3 -c \"
 import socket
 s = socket.create_connection(('127.0.0.1', 9001))
 s.sendall(b'x' * 3000000)
@@ -183,45 +168,45 @@ print(s.makefile().read().strip())
     assert_eq!(out.stdout, "3000000\n", "{out:?}");
 
     // Stopped: the port is gone; started again: back.
-    let out = run(&server, sid, node, "docker stop web >/dev/null; curl -s localhost:8080; echo code=$?; docker port web; docker ps -a --format '{{.Names}} {{.Ports}}'").await;
+    let out = server.run(sid, node, "docker stop web >/dev/null; curl -s localhost:8080; echo code=$?; docker port web; docker ps -a --format '{{.Names}} {{.Ports}}'").await;
     assert_eq!(out.stdout, "code=7\nweb \n", "{out:?}");
     wait_listed(&server, sid, 8080, false, Duration::from_secs(2)).await;
-    let out = run(
-        &server,
-        sid,
-        node,
-        &format!(
+    let out = server
+        .run(
+            sid,
+            node,
+            &format!(
             "docker start web >/dev/null && {CURL} localhost:8080 | grep -c '<h1>Welcome to nginx'"
         ),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(out.stdout, "1\n", "{out:?}");
     wait_listed(&server, sid, 8080, true, Duration::from_secs(2)).await;
     // A container whose process ends by itself lets go of its ports too.
-    let out = run(
-        &server,
-        sid,
-        node,
-        "docker run -d --name brief -p 8082:80 busybox sleep 1 >/dev/null; docker wait brief",
-    )
-    .await;
+    let out = server
+        .run(
+            sid,
+            node,
+            "docker run -d --name brief -p 8082:80 busybox sleep 1 >/dev/null; docker wait brief",
+        )
+        .await;
     assert_eq!(out.stdout, "0\n", "{out:?}");
     wait_listed(&server, sid, 8082, false, Duration::from_secs(2)).await;
     // Removed by force: gone.
-    let out = run(
-        &server,
-        sid,
-        node,
-        "docker rm -f web >/dev/null; curl -s localhost:8080; echo code=$?",
-    )
-    .await;
+    let out = server
+        .run(
+            sid,
+            node,
+            "docker rm -f web >/dev/null; curl -s localhost:8080; echo code=$?",
+        )
+        .await;
     assert_eq!(out.stdout, "code=7\n", "{out:?}");
     wait_listed(&server, sid, 8080, false, Duration::from_secs(2)).await;
 
     // Deleting the session with a published port open leaves nothing: the
     // listener held the instance's network namespace, and with it the
     // host's end of its veth pair.
-    let out = run(&server, sid, node, &format!("docker run -d --name last -p 8080:80 nginx >/dev/null && {CURL} localhost:8080 >/dev/null; echo $?")).await;
+    let out = server.run(sid, node, &format!("docker run -d --name last -p 8080:80 nginx >/dev/null && {CURL} localhost:8080 >/dev/null; echo $?")).await;
     assert_eq!(out.stdout, "0\n", "{out:?}");
     let veths = bridge_ports(sid);
     assert_eq!(veths.len(), 1, "{veths:?}");
@@ -263,7 +248,7 @@ async fn veths_gone(veths: &[String]) {
 async fn a_restarted_server_publishes_running_containers_ports_again() {
     let (server, sid, node) = TestServer::with_instance(&[]).await;
     let (sid, node) = (sid.as_str(), node.as_str());
-    let out = run(&server, sid, node, &format!("docker run -d --name web -p 8080:80 nginx >/dev/null && {CURL} localhost:8080 | grep -c '<h1>Welcome to nginx'")).await;
+    let out = server.run(sid, node, &format!("docker run -d --name web -p 8080:80 nginx >/dev/null && {CURL} localhost:8080 | grep -c '<h1>Welcome to nginx'")).await;
     assert_eq!(out.stdout, "1\n", "{out:?}");
     wait_listed(&server, sid, 8080, true, Duration::from_secs(2)).await;
 
@@ -273,22 +258,22 @@ async fn a_restarted_server_publishes_running_containers_ports_again() {
     let link = wait_listed(&server, sid, 8080, true, Duration::from_secs(10))
         .await
         .unwrap();
-    let out = run(
-        &server,
-        sid,
-        node,
-        "curl -s localhost:8080 | grep -c '<h1>Welcome to nginx'; docker port web",
-    )
-    .await;
+    let out = server
+        .run(
+            sid,
+            node,
+            "curl -s localhost:8080 | grep -c '<h1>Welcome to nginx'; docker port web",
+        )
+        .await;
     assert_eq!(out.stdout, "1\n80/tcp -> 0.0.0.0:8080\n", "{out:?}");
     assert!(through_proxy(&link).await.contains("<h1>Welcome to nginx"));
-    let out = run(
-        &server,
-        sid,
-        node,
-        "docker stop web >/dev/null; curl -s localhost:8080; echo code=$?",
-    )
-    .await;
+    let out = server
+        .run(
+            sid,
+            node,
+            "docker stop web >/dev/null; curl -s localhost:8080; echo code=$?",
+        )
+        .await;
     assert_eq!(out.stdout, "code=7\n", "{out:?}");
 
     let veths = bridge_ports(sid);

@@ -4,25 +4,12 @@
 
 use std::time::Duration;
 
-use playground_protocol::ExecResponse;
 use playground_tests::{wait_until_clean, TestServer};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_runs_containers_inside_an_instance() {
     let (server, sid, node) = TestServer::with_instance(&[]).await;
-    let run = |script: &'static str| {
-        let server = &server;
-        let sid = sid.clone();
-        let node = node.clone();
-        async move {
-            let out = server.exec(&sid, &node, script).await;
-            eprintln!(
-                "$ {script}\n{}{}[exit {}]",
-                out.stdout, out.stderr, out.exit_code
-            );
-            out
-        }
-    };
+    let run = |script: &'static str| server.run(&sid, &node, script);
 
     let created = run("docker pull -q busybox >/dev/null && docker create --name c1 busybox echo hello && docker start c1 && sleep 1 && docker logs c1 && docker ps -a --format '{{.Names}} {{.Status}}'").await;
     assert_eq!(created.exit_code, 0, "{created:?}");
@@ -50,16 +37,6 @@ async fn docker_runs_containers_inside_an_instance() {
     assert!(rm.stderr.contains("No such container: c1"), "{rm:?}");
 }
 
-/// What `sh -c script` in the instance printed, logged for failures.
-async fn run(server: &TestServer, sid: &str, node: &str, script: &str) -> ExecResponse {
-    let out = server.exec(sid, node, script).await;
-    eprintln!(
-        "$ {script}\n{}{}[exit {}]",
-        out.stdout, out.stderr, out.exit_code
-    );
-    out
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_run_attaches_waits_and_isolates() {
     let (server, sid, node) = TestServer::with_instance(&[]).await;
@@ -67,29 +44,27 @@ async fn docker_run_attaches_waits_and_isolates() {
 
     // Foreground runs: the output, then the container's exit code (a hung
     // attach or wait would hit the timeout: 124).
-    let out = run(&server, sid, node, "timeout 60 docker run --rm busybox echo hello; echo code=$?; timeout 60 docker run --name three busybox sh -c 'echo out; echo err >&2; exit 3'; echo code=$?; docker ps -a --format '{{.Names}} {{.Status}}'").await;
+    let out = server.run(sid, node, "timeout 60 docker run --rm busybox echo hello; echo code=$?; timeout 60 docker run --name three busybox sh -c 'echo out; echo err >&2; exit 3'; echo code=$?; docker ps -a --format '{{.Names}} {{.Status}}'").await;
     assert!(
         out.stdout
             .starts_with("hello\ncode=0\nout\ncode=3\nthree Exited (3)"),
         "{out:?}"
     );
     assert!(out.stderr.contains("err\n"), "{out:?}");
-    let out = run(&server, sid, node, "for i in 1 2 3 4 5; do timeout 60 docker run --rm busybox true || echo failed $?; done; docker ps -aq | wc -l").await;
+    let out = server.run(sid, node, "for i in 1 2 3 4 5; do timeout 60 docker run --rm busybox true || echo failed $?; done; docker ps -aq | wc -l").await;
     assert_eq!(
         out.stdout, "1\n",
         "--rm leaves only the earlier one: {out:?}"
     );
-    let out = run(
-        &server,
-        sid,
-        node,
-        "echo typed | timeout 60 docker run -i --rm busybox cat; echo code=$?",
-    )
-    .await;
+    let out = server
+        .run(
+            sid,
+            node,
+            "echo typed | timeout 60 docker run -i --rm busybox cat; echo code=$?",
+        )
+        .await;
     assert_eq!(out.stdout, "typed\ncode=0\n", "{out:?}");
-    let out = run(
-        &server,
-        sid,
+    let out = server.run(sid,
         node,
         "timeout 60 docker run --rm busybox cat </dev/null; echo code=$?; timeout 60 docker run -i --rm busybox cat </dev/null; echo code=$?",
     )
@@ -100,10 +75,12 @@ async fn docker_run_attaches_waits_and_isolates() {
 
     // Isolation: own pid namespace (the command is PID 1), own hostname,
     // only the image's files.
-    let out = run(&server, sid, node, "docker run --rm busybox ps -o pid,args").await;
+    let out = server
+        .run(sid, node, "docker run --rm busybox ps -o pid,args")
+        .await;
     let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
     assert_eq!(lines, ["PID   COMMAND", "1 ps -o pid,args"], "{out:?}");
-    let out = run(&server, sid, node, "touch /root/instance-only; hostname; docker run --rm busybox hostname; docker run --rm busybox ls -a /root; docker run --rm busybox test -e /root/instance-only; echo $?").await;
+    let out = server.run(sid, node, "touch /root/instance-only; hostname; docker run --rm busybox hostname; docker run --rm busybox ls -a /root; docker run --rm busybox test -e /root/instance-only; echo $?").await;
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 5, "{out:?}");
     assert_eq!(lines[0], node, "{out:?}");
@@ -112,7 +89,7 @@ async fn docker_run_attaches_waits_and_isolates() {
     assert_eq!(&lines[2..], [".", "..", "1"], "{out:?}");
 
     // Binds of the instance's files, read-only ones too; another user.
-    let out = run(&server, sid, node, "mkdir -p /srv/data && echo from-instance > /srv/data/f && docker run --rm -v /srv/data:/data busybox sh -c 'cat /data/f; echo from-container > /data/g' && cat /srv/data/g && docker run --rm -v /srv/data:/data:ro busybox touch /data/h; echo ro=$?; docker run --rm -u nobody busybox id -u").await;
+    let out = server.run(sid, node, "mkdir -p /srv/data && echo from-instance > /srv/data/f && docker run --rm -v /srv/data:/data busybox sh -c 'cat /data/f; echo from-container > /data/g' && cat /srv/data/g && docker run --rm -v /srv/data:/data:ro busybox touch /data/h; echo ro=$?; docker run --rm -u nobody busybox id -u").await;
     assert!(
         out.stdout
             .starts_with("from-instance\nfrom-container\nro=1\n65534\n"),
@@ -120,7 +97,7 @@ async fn docker_run_attaches_waits_and_isolates() {
     );
     assert!(out.stderr.contains("Read-only file system"), "{out:?}");
     // Not there yet, and saying so: other networks, UDP ports.
-    let out = run(&server, sid, node, "docker run --rm --network nosuch busybox true; echo code=$?; docker run --rm -p 53:53/udp busybox true; echo code=$?; docker run -d --restart always busybox true; echo code=$?").await;
+    let out = server.run(sid, node, "docker run --rm --network nosuch busybox true; echo code=$?; docker run --rm -p 53:53/udp busybox true; echo code=$?; docker run -d --restart always busybox true; echo code=$?").await;
     assert_eq!(out.stdout, "code=125\ncode=125\ncode=125\n", "{out:?}");
     assert!(
         out.stderr
@@ -135,14 +112,14 @@ async fn docker_run_attaches_waits_and_isolates() {
     assert!(out.stderr.contains("network nosuch not found"), "{out:?}");
 
     // A detached server, exec into it, its logs, stop and remove.
-    let out = run(&server, sid, node, "docker run -d --name web nginx >/dev/null && sleep 2 && docker ps --format '{{.Names}} {{.Status}}' && docker exec web ls / | grep -x etc && docker exec web sh -c 'exit 7'; echo exec=$? && docker exec web cat /etc/os-release | grep PRETTY").await;
+    let out = server.run(sid, node, "docker run -d --name web nginx >/dev/null && sleep 2 && docker ps --format '{{.Names}} {{.Status}}' && docker exec web ls / | grep -x etc && docker exec web sh -c 'exit 7'; echo exec=$? && docker exec web cat /etc/os-release | grep PRETTY").await;
     assert!(out.stdout.starts_with("web Up "), "{out:?}");
     assert!(
         out.stdout
             .contains("etc\nexec=7\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\""),
         "{out:?}"
     );
-    let out = run(&server, sid, node, "curl -s $(docker inspect -f '{{.NetworkSettings.IPAddress}}' web) | grep -c '<h1>Welcome to nginx'; docker logs web 2>&1 | grep -c 'GET / HTTP/1.1. 200'; s=$(date +%s%N); docker stop web; echo stop_ms=$(( ($(date +%s%N) - s) / 1000000 )); docker ps -a --format '{{.Names}} {{.Status}}'; docker rm web; docker ps -aq --filter name=web | wc -l").await;
+    let out = server.run(sid, node, "curl -s $(docker inspect -f '{{.NetworkSettings.IPAddress}}' web) | grep -c '<h1>Welcome to nginx'; docker logs web 2>&1 | grep -c 'GET / HTTP/1.1. 200'; s=$(date +%s%N); docker stop web; echo stop_ms=$(( ($(date +%s%N) - s) / 1000000 )); docker ps -a --format '{{.Names}} {{.Status}}'; docker rm web; docker ps -aq --filter name=web | wc -l").await;
     assert!(out.stdout.contains("web Exited (0)"), "{out:?}");
     assert!(out.stdout.ends_with("web\n0\n"), "{out:?}");
     // nginx stops on its stop signal (SIGQUIT): no 10 s wait for the SIGKILL.
@@ -206,9 +183,7 @@ async fn docker_run_it_through_the_instance_terminal() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fork_bomb_in_a_container_hits_the_instance_pids_limit() {
     let (server, sid, node) = TestServer::with_instance(&["--instance-pids=200"]).await;
-    let out = run(
-        &server,
-        &sid,
+    let out = server.run(&sid,
         &node,
         // The bomb waits for the client to be gone: a full pids limit would
         // keep the (multi-threaded) docker client itself from finishing.

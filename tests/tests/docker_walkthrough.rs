@@ -119,16 +119,6 @@ fn is_hex(text: &str, len: usize) -> bool {
     text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// What `sh -c script` in the instance printed, logged for failures.
-async fn run(server: &TestServer, sid: &str, node: &str, script: &str) -> ExecResponse {
-    let out = server.exec(sid, node, script).await;
-    eprintln!(
-        "[{node}] $ {script}\n{}{}[exit {}]",
-        out.stdout, out.stderr, out.exit_code
-    );
-    out
-}
-
 /// End the session and check the host holds nothing of it any more.
 async fn finish(server: TestServer, sid: &str) {
     let data_dir = server.data_dir.path().to_path_buf();
@@ -310,27 +300,27 @@ async fn curl_on_the_docker_socket_as_the_docs_show() {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", out.stdout))
     };
 
-    let out = run(&server, &sid, &node, &curl("/_ping")).await;
+    let out = server.run(&sid, &node, &curl("/_ping")).await;
     assert_eq!(out.stdout, "OK", "{out:?}");
-    let version = json(&run(&server, &sid, &node, &curl("/version")).await);
+    let version = json(&server.run(&sid, &node, &curl("/version")).await);
     assert_eq!(version["ApiVersion"], "1.41", "{version}");
     assert_eq!(version["MinAPIVersion"], "1.12", "{version}");
     assert_eq!(version["Os"], "linux", "{version}");
-    let empty = json(&run(&server, &sid, &node, &curl("/containers/json")).await);
+    let empty = json(&server.run(&sid, &node, &curl("/containers/json")).await);
     assert_eq!(empty, serde_json::json!([]));
 
-    let out = run(
-        &server,
-        &sid,
-        &node,
-        "docker run -d --name sleeper busybox sleep 1000",
-    )
-    .await;
+    let out = server
+        .run(
+            &sid,
+            &node,
+            "docker run -d --name sleeper busybox sleep 1000",
+        )
+        .await;
     assert_eq!(out.exit_code, 0, "{out:?}");
     let id = out.stdout.trim();
     assert!(is_hex(id, 64), "{out:?}");
 
-    let list = json(&run(&server, &sid, &node, &curl("/containers/json")).await);
+    let list = json(&server.run(&sid, &node, &curl("/containers/json")).await);
     let list = list.as_array().expect("an array");
     assert_eq!(list.len(), 1, "{list:?}");
     let c = &list[0];
@@ -343,20 +333,16 @@ async fn curl_on_the_docker_socket_as_the_docs_show() {
 
     // Versioned paths, as SDKs call them; one container by name.
     let one = json(
-        &run(
-            &server,
-            &sid,
-            &node,
-            &curl("/v1.41/containers/sleeper/json"),
-        )
-        .await,
+        &server
+            .run(&sid, &node, &curl("/v1.41/containers/sleeper/json"))
+            .await,
     );
     assert_eq!(one["Id"], id, "{one}");
     assert_eq!(one["Name"], "/sleeper", "{one}");
     assert_eq!(one["State"]["Running"], true, "{one}");
     assert!(one["State"]["Pid"].as_u64().unwrap() > 0, "{one}");
 
-    let images = json(&run(&server, &sid, &node, &curl("/images/json")).await);
+    let images = json(&server.run(&sid, &node, &curl("/images/json")).await);
     let images = images.as_array().expect("an array");
     assert_eq!(images.len(), 1, "{images:?}");
     assert_eq!(images[0]["RepoTags"], serde_json::json!(["busybox:latest"]));
@@ -374,11 +360,15 @@ async fn curl_on_the_docker_socket_as_the_docs_show() {
     );
 
     // Stopped containers show with ?all=1 only.
-    let out = run(&server, &sid, &node, "docker stop -t 1 sleeper").await;
+    let out = server.run(&sid, &node, "docker stop -t 1 sleeper").await;
     assert_eq!(out.stdout, "sleeper\n", "{out:?}");
-    let running = json(&run(&server, &sid, &node, &curl("/containers/json")).await);
+    let running = json(&server.run(&sid, &node, &curl("/containers/json")).await);
     assert_eq!(running, serde_json::json!([]));
-    let all = json(&run(&server, &sid, &node, &curl("/containers/json?all=1")).await);
+    let all = json(
+        &server
+            .run(&sid, &node, &curl("/containers/json?all=1"))
+            .await,
+    );
     assert_eq!(all[0]["State"], "exited", "{all}");
 
     finish(server, &sid).await;
@@ -424,7 +414,7 @@ async fn ten_containers_share_one_copy_of_the_image_layers() {
     let layers_dir = server.data_dir.path().join("oci/layers");
     let disk = instance_dir(server.data_dir.path(), &sid).join("disk.img");
 
-    let out = run(&server, &sid, &node, "docker pull -q busybox").await;
+    let out = server.run(&sid, &node, "docker pull -q busybox").await;
     assert_eq!(out.exit_code, 0, "{out:?}");
     // The store's unpacked layers: one directory per layer, by diff_id.
     let layers_before: Vec<String> = std::fs::read_dir(&layers_dir)
@@ -449,12 +439,10 @@ async fn ten_containers_share_one_copy_of_the_image_layers() {
         "busybox's layer is {layer_bytes} bytes"
     );
 
-    let (used_kib, used_inodes) = df_numbers(&run(&server, &sid, &node, DF).await);
+    let (used_kib, used_inodes) = df_numbers(&server.run(&sid, &node, DF).await);
     let disk_bytes = allocated(&disk);
 
-    let out = run(
-        &server,
-        &sid,
+    let out = server.run(&sid,
         &node,
         "for i in $(seq 10); do docker run -d --name c$i busybox sleep 1000 >/dev/null || exit; done; docker ps -q | wc -l",
     )
@@ -463,13 +451,13 @@ async fn ten_containers_share_one_copy_of_the_image_layers() {
 
     // Every container reads the store's one file: the same inode (overlayfs
     // shows a lower file's own inode number), with its link count.
-    let out = run(
-        &server,
-        &sid,
-        &node,
-        "for i in $(seq 10); do docker exec c$i stat -c '%i %h' /bin/busybox; done",
-    )
-    .await;
+    let out = server
+        .run(
+            &sid,
+            &node,
+            "for i in $(seq 10); do docker exec c$i stat -c '%i %h' /bin/busybox; done",
+        )
+        .await;
     let expected = format!("{} {}", store_file.ino(), store_file.nlink());
     let seen: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(seen, vec![expected.as_str(); 10], "{out:?}");
@@ -486,7 +474,7 @@ async fn ten_containers_share_one_copy_of_the_image_layers() {
 
     // The instance's disk holds ten small writable layers, not ten copies:
     // all ten together cost less than one copy of the layer.
-    let (used_kib_after, used_inodes_after) = df_numbers(&run(&server, &sid, &node, DF).await);
+    let (used_kib_after, used_inodes_after) = df_numbers(&server.run(&sid, &node, DF).await);
     let disk_bytes_after = allocated(&disk);
     let grown = (used_kib_after - used_kib) * 1024;
     let grown_on_host = disk_bytes_after.saturating_sub(disk_bytes);
@@ -548,7 +536,7 @@ async fn memory_limit_holds_across_all_containers_of_an_instance() {
             "docker run -d --name {name} busybox sh -c 'mkfifo /f; sleep 1000 </f & exec dd if=/dev/zero bs=150M count=1 of=/f' >/dev/null && echo started"
         )
     };
-    let out = run(&server, &sid, &node, &hog("hog1")).await;
+    let out = server.run(&sid, &node, &hog("hog1")).await;
     assert_eq!(out.stdout, "started\n", "{out:?}");
     let since = Instant::now();
     loop {
@@ -564,13 +552,11 @@ async fn memory_limit_holds_across_all_containers_of_an_instance() {
     }
 
     // Together they need more than the instance has: one is killed.
-    let out = run(&server, &sid, &node, &hog("hog2")).await;
+    let out = server.run(&sid, &node, &hog("hog2")).await;
     assert_eq!(out.stdout, "started\n", "{out:?}");
     let since = Instant::now();
     let states = loop {
-        let out = run(
-            &server,
-            &sid,
+        let out = server.run(&sid,
             &node,
             "docker inspect --format '{{.Name}} {{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}' hog1 hog2",
         )
@@ -590,13 +576,13 @@ async fn memory_limit_holds_across_all_containers_of_an_instance() {
     // Let the survivor settle, then look again: one holds its memory, the
     // other was killed (SIGKILL: 137).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let out = run(
-        &server,
-        &sid,
-        &node,
-        "docker ps -a --format '{{.Names}} {{.Status}}' | sort; echo alive-$((40+2))",
-    )
-    .await;
+    let out = server
+        .run(
+            &sid,
+            &node,
+            "docker ps -a --format '{{.Names}} {{.Status}}' | sort; echo alive-$((40+2))",
+        )
+        .await;
     eprintln!("first seen: {states:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{out:?}");
@@ -609,13 +595,13 @@ async fn memory_limit_holds_across_all_containers_of_an_instance() {
     // By the kernel, for want of memory in the instance's cgroup, and
     // inspect says so for that one only.
     assert_eq!(oom_kills(&sid, &data_dir), 1);
-    let out = run(
-        &server,
-        &sid,
-        &node,
-        "docker inspect --format '{{.State.ExitCode}} {{.State.OOMKilled}}' hog1 hog2 | sort",
-    )
-    .await;
+    let out = server
+        .run(
+            &sid,
+            &node,
+            "docker inspect --format '{{.State.ExitCode}} {{.State.OOMKilled}}' hog1 hog2 | sort",
+        )
+        .await;
     assert_eq!(out.stdout, "0 false\n137 true\n", "{out:?}");
     // The instance's own shell still answers.
     assert_eq!(lines[2], "alive-42", "{out:?}");
@@ -630,22 +616,20 @@ async fn instances_of_a_session_see_only_their_own_containers_and_images() {
     let (server, sid, node1) = TestServer::with_instance(&[]).await;
     let node2 = server.add_instance(&sid).await;
 
-    let out = run(
-        &server,
-        &sid,
+    let out = server.run(&sid,
         &node1,
         "docker run -d --name shared busybox sleep 1000 >/dev/null && docker tag busybox mine:1 && docker ps -a --format '{{.Names}}' && docker image ls --format '{{.Repository}}:{{.Tag}}' | sort",
     )
     .await;
     assert_eq!(out.stdout, "shared\nbusybox:latest\nmine:1\n", "{out:?}");
 
-    let out = run(
-        &server,
-        &sid,
-        &node2,
-        "docker ps -a; docker image ls; docker logs shared; docker rmi mine:1",
-    )
-    .await;
+    let out = server
+        .run(
+            &sid,
+            &node2,
+            "docker ps -a; docker image ls; docker logs shared; docker rmi mine:1",
+        )
+        .await;
     let lines = rows(&out.stdout);
     assert_eq!(lines, [CONTAINERS, IMAGES], "{out:?}");
     assert!(
@@ -658,9 +642,7 @@ async fn instances_of_a_session_see_only_their_own_containers_and_images() {
     );
 
     // The name is free in node2, and the container there is its own.
-    let out = run(
-        &server,
-        &sid,
+    let out = server.run(&sid,
         &node2,
         "docker run --name shared busybox sh -c 'echo from $(hostname)' && docker ps -a --format '{{.Names}} {{.Status}}'",
     )
@@ -671,9 +653,7 @@ async fn instances_of_a_session_see_only_their_own_containers_and_images() {
     assert!(lines[1].starts_with("shared Exited (0) "), "{out:?}");
 
     // node1's is untouched: still running, its image tags still there.
-    let out = run(
-        &server,
-        &sid,
+    let out = server.run(&sid,
         &node1,
         "docker ps -a --format '{{.Names}} {{.Status}}'; docker image ls --format '{{.Repository}}:{{.Tag}}' | sort",
     )
