@@ -106,7 +106,8 @@ pub struct Config {
     pub instance_cpu_shares: u64,
 
     /// Address pool for session networks; each session gets a /24 of it.
-    /// Instances reach each other inside a session and nothing else.
+    /// Instances reach each other inside a session and nothing else. Must
+    /// not overlap 172.17.0.0/16, the containers' bridge in every instance.
     #[arg(long, env = "PLAYGROUND_NETWORK_POOL", default_value = "10.100.0.0/16", value_parser = parse_pool)]
     pub network_pool: (std::net::Ipv4Addr, u8),
 
@@ -284,6 +285,15 @@ fn parse_pool(text: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
     if u32::from(addr) & !mask != 0 {
         return Err(format!("{text} has host bits set"));
     }
+    // Containers inside every instance use Docker's default bridge subnet.
+    let bridge = sandbox::container_network::GATEWAY;
+    let bridge_prefix = sandbox::container_network::PREFIX;
+    let common = u32::MAX << (32 - prefix.min(bridge_prefix));
+    if u32::from(addr) & common == u32::from(bridge) & common {
+        return Err(format!(
+            "{text} overlaps {bridge}/{bridge_prefix}, the containers' bridge inside every instance"
+        ));
+    }
     Ok((addr, prefix))
 }
 
@@ -305,5 +315,26 @@ fn parse_domain(text: &str) -> Result<String, String> {
         Err(format!(
             "{text} is not a domain name like localhost or play.example.com"
         ))
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::parse_pool;
+
+    #[test]
+    fn a_pool_may_not_overlap_the_containers_bridge() {
+        assert!(parse_pool("10.100.0.0/16").is_ok());
+        assert!(parse_pool("172.16.0.0/16").is_ok());
+        for overlapping in ["172.17.5.0/24", "172.16.0.0/12", "172.17.0.0/16"] {
+            let error = parse_pool(overlapping).unwrap_err();
+            assert!(
+                error.contains("containers' bridge"),
+                "{overlapping}: {error}"
+            );
+        }
+        assert!(parse_pool("10.100.0.1/16")
+            .unwrap_err()
+            .contains("host bits"));
     }
 }
