@@ -70,8 +70,17 @@ pub enum Request {
     DockerSocket { id: u64 },
     /// Report the exit of `pid`, a process of the instance that init did
     /// not fork (a container's, reparented to init) as if it had; answered
-    /// with `Tracked`.
-    Track { id: u64, pid: i32 },
+    /// with `Tracked`. The attached descriptors (the server's ends of its
+    /// output: a PTY master with `tty`, else its stdout and stderr pipes)
+    /// are kept like a shim's: the process's output waits in them while
+    /// the server is away (rather than failing with EPIPE), and the next
+    /// server gets them back with `Adopted`.
+    Track {
+        id: u64,
+        pid: i32,
+        #[serde(default)]
+        tty: bool,
+    },
 }
 
 /// Where `docker` inside an instance finds the engine.
@@ -142,7 +151,15 @@ pub enum Event {
     /// A spawned process ended; `code` is its exit status or 128 + signal.
     Exited { pid: i32, code: i32 },
     /// In answer to `Adopt`: a live process; with `tty`, its PTY master is attached.
-    Adopted { id: u64, pid: i32, tty: bool },
+    Adopted {
+        id: u64,
+        pid: i32,
+        tty: bool,
+        /// A process init tracks for the server (a container's), not one
+        /// it started.
+        #[serde(default)]
+        tracked: bool,
+    },
     /// The last answer to `Adopt`.
     AdoptDone { id: u64 },
     /// The answer to `WriteFile`: `error` is `None` on success.

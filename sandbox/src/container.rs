@@ -2,7 +2,7 @@
 //! for a launcher that does the job, collect the process's terminal or
 //! pipes, have the instance's init track it, and let it run.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
@@ -22,9 +22,13 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ProcessIo {
     /// Its terminal's master.
     Tty(OwnedFd),
-    /// Its stdin (write end), stdout and stderr (read ends).
+    /// Nothing: a process taken back after a restart whose output nobody
+    /// kept.
+    None,
+    /// Its stdin (write end; none for a process taken back after a server
+    /// restart), stdout and stderr (read ends).
     Pipes {
-        stdin: OwnedFd,
+        stdin: Option<OwnedFd>,
         stdout: OwnedFd,
         stderr: OwnedFd,
     },
@@ -168,7 +172,7 @@ impl Instance {
         let io = match (tty, fds.next(), fds.next(), fds.next()) {
             (true, Some(master), _, _) => ProcessIo::Tty(master),
             (false, Some(stdin), Some(stdout), Some(stderr)) => ProcessIo::Pipes {
-                stdin,
+                stdin: Some(stdin),
                 stdout,
                 stderr,
             },
@@ -178,9 +182,18 @@ impl Instance {
                 ))
             }
         };
+        // Init keeps copies of the output's ends (never stdin's: the
+        // process must see its end).
+        let kept: Vec<RawFd> = match &io {
+            ProcessIo::Tty(master) => vec![master.as_raw_fd()],
+            ProcessIo::Pipes { stdout, stderr, .. } => {
+                vec![stdout.as_raw_fd(), stderr.as_raw_fd()]
+            }
+            ProcessIo::None => Vec::new(),
+        };
         let exit = self
             .control()
-            .track(pid)
+            .track(pid, tty, &kept)
             .await
             .map_err(|_| Error::NotRunning)?;
         agent::send(socket.0.get_ref().as_fd(), &Go, &[])
@@ -188,9 +201,29 @@ impl Instance {
         Ok(ContainerProcess { pid, io, exit })
     }
 
-    /// After a server restart: the exit of a container's process that init
-    /// still tracks. `None` if init does not know it (it exited meanwhile).
-    pub async fn watch(&self, pid: i32) -> Option<oneshot::Receiver<i32>> {
+    /// After a server restart: a container's process that init still
+    /// tracks, with its output when init kept it (see `Request::Track`).
+    /// `None` if it is gone (it exited meanwhile).
+    pub async fn watch(&self, pid: i32) -> Option<ContainerProcess> {
+        let kept = self.take_adopted(pid);
+        if let Some(spawned) = kept {
+            let mut fds = spawned.fds.into_iter();
+            let io = match (fds.next(), fds.next()) {
+                (Some(stdout), Some(stderr)) => ProcessIo::Pipes {
+                    stdin: None,
+                    stdout,
+                    stderr,
+                },
+                (Some(master), None) => ProcessIo::Tty(master),
+                // Tracked by an older server that kept nothing with init.
+                _ => ProcessIo::None,
+            };
+            return Some(ContainerProcess {
+                pid,
+                io,
+                exit: spawned.exit,
+            });
+        }
         let alive = self
             .cgroup()
             .pids()
@@ -199,7 +232,12 @@ impl Instance {
         if !alive {
             return None;
         }
-        self.control().track(pid).await.ok()
+        let exit = self.control().track(pid, false, &[]).await.ok()?;
+        Some(ContainerProcess {
+            pid,
+            io: ProcessIo::None,
+            exit,
+        })
     }
 }
 

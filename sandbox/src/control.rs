@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -65,6 +65,8 @@ impl Waiters {
 /// A process found running in an instance by a server that attached.
 pub struct Adopted {
     pub tty: bool,
+    /// A container's process (see `Request::Track`), not one init started.
+    pub tracked: bool,
     pub process: Spawned,
 }
 
@@ -102,6 +104,11 @@ impl Control {
     }
 
     pub async fn send(&self, request: &Request) -> io::Result<()> {
+        self.send_with(request, &[]).await
+    }
+
+    /// Send a request with descriptors attached.
+    pub async fn send_with(&self, request: &Request, fds: &[RawFd]) -> io::Result<()> {
         if !self.is_open() {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -110,7 +117,7 @@ impl Control {
         }
         loop {
             let mut guard = self.socket.writable().await?;
-            match guard.try_io(|fd| agent::send(fd.get_ref().as_fd(), request, &[])) {
+            match guard.try_io(|fd| agent::send(fd.get_ref().as_fd(), request, fds)) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }
@@ -160,9 +167,15 @@ impl Control {
         }
     }
 
-    /// Have init report the exit of `pid` (see `Request::Track`); the
-    /// receiver resolves with its exit code.
-    pub async fn track(&self, pid: i32) -> io::Result<oneshot::Receiver<i32>> {
+    /// Have init report the exit of `pid` and keep `fds`, the server's ends
+    /// of its output (see `Request::Track`); the receiver resolves with its
+    /// exit code.
+    pub async fn track(
+        &self,
+        pid: i32,
+        tty: bool,
+        fds: &[RawFd],
+    ) -> io::Result<oneshot::Receiver<i32>> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (exit_tx, exit) = oneshot::channel();
         let (tx, rx) = oneshot::channel();
@@ -171,7 +184,7 @@ impl Control {
             waiters.exits.insert(pid, exit_tx);
             waiters.writes.insert(id, tx);
         }
-        if let Err(e) = self.send(&Request::Track { id, pid }).await {
+        if let Err(e) = self.send_with(&Request::Track { id, pid, tty }, fds).await {
             let mut waiters = self.waiters.lock().unwrap();
             waiters.writes.remove(&id);
             waiters.exits.remove(&pid);
@@ -347,10 +360,19 @@ impl Control {
                     let _ = tx.send(Ok(entries));
                 }
             }
-            Event::Adopted { id, pid, tty } => {
+            Event::Adopted {
+                id,
+                pid,
+                tty,
+                tracked,
+            } => {
                 let process = waiters.track(pid, fds);
                 if let Some((found, _)) = waiters.adopts.get_mut(&id) {
-                    found.push(Adopted { tty, process });
+                    found.push(Adopted {
+                        tty,
+                        tracked,
+                        process,
+                    });
                 }
             }
             Event::AdoptDone { id } => {

@@ -22,9 +22,14 @@ use crate::sys;
 
 /// A process init started and still reports on.
 struct Child {
-    /// Init's copy of the PTY master: keeps the terminal open while the
-    /// server is away, and hands it to the next server that attaches.
-    master: Option<OwnedFd>,
+    /// Init's copies of the server's ends (a PTY master, or a tracked
+    /// process's stdout and stderr pipes): they keep the terminal or pipes
+    /// open while the server is away, and go to the next server that
+    /// attaches.
+    fds: Vec<OwnedFd>,
+    tty: bool,
+    /// Tracked for the server (a container's process), not started by init.
+    tracked: bool,
 }
 
 /// Serve as init for as long as the instance lives. The server may go away
@@ -88,7 +93,7 @@ pub fn run(control: OwnedFd, listener: OwnedFd) -> isize {
         if control_ready {
             let Some(c) = &control else { continue };
             match agent::recv::<Request>(c.as_fd()) {
-                Ok(Some((request, _fds))) => handle(c, &mut children, &mut docker, request),
+                Ok(Some((request, fds))) => handle(c, &mut children, &mut docker, request, fds),
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {}
                 // The server went away: keep the instance running until one attaches.
                 Ok(None) | Err(_) => control = None,
@@ -120,6 +125,7 @@ fn handle(
     children: &mut HashMap<i32, Child>,
     docker: &mut Option<DockerSocket>,
     request: Request,
+    fds: Vec<OwnedFd>,
 ) {
     match request {
         Request::DockerSocket { id } => match docker_socket(docker) {
@@ -145,7 +151,12 @@ fn handle(
         } => match spawn(&argv, &env, &cwd, tty) {
             Ok((pid, to_send, keep)) => {
                 let raw: Vec<RawFd> = to_send.iter().map(|fd| fd.as_raw_fd()).collect();
-                children.insert(pid.as_raw(), Child { master: keep });
+                let child = Child {
+                    tty: keep.is_some(),
+                    fds: keep.into_iter().collect(),
+                    tracked: false,
+                };
+                children.insert(pid.as_raw(), child);
                 let _ = agent::send(
                     control.as_fd(),
                     &Event::Spawned {
@@ -159,9 +170,17 @@ fn handle(
                 let _ = agent::send(control.as_fd(), &Event::SpawnFailed { id, error }, &[]);
             }
         },
-        Request::Track { id, pid } => {
+        Request::Track { id, pid, tty } => {
             if pid > 1 {
-                children.entry(pid).or_insert(Child { master: None });
+                let child = children.entry(pid).or_insert(Child {
+                    fds: Vec::new(),
+                    tty,
+                    tracked: true,
+                });
+                // A server tracking it again after a restart sends none.
+                if !fds.is_empty() {
+                    child.fds = fds;
+                }
             }
             let _ = agent::send(control.as_fd(), &Event::Tracked { id }, &[]);
         }
@@ -169,11 +188,12 @@ fn handle(
             // Hand every live process to the new server: its pid, and the
             // PTY master of those on a terminal.
             for (&pid, child) in children.iter() {
-                let fds: Vec<RawFd> = child.master.iter().map(|m| m.as_raw_fd()).collect();
+                let fds: Vec<RawFd> = child.fds.iter().map(|m| m.as_raw_fd()).collect();
                 let event = Event::Adopted {
                     id,
                     pid,
-                    tty: child.master.is_some(),
+                    tty: child.tty,
+                    tracked: child.tracked,
                 };
                 let _ = agent::send(control.as_fd(), &event, &fds);
             }

@@ -83,6 +83,9 @@ struct Inner {
     ports: std::sync::Mutex<Option<PortWatcher>>,
     /// Makes sockets in the instance's network namespace (started on first use).
     sockets: std::sync::Mutex<Option<Arc<SocketMaker>>>,
+    /// Containers' processes that init kept for us while no server ran,
+    /// with their output, until the engine claims them (`Instance::watch`).
+    pub(crate) adopted: std::sync::Mutex<std::collections::HashMap<i32, crate::control::Spawned>>,
 }
 
 impl Instance {
@@ -112,8 +115,20 @@ impl Instance {
                 disk: std::sync::Mutex::new(None),
                 ports: std::sync::Mutex::new(None),
                 sockets: std::sync::Mutex::new(None),
+                adopted: std::sync::Mutex::new(Default::default()),
             }),
         })
+    }
+
+    /// Keep a container's process that init handed back at adoption.
+    pub(crate) fn keep_adopted(&self, process: crate::control::Spawned) {
+        let mut adopted = self.inner.adopted.lock().unwrap();
+        adopted.insert(process.pid, process);
+    }
+
+    /// The kept process `pid`, once.
+    pub(crate) fn take_adopted(&self, pid: i32) -> Option<crate::control::Spawned> {
+        self.inner.adopted.lock().unwrap().remove(&pid)
     }
 
     pub(crate) fn control(&self) -> &Arc<Control> {

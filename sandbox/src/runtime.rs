@@ -235,7 +235,14 @@ impl Runtime {
                 .await
                 .map_err(|e| Error::Setup(format!("adopt processes: {e}")))?;
             let mut terminals = Vec::new();
-            for found in adopted.into_iter().filter(|a| a.tty) {
+            for found in adopted {
+                if found.tracked {
+                    instance.keep_adopted(found.process);
+                    continue;
+                }
+                if !found.tty {
+                    continue;
+                }
                 let Some(master) = found.process.fds.into_iter().next() else {
                     continue;
                 };

@@ -77,3 +77,61 @@ async fn stop_signals_restart_follow_and_attach() {
     assert!(left.is_empty(), "left behind: {left:?}");
     server.stop().await;
 }
+
+/// The instance's init keeps a container's output pipes and terminal while
+/// no server runs (as a shim would): the container neither dies of SIGPIPE
+/// nor loses what it printed meanwhile, and the next server follows on.
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_keep_running_and_logging_across_a_server_crash() {
+    let (server, sid, node) = TestServer::with_instance(&[]).await;
+    let (sid, node) = (sid.as_str(), node.as_str());
+    let out = server
+        .run(
+            sid,
+            node,
+            "docker run -d --name ticker busybox sh -c 'i=0; while :; do echo tick-$i; i=$((i+1)); sleep 0.1; done' >/dev/null && docker run -dt --name term busybox sh -c 'while :; do echo term-tick; sleep 0.2; done' >/dev/null && sleep 1 && docker logs ticker | wc -l",
+        )
+        .await;
+    let before: usize = out.stdout.trim().parse().expect("a count");
+    assert!(before >= 5, "{out:?}");
+
+    let data_dir = server.crash().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let server = TestServer::start_in(data_dir, &[]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let out = server
+        .run(
+            sid,
+            node,
+            "docker ps --format '{{.Names}} {{.Status}}' | sort; docker logs ticker; echo ---; docker logs term | tr -d '\\r' | grep -c term-tick",
+        )
+        .await;
+    let (head, term) = out.stdout.split_once("---\n").expect("two parts");
+    let mut lines = head.lines();
+    assert!(
+        lines.next().unwrap_or("").starts_with("term Up "),
+        "{out:?}"
+    );
+    assert!(
+        lines.next().unwrap_or("").starts_with("ticker Up "),
+        "{out:?}"
+    );
+    // Every tick, those printed while no server ran included, in order.
+    let ticks: Vec<&str> = lines.collect();
+    for (n, line) in ticks.iter().enumerate() {
+        assert_eq!(*line, format!("tick-{n}"), "{out:?}");
+    }
+    assert!(
+        ticks.len() >= before + 25,
+        "{before} ticks before the crash, {} after: {out:?}",
+        ticks.len()
+    );
+    let term_ticks: usize = term.trim().parse().expect("a count");
+    assert!(term_ticks >= 15, "{out:?}");
+
+    let data_dir = server.data_dir.path().to_path_buf();
+    server.delete_session(sid).await;
+    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    server.stop().await;
+}

@@ -18,10 +18,12 @@ const DRAIN: Duration = Duration::from_millis(300);
 pub(super) enum ProcessIo {
     Tty(Arc<sandbox::Pty>),
     Pipes {
-        stdin: OwnedFd,
+        stdin: Option<OwnedFd>,
         stdout: OwnedFd,
         stderr: OwnedFd,
     },
+    /// Nothing to copy (a process taken back whose output nobody kept).
+    None,
 }
 
 impl ProcessIo {
@@ -37,13 +39,14 @@ impl ProcessIo {
                 stdout,
                 stderr,
             },
+            sandbox::ProcessIo::None => ProcessIo::None,
         })
     }
 
     pub(super) fn pty(&self) -> Option<Arc<sandbox::Pty>> {
         match self {
             ProcessIo::Tty(pty) => Some(pty.clone()),
-            ProcessIo::Pipes { .. } => None,
+            ProcessIo::Pipes { .. } | ProcessIo::None => None,
         }
     }
 }
@@ -85,7 +88,8 @@ pub(super) async fn pump(
             stdout,
             stderr,
         } => {
-            if let Ok(mut pipe) = tokio::net::unix::pipe::Sender::from_owned_fd(pipe) {
+            let pipe = pipe.and_then(|p| tokio::net::unix::pipe::Sender::from_owned_fd(p).ok());
+            if let Some(mut pipe) = pipe {
                 tokio::spawn(async move {
                     // Dropping the pipe (all senders gone) closes it.
                     while let Some(data) = stdin.recv().await {
@@ -114,6 +118,7 @@ pub(super) async fn pump(
                 }));
             }
         }
+        ProcessIo::None => {}
     }
     let code = exit.await.unwrap_or(255);
     for reader in readers {

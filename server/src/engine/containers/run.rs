@@ -148,26 +148,43 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
             ));
         }
     };
-    let containers = ctx.engine.containers.clone();
-    let id = record.id.clone();
-    let streams = containers.streams(&id);
     let io = ProcessIo::new(process.io).map_err(DockerError::internal)?;
+    ctx.engine
+        .containers
+        .update(&ctx.instance, &record.id, |r| {
+            r.running = true;
+            r.started = true;
+            r.runs += 1;
+            r.pid = process.pid;
+            r.started_at = now();
+            r.oom_killed = false;
+            r.published = published;
+        });
+    let stdin = record.config.open_stdin;
+    follow(ctx, &record.id, io, stdin, process.exit, Some(oom_kills));
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Follow a running container: its output into its log and to whoever is
+/// attached, its stdin (with `-i`) from them, then its exit. `oom_kills`:
+/// the instance's OOM-kill count at its start (unknown after a restart).
+fn follow(
+    ctx: &Ctx,
+    id: &str,
+    io: ProcessIo,
+    open_stdin: bool,
+    exit: tokio::sync::oneshot::Receiver<i32>,
+    oom_kills: Option<u64>,
+) {
+    let id = id.to_string();
+    let streams = ctx.engine.containers.streams(&id);
     let (stdin_tx, stdin_rx) = mpsc::channel::<Vec<u8>>(64);
     // Without -i its stdin ends at once (the pump closes it when the
     // last sender is gone).
-    let stdin = record.config.open_stdin.then_some(stdin_tx);
+    let stdin = open_stdin.then_some(stdin_tx);
     streams.run.send_replace(RunIo {
         stdin,
         pty: io.pty(),
-    });
-    containers.update(&ctx.instance, &id, |r| {
-        r.running = true;
-        r.started = true;
-        r.runs += 1;
-        r.pid = process.pid;
-        r.started_at = now();
-        r.oom_killed = false;
-        r.published = published;
     });
     let ctx = ctx.clone();
     tokio::spawn(async move {
@@ -180,15 +197,15 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
                 let _ = streams.output.send(Output::Chunk(chunk));
             }
         };
-        let code = pump(io, stdin_rx, emit, process.exit).await;
-        if code == 128 + libc::SIGKILL && ctx.sandbox.stats().oom_kills > oom_kills {
+        let code = pump(io, stdin_rx, emit, exit).await;
+        let oom = oom_kills.is_some_and(|before| ctx.sandbox.stats().oom_kills > before);
+        if code == 128 + libc::SIGKILL && oom {
             ctx.engine
                 .containers
                 .update(&ctx.instance, &id, |r| r.oom_killed = true);
         }
         exited(&ctx, &id, code).await;
     });
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Give back the bridge address of a container that did not start.
@@ -446,13 +463,17 @@ pub async fn recover(ctx: &Ctx) {
             continue;
         }
         match ctx.sandbox.watch(r.pid).await {
-            Some(exit) => {
+            Some(process) => {
                 republish(ctx, &r);
-                let ctx = ctx.clone();
-                tokio::spawn(async move {
-                    let code = exit.await.unwrap_or(255);
-                    exited(&ctx, &r.id, code).await;
-                });
+                // Its output waited in the pipes init kept; its stdin
+                // stayed with the server that is gone.
+                match ProcessIo::new(process.io) {
+                    Ok(io) => follow(ctx, &r.id, io, false, process.exit, None),
+                    Err(e) => {
+                        tracing::warn!(container = r.id, "its output is lost: {e}");
+                        follow(ctx, &r.id, ProcessIo::None, false, process.exit, None);
+                    }
+                }
             }
             None => exited(ctx, &r.id, 255).await,
         }
