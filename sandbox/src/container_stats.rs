@@ -68,6 +68,35 @@ impl Instance {
             .find(|&host| status(host).is_some_and(|s| s.instance_pid == Some(pid)))?;
         namespace_usage(first, &candidates)
     }
+
+    /// What bounds the memory of the instance's containers together: its
+    /// cgroup's limit, or the host's memory when that is less (or there is
+    /// no limit).
+    pub fn memory_limit(&self) -> u64 {
+        let host = host_memory_bytes().unwrap_or(u64::MAX);
+        match self.stats().memory_limit_bytes {
+            0 => host,
+            limit => limit.min(host),
+        }
+    }
+}
+
+/// The host's memory (MemTotal), in bytes.
+fn host_memory_bytes() -> Option<u64> {
+    kib_field(&fs::read_to_string("/proc/meminfo").ok()?, "MemTotal")
+}
+
+/// The value of a `Name:   123 kB` line, in bytes.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// Usage of the processes among `candidates` (host pids) in the pid
@@ -136,15 +165,10 @@ fn status(pid: i32) -> Option<Status> {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
     };
-    let kib = |name: &str| {
-        field(name)
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|k| k * 1024)
-    };
     Some(Status {
         threads: field("Threads")?.trim().parse().ok()?,
         // Kernel threads have no VmRSS line.
-        rss_bytes: kib("VmRSS").unwrap_or(0),
+        rss_bytes: kib_field(&text, "VmRSS").unwrap_or(0),
         instance_pid: field("NSpid")
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|p| p.parse().ok()),
@@ -153,16 +177,10 @@ fn status(pid: i32) -> Option<Status> {
 
 /// The proportional set size of `pid` (one walk of its mappings).
 fn pss_bytes(pid: i32) -> Option<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
-    let kib: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Pss:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib * 1024)
+    kib_field(
+        &fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?,
+        "Pss",
+    )
 }
 
 /// Bytes `pid` made the storage layer read and write.
@@ -356,6 +374,12 @@ mod tests {
             system < wall * cpus * 2,
             "{system} ns for {cpus} CPUs in {wall} ns"
         );
+    }
+
+    #[test]
+    fn the_host_memory_is_read() {
+        let bytes = host_memory_bytes().unwrap();
+        assert!(bytes > 64 << 20 && bytes % 1024 == 0, "{bytes}");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! Docker's stream formats), `pump` (copying a process's terminal or
 //! pipes), `create`, `run` (start, attach, wait, resize), `logs`,
 //! `list_inspect` (ps, inspect), `lifecycle` (stop, kill, restart, rm),
-//! `exec`.
+//! `exec`, `stats`.
 
 mod create;
 mod exec;
@@ -23,6 +23,7 @@ mod logs;
 mod pump;
 mod records;
 mod run;
+mod stats;
 mod streams;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ pub use list_inspect::{inspect, list};
 pub use logs::logs;
 pub use records::Containers;
 pub use run::{attach, recover, resize_container, start, wait};
+pub use stats::stats;
 
 fn now() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()

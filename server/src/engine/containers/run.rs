@@ -19,6 +19,7 @@ use super::pump::{pump, ProcessIo};
 use super::records::{Config, Record, KEEP_GONE};
 use super::streams::{frame, hijack, Chunk, Output, RunIo};
 use super::{flag, now};
+use crate::engine::events;
 use crate::engine::reply::{DockerError, Reply};
 use crate::engine::routes::Ctx;
 
@@ -146,6 +147,7 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
         r.started_at = now();
         r.oom_killed = false;
     });
+    events::container(ctx, &id, "start", &[]);
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let emit = {
@@ -175,6 +177,8 @@ pub(super) async fn exited(ctx: &Ctx, id: &str, code: i32) {
     let streams = containers.streams(id);
     streams.run.send_replace(RunIo::default());
     let mut auto_remove = false;
+    // Before the update, which `docker stop` waits for to tell "stop".
+    events::container(ctx, id, "die", &[("exitCode", code.to_string())]);
     containers.update(&ctx.instance, id, |r| {
         r.running = false;
         r.pid = 0;
@@ -304,6 +308,7 @@ pub fn attach(
     mut req: Request<Body>,
 ) -> Reply {
     let record = ctx.engine.containers.find(&ctx.instance, name)?;
+    events::container(ctx, &record.id, "attach", &[]);
     let streams = ctx.engine.containers.streams(&record.id);
     // Subscribed before the answer, so a start right after misses nothing.
     let mut output = streams.output.subscribe();
