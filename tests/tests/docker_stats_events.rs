@@ -44,13 +44,14 @@ async fn stats_of_memory_processes_cpu_and_network() {
     let (server, sid, node) = TestServer::with_instance(&[]).await;
     let (sid, node) = (sid.as_str(), node.as_str());
 
-    // A shell holding 20 MB in a variable, with a child: tens of MB, two
+    // A shell holding 20 MB in a variable, with a child (`& wait`: the
+    // shell would otherwise become its last command): tens of MB, two
     // processes, out of the instance's memory.
     let out = run(
         &server,
         sid,
         node,
-        "docker run -d --name mem busybox sh -c 'x=$(head -c 20000000 /dev/zero | tr \"\\0\" a); sleep 1000' >/dev/null && for i in $(seq 40); do line=$(docker stats --no-stream --format '{{.Name}} {{.MemUsage}} {{.PIDs}}' mem); case $line in *' 2') break;; esac; sleep 0.5; done; echo \"$line\"",
+        "docker run -d --name mem busybox sh -c 'x=$(head -c 20000000 /dev/zero | tr \"\\0\" a); sleep 1000 & wait' >/dev/null && for i in $(seq 20); do line=$(docker stats --no-stream --format '{{.Name}} {{.MemUsage}} {{.PIDs}}' mem); case $line in *' 2') break;; esac; sleep 0.5; done; echo \"$line\"",
     )
     .await;
     let fields: Vec<&str> = out.stdout.split_whitespace().collect();
