@@ -13,12 +13,14 @@
 //! launchers), `disk` and `disk_pool` (instance disks), `rootfs` (mounts inside),
 //! `init` (PID 1), `agent` (the control channel's messages), `control` (the
 //! server's end of it), `instance`/`runtime` (the API), `cgroup`, `image`,
-//! `pty`, and `sys` (the raw system calls).
+//! `pty`, `container_stats` (a container's usage from /proc) and `sys` (the
+//! raw system calls).
 
 mod agent;
 pub mod cgroup;
 mod container;
 pub mod container_network;
+mod container_stats;
 mod control;
 mod disk;
 mod disk_pool;
@@ -42,6 +44,7 @@ pub use agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
 pub use cgroup::{Limits, Stats};
 pub use container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
 pub use container_network::ContainerNetwork;
+pub use container_stats::{system_cpu, ContainerUsage, InterfaceCounters, SystemCpu};
 pub use egress::Egress;
 pub use instance::{ExecOutput, Instance, InstanceFile, PtyProcess};
 pub use launch::run_if_requested as run_launcher_if_requested;

@@ -7,10 +7,13 @@
 //! API versions to handlers), `system` (ping, version, info), `images`
 //! (list, inspect, tag, remove), `pull` (pulls and Docker's progress stream),
 //! `containers` (create, start, attach, logs, stop, exec, ...: containers
-//! are nested sandboxes of the instance), `reply` (Docker-shaped answers
-//! and errors).
+//! are nested sandboxes of the instance), `events` (what happened, kept and
+//! sent to listeners) and `event_stream` (`docker events`), `reply`
+//! (Docker-shaped answers and errors).
 
 mod containers;
+mod event_stream;
+mod events;
 mod images;
 mod pull;
 mod reply;
@@ -34,6 +37,7 @@ pub struct Engine {
     store: ImageStore,
     views: Views,
     containers: Arc<containers::Containers>,
+    events: events::Events,
 }
 
 impl Engine {
@@ -69,6 +73,7 @@ impl Engine {
             store,
             views,
             containers,
+            events: events::Events::default(),
         }))
     }
 
@@ -125,5 +130,6 @@ impl Engine {
     pub fn forget(&self, instance_id: &str) {
         self.views.forget(instance_id);
         self.containers.forget(instance_id);
+        self.events.forget(instance_id);
     }
 }

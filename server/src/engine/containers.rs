@@ -5,16 +5,17 @@
 //! Records are saved per instance (`<data>/engine/containers/<instance>.json`)
 //! so they outlive a server restart; a container's output goes to a bounded
 //! log file next to them (`<instance>/<id>.log`, JSON lines) and to attached
-//! clients. What lives only in the server: the process's pipes or terminal
-//! (a restarted server finds running containers and their exits, but no
-//! longer their output).
+//! clients. The process's pipes or terminal are the server's, with copies
+//! kept by the instance's init (see `sandbox::Instance::watch`), so a
+//! restarted server follows running containers on, output included.
 //!
 //! Files: `records` (the store), `streams` (output to attached clients,
 //! Docker's stream formats), `pump` (copying a process's terminal or
 //! pipes), `create`, `run` (start, attach, wait, resize), `logs`,
 //! `list_inspect` (ps, inspect), `lifecycle` (stop, kill, restart, rm),
 //! `exec`, `ports` (published ports as the API spells them), `publish`
-//! (their listeners on the instance, forwarding to the container).
+//! (their listeners on the instance, forwarding to the container),
+//! `stats`.
 
 mod create;
 mod exec;
@@ -26,6 +27,7 @@ mod publish;
 mod pump;
 mod records;
 mod run;
+mod stats;
 mod streams;
 
 use std::collections::HashMap;
@@ -43,6 +45,7 @@ pub use list_inspect::{inspect, list};
 pub use logs::logs;
 pub use records::Containers;
 pub use run::{attach, recover, resize_container, start, wait};
+pub use stats::stats;
 
 fn now() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()

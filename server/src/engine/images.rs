@@ -10,6 +10,7 @@ use axum::Json;
 use sandbox::oci::{ImageSummary, Reference};
 use serde_json::{json, Value};
 
+use super::events;
 use super::reply::{DockerError, Reply};
 use super::routes::Ctx;
 
@@ -168,9 +169,10 @@ pub fn tag(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
         .parse()
         .map_err(|e| DockerError::new(StatusCode::BAD_REQUEST, format!("{e}")))?;
     ctx.engine.views.with(&ctx.instance, |view| {
-        view.insert(target.to_string(), id);
+        view.insert(target.to_string(), id.clone());
         ((), true)
     });
+    events::image(ctx, &id, "tag", &target.familiar());
     Ok(StatusCode::CREATED.into_response())
 }
 
@@ -242,7 +244,16 @@ pub fn remove(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
         }
         (Ok(answer), true)
     });
-    Ok(Json(result?).into_response())
+    let answer = result?;
+    for line in &answer {
+        if let Some(name) = line["Untagged"].as_str() {
+            events::image(ctx, &id, "untag", name);
+        }
+        if line["Deleted"].is_string() {
+            events::image(ctx, &id, "delete", &id);
+        }
+    }
+    Ok(Json(answer).into_response())
 }
 
 /// Name `id` as `reference` in the instance's view; whether it named

@@ -13,6 +13,7 @@ use sandbox::oci::{Digest, Error as StoreError, Progress, Reference};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::events;
 use super::images::name_image;
 use super::reply::{DockerError, Reply};
 use super::routes::Ctx;
@@ -143,6 +144,12 @@ async fn pull(ctx: Ctx, reference: Reference, tx: mpsc::UnboundedSender<Message>
     };
     // A digest-only pull names the image by its digest.
     let newer = name_image(&ctx, &reference, &id.to_string());
+    events::image(
+        &ctx,
+        &reference.familiar(),
+        "pull",
+        &reference.familiar_repository(),
+    );
     send(json!({ "status": format!("Digest: {digest}") }));
     let familiar = reference.familiar();
     let status = if newer {

@@ -12,7 +12,7 @@ use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 
 use super::reply::{DockerError, Reply};
-use super::{containers, images, pull, system, Engine};
+use super::{containers, event_stream, images, pull, system, Engine};
 
 #[derive(Clone)]
 pub struct Ctx {
@@ -67,6 +67,7 @@ async fn dispatch(State(ctx): State<Ctx>, mut req: Request<Body>) -> Reply {
         "/images/json" if get => return Ok(images::list(&ctx)),
         "/images/create" if method == Method::POST => return pull::create(&ctx, &query).await,
         "/containers/json" if get => return containers::list(&ctx, &query),
+        "/events" if get => return event_stream::events(&ctx, &query),
         "/containers/create" if post => return containers::create(&ctx, &query, &body),
         _ => {}
     }
@@ -79,6 +80,7 @@ async fn dispatch(State(ctx): State<Ctx>, mut req: Request<Body>) -> Reply {
             ("wait", _) if post => containers::wait(&ctx, name, &query),
             ("resize", _) if post => containers::resize_container(&ctx, name, &query),
             ("logs", _) if get => containers::logs(&ctx, name, &query),
+            ("stats", _) if get => containers::stats(&ctx, name, &query).await,
             ("stop", _) if post => containers::stop(&ctx, name, &query).await,
             ("restart", _) if post => containers::restart(&ctx, name, &query).await,
             ("kill", _) if post => containers::kill(&ctx, name, &query).await,

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::ports;
 use super::records::{Config, Record};
 use super::{now, random_id, strings};
+use crate::engine::events;
 use crate::engine::reply::{DockerError, Reply};
 use crate::engine::routes::Ctx;
 
@@ -175,6 +176,7 @@ pub fn create(ctx: &Ctx, query: &HashMap<String, String>, body: &[u8]) -> Reply 
         records.push(record);
         (Ok(()), true)
     })?;
+    events::container(ctx, &id, "create", &[]);
     Ok((
         StatusCode::CREATED,
         Json(json!({ "Id": id, "Warnings": [] })),

@@ -16,6 +16,7 @@ use super::pump::{pump, ProcessIo};
 use super::run::{base_env, resize};
 use super::streams::{frame, hijack, Chunk};
 use super::{random_id, strings};
+use crate::engine::events;
 use crate::engine::reply::{DockerError, Reply};
 use crate::engine::routes::Ctx;
 
@@ -56,6 +57,8 @@ pub fn exec_create(ctx: &Ctx, name: &str, body: &[u8]) -> Reply {
     let mut env = base_env(&r.config, &r.id[..12], tty);
     env.extend(strings(&body["Env"]));
     let id = random_id();
+    let action = format!("exec_create: {}", argv.join(" "));
+    events::container(ctx, &r.id, &action, &[("execID", id.clone())]);
     ctx.engine.containers.execs.lock().unwrap().insert(
         id.clone(),
         Exec {
@@ -132,6 +135,8 @@ pub async fn exec_start(ctx: &Ctx, id: &str, body: &[u8], mut req: Request<Body>
         )
         .await
         .map_err(|e| DockerError::internal(format!("exec failed: {e}")))?;
+    let action = format!("exec_start: {}", exec.argv.join(" "));
+    events::container(ctx, &r.id, &action, &[("execID", id.to_string())]);
     let io = ProcessIo::new(process.io).map_err(DockerError::internal)?;
     let pty = io.pty();
     {
@@ -160,12 +165,15 @@ pub async fn exec_start(ctx: &Ctx, id: &str, body: &[u8], mut req: Request<Body>
     };
     let exit = process.exit;
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ctx, container) = (ctx.clone(), r.id.clone());
     tokio::spawn(async move {
         let emit = move |chunk: Chunk| {
             let _ = output.send(chunk);
         };
         let code = pump(io, stdin_rx, emit, exit).await;
         finish(code);
+        let attributes = [("execID", exec_id), ("exitCode", code.to_string())];
+        events::container(&ctx, &container, "exec_die", &attributes);
         let _ = done_tx.send(());
     });
     if detach {

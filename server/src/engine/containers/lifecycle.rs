@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 use super::flag;
 use super::records::Record;
 use super::run::{start, wait_for};
+use crate::engine::events;
 use crate::engine::reply::{DockerError, Reply};
 use crate::engine::routes::Ctx;
 
@@ -17,7 +18,9 @@ pub(super) async fn signal(ctx: &Ctx, r: &Record, signal: i32) -> Result<(), Doc
     ctx.sandbox
         .signal(r.pid, signal)
         .await
-        .map_err(DockerError::internal)
+        .map_err(DockerError::internal)?;
+    events::container(ctx, &r.id, "kill", &[("signal", signal.to_string())]);
+    Ok(())
 }
 
 /// Stop: the container's stop signal (SIGTERM unless it or its image says
@@ -41,6 +44,7 @@ pub(super) async fn stop_record(ctx: &Ctx, r: &Record, timeout: u64) -> Result<(
         )
         .await;
     }
+    events::container(ctx, &r.id, "stop", &[]);
     Ok(())
 }
 
@@ -61,6 +65,7 @@ pub async fn restart(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> 
     let t = query.get("t").and_then(|t| t.parse().ok()).unwrap_or(10);
     stop_record(ctx, &r, t).await?;
     start(ctx, &r.id).await?;
+    events::container(ctx, &r.id, "restart", &[]);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -133,6 +138,7 @@ pub(super) async fn remove_record(ctx: &Ctx, id: &str) -> Result<(), DockerError
     ctx.engine.containers.publications.close(id).await;
     let layer = ctx.sandbox.remove_container_layer(id).await;
     let containers = &ctx.engine.containers;
+    events::container(ctx, id, "destroy", &[]);
     containers.with(&ctx.instance, |records| {
         records.retain(|r| r.id != id);
         ((), true)

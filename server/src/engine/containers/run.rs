@@ -20,6 +20,7 @@ use super::records::{Config, Record, KEEP_GONE};
 use super::streams::{frame, hijack, Chunk, Output, RunIo};
 use super::{flag, now};
 use super::{ports, publish};
+use crate::engine::events;
 use crate::engine::reply::{DockerError, Reply};
 use crate::engine::routes::Ctx;
 
@@ -160,6 +161,7 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
             r.oom_killed = false;
             r.published = published;
         });
+    events::container(ctx, &record.id, "start", &[]);
     let stdin = record.config.open_stdin;
     follow(ctx, &record.id, io, stdin, process.exit, Some(oom_kills));
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -224,6 +226,8 @@ pub(super) async fn exited(ctx: &Ctx, id: &str, code: i32) {
     let streams = containers.streams(id);
     streams.run.send_replace(RunIo::default());
     let mut auto_remove = false;
+    // Before the update, which `docker stop` waits for to tell "stop".
+    events::container(ctx, id, "die", &[("exitCode", code.to_string())]);
     containers.update(&ctx.instance, id, |r| {
         r.running = false;
         r.pid = 0;
@@ -354,6 +358,7 @@ pub fn attach(
     mut req: Request<Body>,
 ) -> Reply {
     let record = ctx.engine.containers.find(&ctx.instance, name)?;
+    events::container(ctx, &record.id, "attach", &[]);
     let streams = ctx.engine.containers.streams(&record.id);
     // Subscribed before the answer, so a start right after misses nothing.
     let mut output = streams.output.subscribe();
