@@ -249,8 +249,8 @@ mod tests {
     fn addresses_skip_the_gateway_and_the_broadcast() {
         assert_eq!(nth_address(0), None);
         assert_eq!(nth_address(1), Some(Ipv4Addr::new(172, 17, 0, 2)));
-        assert_eq!(nth_address(65532), Some(Ipv4Addr::new(172, 17, 255, 254)));
-        assert_eq!(nth_address(65533), None);
+        assert_eq!(nth_address(65533), Some(Ipv4Addr::new(172, 17, 255, 254)));
+        assert_eq!(nth_address(65534), None);
         assert_eq!(
             mac_address(Ipv4Addr::new(172, 17, 0, 2)),
             [0x02, 0x42, 172, 17, 0, 2]
