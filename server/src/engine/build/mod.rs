@@ -1,0 +1,199 @@
+//! `POST /build`: the classic builder `docker build` uses without BuildKit.
+//! The context comes as the request body (a tar, maybe gzipped); the answer
+//! is a stream of JSON lines (`{"stream": ...}`, `{"aux": {"ID": ...}}`,
+//! errors as `{"errorDetail": ..., "error": ...}`).
+//!
+//! Files: `dockerfile` (instructions, word processing), `context` (the
+//! context's files, COPY targets and layers), `image_fs` (looking up paths
+//! in the image so far), `steps` (running the instructions).
+
+mod context;
+mod dockerfile;
+mod image_fs;
+mod steps;
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::response::IntoResponse;
+use sandbox::oci::{Digest, Reference};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::reply::{DockerError, Reply};
+use super::routes::{percent_decode, Ctx};
+
+/// Largest build context accepted.
+pub const MAX_CONTEXT: usize = 256 << 20;
+
+/// The query's values by key; `t` may come more than once.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| percent_decode(&s.replace('+', " "));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn bad_request(message: impl Into<String>) -> DockerError {
+    DockerError::new(StatusCode::BAD_REQUEST, message)
+}
+
+/// A JSON object of strings from the query (`buildargs`, `labels`).
+fn string_map(
+    pairs: &[(String, String)],
+    key: &str,
+) -> Result<BTreeMap<String, String>, DockerError> {
+    let Some((_, text)) = pairs.iter().find(|(k, _)| k == key) else {
+        return Ok(BTreeMap::new());
+    };
+    if text.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let map: BTreeMap<String, Option<String>> =
+        serde_json::from_str(text).map_err(|e| bad_request(format!("bad {key}: {e}")))?;
+    Ok(map.into_iter().filter_map(|(k, v)| Some((k, v?))).collect())
+}
+
+pub async fn build(ctx: &Ctx, req: Request<Body>) -> Reply {
+    let pairs = query_pairs(req.uri().query());
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    if get("remote").is_some_and(|r| !r.is_empty()) {
+        return Err(bad_request(
+            "building from a remote context (URL or git) is not supported by this playground",
+        ));
+    }
+    let quiet = get("q").is_some_and(|q| q == "1" || q == "true");
+    let dockerfile_name = get("dockerfile")
+        .filter(|d| !d.is_empty())
+        .unwrap_or("Dockerfile")
+        .to_string();
+    let build_args: HashMap<String, String> =
+        string_map(&pairs, "buildargs")?.into_iter().collect();
+    let labels = string_map(&pairs, "labels")?;
+    let mut tags = Vec::new();
+    for (_, name) in pairs.iter().filter(|(k, _)| k == "t") {
+        let reference: Reference = name
+            .parse()
+            .map_err(|_| bad_request(format!("invalid reference format: {name}")))?;
+        if reference.digest.is_some() {
+            return Err(bad_request(format!(
+                "invalid tag {name}: a tag cannot have a digest"
+            )));
+        }
+        tags.push(reference);
+    }
+
+    let body = axum::body::to_bytes(req.into_body(), MAX_CONTEXT)
+        .await
+        .map_err(|e| {
+            DockerError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the build context could not be read or is larger than {} MiB: {e}",
+                    MAX_CONTEXT >> 20
+                ),
+            )
+        })?;
+    let context = context::Context::read(&body).map_err(bad_request)?;
+    drop(body);
+    let text = context.file(&dockerfile_name).ok_or_else(|| {
+        bad_request(format!(
+            "Cannot locate specified Dockerfile: {dockerfile_name}"
+        ))
+    })?;
+    let instructions = dockerfile::parse(&String::from_utf8_lossy(text)).map_err(bad_request)?;
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut build = steps::Build::new(ctx.clone(), tx.clone(), quiet, context, build_args, labels);
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        match build
+            .run(&instructions)
+            .await
+            .and_then(|config| finish(&ctx, &build, &config, &tags))
+        {
+            Ok(()) => {}
+            Err(failure) => {
+                if let Err(e) = ctx.engine.store.discard_layers(&build.added).await {
+                    tracing::warn!(instance = %ctx.instance, "a failed build's layers: {e}");
+                }
+                let _ = tx.send(json!({
+                    "errorDetail": { "code": failure.code, "message": failure.message },
+                    "error": failure.message,
+                }));
+            }
+        }
+    });
+    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
+        let value: Value = rx.recv().await?;
+        let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
+        bytes.push(b'\n');
+        Some((Ok::<_, std::convert::Infallible>(bytes), rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(lines),
+    )
+        .into_response())
+}
+
+/// Store the image, name it in the instance's view, say so.
+fn finish(
+    ctx: &Ctx,
+    build: &steps::Build,
+    config: &[u8],
+    tags: &[Reference],
+) -> Result<(), steps::Failure> {
+    let base = build.base();
+    let id: Digest = ctx
+        .engine
+        .store
+        .add_image(config, base.as_ref(), &build.added)
+        .map_err(|e| format!("storing the image: {e}"))?;
+    let _ = build.out.send(json!({ "aux": { "ID": id.to_string() } }));
+    build.say(format!("Successfully built {}\n", &id.hex()[..12]));
+    if build.quiet {
+        // What `docker build -q` prints.
+        let _ = build.out.send(json!({ "stream": format!("{id}\n") }));
+    }
+    for tag in tags {
+        super::images::name_image(ctx, tag, &id.to_string());
+        build.say(format!("Successfully tagged {}\n", tag.familiar()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_tags_and_json_maps_from_the_query() {
+        let pairs = query_pairs(Some(
+            "t=a%3A1&t=b&buildargs=%7B%22X%22%3A%221%22%2C%22Y%22%3Anull%7D&q=0",
+        ));
+        let tags: Vec<&str> = pairs
+            .iter()
+            .filter(|(k, _)| k == "t")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(tags, ["a:1", "b"]);
+        let args = string_map(&pairs, "buildargs").unwrap();
+        assert_eq!(
+            args.into_iter().collect::<Vec<_>>(),
+            [("X".to_string(), "1".to_string())]
+        );
+    }
+}

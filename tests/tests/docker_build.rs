@@ -1,0 +1,254 @@
+//! `docker build` (the classic builder) through the real client in an
+//! instance: steps and RUN output in the stream, the image's files (COPY
+//! modes, whiteouts of deleted files, opaque directories) and config, a
+//! failing RUN and unsupported instructions, images per instance, a build
+//! on debian. Needs root and the offline images.
+
+use std::time::Duration;
+
+use playground_tests::{wait_until_clean, TestServer};
+
+const DOCKERFILE: &str = r#"
+# comments and continuations
+FROM busybox
+ARG GREETING=hello
+ENV APP_HOME=/app \
+    MODE="built in ${GREETING}"
+LABEL purpose=test "two words"=yes
+WORKDIR $APP_HOME/work
+COPY greet.sh ./bin/
+COPY data /srv/data
+COPY ["notes.txt", "/srv/notes.txt"]
+RUN echo "building with $GREETING in $(pwd)" && rm /etc/group && \
+    rm -rf /srv/data && mkdir /srv/data && echo fresh > /srv/data/new.txt
+EXPOSE 8080 9000/udp
+VOLUME /var/cache/app
+STOPSIGNAL SIGINT
+USER 1000:1000
+CMD ["sh", "-c", "echo $MODE from $(pwd)"]
+"#;
+
+fn setup_script() -> String {
+    format!(
+        "mkdir -p /app/data/sub && cd /app && cat > Dockerfile <<'EOF'\n{DOCKERFILE}\nEOF\n\
+         printf '#!/bin/sh\\necho hi\\n' > greet.sh && chmod 750 greet.sh && \
+         echo old > data/old.txt && echo deep > data/sub/deep.txt && echo notes > notes.txt && chmod 604 notes.txt"
+    )
+}
+
+/// `used-inodes` of the instance's disk after a sync: a container layer
+/// left behind would show.
+const INODES: &str = "sync; df -Pi / | awk 'NR==2 {print $3}'";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn build_run_inspect_fail_and_isolation() {
+    let (server, sid, node) = TestServer::with_instance(&[]).await;
+    let (sid, node) = (sid.as_str(), node.as_str());
+    let out = server.run(sid, node, &setup_script()).await;
+    assert_eq!(out.exit_code, 0, "{out:?}");
+
+    let out = server
+        .run(sid, node, "docker build -t hello:1 /app 2>&1; echo code=$?")
+        .await;
+    let text = &out.stdout;
+    assert!(text.contains("Step 1/14 : FROM busybox\n"), "{out:?}");
+    assert!(text.contains("Step 9/14 : RUN echo"), "{out:?}");
+    assert!(
+        text.contains("building with hello in /app/work\n"),
+        "RUN output with the ARG and WORKDIR: {out:?}"
+    );
+    let built = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .expect("Successfully built");
+    assert_eq!(built.len(), 12, "{out:?}");
+    assert!(built.bytes().all(|b| b.is_ascii_hexdigit()), "{out:?}");
+    // The last step's id is the image's.
+    assert!(
+        text.contains(&format!(" ---> {built}\nSuccessfully built")),
+        "{out:?}"
+    );
+    assert!(text.contains("Successfully tagged hello:1\n"), "{out:?}");
+    assert!(text.ends_with("code=0\n"), "{out:?}");
+
+    // CMD with ENV and WORKDIR; USER.
+    let out = server
+        .run(
+            sid,
+            node,
+            "docker run --rm hello:1; docker run --rm hello:1 id -u",
+        )
+        .await;
+    assert_eq!(
+        out.stdout, "built in hello from /app/work\n1000\n",
+        "{out:?}"
+    );
+
+    // COPY's files and modes; a base file deleted by RUN (a whiteout); a
+    // directory removed and made again (opaque: the old files are gone).
+    let out = server
+        .run(
+            sid,
+            node,
+            "docker run --rm -u 0 hello:1 sh -c 'stat -c \"%n %a %u\" /app/work/bin/greet.sh /srv/notes.txt /srv/data/new.txt; /app/work/bin/greet.sh; cat /srv/notes.txt; ls /srv/data; test -e /etc/group || echo no-group; test -e /etc/passwd && echo passwd'",
+        )
+        .await;
+    assert_eq!(
+        out.stdout,
+        "/app/work/bin/greet.sh 750 0\n/srv/notes.txt 604 0\n/srv/data/new.txt 644 0\nhi\nnotes\nnew.txt\nno-group\npasswd\n",
+        "{out:?}"
+    );
+
+    // The config as docker inspect shows it.
+    let out = server
+        .run(
+            sid,
+            node,
+            "docker inspect -f '{{.Config.WorkingDir}}|{{.Config.User}}|{{json .Config.ExposedPorts}}|{{json .Config.Env}}|{{.Config.Labels.purpose}}|{{index .Config.Labels \"two words\"}}|{{json .Config.Volumes}}|{{.Config.StopSignal}}|{{len .RootFS.Layers}}' hello:1; docker inspect -f '{{len .RootFS.Layers}}' busybox",
+        )
+        .await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    let fields: Vec<&str> = lines[0].split('|').collect();
+    assert_eq!(fields[0], "/app/work", "{out:?}");
+    assert_eq!(fields[1], "1000:1000", "{out:?}");
+    assert_eq!(fields[2], r#"{"8080/tcp":{},"9000/udp":{}}"#, "{out:?}");
+    assert!(
+        fields[3].contains(r#""APP_HOME=/app","MODE=built in hello""#),
+        "{out:?}"
+    );
+    assert_eq!(
+        &fields[4..8],
+        ["test", "yes", r#"{"/var/cache/app":{}}"#, "SIGINT"],
+        "{out:?}"
+    );
+    // The base's layers, then WORKDIR's, three COPYs and RUN's.
+    let base_layers: usize = lines[1].parse().unwrap();
+    assert_eq!(
+        fields[8].parse::<usize>().unwrap(),
+        base_layers + 5,
+        "{out:?}"
+    );
+
+    let out = server
+        .run(
+            sid,
+            node,
+            "docker image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}'",
+        )
+        .await;
+    assert!(out.stdout.contains(&format!("hello:1 {built}")), "{out:?}");
+
+    // A failing RUN: Docker's message and exit code, no image, no layer
+    // left on the instance's disk nor in the store.
+    let layers_dir = server.data_dir.path().join("oci/layers");
+    let count = |dir: &std::path::Path| std::fs::read_dir(dir).unwrap().count();
+    let layers_before = count(&layers_dir);
+    let out = server
+        .run(
+            sid,
+            node,
+            "mkdir /bad && cd /bad && printf 'FROM busybox\\nRUN echo one > /one\\nRUN echo before-failing && false\\nCMD true\\n' > Dockerfile",
+        )
+        .await;
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    let inodes_before = server.run(sid, node, INODES).await.stdout;
+    let out = server
+        .run(
+            sid,
+            node,
+            "cd /bad && docker build -t bad:1 . 2>&1; echo code=$?; docker image ls --format '{{.Repository}}' | grep -c bad",
+        )
+        .await;
+    assert!(out.stdout.contains("before-failing\n"), "{out:?}");
+    assert!(
+        out.stdout.contains("The command '/bin/sh -c echo before-failing && false' returned a non-zero code: 1\ncode=1\n0\n"),
+        "{out:?}"
+    );
+    assert_eq!(server.run(sid, node, INODES).await.stdout, inodes_before);
+    assert_eq!(
+        count(&layers_dir),
+        layers_before,
+        "the failed build's layers"
+    );
+    assert_eq!(count(&server.data_dir.path().join("oci/tmp")), 0);
+
+    // Unsupported instructions are named before anything runs.
+    let out = server
+        .run(
+            sid,
+            node,
+            "cd /bad && printf 'FROM busybox AS base\\nRUN true\\n' > Dockerfile && docker build . 2>&1; echo code=$?; printf 'FROM busybox\\nHEALTHCHECK NONE\\n' > Dockerfile && docker build . 2>&1; echo code=$?",
+        )
+        .await;
+    assert!(
+        out.stdout
+            .contains("multi-stage builds (FROM ... AS name) are not supported"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("HEALTHCHECK is not supported"),
+        "{out:?}"
+    );
+    assert_eq!(out.stdout.matches("code=1\n").count(), 2, "{out:?}");
+
+    // Another instance of the session does not see the image.
+    let other = server.add_instance(sid).await;
+    let out = server
+        .run(sid, &other, "docker image ls --format '{{.Repository}}' | grep -c hello; docker run --rm hello:1 true 2>&1")
+        .await;
+    assert!(out.stdout.starts_with("0\n"), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("Unable to find image 'hello:1' locally"),
+        "{out:?}"
+    );
+
+    // rmi drops it from the instance.
+    let out = server
+        .run(sid, node, "docker rmi hello:1 >/dev/null && docker image ls --format '{{.Repository}}' | grep -c hello")
+        .await;
+    assert_eq!(out.stdout, "0\n", "{out:?}");
+
+    let data_dir = server.data_dir.path().to_path_buf();
+    server.delete_session(sid).await;
+    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn build_on_debian_with_build_args() {
+    let (server, sid, node) = TestServer::with_instance(&[]).await;
+    let (sid, node) = (sid.as_str(), node.as_str());
+    let out = server
+        .run(
+            sid,
+            node,
+            "mkdir /d && cd /d && printf 'FROM debian:bookworm-slim\\nARG WHO=nobody\\nRUN echo \"made by $WHO\" > /etc/made && useradd -m builder\\nUSER builder\\nWORKDIR /home/builder\\nRUN touch mine && ls -ln mine | cut -d\" \" -f3\\n' > Dockerfile && docker build -q --build-arg WHO=me -t deb:1 . ; echo code=$?; docker run --rm deb:1 sh -c 'cat /etc/made; id -un; pwd; ls -ln /home/builder/mine | cut -d\" \" -f3-4'",
+        )
+        .await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{out:?}");
+    assert!(
+        lines[0].starts_with("sha256:"),
+        "quiet prints the id: {out:?}"
+    );
+    assert_eq!(
+        &lines[1..],
+        [
+            "code=0",
+            "made by me",
+            "builder",
+            "/home/builder",
+            "1000 1000"
+        ],
+        "{out:?}"
+    );
+
+    let data_dir = server.data_dir.path().to_path_buf();
+    server.delete_session(sid).await;
+    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    server.stop().await;
+}
