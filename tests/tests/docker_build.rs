@@ -252,3 +252,72 @@ async fn build_on_debian_with_build_args() {
     assert!(left.is_empty(), "left behind: {left:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disk_full_run_and_oversized_context() {
+    let (server, sid, node) = TestServer::with_instance(&["--instance-disk-mib=128"]).await;
+    let (sid, node) = (sid.as_str(), node.as_str());
+    let out = server
+        .run(
+            sid,
+            node,
+            "mkdir /full && cd /full && printf 'FROM busybox\\nRUN dd if=/dev/zero of=/big bs=1M count=400\\n' > Dockerfile && docker pull -q busybox >/dev/null",
+        )
+        .await;
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    let used = "sync; df -Pk / | awk 'NR==2 {print $3}'";
+    let before: u64 = server
+        .run(sid, node, used)
+        .await
+        .stdout
+        .trim()
+        .parse()
+        .unwrap();
+
+    // The RUN fills the instance's disk: its error, and its layer is gone.
+    let out = server
+        .run(
+            sid,
+            node,
+            "cd /full && docker build -t full . 2>&1; echo code=$?",
+        )
+        .await;
+    assert!(out.stdout.contains("No space left on device"), "{out:?}");
+    assert!(
+        out.stdout.contains("The command '/bin/sh -c dd if=/dev/zero of=/big bs=1M count=400' returned a non-zero code: 1\ncode=1\n"),
+        "{out:?}"
+    );
+    let after: u64 = server
+        .run(sid, node, used)
+        .await
+        .stdout
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        after <= before + 64,
+        "{before} KiB used before, {after} after"
+    );
+    assert_eq!(
+        std::fs::read_dir(server.data_dir.path().join("oci/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    // A context over the limit (a sparse file: it costs no disk) is refused.
+    let out = server
+        .run(
+            sid,
+            node,
+            "mkdir /huge && cd /huge && truncate -s 300M zeros && echo 'FROM busybox' > Dockerfile && docker build . 2>&1 | tail -1; echo code=$?",
+        )
+        .await;
+    assert!(out.stdout.contains("larger than 256 MiB"), "{out:?}");
+
+    let data_dir = server.data_dir.path().to_path_buf();
+    server.delete_session(sid).await;
+    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    server.stop().await;
+}
