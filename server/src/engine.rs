@@ -7,11 +7,12 @@
 //! API versions to handlers), `system` (ping, version, info), `images`
 //! (list, inspect, tag, remove), `pull` (pulls and Docker's progress stream),
 //! `containers` (create, start, attach, logs, stop, exec, ...: containers
-//! are nested sandboxes of the instance), `build` (`docker build`), `reply` (Docker-shaped answers
-//! and errors).
+//! are nested sandboxes of the instance), `build` (`docker build`),
+//! `history` (`docker history`), `reply` (Docker-shaped answers and errors).
 
 mod build;
 mod containers;
+mod history;
 mod images;
 mod pull;
 mod reply;

@@ -50,6 +50,7 @@ async fn build_run_inspect_fail_and_isolation() {
     let out = server
         .run(sid, node, "docker build -t hello:1 /app 2>&1; echo code=$?")
         .await;
+    let build_text = out.stdout.clone();
     let text = &out.stdout;
     assert!(text.contains("Step 1/14 : FROM busybox\n"), "{out:?}");
     assert!(text.contains("Step 9/14 : RUN echo"), "{out:?}");
@@ -138,6 +139,38 @@ async fn build_run_inspect_fail_and_isolation() {
         )
         .await;
     assert!(out.stdout.contains(&format!("hello:1 {built}")), "{out:?}");
+    // FROM shows the base image's id.
+    let busybox = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("busybox:latest "))
+        .expect("busybox listed");
+    assert!(
+        build_text.contains(&format!("FROM busybox\n ---> {busybox}\n")),
+        "{build_text}"
+    );
+
+    // docker history: the steps, newest first, with the base's below.
+    let out = server
+        .run(
+            sid,
+            node,
+            "docker history --no-trunc --format '{{.CreatedBy}}|{{.Size}}' hello:1",
+        )
+        .await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].contains(r#"CMD ["sh", "-c", "echo $MODE from $(pwd)"]"#),
+        "{out:?}"
+    );
+    assert!(lines[0].ends_with("|0B"), "{out:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("/bin/sh -c echo \"building with") && !l.ends_with("|0B")),
+        "{out:?}"
+    );
+    assert!(lines.len() > 14, "{out:?}");
 
     // A failing RUN: Docker's message and exit code, no image, no layer
     // left on the instance's disk nor in the store.

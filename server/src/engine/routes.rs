@@ -12,7 +12,7 @@ use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 
 use super::reply::{DockerError, Reply};
-use super::{build, containers, images, pull, system, Engine};
+use super::{build, containers, history, images, pull, system, Engine};
 
 #[derive(Clone)]
 pub struct Ctx {
@@ -112,6 +112,9 @@ async fn dispatch(State(ctx): State<Ctx>, mut req: Request<Body>) -> Reply {
         let decoded = percent_decode(rest);
         if let Some(name) = decoded.strip_suffix("/json").filter(|_| get) {
             return images::inspect(&ctx, name);
+        }
+        if let Some(name) = decoded.strip_suffix("/history").filter(|_| get) {
+            return history::history(&ctx, name);
         }
         if let Some(name) = decoded
             .strip_suffix("/tag")

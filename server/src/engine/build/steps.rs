@@ -117,8 +117,14 @@ impl Build {
                 instruction.display()
             ));
             self.step(instruction).await?;
-            if self.from_done {
-                let id = Digest::of(&self.image_config());
+            // FROM shows the base image's id, later steps the image so far.
+            // (Nothing for `FROM scratch` and ARGs before FROM.)
+            let id = match instruction.keyword.as_str() {
+                "FROM" => self.base.clone(),
+                _ if self.from_done => Some(Digest::of(&self.image_config())),
+                _ => None,
+            };
+            if let Some(id) = id {
                 self.say(format!(" ---> {}\n", &id.hex()[..12]));
             }
         }
