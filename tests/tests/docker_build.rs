@@ -225,6 +225,20 @@ async fn build_run_inspect_fail_and_isolation() {
     );
     assert_eq!(out.stdout.matches("code=1\n").count(), 2, "{out:?}");
 
+    // The client exits with the failed command's code, as with Docker.
+    let out = server
+        .run(
+            sid,
+            node,
+            "cd /bad && printf 'FROM busybox\\nRUN exit 3\\n' > Dockerfile && docker build -q . 2>&1; echo code=$?",
+        )
+        .await;
+    assert!(
+        out.stdout
+            .ends_with("The command '/bin/sh -c exit 3' returned a non-zero code: 3\ncode=3\n"),
+        "{out:?}"
+    );
+
     // Another instance of the session does not see the image.
     let other = server.add_instance(sid).await;
     let out = server
