@@ -36,6 +36,7 @@ pub struct Engine {
     store: ImageStore,
     views: Views,
     containers: Arc<containers::Containers>,
+    builds: build::Pending,
 }
 
 impl Engine {
@@ -62,6 +63,14 @@ impl Engine {
                 ),
             }
         }
+        let (builds, orphan_layers) = build::Pending::open(&data_dir.join("engine/builds"), keep)?;
+        let orphan_layers: Vec<_> = orphan_layers
+            .iter()
+            .filter_map(|l| l.parse().ok())
+            .collect();
+        if let Err(e) = store.discard_layers(&orphan_layers).await {
+            tracing::warn!("cannot remove the layers of interrupted builds: {e}");
+        }
         let views = Views::open(&data_dir.join("engine/views"), keep)?;
         let containers = Arc::new(containers::Containers::open(
             &data_dir.join("engine/containers"),
@@ -71,6 +80,7 @@ impl Engine {
             store,
             views,
             containers,
+            builds,
         }))
     }
 
@@ -102,6 +112,7 @@ impl Engine {
                 sandbox: instance.clone(),
             };
             containers::recover(&ctx).await;
+            build::recover(&ctx).await;
             let containers = ctx.engine.containers.clone();
             let app = routes::router(ctx);
             let served = axum::serve(listener, app).with_graceful_shutdown({
@@ -127,5 +138,6 @@ impl Engine {
     pub fn forget(&self, instance_id: &str) {
         self.views.forget(instance_id);
         self.containers.forget(instance_id);
+        self.builds.forget(instance_id);
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use playground_tests::{wait_until_clean, TestServer};
+use playground_tests::{leftovers, wait_until_clean, TestServer};
 
 const DOCKERFILE: &str = r#"
 # comments and continuations
@@ -361,6 +361,77 @@ async fn disk_full_run_and_oversized_context() {
         )
         .await;
     assert!(out.stdout.contains("larger than 256 MiB"), "{out:?}");
+
+    let data_dir = server.data_dir.path().to_path_buf();
+    server.delete_session(sid).await;
+    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_during_a_build_is_cleaned_up_after_the_restart() {
+    let (server, sid, node) = TestServer::with_instance(&[]).await;
+    let (sid, node) = (sid.as_str(), node.as_str());
+    let out = server
+        .run(
+            sid,
+            node,
+            "mkdir /c && cd /c && printf 'FROM busybox\\nRUN echo one > /one\\nRUN echo two > /two && sleep 1000\\n' > Dockerfile && touch /tmp/build.log && docker run --rm busybox true",
+        )
+        .await;
+    assert_eq!(out.exit_code, 0, "{out:?}");
+    let layers_dir = server.data_dir.path().join("oci/layers");
+    let count = |dir: &std::path::Path| std::fs::read_dir(dir).map_or(0, |d| d.count());
+    let layers_before = count(&layers_dir);
+    let inodes_before = server.run(sid, node, INODES).await.stdout;
+
+    // The build's second RUN is running when the server dies.
+    let out = server
+        .run(
+            sid,
+            node,
+            "cd /c && (docker build . >/tmp/build.log 2>&1 &); for i in $(seq 300); do [ $(grep -c 'Running in' /tmp/build.log) = 2 ] && break; sleep 0.1; done; cat /tmp/build.log",
+        )
+        .await;
+    assert_eq!(out.stdout.matches("Running in").count(), 2, "{out:?}");
+    assert_eq!(
+        count(&layers_dir),
+        layers_before + 1,
+        "the first RUN's layer"
+    );
+    let data_dir = server.crash().await;
+    let builds_dir = data_dir.path().join("engine/builds");
+    assert_eq!(count(&builds_dir), 1, "the build's work is listed");
+    // The RUN's process outlived the server, in the instance.
+    let sleeping = leftovers(sid, data_dir.path())
+        .processes
+        .iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
+        })
+        .count();
+    assert_eq!(sleeping, 1);
+
+    // After the restart: the RUN's process and layer are gone, and so is
+    // the layer the build stored.
+    let server = TestServer::start_in(data_dir, &[]).await;
+    assert_eq!(count(&layers_dir), layers_before, "the first RUN's layer");
+    let mut inodes = String::new();
+    for _ in 0..100 {
+        inodes = server.run(sid, node, INODES).await.stdout;
+        let sleeping = server.run(sid, node, "pgrep -x sleep | wc -l").await.stdout;
+        if inodes == inodes_before && sleeping == "0\n" && count(&builds_dir) == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(inodes, inodes_before, "the RUN container's layer");
+    assert_eq!(
+        server.run(sid, node, "pgrep -x sleep | wc -l").await.stdout,
+        "0\n"
+    );
+    assert_eq!(count(&builds_dir), 0);
 
     let data_dir = server.data_dir.path().to_path_buf();
     server.delete_session(sid).await;

@@ -5,12 +5,16 @@
 //!
 //! Files: `dockerfile` (instructions, word processing), `context` (the
 //! context's files, COPY targets and layers), `image_fs` (looking up paths
-//! in the image so far), `steps` (running the instructions).
+//! in the image so far), `steps` (running the instructions), `pending`
+//! (what a crash in the middle would leave, undone after a restart).
 
 mod context;
 mod dockerfile;
 mod image_fs;
+mod pending;
 mod steps;
+
+pub use pending::{recover, Pending};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -119,15 +123,19 @@ pub async fn build(ctx: &Ctx, req: Request<Body>) -> Reply {
     let mut build = steps::Build::new(ctx.clone(), tx.clone(), quiet, context, build_args, labels);
     let ctx = ctx.clone();
     tokio::spawn(async move {
-        match build
+        let result = build
             .run(&instructions)
             .await
-            .and_then(|config| finish(&ctx, &build, &config, &tags))
-        {
-            Ok(()) => {}
+            .and_then(|config| finish(&ctx, &build, &config, &tags));
+        let added: Vec<String> = build.added.iter().map(|d| d.to_string()).collect();
+        match result {
+            Ok(()) => ctx.engine.builds.layers_done(&ctx.instance, &added),
             Err(failure) => {
-                if let Err(e) = ctx.engine.store.discard_layers(&build.added).await {
-                    tracing::warn!(instance = %ctx.instance, "a failed build's layers: {e}");
+                match ctx.engine.store.discard_layers(&build.added).await {
+                    Ok(()) => ctx.engine.builds.layers_done(&ctx.instance, &added),
+                    Err(e) => {
+                        tracing::warn!(instance = %ctx.instance, "a failed build's layers: {e}")
+                    }
                 }
                 let _ = tx.send(json!({
                     "errorDetail": { "code": failure.code, "message": failure.message },

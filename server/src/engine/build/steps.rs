@@ -454,13 +454,17 @@ impl Build {
             },
         };
         let sandbox = self.ctx.sandbox.clone();
+        let engine = self.ctx.engine.clone();
+        let builds = &engine.builds;
+        builds.container(&self.ctx.instance, &id, 0);
         let result = self.run_container(spec, &argv).await;
         let result = match result {
             Ok(()) => self.export(&id).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = sandbox.remove_container_layer(&id).await {
-            tracing::warn!(instance = %self.ctx.instance, "build container {short}: {e}");
+        match sandbox.remove_container_layer(&id).await {
+            Ok(()) => builds.container_gone(&self.ctx.instance, &id),
+            Err(e) => tracing::warn!(instance = %self.ctx.instance, "build container {short}: {e}"),
         }
         self.say(format!("Removing intermediate container {short}\n"));
         result?;
@@ -471,6 +475,7 @@ impl Build {
     /// Run the RUN container to its end, its output into the build's.
     async fn run_container(&self, spec: sandbox::RunSpec, argv: &[String]) -> Step {
         let sandbox = &self.ctx.sandbox;
+        let spec_id = spec.id.clone();
         let process = sandbox
             .run_container(spec)
             .await
@@ -508,6 +513,8 @@ impl Build {
             }));
         }
         let pid = process.pid;
+        let builds = &self.ctx.engine.builds;
+        builds.container(&self.ctx.instance, &spec_id, pid);
         let outcome = tokio::select! {
             code = process.exit => Ok(code.unwrap_or(255)),
             _ = tokio::time::sleep(RUN_TIMEOUT) => Err(format!("the command '{}' took longer than {} minutes", argv.join(" "), RUN_TIMEOUT.as_secs() / 60)),
@@ -569,6 +576,8 @@ impl Build {
             .await
             .map_err(|e| format!("storing the layer: {e}"))?;
         if !self.layers.iter().any(|l| l.diff_id == layer.diff_id) {
+            let builds = &self.ctx.engine.builds;
+            builds.layer(&self.ctx.instance, &layer.diff_id.to_string());
             self.added.push(layer.diff_id.clone());
         }
         self.layers.push(layer);
