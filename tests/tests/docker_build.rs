@@ -272,17 +272,20 @@ async fn build_on_debian_with_build_args() {
         .run(
             sid,
             node,
-            "mkdir /d && cd /d && printf 'FROM debian:bookworm-slim\\nARG WHO=nobody\\nRUN echo \"made by $WHO\" > /etc/made && useradd -m builder\\nUSER builder\\nWORKDIR /home/builder\\nRUN touch mine && ls -ln mine | cut -d\" \" -f3\\n' > Dockerfile && docker build -q --build-arg WHO=me -t deb:1 . ; echo code=$?; docker run --rm deb:1 sh -c 'cat /etc/made; id -un; pwd; ls -ln /home/builder/mine | cut -d\" \" -f3-4'",
+            "mkdir /d && cd /d && printf 'FROM debian:bookworm-slim\\nARG WHO=nobody\\nRUN echo \"made by $WHO\" > /etc/made && awk '\\''$2 ~ /^0+$/ {print $3}'\\'' /proc/net/route > /etc/gateway && useradd -m builder\\nUSER builder\\nWORKDIR /home/builder\\nRUN touch mine && ls -ln mine | cut -d\" \" -f3\\n' > Dockerfile && docker build -q --build-arg WHO=me -t deb:1 . ; echo code=$?; docker run --rm deb:1 sh -c 'cat /etc/made; id -un; pwd; ls -ln /home/builder/mine | cut -d\" \" -f3-4; cat /etc/gateway'",
         )
         .await;
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines.len(), 6, "{out:?}");
+    assert_eq!(lines.len(), 7, "{out:?}");
+    // RUN was on the instance's container bridge: its default route goes
+    // through 172.17.0.1 (as /proc/net/route spells it).
+    assert_eq!(lines[6], "010011AC", "{out:?}");
     assert!(
         lines[0].starts_with("sha256:"),
         "quiet prints the id: {out:?}"
     );
     assert_eq!(
-        &lines[1..],
+        &lines[1..6],
         [
             "code=0",
             "made by me",

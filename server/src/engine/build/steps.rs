@@ -432,14 +432,17 @@ impl Build {
         if !has(&env, "HOME") {
             env.push("HOME=/root".into());
         }
+        let containers = &self.ctx.engine.containers;
+        let address = containers
+            .reserve_address(&self.ctx.instance)
+            .ok_or_else(|| "no free address on the instance's container bridge".to_string())?;
         let spec = sandbox::RunSpec {
             id: id.clone(),
             hostname: short.clone(),
             layers: self.layers.iter().map(|l| l.path.clone()).collect(),
             disk_image: PathBuf::new(),
             binds: Vec::new(),
-            // The instance's network: what the instance reaches, RUN reaches.
-            network: sandbox::ContainerNetwork::Instance,
+            network: sandbox::ContainerNetwork::Bridge { address },
             process: sandbox::ProcessSpec {
                 argv: argv.clone(),
                 env,
@@ -458,6 +461,10 @@ impl Build {
         let builds = &engine.builds;
         builds.container(&self.ctx.instance, &id, 0);
         let result = self.run_container(spec, &argv).await;
+        // Its network went with its processes.
+        engine
+            .containers
+            .release_address(&self.ctx.instance, address);
         let result = match result {
             Ok(()) => self.export(&id).await,
             Err(e) => Err(e),
