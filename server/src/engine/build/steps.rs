@@ -658,11 +658,14 @@ impl Build {
             format!("{}/{dest}", self.workdir_path())
         };
         let roots: Vec<PathBuf> = self.layers.iter().map(|l| l.path.clone()).collect();
-        let clean_dest = context::clean(&absolute).unwrap_or_default();
+        let clean_dest = image_fs::resolve(&roots, &context::clean(&absolute).unwrap_or_default());
         let dest_is_dir =
             clean_dest.is_empty() || image_fs::kind(&roots, &clean_dest) == Some(Kind::Dir);
         let context = std::mem::replace(&mut self.context, Context::empty());
-        let result = match context.plan(&words, &absolute, dest_is_dir) {
+        // The destination as the image resolves it (a trailing / kept).
+        let slash = if absolute.ends_with('/') { "/" } else { "" };
+        let resolved = format!("/{clean_dest}{slash}");
+        let result = match context.plan(&words, &resolved, dest_is_dir) {
             Ok(plan) => self.layer_of(&plan, owner).await,
             Err(e) => Err(e.into()),
         };
@@ -718,6 +721,7 @@ impl Build {
         self.config
             .insert("WorkingDir".into(), format!("/{clean}").into());
         let roots: Vec<PathBuf> = self.layers.iter().map(|l| l.path.clone()).collect();
+        let clean = image_fs::resolve(&roots, &clean);
         if clean.is_empty() || image_fs::kind(&roots, &clean) == Some(Kind::Dir) {
             self.history(history, true);
             return Ok(());
