@@ -296,7 +296,6 @@ async fn build_on_debian_with_build_args() {
         "{out:?}"
     );
 
-
     // COPY into /bin/, a symlink to usr/bin in debian: the file lands in
     // /usr/bin and /bin stays a link.
     let out = server
@@ -306,7 +305,10 @@ async fn build_on_debian_with_build_args() {
             "mkdir /e && cd /e && printf '#!/bin/sh\\necho copied-tool\\n' > tool && chmod 755 tool && printf 'FROM debian:bookworm-slim\\nCOPY tool /bin/\\nWORKDIR /bin/work\\n' > Dockerfile && docker build -q -t tool . >/dev/null; docker run --rm tool sh -c 'tool; readlink /bin; pwd -P'",
         )
         .await;
-    assert_eq!(out.stdout, "copied-tool\nusr/bin\n/usr/bin/work\n", "{out:?}");
+    assert_eq!(
+        out.stdout, "copied-tool\nusr/bin\n/usr/bin/work\n",
+        "{out:?}"
+    );
     let data_dir = server.data_dir.path().to_path_buf();
     server.delete_session(sid).await;
     let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;

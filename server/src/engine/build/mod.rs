@@ -5,7 +5,8 @@
 //!
 //! Files: `dockerfile` (instructions, word processing), `context` (the
 //! context's files, COPY targets and layers), `image_fs` (looking up paths
-//! in the image so far), `steps` (running the instructions), `pending`
+//! in the image so far), `steps` (running the instructions; RUN in
+//! `steps/run`, COPY/ADD/WORKDIR in `steps/copy`), `pending`
 //! (what a crash in the middle would leave, undone after a restart).
 
 mod context;
