@@ -225,17 +225,25 @@ async fn build_run_inspect_fail_and_isolation() {
     );
     assert_eq!(out.stdout.matches("code=1\n").count(), 2, "{out:?}");
 
-    // The client exits with the failed command's code, as with Docker.
+    // The client exits with the failed command's code, as with Docker;
+    // quiet, it shows the build's output only then.
     let out = server
         .run(
             sid,
             node,
-            "cd /bad && printf 'FROM busybox\\nRUN exit 3\\n' > Dockerfile && docker build -q . 2>&1; echo code=$?",
+            "cd /bad && printf 'FROM busybox\\nRUN echo quiet-but-failing; exit 3\\n' > Dockerfile && docker build -q . 2>&1; echo code=$?",
         )
         .await;
     assert!(
         out.stdout
-            .ends_with("The command '/bin/sh -c exit 3' returned a non-zero code: 3\ncode=3\n"),
+            .contains("Step 2/2 : RUN echo quiet-but-failing; exit 3\n"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("\nquiet-but-failing\n"), "{out:?}");
+    assert!(
+        out.stdout.ends_with(
+            "The command '/bin/sh -c echo quiet-but-failing; exit 3' returned a non-zero code: 3\ncode=3\n"
+        ),
         "{out:?}"
     );
 
@@ -373,9 +381,10 @@ async fn disk_full_run_and_oversized_context() {
         .run(
             sid,
             node,
-            "mkdir /huge && cd /huge && truncate -s 300M zeros && echo 'FROM busybox' > Dockerfile && docker build . 2>&1 | tail -1; echo code=$?",
+            "mkdir /huge && cd /huge && truncate -s 300M zeros && echo 'FROM busybox' > Dockerfile && docker build . >/tmp/huge.log 2>&1; echo code=$?; tail -1 /tmp/huge.log",
         )
         .await;
+    assert!(out.stdout.starts_with("code=1\n"), "{out:?}");
     assert!(out.stdout.contains("larger than 256 MiB"), "{out:?}");
 
     let data_dir = server.data_dir.path().to_path_buf();

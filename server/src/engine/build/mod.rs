@@ -17,7 +17,7 @@ mod steps;
 
 pub use pending::{recover, Pending};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -31,6 +31,60 @@ use super::routes::{percent_decode, Ctx};
 
 /// Largest build context accepted.
 pub const MAX_CONTEXT: usize = 256 << 20;
+/// How much more of a context over the limit is read (and dropped), and
+/// for how long, before the refusal.
+const MAX_DRAIN: usize = 4 << 30;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Read the context. One over the limit is still read to its end (up to
+/// a bound) before the answer, so the client, still writing, gets the
+/// refusal rather than a broken pipe.
+async fn read_context(body: Body) -> Result<Vec<u8>, DockerError> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut data = Vec::new();
+    let mut too_big = false;
+    let mut drained = 0usize;
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    loop {
+        let next = if too_big {
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            }
+        } else {
+            stream.next().await
+        };
+        let chunk = match next {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => {
+                return Err(bad_request(format!("reading the build context: {e}")));
+            }
+            None => break,
+        };
+        if too_big {
+            drained += chunk.len();
+            if drained > MAX_DRAIN {
+                break;
+            }
+        } else if data.len() + chunk.len() > MAX_CONTEXT {
+            too_big = true;
+            data = Vec::new();
+        } else {
+            data.extend_from_slice(&chunk);
+        }
+    }
+    if too_big {
+        return Err(DockerError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the build context is larger than {} MiB; leave files out with .dockerignore",
+                MAX_CONTEXT >> 20
+            ),
+        ));
+    }
+    Ok(data)
+}
 
 /// The query's values by key; `t` may come more than once.
 fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
@@ -100,17 +154,7 @@ pub async fn build(ctx: &Ctx, req: Request<Body>) -> Reply {
         tags.push(reference);
     }
 
-    let body = axum::body::to_bytes(req.into_body(), MAX_CONTEXT)
-        .await
-        .map_err(|e| {
-            DockerError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the build context could not be read or is larger than {} MiB: {e}",
-                    MAX_CONTEXT >> 20
-                ),
-            )
-        })?;
+    let body = read_context(req.into_body()).await?;
     let context = context::Context::read(&body).map_err(bad_request)?;
     drop(body);
     let text = context.file(&dockerfile_name).ok_or_else(|| {
@@ -121,7 +165,7 @@ pub async fn build(ctx: &Ctx, req: Request<Body>) -> Reply {
     let instructions = dockerfile::parse(&String::from_utf8_lossy(text)).map_err(bad_request)?;
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut build = steps::Build::new(ctx.clone(), tx.clone(), quiet, context, build_args, labels);
+    let mut build = steps::Build::new(ctx.clone(), tx.clone(), context, build_args, labels);
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let result = build
@@ -145,17 +189,60 @@ pub async fn build(ctx: &Ctx, req: Request<Body>) -> Reply {
             }
         }
     });
-    let lines = futures_util::stream::unfold(rx, |mut rx| async move {
-        let value: Value = rx.recv().await?;
-        let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
-        bytes.push(b'\n');
-        Some((Ok::<_, std::convert::Infallible>(bytes), rx))
-    });
+    let state = (rx, quiet.then(Quiet::default), VecDeque::new());
+    let lines =
+        futures_util::stream::unfold(state, |(mut rx, mut quiet, mut pending)| async move {
+            let value: Value = loop {
+                if let Some(value) = pending.pop_front() {
+                    break value;
+                }
+                let value = rx.recv().await?;
+                match quiet.as_mut() {
+                    Some(quiet) => pending.extend(quiet.pass(value)),
+                    None => break value,
+                }
+            };
+            let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
+            bytes.push(b'\n');
+            Some((
+                Ok::<_, std::convert::Infallible>(bytes),
+                (rx, quiet, pending),
+            ))
+        });
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(lines),
     )
         .into_response())
+}
+
+/// `docker build -q`: the output is held back and shown only with an
+/// error; a success prints just the image id.
+#[derive(Default)]
+struct Quiet {
+    held: Vec<Value>,
+    done: bool,
+}
+
+impl Quiet {
+    /// What to send of `line`.
+    fn pass(&mut self, line: Value) -> Vec<Value> {
+        if self.done {
+            return Vec::new();
+        }
+        if let Some(id) = line["aux"]["ID"].as_str() {
+            self.done = true;
+            let id = format!("{id}\n");
+            return vec![line.clone(), json!({ "stream": id })];
+        }
+        if line.get("error").is_some() {
+            let mut out = std::mem::take(&mut self.held);
+            out.push(line);
+            return out;
+        }
+        self.held.push(line);
+        Vec::new()
+    }
 }
 
 /// Store the image, name it in the instance's view, say so.
@@ -173,10 +260,6 @@ fn finish(
         .map_err(|e| format!("storing the image: {e}"))?;
     let _ = build.out.send(json!({ "aux": { "ID": id.to_string() } }));
     build.say(format!("Successfully built {}\n", &id.hex()[..12]));
-    if build.quiet {
-        // What `docker build -q` prints.
-        let _ = build.out.send(json!({ "stream": format!("{id}\n") }));
-    }
     for tag in tags {
         super::images::name_image(ctx, tag, &id.to_string());
         build.say(format!("Successfully tagged {}\n", tag.familiar()));

@@ -33,7 +33,6 @@ type Step<T = ()> = Result<T, Failure>;
 pub struct Build {
     pub ctx: Ctx,
     pub out: UnboundedSender<Value>,
-    pub quiet: bool,
     pub context: Context,
     pub build_args: HashMap<String, String>,
     pub labels: BTreeMap<String, String>,
@@ -58,7 +57,6 @@ impl Build {
     pub fn new(
         ctx: Ctx,
         out: UnboundedSender<Value>,
-        quiet: bool,
         context: Context,
         build_args: HashMap<String, String>,
         labels: BTreeMap<String, String>,
@@ -66,7 +64,6 @@ impl Build {
         Build {
             ctx,
             out,
-            quiet,
             context,
             build_args,
             labels,
@@ -91,9 +88,7 @@ impl Build {
     }
 
     pub fn say(&self, text: impl Into<String>) {
-        if !self.quiet {
-            let _ = self.out.send(json!({ "stream": text.into() }));
-        }
+        let _ = self.out.send(json!({ "stream": text.into() }));
     }
 
     /// Run every instruction; the image's config as stored.

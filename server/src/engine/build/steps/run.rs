@@ -103,7 +103,6 @@ impl Build {
         let mut readers = Vec::new();
         for fd in [stdout, stderr] {
             let out = self.out.clone();
-            let quiet = self.quiet;
             readers.push(tokio::spawn(async move {
                 let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) else {
                     return;
@@ -123,7 +122,7 @@ impl Build {
                     };
                     let text = String::from_utf8_lossy(&carry[..cut]).into_owned();
                     carry.drain(..cut);
-                    if !quiet && !text.is_empty() {
+                    if !text.is_empty() {
                         let _ = out.send(json!({ "stream": text }));
                     }
                 }
