@@ -37,6 +37,8 @@ pub struct Engine {
     views: Views,
     containers: Arc<containers::Containers>,
     builds: build::Pending,
+    /// Images that may have lost their last name (see `build::unused`).
+    unused: tokio::sync::mpsc::UnboundedSender<build::Check>,
 }
 
 impl Engine {
@@ -76,12 +78,17 @@ impl Engine {
             &data_dir.join("engine/containers"),
             keep,
         )?);
-        Ok(Arc::new(Engine {
+        let (unused, checks) = build::unused_channel();
+        let engine = Arc::new(Engine {
             store,
             views,
             containers,
             builds,
-        }))
+            unused,
+        });
+        build::sweep_unused(&engine, keep).await;
+        build::start_unused(&engine, checks);
+        Ok(engine)
     }
 
     /// Serve the instance's Engine API socket until the instance ends. Its
@@ -134,10 +141,21 @@ impl Engine {
         self.containers.close_ports(instance_id).await;
     }
 
+    /// `id` may have lost its last name: a built image nobody names (and no
+    /// container of `instance` uses) is removed.
+    fn image_may_be_unused(&self, id: String, instance: Option<String>) {
+        let _ = self.unused.send(build::Check { id, instance });
+    }
+
     /// The instance is gone for good: forget its images.
     pub fn forget(&self, instance_id: &str) {
+        let named: std::collections::BTreeSet<String> =
+            self.views.get(instance_id).into_values().collect();
         self.views.forget(instance_id);
         self.containers.forget(instance_id);
         self.builds.forget(instance_id);
+        for id in named {
+            self.image_may_be_unused(id, None);
+        }
     }
 }

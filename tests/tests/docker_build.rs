@@ -36,6 +36,32 @@ fn setup_script() -> String {
     )
 }
 
+/// How many images of the store were built here (pulled ones have repo
+/// digests).
+fn built_images(data_dir: &std::path::Path) -> usize {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data_dir.join("oci/index.json")).unwrap()).unwrap();
+    index["images"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|i| i["repo_digests"].as_array().is_none_or(|d| d.is_empty()))
+        .count()
+}
+
+/// Wait until `built_images` is `n`; what it was last.
+async fn wait_for_built_images(data_dir: &std::path::Path, n: usize) -> usize {
+    let mut count = built_images(data_dir);
+    for _ in 0..100 {
+        if count == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        count = built_images(data_dir);
+    }
+    count
+}
+
 /// `used-inodes` of the instance's disk after a sync: a container layer
 /// left behind would show.
 const INODES: &str = "sync; df -Pi / | awk 'NR==2 {print $3}'";
@@ -44,8 +70,17 @@ const INODES: &str = "sync; df -Pi / | awk 'NR==2 {print $3}'";
 async fn build_run_inspect_fail_and_isolation() {
     let (server, sid, node) = TestServer::with_instance(&[]).await;
     let (sid, node) = (sid.as_str(), node.as_str());
-    let out = server.run(sid, node, &setup_script()).await;
+    let out = server
+        .run(
+            sid,
+            node,
+            &format!("{} && docker pull -q busybox", setup_script()),
+        )
+        .await;
     assert_eq!(out.exit_code, 0, "{out:?}");
+    let layers_dir = server.data_dir.path().join("oci/layers");
+    let count = |dir: &std::path::Path| std::fs::read_dir(dir).unwrap().count();
+    let base_layers_in_store = count(&layers_dir);
 
     let out = server
         .run(sid, node, "docker build -t hello:1 /app 2>&1; echo code=$?")
@@ -174,8 +209,6 @@ async fn build_run_inspect_fail_and_isolation() {
 
     // A failing RUN: Docker's message and exit code, no image, no layer
     // left on the instance's disk nor in the store.
-    let layers_dir = server.data_dir.path().join("oci/layers");
-    let count = |dir: &std::path::Path| std::fs::read_dir(dir).unwrap().count();
     let layers_before = count(&layers_dir);
     let out = server
         .run(
@@ -259,11 +292,15 @@ async fn build_run_inspect_fail_and_isolation() {
         "{out:?}"
     );
 
-    // rmi drops it from the instance.
+    // rmi drops it from the instance, and from the store with its layers:
+    // nothing else can name it.
+    assert_eq!(built_images(server.data_dir.path()), 1);
     let out = server
         .run(sid, node, "docker rmi hello:1 >/dev/null && docker image ls --format '{{.Repository}}' | grep -c hello")
         .await;
     assert_eq!(out.stdout, "0\n", "{out:?}");
+    assert_eq!(wait_for_built_images(server.data_dir.path(), 0).await, 0);
+    assert_eq!(count(&layers_dir), base_layers_in_store, "the built layers");
 
     let data_dir = server.data_dir.path().to_path_buf();
     server.delete_session(sid).await;
@@ -317,8 +354,11 @@ async fn build_on_debian_with_build_args() {
         out.stdout, "copied-tool\nusr/bin\n/usr/bin/work\n",
         "{out:?}"
     );
+    assert_eq!(built_images(server.data_dir.path()), 2);
     let data_dir = server.data_dir.path().to_path_buf();
     server.delete_session(sid).await;
+    // The instance's images went with it.
+    assert_eq!(wait_for_built_images(&data_dir, 0).await, 0);
     let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     server.stop().await;

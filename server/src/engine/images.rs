@@ -242,7 +242,10 @@ pub fn remove(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
         }
         (Ok(answer), true)
     });
-    Ok(Json(result?).into_response())
+    let answer = result?;
+    ctx.engine
+        .image_may_be_unused(id, Some(ctx.instance.clone()));
+    Ok(Json(answer).into_response())
 }
 
 /// Name `id` as `reference` in the instance's view; whether it named

@@ -7,15 +7,18 @@
 //! context's files, COPY targets and layers), `image_fs` (looking up paths
 //! in the image so far), `steps` (running the instructions; RUN in
 //! `steps/run`, COPY/ADD/WORKDIR in `steps/copy`), `pending`
-//! (what a crash in the middle would leave, undone after a restart).
+//! (what a crash in the middle would leave, undone after a restart),
+//! `unused` (built images no instance names any more, removed).
 
 mod context;
 mod dockerfile;
 mod image_fs;
 mod pending;
 mod steps;
+mod unused;
 
 pub use pending::{recover, Pending};
+pub use unused::{channel as unused_channel, start as start_unused, sweep as sweep_unused, Check};
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
