@@ -317,9 +317,11 @@ async fn build_on_debian_with_build_args() {
         .run(
             sid,
             node,
-            "mkdir /d && cd /d && printf 'FROM debian:bookworm-slim\\nARG WHO=nobody\\nRUN echo \"made by $WHO\" > /etc/made && awk '\\''$2 ~ /^0+$/ {print $3}'\\'' /proc/net/route > /etc/gateway && useradd -m builder\\nUSER builder\\nWORKDIR /home/builder\\nRUN touch mine && ls -ln mine | cut -d\" \" -f3\\n' > Dockerfile && docker build -q --build-arg WHO=me -t deb:1 . ; echo code=$?; docker run --rm deb:1 sh -c 'cat /etc/made; id -un; pwd; ls -ln /home/builder/mine | cut -d\" \" -f3-4; cat /etc/gateway'",
+            "mkdir /d && cd /d && printf 'FROM debian:bookworm-slim\\nARG WHO=nobody\\nRUN echo \"made by $WHO\" > /etc/made && awk '\\''$2 ~ /^0+$/ {print $3}'\\'' /proc/net/route > /etc/gateway && useradd -m builder\\nUSER builder\\nWORKDIR /home/builder\\nRUN touch mine && ls -ln mine | cut -d\" \" -f3\\n' > Dockerfile && s=$(date +%s%N) && docker build -q --build-arg WHO=me -t deb:1 . ; echo code=$?; echo build_ms=$(( ($(date +%s%N) - s) / 1000000 )) >&2; docker run --rm deb:1 sh -c 'cat /etc/made; id -un; pwd; ls -ln /home/builder/mine | cut -d\" \" -f3-4; cat /etc/gateway'",
         )
         .await;
+    // Two RUNs, each a container whose layer is exported and unpacked.
+    eprintln!("debian build with two RUNs: {}", out.stderr.trim());
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 7, "{out:?}");
     // RUN was on the instance's container bridge: its default route goes
