@@ -283,6 +283,10 @@ fn container_root(spec: &RunSpec, ns: &InstanceNamespaces) -> Result<OwnedFd> {
             (c"lowerdir", &lower),
             (c"upperdir", &upper),
             (c"workdir", &work),
+            // Whole copies in the writable layer, whatever the kernel's
+            // defaults: `docker build` turns it into an image layer.
+            (c"redirect_dir", c"off"),
+            (c"metacopy", c"off"),
         ],
         &[],
     )
