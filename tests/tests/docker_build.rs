@@ -367,7 +367,7 @@ async fn build_on_debian_with_build_args() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn disk_full_run_and_oversized_context() {
+async fn disk_full_oversized_context_and_run_networks() {
     let (server, sid, node) = TestServer::with_instance(&["--instance-disk-mib=128"]).await;
     let (sid, node) = (sid.as_str(), node.as_str());
     let out = server
@@ -428,6 +428,20 @@ async fn disk_full_run_and_oversized_context() {
         .await;
     assert!(out.stdout.starts_with("code=1\n"), "{out:?}");
     assert!(out.stdout.contains("larger than 256 MiB"), "{out:?}");
+
+    // --network: none gives RUN loopback only, host the instance's own
+    // interfaces; the default is the bridge (see the debian test).
+    let out = server
+        .run(
+            sid,
+            node,
+            "mkdir /n && cd /n && printf 'FROM busybox\\nRUN echo nets: $(tail -n +3 /proc/net/dev | cut -d: -f1 | sort)\\n' > Dockerfile && docker build --network none . | grep '^nets:'; docker build --network host . | grep '^nets:'; echo $(tail -n +3 /proc/net/dev | cut -d: -f1 | sort)",
+        )
+        .await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{out:?}");
+    assert_eq!(lines[0], "nets: lo", "{out:?}");
+    assert_eq!(lines[1], format!("nets: {}", lines[2].trim()), "{out:?}");
 
     let data_dir = server.data_dir.path().to_path_buf();
     server.delete_session(sid).await;

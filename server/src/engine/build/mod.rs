@@ -144,6 +144,17 @@ pub async fn build(ctx: &Ctx, req: Request<Body>) -> Reply {
     let build_args: HashMap<String, String> =
         string_map(&pairs, "buildargs")?.into_iter().collect();
     let labels = string_map(&pairs, "labels")?;
+    let network = match get("networkmode").unwrap_or("") {
+        "" | "default" | "bridge" => "bridge",
+        "host" => "host",
+        "none" => "none",
+        other => {
+            return Err(DockerError::new(
+                StatusCode::NOT_FOUND,
+                format!("network {other} not found"),
+            ))
+        }
+    };
     let mut tags = Vec::new();
     for (_, name) in pairs.iter().filter(|(k, _)| k == "t") {
         let reference: Reference = name
@@ -169,6 +180,7 @@ pub async fn build(ctx: &Ctx, req: Request<Body>) -> Reply {
 
     let (tx, rx) = mpsc::unbounded_channel();
     let mut build = steps::Build::new(ctx.clone(), tx.clone(), context, build_args, labels);
+    build.network = network.to_string();
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let result = build

@@ -36,6 +36,8 @@ pub struct Build {
     pub context: Context,
     pub build_args: HashMap<String, String>,
     pub labels: BTreeMap<String, String>,
+    /// RUN's network: `bridge` (the default), `host` or `none`.
+    pub network: String,
     /// ARGs declared (and their values), for expansion and RUN's environment.
     args: BTreeMap<String, Option<String>>,
     /// ARGs before the FROM, for the FROM line only.
@@ -67,6 +69,7 @@ impl Build {
             context,
             build_args,
             labels,
+            network: "bridge".into(),
             args: BTreeMap::new(),
             meta_args: BTreeMap::new(),
             from_done: false,

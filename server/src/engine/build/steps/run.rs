@@ -1,5 +1,5 @@
 //! RUN: a temporary container of the image so far (on the instance's
-//! container bridge), its output streamed into the build's, its writable
+//! container bridge unless `--network host` or `none`), its output streamed into the build's, its writable
 //! layer exported and stored as the next layer, the container's layer
 //! removed whatever happened.
 
@@ -43,16 +43,24 @@ impl Build {
             env.push("HOME=/root".into());
         }
         let containers = &self.ctx.engine.containers;
-        let address = containers
-            .reserve_address(&self.ctx.instance)
-            .ok_or_else(|| "no free address on the instance's container bridge".to_string())?;
+        let network = match self.network.as_str() {
+            "host" => sandbox::ContainerNetwork::Instance,
+            "none" => sandbox::ContainerNetwork::Loopback,
+            _ => sandbox::ContainerNetwork::Bridge {
+                address: containers
+                    .reserve_address(&self.ctx.instance)
+                    .ok_or_else(|| {
+                        "no free address on the instance's container bridge".to_string()
+                    })?,
+            },
+        };
         let spec = sandbox::RunSpec {
             id: id.clone(),
             hostname: short.clone(),
             layers: self.layers.iter().map(|l| l.path.clone()).collect(),
             disk_image: PathBuf::new(),
             binds: Vec::new(),
-            network: sandbox::ContainerNetwork::Bridge { address },
+            network,
             process: sandbox::ProcessSpec {
                 argv: argv.clone(),
                 env,
@@ -72,9 +80,11 @@ impl Build {
         builds.container(&self.ctx.instance, &id, 0);
         let result = self.run_container(spec, &argv).await;
         // Its network went with its processes.
-        engine
-            .containers
-            .release_address(&self.ctx.instance, address);
+        if let sandbox::ContainerNetwork::Bridge { address } = network {
+            engine
+                .containers
+                .release_address(&self.ctx.instance, address);
+        }
         let result = match result {
             Ok(()) => self.export(&id).await,
             Err(e) => Err(e),
