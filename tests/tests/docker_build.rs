@@ -344,16 +344,16 @@ async fn build_on_debian_with_build_args() {
     );
 
     // COPY into /bin/, a symlink to usr/bin in debian: the file lands in
-    // /usr/bin and /bin stays a link.
+    // /usr/bin and /bin stays a link. --chown takes the image's names.
     let out = server
         .run(
             sid,
             node,
-            "mkdir /e && cd /e && printf '#!/bin/sh\\necho copied-tool\\n' > tool && chmod 755 tool && printf 'FROM debian:bookworm-slim\\nCOPY tool /bin/\\nWORKDIR /bin/work\\n' > Dockerfile && docker build -q -t tool . >/dev/null; docker run --rm tool sh -c 'tool; readlink /bin; pwd -P'",
+            "mkdir /e && cd /e && printf '#!/bin/sh\\necho copied-tool\\n' > tool && chmod 755 tool && printf 'FROM debian:bookworm-slim\\nCOPY --chown=nobody:nogroup tool /bin/\\nWORKDIR /bin/work\\n' > Dockerfile && docker build -q -t tool . >/dev/null; docker run --rm tool sh -c 'tool; readlink /bin; pwd -P; stat -c %u:%g /usr/bin/tool'",
         )
         .await;
     assert_eq!(
-        out.stdout, "copied-tool\nusr/bin\n/usr/bin/work\n",
+        out.stdout, "copied-tool\nusr/bin\n/usr/bin/work\n65534:65534\n",
         "{out:?}"
     );
     assert_eq!(built_images(server.data_dir.path()), 2);

@@ -106,26 +106,35 @@ impl Build {
     fn owner(&self, spec: &str) -> Step<(u64, u64)> {
         let roots: Vec<PathBuf> = self.layers.iter().map(|l| l.path.clone()).collect();
         let (user, group) = spec.split_once(':').unwrap_or((spec, ""));
-        let find = |file: &str, name: &str| -> Option<(u64, u64)> {
-            if let Ok(n) = name.parse::<u64>() {
-                return Some((n, n));
-            }
+        // The numeric fields of `name`'s line in `file` (passwd: uid, gid;
+        // group: gid).
+        let ids = |file: &str, name: &str| -> Option<Vec<u64>> {
             let text = image_fs::read(&roots, file)?;
             text.lines().find_map(|l| {
                 let fields: Vec<&str> = l.split(':').collect();
                 (fields.len() > 3 && fields[0] == name)
-                    .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
-                    .flatten()
+                    .then(|| fields[2..].iter().map_while(|f| f.parse().ok()).collect())
             })
         };
         let missing = |what: &str| {
             format!("unable to convert uid/gid chown string to host mapping: can't find {what} in the image's files: {spec}")
         };
-        let (uid, primary) = find("etc/passwd", user).ok_or_else(|| missing("user"))?;
+        let (uid, primary) = match user.parse::<u64>() {
+            Ok(n) => (n, n),
+            Err(_) => match ids("etc/passwd", user).as_deref() {
+                Some([uid, gid, ..]) => (*uid, *gid),
+                _ => return Err(missing("user").into()),
+            },
+        };
         let gid = if group.is_empty() {
             primary
+        } else if let Ok(n) = group.parse::<u64>() {
+            n
         } else {
-            find("etc/group", group).ok_or_else(|| missing("group"))?.1
+            match ids("etc/group", group).as_deref() {
+                Some([gid, ..]) => *gid,
+                _ => return Err(missing("group").into()),
+            }
         };
         Ok((uid, gid))
     }
