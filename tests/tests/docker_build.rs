@@ -367,7 +367,7 @@ async fn build_on_debian_with_build_args() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn disk_full_oversized_context_and_run_networks() {
+async fn disk_full_context_limit_networks_and_entrypoint() {
     let (server, sid, node) = TestServer::with_instance(&["--instance-disk-mib=128"]).await;
     let (sid, node) = (sid.as_str(), node.as_str());
     let out = server
@@ -442,6 +442,17 @@ async fn disk_full_oversized_context_and_run_networks() {
     assert_eq!(lines.len(), 3, "{out:?}");
     assert_eq!(lines[0], "nets: lo", "{out:?}");
     assert_eq!(lines[1], format!("nets: {}", lines[2].trim()), "{out:?}");
+
+    // An ARG before FROM picks the base; a new ENTRYPOINT drops the
+    // base's CMD.
+    let out = server
+        .run(
+            sid,
+            node,
+            "mkdir /ep && cd /ep && printf 'ARG BASE=nothing\\nFROM $BASE\\nENTRYPOINT [\"echo\", \"entry\"]\\n' > Dockerfile && docker build -q --build-arg BASE=busybox:latest -t ep . >/dev/null && docker run --rm ep && docker run --rm ep more",
+        )
+        .await;
+    assert_eq!(out.stdout, "entry\nentry more\n", "{out:?}");
 
     let data_dir = server.data_dir.path().to_path_buf();
     server.delete_session(sid).await;
