@@ -3,6 +3,7 @@
 //! instructions and FROM here; RUN in `run`, COPY/ADD/WORKDIR in `copy`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use sandbox::oci::{Digest, LayerDetails, Reference};
 use serde_json::{json, Map, Value};
@@ -14,6 +15,16 @@ use crate::engine::routes::Ctx;
 
 mod copy;
 mod run;
+
+/// How long a whole build may take.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
+fn too_long() -> String {
+    format!(
+        "the build took longer than {} minutes",
+        BUILD_TIMEOUT.as_secs() / 60
+    )
+}
 
 /// A failed build: Docker's message, and the client's exit code.
 #[derive(Debug)]
@@ -38,6 +49,8 @@ pub struct Build {
     pub labels: BTreeMap<String, String>,
     /// RUN's network: `bridge` (the default), `host` or `none`.
     pub network: String,
+    /// When the whole build must be done.
+    deadline: tokio::time::Instant,
     /// ARGs declared (and their values), for expansion and RUN's environment.
     args: BTreeMap<String, Option<String>>,
     /// ARGs before the FROM, for the FROM line only.
@@ -70,6 +83,7 @@ impl Build {
             build_args,
             labels,
             network: "bridge".into(),
+            deadline: tokio::time::Instant::now() + BUILD_TIMEOUT,
             args: BTreeMap::new(),
             meta_args: BTreeMap::new(),
             from_done: false,
@@ -100,6 +114,9 @@ impl Build {
         for (n, instruction) in instructions.iter().enumerate() {
             if self.out.is_closed() {
                 return Err("the client went away".to_string().into());
+            }
+            if tokio::time::Instant::now() >= self.deadline {
+                return Err(too_long().into());
             }
             self.say(format!(
                 "Step {}/{total} : {}\n",

@@ -144,6 +144,7 @@ impl Build {
         let outcome = tokio::select! {
             code = process.exit => Ok(code.unwrap_or(255)),
             _ = tokio::time::sleep(RUN_TIMEOUT) => Err(format!("the command '{}' took longer than {} minutes", argv.join(" "), RUN_TIMEOUT.as_secs() / 60)),
+            _ = tokio::time::sleep_until(self.deadline) => Err(super::too_long()),
             _ = self.out.closed() => Err("the client went away".to_string()),
         };
         if outcome.is_err() {
