@@ -454,6 +454,32 @@ async fn disk_full_context_limit_networks_and_entrypoint() {
         .await;
     assert_eq!(out.stdout, "entry\nentry more\n", "{out:?}");
 
+    // A client that goes away (Ctrl-C) ends its build: the RUN is killed
+    // and its layer removed.
+    let inodes_before = server.run(sid, node, INODES).await.stdout;
+    let out = server
+        .run(
+            sid,
+            node,
+            "mkdir /gone && cd /gone && printf 'FROM busybox\\nRUN sleep 1000\\n' > Dockerfile && timeout -s INT 3 docker build . >/dev/null; for i in $(seq 100); do pgrep -x sleep >/dev/null || break; sleep 0.1; done; pgrep -x sleep | wc -l",
+        )
+        .await;
+    assert_eq!(out.stdout, "0\n", "{out:?}");
+    let mut inodes = String::new();
+    for _ in 0..50 {
+        inodes = server.run(sid, node, INODES).await.stdout;
+        if inodes.trim().parse::<u64>().unwrap() <= inodes_before.trim().parse::<u64>().unwrap() + 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // (+2: the directory and Dockerfile made for it.)
+    assert_eq!(
+        inodes.trim().parse::<u64>().unwrap(),
+        inodes_before.trim().parse::<u64>().unwrap() + 2
+    );
+
     let data_dir = server.data_dir.path().to_path_buf();
     server.delete_session(sid).await;
     let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
