@@ -17,6 +17,8 @@ use crate::{sys, Error, Result};
 
 /// How long a container's process may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long writing a container's layer as a tar may take.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// How a container's process is connected.
 pub enum ProcessIo {
@@ -124,6 +126,22 @@ impl Instance {
             Ok(Ok(Some((JobEvent::Done, _)))) => Ok(()),
             Ok(Ok(Some((JobEvent::Failed { error }, _)))) => Err(Error::Cleanup(error)),
             _ => Err(Error::Cleanup("removing a container's layer failed".into())),
+        }
+    }
+
+    /// Write a stopped container's writable layer as a layer tar (owners
+    /// as the container sees them, overlayfs whiteouts as OCI ones) to
+    /// `dest`, a file that must not exist yet.
+    pub async fn export_container_layer(&self, id: &str, dest: &std::path::Path) -> Result<()> {
+        let socket = self.start_job(JobKind::ExportLayer {
+            id: id.to_string(),
+            disk_image: self.disk_image(),
+            dest: dest.to_owned(),
+        })?;
+        match tokio::time::timeout(EXPORT_TIMEOUT, socket.recv()).await {
+            Ok(Ok(Some((JobEvent::Done, _)))) => Ok(()),
+            Ok(Ok(Some((JobEvent::Failed { error }, _)))) => Err(Error::Spawn(error)),
+            _ => Err(Error::Spawn("exporting a container's layer failed".into())),
         }
     }
 

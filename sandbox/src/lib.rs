@@ -30,6 +30,7 @@ mod init;
 mod instance;
 mod launch;
 mod launch_server;
+mod layer_export;
 mod nested;
 mod network;
 pub mod oci;

@@ -69,6 +69,13 @@ pub enum JobKind {
         id: String,
         disk_image: PathBuf,
     },
+    /// Write the (stopped) container's writable layer as a layer tar to
+    /// `dest`, a new file on the host (see `layer_export`).
+    ExportLayer {
+        id: String,
+        disk_image: PathBuf,
+        dest: PathBuf,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -117,7 +124,7 @@ pub enum JobEvent {
     /// Ready to run the command; the PTY master (with a terminal) or the
     /// stdin, stdout and stderr pipe ends are attached.
     Ready,
-    /// Done (for `RemoveLayer`).
+    /// Done (for `RemoveLayer` and `ExportLayer`).
     Done,
     Failed {
         error: String,
@@ -196,6 +203,20 @@ fn job_main(job: &ContainerJob, init: OwnedFd, control: &OwnedFd) -> Result<()> 
             }
             agent::send(control.as_fd(), &JobEvent::Done, &[]).map_err(|e| e.to_string())
         }
+        JobKind::ExportLayer {
+            id,
+            disk_image,
+            dest,
+        } => {
+            let disk = mount_disk(disk_image)?;
+            let upper = fd_path(disk.as_fd())
+                .join("containers")
+                .join(id)
+                .join("upper");
+            crate::layer_export::export_to_file(&upper, ns.id_base, dest)
+                .map_err(|e| format!("export {id}'s layer: {e}"))?;
+            agent::send(control.as_fd(), &JobEvent::Done, &[]).map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -262,6 +283,10 @@ fn container_root(spec: &RunSpec, ns: &InstanceNamespaces) -> Result<OwnedFd> {
             (c"lowerdir", &lower),
             (c"upperdir", &upper),
             (c"workdir", &work),
+            // Whole copies in the writable layer, whatever the kernel's
+            // defaults: `docker build` turns it into an image layer.
+            (c"redirect_dir", c"off"),
+            (c"metacopy", c"off"),
         ],
         &[],
     )

@@ -7,13 +7,16 @@
 //! API versions to handlers), `system` (ping, version, info), `images`
 //! (list, inspect, tag, remove), `pull` (pulls and Docker's progress stream),
 //! `containers` (create, start, attach, logs, stop, exec, ...: containers
-//! are nested sandboxes of the instance), `events` (what happened, kept and
-//! sent to listeners) and `event_stream` (`docker events`), `reply`
-//! (Docker-shaped answers and errors).
+//! are nested sandboxes of the instance), `build` (`docker build`),
+//! `history` (`docker history`), `events` (what happened, kept and sent to
+//! listeners) and `event_stream` (`docker events`), `reply` (Docker-shaped
+//! answers and errors).
 
+mod build;
 mod containers;
 mod event_stream;
 mod events;
+mod history;
 mod images;
 mod pull;
 mod reply;
@@ -38,6 +41,9 @@ pub struct Engine {
     views: Views,
     containers: Arc<containers::Containers>,
     events: events::Events,
+    builds: build::Pending,
+    /// Images that may have lost their last name (see `build::unused`).
+    unused: tokio::sync::mpsc::UnboundedSender<build::Check>,
 }
 
 impl Engine {
@@ -64,17 +70,31 @@ impl Engine {
                 ),
             }
         }
+        let (builds, orphan_layers) = build::Pending::open(&data_dir.join("engine/builds"), keep)?;
+        let orphan_layers: Vec<_> = orphan_layers
+            .iter()
+            .filter_map(|l| l.parse().ok())
+            .collect();
+        if let Err(e) = store.discard_layers(&orphan_layers).await {
+            tracing::warn!("cannot remove the layers of interrupted builds: {e}");
+        }
         let views = Views::open(&data_dir.join("engine/views"), keep)?;
         let containers = Arc::new(containers::Containers::open(
             &data_dir.join("engine/containers"),
             keep,
         )?);
-        Ok(Arc::new(Engine {
+        let (unused, checks) = build::unused_channel();
+        let engine = Arc::new(Engine {
             store,
             views,
             containers,
             events: events::Events::default(),
-        }))
+            builds,
+            unused,
+        });
+        build::sweep_unused(&engine, keep).await;
+        build::start_unused(&engine, checks);
+        Ok(engine)
     }
 
     /// Serve the instance's Engine API socket until the instance ends. Its
@@ -105,6 +125,7 @@ impl Engine {
                 sandbox: instance.clone(),
             };
             containers::recover(&ctx).await;
+            build::recover(&ctx).await;
             let containers = ctx.engine.containers.clone();
             let app = routes::router(ctx);
             let served = axum::serve(listener, app).with_graceful_shutdown({
@@ -126,10 +147,22 @@ impl Engine {
         self.containers.close_ports(instance_id).await;
     }
 
+    /// `id` may have lost its last name: a built image nobody names (and no
+    /// container of `instance` uses) is removed.
+    fn image_may_be_unused(&self, id: String, instance: Option<String>) {
+        let _ = self.unused.send(build::Check { id, instance });
+    }
+
     /// The instance is gone for good: forget its images.
     pub fn forget(&self, instance_id: &str) {
+        let named: std::collections::BTreeSet<String> =
+            self.views.get(instance_id).into_values().collect();
         self.views.forget(instance_id);
         self.containers.forget(instance_id);
         self.events.forget(instance_id);
+        self.builds.forget(instance_id);
+        for id in named {
+            self.image_may_be_unused(id, None);
+        }
     }
 }

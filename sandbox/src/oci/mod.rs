@@ -6,7 +6,8 @@
 //! `reference` (Docker's name normalisation), `manifest` (manifest kinds and
 //! platform choice), `layer` (unpacking with whiteouts), `registry` (the
 //! Distribution API client), `index` (tags and images, saved as JSON),
-//! `store` (the API: pull, list, inspect, tag, remove, gc), `layout`
+//! `store` (the API: pull, list, inspect, tag, remove, gc), `built`
+//! (images made by `docker build`), `layout`
 //! (importing OCI image layouts, which is how offline images arrive).
 //!
 //! On disk, below the directory given to [`ImageStore::open`]:
@@ -15,6 +16,7 @@
 //! `index.json` tags and images; `tmp/` unfinished work, emptied on open.
 
 mod blobs;
+mod built;
 mod digest;
 mod index;
 mod layer;

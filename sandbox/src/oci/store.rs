@@ -120,14 +120,14 @@ pub struct Collected {
 
 pub struct ImageStore {
     root: PathBuf,
-    blobs: BlobStore,
+    pub(super) blobs: BlobStore,
     layers: PathBuf,
     tmp: PathBuf,
-    index: Mutex<Index>,
+    pub(super) index: Mutex<Index>,
     registry: RegistryClient,
     /// Pulls and imports share it; removal and gc take it alone, so a layer
     /// a pull has found present cannot vanish before the pull records it.
-    deleting: RwLock<()>,
+    pub(super) deleting: RwLock<()>,
 }
 
 impl ImageStore {
@@ -379,7 +379,7 @@ impl ImageStore {
 
     /// Unpack a stored layer blob into `layers/<diff_id>`: into a temporary
     /// directory first, renamed into place only once its diff_id checks out.
-    async fn unpack_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<()> {
+    pub(super) async fn unpack_layer(&self, blob: &Digest, diff_id: &Digest) -> Result<()> {
         let blob_path = self.blobs.path(blob);
         let staging = tempfile::Builder::new()
             .prefix("layer-")
@@ -414,11 +414,11 @@ impl ImageStore {
         Ok(())
     }
 
-    fn layer_root(&self, diff_id: &Digest) -> PathBuf {
+    pub(super) fn layer_root(&self, diff_id: &Digest) -> PathBuf {
         self.layers.join(diff_id.hex()).join("root")
     }
 
-    fn layer_size(&self, diff_id: &Digest) -> u64 {
+    pub(super) fn layer_size(&self, diff_id: &Digest) -> u64 {
         fs::read_to_string(self.layers.join(diff_id.hex()).join("size"))
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -571,7 +571,7 @@ impl ImageStore {
     }
 
     /// Move the layer out of sight first (one rename), then delete it.
-    fn delete_layer(&self, diff_id: &Digest) -> Result<bool> {
+    pub(super) fn delete_layer(&self, diff_id: &Digest) -> Result<bool> {
         let dir = self.layers.join(diff_id.hex());
         let doomed = self.tmp.join(format!("deleting-{}", diff_id.hex()));
         match fs::rename(&dir, &doomed) {

@@ -51,7 +51,7 @@ fn now() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
 }
 
-fn random_id() -> String {
+pub(super) fn random_id() -> String {
     let mut bytes = [0u8; 32];
     let _ = fs::File::open("/dev/urandom").and_then(|mut f| {
         use std::io::Read;

@@ -253,6 +253,8 @@ pub fn remove(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
             events::image(ctx, &id, "delete", &id);
         }
     }
+    ctx.engine
+        .image_may_be_unused(id, Some(ctx.instance.clone()));
     Ok(Json(answer).into_response())
 }
 

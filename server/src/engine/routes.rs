@@ -12,7 +12,7 @@ use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 
 use super::reply::{DockerError, Reply};
-use super::{containers, event_stream, images, pull, system, Engine};
+use super::{build, containers, event_stream, history, images, pull, system, Engine};
 
 #[derive(Clone)]
 pub struct Ctx {
@@ -49,6 +49,10 @@ async fn dispatch(State(ctx): State<Ctx>, mut req: Request<Body>) -> Reply {
         .map_err(|e| DockerError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let path = strip_version(uri.path());
     let post = method == Method::POST;
+    // The build context streams in, larger than other bodies.
+    if path == "/build" && post {
+        return build::build(&ctx, req).await;
+    }
     let body = if post && !path.ends_with("/attach") {
         // The hijacked exec start has a small JSON body before the stream.
         let taken = std::mem::take(req.body_mut());
@@ -111,6 +115,9 @@ async fn dispatch(State(ctx): State<Ctx>, mut req: Request<Body>) -> Reply {
         if let Some(name) = decoded.strip_suffix("/json").filter(|_| get) {
             return images::inspect(&ctx, name);
         }
+        if let Some(name) = decoded.strip_suffix("/history").filter(|_| get) {
+            return history::history(&ctx, name);
+        }
         if let Some(name) = decoded
             .strip_suffix("/tag")
             .filter(|_| method == Method::POST)
@@ -128,7 +135,7 @@ async fn dispatch(State(ctx): State<Ctx>, mut req: Request<Body>) -> Reply {
 }
 
 /// Decode `%xx` escapes (the client escapes image names in paths).
-fn percent_decode(text: &str) -> String {
+pub(super) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

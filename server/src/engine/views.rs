@@ -70,6 +70,23 @@ impl Views {
         fs::rename(&tmp, &path)
     }
 
+    /// Whether any instance's view names image `id` (the saved files are
+    /// current: every change is saved at once).
+    pub fn names_anywhere(&self, id: &str) -> bool {
+        let _loaded = self.loaded.lock().unwrap();
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return true; // unknown: keep the image
+        };
+        entries.flatten().any(|entry| {
+            let path = entry.path();
+            path.extension().is_some_and(|e| e == "json")
+                && fs::read(&path)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice::<View>(&bytes).ok())
+                    .is_some_and(|view| view.values().any(|v| v == id))
+        })
+    }
+
     pub fn forget(&self, instance: &str) {
         self.loaded.lock().unwrap().remove(instance);
         let _ = fs::remove_file(self.path(instance));

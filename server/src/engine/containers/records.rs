@@ -95,6 +95,8 @@ pub struct Containers {
     pub(super) execs: Mutex<HashMap<String, Exec>>,
     /// Listeners of published ports, while their containers run.
     pub(super) publications: Publications,
+    /// Bridge addresses of `docker build`'s RUN containers (no records).
+    building: Mutex<HashMap<String, Vec<std::net::Ipv4Addr>>>,
 }
 
 impl Containers {
@@ -123,6 +125,7 @@ impl Containers {
             changed: watch::channel(0).0,
             execs: Mutex::new(HashMap::new()),
             publications: Publications::default(),
+            building: Mutex::new(HashMap::new()),
         })
     }
 
@@ -213,7 +216,15 @@ impl Containers {
     /// share one).
     pub(super) fn claim_address(&self, instance: &str, id: &str) -> Option<std::net::Ipv4Addr> {
         self.with(instance, |records| {
-            let held: Vec<_> = records.iter().filter_map(|r| r.ip).collect();
+            let mut held: Vec<_> = records.iter().filter_map(|r| r.ip).collect();
+            held.extend(
+                self.building
+                    .lock()
+                    .unwrap()
+                    .get(instance)
+                    .into_iter()
+                    .flatten(),
+            );
             let free = (1..)
                 .map(sandbox::container_network::nth_address)
                 .map_while(|a| a)
@@ -226,6 +237,27 @@ impl Containers {
                 _ => (None, false),
             }
         })
+    }
+
+    /// A bridge address for a build's RUN container, held until
+    /// `release_address`.
+    pub fn reserve_address(&self, instance: &str) -> Option<std::net::Ipv4Addr> {
+        self.with(instance, |records| {
+            let mut building = self.building.lock().unwrap();
+            let held = building.entry(instance.to_string()).or_default();
+            let free = (1..)
+                .map(sandbox::container_network::nth_address)
+                .map_while(|a| a)
+                .find(|a| !held.contains(a) && !records.iter().any(|r| r.ip == Some(*a)));
+            held.extend(free);
+            (free, false)
+        })
+    }
+
+    pub fn release_address(&self, instance: &str, address: std::net::Ipv4Addr) {
+        if let Some(held) = self.building.lock().unwrap().get_mut(instance) {
+            held.retain(|a| *a != address);
+        }
     }
 
     /// The streams of container `id` (made on first use).
