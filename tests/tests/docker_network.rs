@@ -18,11 +18,15 @@ async fn containers_get_addresses_on_the_instance_bridge() {
     // through the bridge, its own name in /etc/hosts.
     let out = server.run(sid,
         node1,
-        "docker run --rm --name first busybox sh -c 'ip -4 -o addr show eth0; ip route; grep -c \"$(hostname)\" /etc/hosts'",
+        "docker run --rm --name first busybox sh -c 'ip -4 -o addr show eth0; ip -o link show eth0; ip route; grep -c \"$(hostname)\" /etc/hosts'",
     )
     .await;
     assert_eq!(out.exit_code, 0, "{out:?}");
     assert!(out.stdout.contains("inet 172.17.0.2/16"), "{out:?}");
+    assert!(
+        out.stdout.contains("link/ether 02:42:ac:11:00:02"),
+        "{out:?}"
+    );
     assert!(
         out.stdout.contains("default via 172.17.0.1 dev eth0"),
         "{out:?}"
