@@ -202,6 +202,16 @@ impl TestServer {
         response.json().await.unwrap()
     }
 
+    /// End session `sid`, check that the host holds nothing of it any more
+    /// (30 s at most), and stop the server.
+    pub async fn finish(self, sid: &str) {
+        let data_dir = self.data_dir.path().to_path_buf();
+        self.delete_session(sid).await;
+        let left = wait_until_clean(sid, &data_dir, Duration::from_secs(30)).await;
+        assert!(left.is_empty(), "left behind: {left:?}");
+        self.stop().await;
+    }
+
     /// `exec`, with the command and what it printed logged (shown when a
     /// test fails).
     pub async fn run(&self, sid: &str, name: &str, script: &str) -> ExecResponse {

@@ -302,11 +302,7 @@ async fn build_run_inspect_fail_and_isolation() {
     assert_eq!(wait_for_built_images(server.data_dir.path(), 0).await, 0);
     assert_eq!(count(&layers_dir), base_layers_in_store, "the built layers");
 
-    let data_dir = server.data_dir.path().to_path_buf();
-    server.delete_session(sid).await;
-    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
-    assert!(left.is_empty(), "left behind: {left:?}");
-    server.stop().await;
+    server.finish(sid).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -480,11 +476,7 @@ async fn disk_full_context_limit_networks_and_entrypoint() {
         inodes_before.trim().parse::<u64>().unwrap() + 2
     );
 
-    let data_dir = server.data_dir.path().to_path_buf();
-    server.delete_session(sid).await;
-    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
-    assert!(left.is_empty(), "left behind: {left:?}");
-    server.stop().await;
+    server.finish(sid).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -551,9 +543,5 @@ async fn a_crash_during_a_build_is_cleaned_up_after_the_restart() {
     );
     assert_eq!(count(&builds_dir), 0);
 
-    let data_dir = server.data_dir.path().to_path_buf();
-    server.delete_session(sid).await;
-    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
-    assert!(left.is_empty(), "left behind: {left:?}");
-    server.stop().await;
+    server.finish(sid).await;
 }

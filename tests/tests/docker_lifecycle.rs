@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use playground_tests::{wait_until_clean, TestServer};
+use playground_tests::TestServer;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stop_signals_restart_follow_and_attach() {
@@ -71,11 +71,7 @@ async fn stop_signals_restart_follow_and_attach() {
     .await;
     assert_eq!(out.stdout, "att-1\natt-2\natt-3\ncode=4\n", "{out:?}");
 
-    let data_dir = server.data_dir.path().to_path_buf();
-    server.delete_session(sid).await;
-    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
-    assert!(left.is_empty(), "left behind: {left:?}");
-    server.stop().await;
+    server.finish(sid).await;
 }
 
 /// The instance's init keeps a container's output pipes and terminal while
@@ -129,9 +125,5 @@ async fn containers_keep_running_and_logging_across_a_server_crash() {
     let term_ticks: usize = term.trim().parse().expect("a count");
     assert!(term_ticks >= 15, "{out:?}");
 
-    let data_dir = server.data_dir.path().to_path_buf();
-    server.delete_session(sid).await;
-    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
-    assert!(left.is_empty(), "left behind: {left:?}");
-    server.stop().await;
+    server.finish(sid).await;
 }

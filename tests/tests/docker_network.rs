@@ -4,9 +4,7 @@
 //! (through the instance's address) the session's other instances;
 //! `--network host` and `--network none` work as with Docker. Needs root.
 
-use std::time::Duration;
-
-use playground_tests::{wait_until_clean, TestServer};
+use playground_tests::TestServer;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn containers_get_addresses_on_the_instance_bridge() {
@@ -116,9 +114,5 @@ async fn containers_get_addresses_on_the_instance_bridge() {
         .await;
     assert!(out.stdout.contains("inet 172.17.0.2/16"), "{out:?}");
 
-    let data_dir = server.data_dir.path().to_path_buf();
-    server.delete_session(sid).await;
-    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
-    assert!(left.is_empty(), "left behind: {left:?}");
-    server.stop().await;
+    server.finish(sid).await;
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use playground_tests::{wait_until_clean, TestServer};
+use playground_tests::TestServer;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_runs_containers_inside_an_instance() {
@@ -133,11 +133,7 @@ async fn docker_run_attaches_waits_and_isolates() {
     // It serves on its bridge address; its access log is in its logs.
     assert!(out.stdout.starts_with("1\n1\n"), "{out:?}");
 
-    let data_dir = server.data_dir.path().to_path_buf();
-    server.delete_session(sid).await;
-    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
-    assert!(left.is_empty(), "left behind: {left:?}");
-    server.stop().await;
+    server.finish(sid).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -208,9 +204,5 @@ async fn a_fork_bomb_in_a_container_hits_the_instance_pids_limit() {
     }
     assert!(most > 150, "the bomb never got going: {most} processes");
     // Deleting the instance ends the bomb with it.
-    let data_dir = server.data_dir.path().to_path_buf();
-    server.delete_session(&sid).await;
-    let left = wait_until_clean(&sid, &data_dir, Duration::from_secs(30)).await;
-    assert!(left.is_empty(), "left behind: {left:?}");
-    server.stop().await;
+    server.finish(&sid).await;
 }

@@ -4,10 +4,8 @@
 //! two times, filtered, followed live, and kept apart from another
 //! instance's. Needs root.
 
-use std::time::Duration;
-
 use playground_protocol::ExecResponse;
-use playground_tests::{wait_until_clean, TestServer};
+use playground_tests::TestServer;
 
 /// What `sh -c script` in the instance printed, logged for failures.
 async fn run(server: &TestServer, sid: &str, node: &str, script: &str) -> ExecResponse {
@@ -119,11 +117,7 @@ async fn stats_of_memory_processes_cpu_and_network() {
     assert!(out.stdout.ends_with("code=1\n"), "{out:?}");
     assert!(out.stderr.contains("No such container: nosuch"), "{out:?}");
 
-    let data_dir = server.data_dir.path().to_path_buf();
-    server.delete_session(sid).await;
-    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
-    assert!(left.is_empty(), "left behind: {left:?}");
-    server.stop().await;
+    server.finish(sid).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -192,9 +186,5 @@ async fn events_replayed_filtered_followed_and_per_instance() {
     .await;
     assert_eq!(out.stdout, "done\n", "{out:?}");
 
-    let data_dir = server.data_dir.path().to_path_buf();
-    server.delete_session(sid).await;
-    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(20)).await;
-    assert!(left.is_empty(), "left behind: {left:?}");
-    server.stop().await;
+    server.finish(sid).await;
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use playground_protocol::ExecResponse;
-use playground_tests::{leftovers, wait_until_clean, TermClient, TestServer};
+use playground_tests::{leftovers, TermClient, TestServer};
 
 /// Long enough for a first `docker run` (pull, unpack) on a busy machine.
 const WAIT: Duration = Duration::from_secs(90);
@@ -117,15 +117,6 @@ const CONTAINERS: &str = "CONTAINER ID IMAGE COMMAND CREATED STATUS PORTS NAMES"
 
 fn is_hex(text: &str, len: usize) -> bool {
     text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// End the session and check the host holds nothing of it any more.
-async fn finish(server: TestServer, sid: &str) {
-    let data_dir = server.data_dir.path().to_path_buf();
-    server.delete_session(sid).await;
-    let left = wait_until_clean(sid, &data_dir, Duration::from_secs(30)).await;
-    assert!(left.is_empty(), "left behind: {left:?}");
-    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -286,7 +277,7 @@ async fn the_play_with_docker_walkthrough_through_the_terminal() {
     assert_eq!(left, ["busybox:latest", "debian:bookworm-slim"], "{out}");
 
     sh.term.close().await;
-    finish(server, &sid).await;
+    server.finish(&sid).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -371,7 +362,7 @@ async fn curl_on_the_docker_socket_as_the_docs_show() {
     );
     assert_eq!(all[0]["State"], "exited", "{all}");
 
-    finish(server, &sid).await;
+    server.finish(&sid).await;
 }
 
 /// The one instance directory of the session `sid` under `data_dir`.
@@ -491,7 +482,7 @@ async fn ten_containers_share_one_copy_of_the_image_layers() {
     // with hostname, hosts and resolv.conf.
     assert!(grown_inodes <= 10 * 12, "{grown_inodes} inodes");
 
-    finish(server, &sid).await;
+    server.finish(&sid).await;
 }
 
 /// The instance's memory use in bytes, as the API reports it.
@@ -608,7 +599,7 @@ async fn memory_limit_holds_across_all_containers_of_an_instance() {
     let (used, _) = memory_bytes(&server, &sid).await;
     assert!(used > 150 << 20 && used <= limit, "{used} bytes used");
 
-    finish(server, &sid).await;
+    server.finish(&sid).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -663,5 +654,5 @@ async fn instances_of_a_session_see_only_their_own_containers_and_images() {
     assert!(lines[0].starts_with("shared Up "), "{out:?}");
     assert_eq!(&lines[1..], ["busybox:latest", "mine:1"], "{out:?}");
 
-    finish(server, &sid).await;
+    server.finish(&sid).await;
 }

@@ -38,7 +38,7 @@ use serde_json::Value;
 
 use super::reply::DockerError;
 
-pub use create::create;
+pub use create::{create, network_mode};
 pub use exec::{exec_create, exec_inspect, exec_resize, exec_start};
 pub use lifecycle::{kill, remove, restart, stop};
 pub use list_inspect::{inspect, list};

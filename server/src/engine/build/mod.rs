@@ -144,17 +144,7 @@ pub async fn build(ctx: &Ctx, req: Request<Body>) -> Reply {
     let build_args: HashMap<String, String> =
         string_map(&pairs, "buildargs")?.into_iter().collect();
     let labels = string_map(&pairs, "labels")?;
-    let network = match get("networkmode").unwrap_or("") {
-        "" | "default" | "bridge" => "bridge",
-        "host" => "host",
-        "none" => "none",
-        other => {
-            return Err(DockerError::new(
-                StatusCode::NOT_FOUND,
-                format!("network {other} not found"),
-            ))
-        }
-    };
+    let network = crate::engine::containers::network_mode(get("networkmode").unwrap_or(""))?;
     let mut tags = Vec::new();
     for (_, name) in pairs.iter().filter(|(k, _)| k == "t") {
         let reference: Reference = name

@@ -66,17 +66,7 @@ pub fn create(ctx: &Ctx, query: &HashMap<String, String>, body: &[u8]) -> Reply 
     let host = &body["HostConfig"];
     let image_exposed = image_config.exposed_ports().clone().unwrap_or_default();
     let (port_bindings, publish_all, exposed_ports) = ports::from_create(&body, &image_exposed)?;
-    let network_mode = match host["NetworkMode"].as_str().unwrap_or("") {
-        "" | "default" | "bridge" => "bridge",
-        "host" => "host",
-        "none" => "none",
-        other => {
-            return Err(DockerError::new(
-                StatusCode::NOT_FOUND,
-                format!("network {other} not found"),
-            ))
-        }
-    };
+    let network_mode = network_mode(host["NetworkMode"].as_str().unwrap_or(""))?;
     let stop_signal = body["StopSignal"]
         .as_str()
         .filter(|s| !s.is_empty())
@@ -182,6 +172,20 @@ pub fn create(ctx: &Ctx, query: &HashMap<String, String>, body: &[u8]) -> Reply 
         Json(json!({ "Id": id, "Warnings": [] })),
     )
         .into_response())
+}
+
+/// The network a client names (`--network`): `bridge` (the default),
+/// `host` or `none`; others do not exist here.
+pub fn network_mode(name: &str) -> Result<&'static str, DockerError> {
+    match name {
+        "" | "default" | "bridge" => Ok("bridge"),
+        "host" => Ok("host"),
+        "none" => Ok("none"),
+        other => Err(DockerError::new(
+            StatusCode::NOT_FOUND,
+            format!("network {other} not found"),
+        )),
+    }
 }
 
 /// A name like Docker's (`adjective_noun`), from the id.
