@@ -510,18 +510,27 @@ async fn a_crash_during_a_build_is_cleaned_up_after_the_restart() {
         layers_before + 1,
         "the first RUN's layer"
     );
+    // "Running in" comes before the process runs: wait for its sleep.
+    let sleeping = |data_dir: &std::path::Path| {
+        leftovers(sid, data_dir)
+            .processes
+            .iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
+            })
+            .count()
+    };
+    for _ in 0..100 {
+        if sleeping(server.data_dir.path()) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let data_dir = server.crash().await;
     let builds_dir = data_dir.path().join("engine/builds");
     assert_eq!(count(&builds_dir), 1, "the build's work is listed");
     // The RUN's process outlived the server, in the instance.
-    let sleeping = leftovers(sid, data_dir.path())
-        .processes
-        .iter()
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c == "sleep\n")
-        })
-        .count();
-    assert_eq!(sleeping, 1);
+    assert_eq!(sleeping(data_dir.path()), 1);
 
     // After the restart: the RUN's process and layer are gone, and so is
     // the layer the build stored.
