@@ -67,7 +67,8 @@ impl TestServer {
     }
 
     /// Start on an existing data directory (e.g. one a killed server left).
-    pub async fn start_in(data_dir: tempfile::TempDir, args: &[&str]) -> TestServer {
+    pub async fn start_in(data_dir: impl Into<DataDir>, args: &[&str]) -> TestServer {
+        let data_dir = data_dir.into().take();
         let mut child = Command::new(binary())
             .arg("--listen=127.0.0.1:0")
             .arg(format!("--data-dir={}", data_dir.path().display()))
@@ -235,11 +236,11 @@ impl TestServer {
 
     /// Kill the server with SIGKILL, as a crash would, and hand back its
     /// data directory.
-    pub async fn crash(mut self) -> tempfile::TempDir {
+    pub async fn crash(mut self) -> DataDir {
         let mut child = self.child.take().unwrap();
         child.kill().await.unwrap();
         let placeholder = tempfile::tempdir().unwrap();
-        std::mem::replace(&mut self.data_dir, placeholder)
+        DataDir(Some(std::mem::replace(&mut self.data_dir, placeholder)))
     }
 
     /// Stop gracefully and wait for the process to exit. Instances keep
@@ -252,10 +253,10 @@ impl TestServer {
 
     /// Stop gracefully but leave the instances running (to start again on
     /// the same data directory).
-    pub async fn stop_keeping_instances(mut self) -> tempfile::TempDir {
+    pub async fn stop_keeping_instances(mut self) -> DataDir {
         self.stop_inner().await;
         let placeholder = tempfile::tempdir().unwrap();
-        std::mem::replace(&mut self.data_dir, placeholder)
+        DataDir(Some(std::mem::replace(&mut self.data_dir, placeholder)))
     }
 
     async fn stop_inner(&mut self) {
@@ -290,7 +291,39 @@ impl Drop for TestServer {
             }
             let _ = child.start_kill();
             // A failed test must not leave instances behind either.
-            teardown(self.data_dir.path());
+            let _ = run_teardown(self.data_dir.path());
+        }
+    }
+}
+
+/// The data directory of a server that is not running (crashed or stopped
+/// keeping its instances). Given to the next server with
+/// [`TestServer::start_in`]; dropped without one (a test that failed in
+/// between), it tears down what the directory still holds, so a failed test
+/// leaves no instances running on the host.
+pub struct DataDir(Option<tempfile::TempDir>);
+
+impl DataDir {
+    pub fn path(&self) -> &Path {
+        self.0.as_ref().expect("the data directory").path()
+    }
+
+    fn take(mut self) -> tempfile::TempDir {
+        self.0.take().expect("the data directory")
+    }
+}
+
+impl From<tempfile::TempDir> for DataDir {
+    fn from(dir: tempfile::TempDir) -> DataDir {
+        DataDir(Some(dir))
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            // No assertion here: this may run while a test unwinds.
+            let _ = run_teardown(dir.path());
         }
     }
 }
@@ -298,18 +331,22 @@ impl Drop for TestServer {
 /// `playground teardown` on a data directory: removes every session,
 /// instance and network it holds.
 pub fn teardown(data_dir: &Path) {
+    assert!(run_teardown(data_dir), "playground teardown failed");
+}
+
+/// `playground teardown`, if the directory holds a state; whether it worked.
+fn run_teardown(data_dir: &Path) -> bool {
     if !data_dir.join("state.db").exists() {
-        return;
+        return true;
     }
-    let status = std::process::Command::new(binary())
+    std::process::Command::new(binary())
         .arg(format!("--data-dir={}", data_dir.display()))
         .arg(format!("--images-dir={}", images_dir().display()))
         .arg("teardown")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .status()
-        .expect("run playground teardown");
-    assert!(status.success(), "playground teardown failed");
+        .is_ok_and(|s| s.success())
 }
 
 /// A terminal WebSocket with everything received so far.
