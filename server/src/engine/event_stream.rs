@@ -7,14 +7,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::events::{now_nano, Event};
-use super::reply::{DockerError, Reply};
+use super::reply::{json_lines, DockerError, Reply};
 use super::routes::Ctx;
 
 /// GET /events
@@ -39,17 +37,11 @@ pub fn events(ctx: &Ctx, query: &HashMap<String, String>) -> Reply {
         filter,
         ctx: ctx.clone(),
     };
-    let body = futures_util::stream::unfold(state, |mut state| async move {
+    let events = futures_util::stream::unfold(state, |mut state| async move {
         let event = state.next().await?;
-        let mut line = event.to_json().to_string();
-        line.push('\n');
-        Some((Ok::<_, std::io::Error>(Bytes::from(line)), state))
+        Some((event.to_json(), state))
     });
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(body),
-    )
-        .into_response())
+    Ok(json_lines(events))
 }
 
 struct Stream {

@@ -6,16 +6,14 @@
 
 use std::collections::HashMap;
 
-use axum::body::Body;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use sandbox::oci::{Digest, Error as StoreError, Progress, Reference};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::events;
 use super::images::name_image;
-use super::reply::{DockerError, Reply};
+use super::reply::{json_lines, DockerError, Reply};
 use super::routes::Ctx;
 
 enum Message {
@@ -90,15 +88,9 @@ pub async fn create(ctx: &Ctx, query: &HashMap<String, String>) -> Reply {
                 }),
             },
         };
-        let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
-        bytes.push(b'\n');
-        Some((Ok::<_, std::convert::Infallible>(bytes), (None, rx)))
+        Some((value, (None, rx)))
     });
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(lines),
-    )
-        .into_response())
+    Ok(json_lines(lines))
 }
 
 async fn pull(ctx: Ctx, reference: Reference, tx: mpsc::UnboundedSender<Message>) {

@@ -1,9 +1,11 @@
 //! Answers in Docker's shape: JSON bodies, and errors as `{"message": ...}`
 //! with the status codes the `docker` client turns into its usual messages.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::{Stream, StreamExt};
 
 #[derive(Debug)]
 pub struct DockerError {
@@ -40,3 +42,18 @@ impl IntoResponse for DockerError {
 }
 
 pub type Reply = Result<Response, DockerError>;
+
+/// A streamed answer of JSON documents, one per line (pull and build
+/// progress, stats, events), as the client reads them while they come.
+pub fn json_lines(values: impl Stream<Item = serde_json::Value> + Send + 'static) -> Response {
+    let lines = values.map(|value| {
+        let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
+        bytes.push(b'\n');
+        Ok::<_, std::convert::Infallible>(bytes)
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(lines),
+    )
+        .into_response()
+}

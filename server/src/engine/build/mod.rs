@@ -23,13 +23,12 @@ pub use unused::{channel as unused_channel, start as start_unused, sweep as swee
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{Request, StatusCode};
 use sandbox::oci::{Digest, Reference};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::reply::{DockerError, Reply};
+use super::reply::{json_lines, DockerError, Reply};
 use super::routes::{percent_decode, Ctx};
 
 /// Largest build context accepted.
@@ -207,18 +206,9 @@ pub async fn build(ctx: &Ctx, req: Request<Body>) -> Reply {
                     None => break value,
                 }
             };
-            let mut bytes = serde_json::to_vec(&value).unwrap_or_default();
-            bytes.push(b'\n');
-            Some((
-                Ok::<_, std::convert::Infallible>(bytes),
-                (rx, quiet, pending),
-            ))
+            Some((value, (rx, quiet, pending)))
         });
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(lines),
-    )
-        .into_response())
+    Ok(json_lines(lines))
 }
 
 /// `docker build -q`: the output is held back and shown only with an

@@ -7,15 +7,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use axum::body::{Body, Bytes};
-use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::flag;
 use super::records::Record;
-use crate::engine::reply::Reply;
+use crate::engine::reply::{json_lines, Reply};
 use crate::engine::routes::Ctx;
 
 /// Between the two samples of a one-time answer.
@@ -70,16 +68,11 @@ pub async fn stats(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Re
         previous: None,
         done: false,
     };
-    let body = futures_util::stream::unfold(state, |mut state| async move {
-        let mut line = state.next().await?.to_string();
-        line.push('\n');
-        Some((Ok::<_, std::io::Error>(Bytes::from(line)), state))
+    let answers = futures_util::stream::unfold(state, |mut state| async move {
+        let answer = state.next().await?;
+        Some((answer, state))
     });
-    Ok((
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(body),
-    )
-        .into_response())
+    Ok(json_lines(answers))
 }
 
 /// A stream's state: the sample the next answer compares with.
