@@ -328,6 +328,67 @@ impl Drop for DataDir {
     }
 }
 
+/// The instance's listed ports and their proxy links.
+pub async fn listed_ports(server: &TestServer, sid: &str) -> Vec<(u16, String)> {
+    let session: serde_json::Value = server
+        .get(&format!("/api/sessions/{sid}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    session["instances"][0]["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let port = p["port"].as_u64().unwrap() as u16;
+            (port, p["url"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// Wait up to `within` for `port` to be listed (`listed`) or not; the link
+/// when listed.
+pub async fn wait_listed(
+    server: &TestServer,
+    sid: &str,
+    port: u16,
+    listed: bool,
+    within: Duration,
+) -> Option<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let ports = listed_ports(server, sid).await;
+        let link = ports
+            .iter()
+            .find(|(p, _)| *p == port)
+            .map(|(_, l)| l.clone());
+        if link.is_some() == listed {
+            return link;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port {port} {} within {within:?}: {ports:?}",
+            if listed { "not listed" } else { "still listed" }
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A client for the playground's proxy links: their `*.localhost` names
+/// reach loopback, as in browsers.
+pub fn proxy_client(link: &reqwest::Url) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .resolve(
+            link.host_str().unwrap(),
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        )
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 /// `playground teardown` on a data directory: removes every session,
 /// instance and network it holds.
 pub fn teardown(data_dir: &Path) {

@@ -2,70 +2,14 @@
 //! where programs in the instance, the session's port list and the
 //! playground's proxy find it like any other listening port. Needs root.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use playground_tests::{bridge_name, wait_until_clean, TestServer};
-
-/// The instance's listed ports and their proxy links.
-async fn listed_ports(server: &TestServer, sid: &str) -> Vec<(u16, String)> {
-    let session: serde_json::Value = server
-        .get(&format!("/api/sessions/{sid}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    session["instances"][0]["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let port = p["port"].as_u64().unwrap() as u16;
-            (port, p["url"].as_str().unwrap().to_string())
-        })
-        .collect()
-}
-
-/// Wait up to `within` for `port` to be listed (`listed`) or not; the link
-/// when listed.
-async fn wait_listed(
-    server: &TestServer,
-    sid: &str,
-    port: u16,
-    listed: bool,
-    within: Duration,
-) -> Option<String> {
-    let deadline = Instant::now() + within;
-    loop {
-        let ports = listed_ports(server, sid).await;
-        let link = ports
-            .iter()
-            .find(|(p, _)| *p == port)
-            .map(|(_, l)| l.clone());
-        if link.is_some() == listed {
-            return link;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "port {port} {} within {within:?}: {ports:?}",
-            if listed { "not listed" } else { "still listed" }
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use playground_tests::{bridge_name, proxy_client, wait_listed, wait_until_clean, TestServer};
 
 /// GET `link` (a `*.localhost` name of the playground's proxy) from the test.
 async fn through_proxy(link: &str) -> String {
     let url = reqwest::Url::parse(link).unwrap();
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .resolve(
-            url.host_str().unwrap(),
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-        )
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let client = proxy_client(&url);
     // nginx may still be starting: the proxy then answers 502.
     for _ in 0..50 {
         let response = client.get(url.clone()).send().await.unwrap();

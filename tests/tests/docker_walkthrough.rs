@@ -4,13 +4,12 @@
 //! instance (shared image layers, one memory limit for all, isolation from
 //! the session's other instances). Needs root.
 
-use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use playground_protocol::ExecResponse;
-use playground_tests::{leftovers, TermClient, TestServer};
+use playground_tests::{leftovers, proxy_client, wait_listed, TermClient, TestServer};
 
 /// Long enough for a first `docker run` (pull, unpack) on a busy machine.
 const WAIT: Duration = Duration::from_secs(90);
@@ -199,28 +198,11 @@ async fn the_play_with_docker_walkthrough_through_the_terminal() {
     assert!(running[0].contains("80->80/tcp"), "{out}");
 
     // The playground sees the port and links it through its proxy.
-    let since = Instant::now();
-    let url = loop {
-        let session = server.session(&sid).await.expect("session");
-        let ports = &session.instances[0].ports;
-        if let Some(p) = ports.iter().find(|p| p.port == 80) {
-            break p.url.clone();
-        }
-        assert!(
-            since.elapsed() < Duration::from_secs(10),
-            "port 80 never listed: {ports:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let url = wait_listed(&server, &sid, 80, true, Duration::from_secs(10))
+        .await
+        .expect("port 80 listed");
     let link = reqwest::Url::parse(&url).unwrap();
-    let server_addr: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
-    // `*.localhost` reaches loopback, as in browsers.
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .resolve(link.host_str().unwrap(), server_addr)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let client = proxy_client(&link);
     let page = client
         .get(link)
         .header("user-agent", "walkthrough-check/1")
