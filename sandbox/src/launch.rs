@@ -177,14 +177,7 @@ fn prepare_child(config: &LaunchConfig, disk_mount: OwnedFd, pid: Pid) -> Result
     let mntns =
         fs::File::open(format!("/proc/{pid}/ns/mnt")).map_err(|e| format!("open mntns: {e}"))?;
     setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS).map_err(|e| format!("enter mntns: {e}"))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| format!("make mounts private: {e}"))?;
+    sys::make_mounts_private().map_err(|e| format!("make mounts private: {e}"))?;
 
     // The writable layer's own file system (see `disk`), placed in the
     // child's namespace only.

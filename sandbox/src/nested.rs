@@ -456,14 +456,7 @@ const STAGING: &str = "/dev/shm";
 /// The container's first process, still with the launcher's host
 /// credentials: its mounts, then [`start_process`].
 fn container_init(spec: &RunSpec, root_mount: &OwnedFd, control: &OwnedFd) -> Result<()> {
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| format!("make mounts private: {e}"))?;
+    sys::make_mounts_private().map_err(|e| format!("make mounts private: {e}"))?;
     let root = Path::new(STAGING);
     sys::attach_tree(root_mount.as_fd(), root).map_err(|e| format!("attach root: {e}"))?;
     rootfs::mount_proc_and_dev(root, "newinstance,ptmxmode=0666,mode=0620", |path, _| {

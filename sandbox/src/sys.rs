@@ -252,6 +252,20 @@ pub fn close_from(first: RawFd) {
     };
 }
 
+/// Make every mount of the caller's (new) mount namespace private, so
+/// nothing mounted or unmounted here propagates back to where it was copied
+/// from.
+pub fn make_mounts_private() -> io::Result<()> {
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(io::Error::from)
+}
+
 /// Bring the loopback interface of the caller's network namespace up, so
 /// that `localhost` works inside an instance.
 pub fn loopback_up() -> io::Result<()> {
