@@ -57,8 +57,6 @@ pub struct Stats {
     pub cpu_usage_ns: u64,
     /// Processes and threads now.
     pub pids: u64,
-    /// Processes the kernel's OOM killer ended in the cgroup so far.
-    pub oom_kills: u64,
 }
 
 /// Which cgroup layout this host has.
@@ -290,11 +288,11 @@ impl Cgroup {
             memory_limit_bytes: limit.unwrap_or(0),
             cpu_usage_ns: cpu_ns.unwrap_or(0),
             pids: self.read_number("pids.current").unwrap_or(0),
-            oom_kills: self.oom_kills().unwrap_or(0),
         }
     }
 
-    fn oom_kills(&self) -> Option<u64> {
+    /// Processes the kernel's OOM killer ended in the cgroup so far.
+    pub fn oom_kills(&self) -> Option<u64> {
         let file = if self.v2 {
             "memory.events"
         } else {

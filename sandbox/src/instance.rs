@@ -354,6 +354,12 @@ impl Instance {
         self.inner.cgroup.stats()
     }
 
+    /// How many processes the OOM killer ended in the instance so far (one
+    /// file read, for a container's start and exit).
+    pub fn oom_kills(&self) -> u64 {
+        self.inner.cgroup.oom_kills().unwrap_or(0)
+    }
+
     fn env(&self, extra: &[String]) -> Vec<String> {
         let mut env: Vec<String> = BASE_ENV.iter().map(|s| s.to_string()).collect();
         env.push(format!("HOSTNAME={}", self.hostname()));

@@ -137,7 +137,7 @@ pub async fn start(ctx: &Ctx, name: &str) -> Reply {
     let publications = &ctx.engine.containers.publications;
     publications.open(ctx, &record.id, bound);
     // A SIGKILL while the instance's OOM count rose was the OOM killer's.
-    let oom_kills = ctx.sandbox.stats().oom_kills;
+    let oom_kills = ctx.sandbox.oom_kills();
     let process = match ctx.sandbox.run_container(spec).await {
         Ok(process) => process,
         Err(e) => {
@@ -200,8 +200,8 @@ fn follow(
             }
         };
         let code = pump(io, stdin_rx, emit, exit).await;
-        let oom = oom_kills.is_some_and(|before| ctx.sandbox.stats().oom_kills > before);
-        if code == 128 + libc::SIGKILL && oom {
+        let killed = code == 128 + libc::SIGKILL;
+        if killed && oom_kills.is_some_and(|before| ctx.sandbox.oom_kills() > before) {
             ctx.engine
                 .containers
                 .update(&ctx.instance, &id, |r| r.oom_killed = true);
