@@ -245,6 +245,12 @@ pub enum TerminalClientMsg {
     Pause,
     /// The client caught up; continue sending.
     Resume,
+    /// The client has received all output before `offset`. Only a client
+    /// that connected with `?ack=true` sends these; the server then keeps
+    /// its output from the last acknowledged offset (instead of the last one
+    /// sent), so a connection that drops with bytes in flight loses none of
+    /// them when the client comes back with `?from=`.
+    Ack { offset: u64 },
 }
 
 /// JSON text frames the server sends on a terminal WebSocket. Binary frames
@@ -256,6 +262,10 @@ pub enum TerminalServerMsg {
     /// that reconnects passes its last offset as `?from=` to resume without
     /// duplicated or lost output.
     Attached { offset: u64 },
+    /// Sent right after `Attached` when the client asked to resume from an
+    /// offset older than the output the server still keeps: `bytes` of
+    /// output are gone, and the stream continues at `Attached`'s offset.
+    Missed { bytes: u64 },
     /// The shell exited; the socket closes after this frame.
     Exited { code: i32 },
 }
@@ -271,6 +281,8 @@ mod tests {
         assert_eq!(m, TerminalClientMsg::Resize { cols: 80, rows: 24 });
         let s = serde_json::to_string(&TerminalServerMsg::Exited { code: 3 }).unwrap();
         assert_eq!(s, r#"{"type":"exited","code":3}"#);
+        let s = serde_json::to_string(&TerminalServerMsg::Missed { bytes: 9 }).unwrap();
+        assert_eq!(s, r#"{"type":"missed","bytes":9}"#);
     }
 
     #[test]

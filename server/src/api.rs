@@ -19,7 +19,7 @@ use crate::clients::ClientAddr;
 use crate::error::ApiError;
 use crate::metrics;
 use crate::sessions::{InstanceEntry, Session, Sessions, TABS};
-use crate::terminal::Terminal;
+use crate::terminal::{ClientOptions, Terminal};
 
 /// Default and largest exec timeout.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -203,6 +203,9 @@ async fn exec(
 struct TerminalQuery {
     /// Resume the output stream from this offset.
     from: Option<u64>,
+    /// The client acknowledges what it received (`ack` messages).
+    #[serde(default)]
+    ack: bool,
     /// Initial size, used when this connection starts the shell.
     cols: Option<u16>,
     rows: Option<u16>,
@@ -281,7 +284,12 @@ async fn serve_terminal(
     Ok(upgrade.max_message_size(1 << 20).on_upgrade(move |socket| {
         let open = metrics::OpenGauge::new(&metrics::get().terminals);
         async move {
-            terminal.serve(socket, from, read_only).await;
+            let client = ClientOptions {
+                from,
+                acks: query.ack,
+                read_only,
+            };
+            terminal.serve(socket, client).await;
             drop(open);
             drop(permit);
         }

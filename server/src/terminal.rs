@@ -3,15 +3,32 @@
 //! Output is one numbered byte stream: the server keeps the most recent
 //! [`KEEP`] bytes, and each client has a cursor (an offset in the stream). A
 //! client that reconnects with `?from=<offset>` continues exactly where it
-//! stopped: nothing duplicated, nothing lost (unless it was away for more than
-//! `KEEP` bytes). Backpressure: the reader stops reading the PTY while any
-//! client is more than `KEEP` bytes behind (a paused or slow browser), so the
-//! shell blocks instead of memory growing; keyboard input has its own path
-//! and is never stuck behind output, so Ctrl-C answers at once.
+//! stopped: nothing duplicated, nothing lost. A client that was away for more
+//! than `KEEP` bytes is told how many it missed ([`TerminalServerMsg::Missed`]),
+//! never silently.
+//!
+//! The invariant: no byte at or after an attached client's cursor is ever
+//! dropped. The reader reads at most the room left before the slowest client
+//! would be `KEEP` behind, and trimming never passes the slowest cursor (a
+//! client that attaches while a read is in flight counts from then on).
+//!
+//! A cursor is what the client has *received*. For most clients that is
+//! what was sent; but a connection that drops takes the bytes in flight
+//! (socket buffers, often more than `KEEP`) with it. So a client may connect
+//! with `?ack=true` and acknowledge what it received: its cursor is then its
+//! last acknowledgement, and when its connection drops without a close frame
+//! the cursor lingers for [`LINGER`], holding its output until it comes back
+//! with `?from=` (the browser page does this).
+//! Backpressure follows: with a paused or slow browser attached the reader
+//! stops reading the PTY and the shell blocks instead of memory growing;
+//! keyboard input has its own path and is never stuck behind output, so
+//! Ctrl-C answers at once.
 
+use std::collections::HashSet;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
@@ -23,6 +40,11 @@ use tokio::sync::{watch, Notify};
 const KEEP: usize = 256 * 1024;
 /// Largest binary frame sent to a client.
 const FRAME: usize = 32 * 1024;
+/// Largest single read from the PTY.
+const READ: usize = 16 * 1024;
+/// How long the cursor of an acknowledging client whose connection dropped
+/// holds its output (and, when it is the slowest, the shell) for its return.
+const LINGER: Duration = Duration::from_secs(15);
 
 pub struct Terminal {
     /// The shell's pid inside the instance.
@@ -42,8 +64,21 @@ struct Output {
     data: VecDeque<u8>,
     /// Stream offset of `data[0]`.
     start: u64,
-    /// Cursor of every attached client.
+    /// Cursor of every attached client (and of lingering ones).
     cursors: HashMap<u64, u64>,
+    /// Clients whose connection dropped, waited for until they reconnect
+    /// or [`LINGER`] passes.
+    lingering: HashSet<u64>,
+}
+
+/// How a client connects to a terminal.
+pub struct ClientOptions {
+    /// Resume from this offset (`None`: all that is kept).
+    pub from: Option<u64>,
+    /// The client acknowledges what it received (`?ack=true`).
+    pub acks: bool,
+    /// Output only: keyboard input and resizes are ignored.
+    pub read_only: bool,
 }
 
 impl Output {
@@ -51,20 +86,81 @@ impl Output {
         self.start + self.data.len() as u64
     }
 
-    /// Whether the reader may read more without leaving a client behind.
-    fn has_room(&self) -> bool {
-        let slowest = self.cursors.values().min().copied().unwrap_or(self.end());
-        self.end() - slowest < KEEP as u64
+    /// Cursor of the client furthest behind (the end when none is attached).
+    fn slowest(&self) -> u64 {
+        self.cursors.values().min().copied().unwrap_or(self.end())
     }
 
+    /// How many bytes the reader may read now without pushing output an
+    /// attached client has not received out of the kept window.
+    fn room(&self) -> usize {
+        let behind = (self.end() - self.slowest()) as usize;
+        KEEP.saturating_sub(behind)
+    }
+
+    /// Append output and trim the window back to `KEEP` bytes, but never
+    /// past the slowest client's cursor: a client that attached after the
+    /// reader sized its read may hold the window a little longer.
     fn push(&mut self, bytes: &[u8]) {
         self.data.extend(bytes);
-        let excess = self.data.len().saturating_sub(KEEP);
-        self.data.drain(..excess);
-        self.start += excess as u64;
+        self.trim();
     }
 
-    /// Up to `FRAME` bytes from `from` (clamped to what is kept).
+    fn trim(&mut self) {
+        let excess = self.data.len().saturating_sub(KEEP);
+        let unneeded = (self.slowest() - self.start) as usize;
+        let trim = excess.min(unneeded);
+        self.data.drain(..trim);
+        self.start += trim as u64;
+    }
+
+    /// A client received output up to `to` (never backwards, never past the
+    /// end); what only it held back may go.
+    fn advance(&mut self, client: u64, to: u64) {
+        let end = self.end();
+        if let Some(cursor) = self.cursors.get_mut(&client) {
+            *cursor = (*cursor).max(to.min(end));
+        }
+        self.trim();
+    }
+
+    /// Forget a client; what only it held back may go.
+    fn detach(&mut self, client: u64) {
+        self.cursors.remove(&client);
+        self.lingering.remove(&client);
+        self.trim();
+    }
+
+    /// Register a client wanting output from `from` (`None`: all that is
+    /// kept). Its cursor, and how many bytes it asked for that are no longer
+    /// kept. An offset past the end belongs to an earlier stream (the shell
+    /// was replaced, or the server restarted): such a client gets all that
+    /// is kept of this one.
+    ///
+    /// A client resuming from `from` is taken to be the one whose dropped
+    /// connection left a lingering cursor at or before `from`: those go.
+    fn attach(&mut self, client: u64, from: Option<u64>) -> (u64, u64) {
+        if let Some(from) = from {
+            let returned: Vec<u64> = (self.lingering.iter())
+                .filter(|id| self.cursors.get(id).is_some_and(|&c| c <= from))
+                .copied()
+                .collect();
+            for id in returned {
+                self.lingering.remove(&id);
+                self.cursors.remove(&id);
+            }
+        }
+        let (cursor, missed) = match from {
+            Some(from) if from < self.start => (self.start, self.start - from),
+            Some(from) if from <= self.end() => (from, 0),
+            _ => (self.start, 0),
+        };
+        self.cursors.insert(client, cursor);
+        (cursor, missed)
+    }
+
+    /// Up to `FRAME` bytes from `from` (clamped to what is kept; an attached
+    /// client's cursor is always within it).
     fn read_from(&self, from: u64) -> (u64, Vec<u8>) {
         let from = from.clamp(self.start, self.end());
         let skip = (from - self.start) as usize;
@@ -96,6 +192,7 @@ impl Terminal {
                 data: VecDeque::new(),
                 start: 0,
                 cursors: HashMap::new(),
+                lingering: HashSet::new(),
             }),
             end: watch::channel(0).0,
             exit: watch::channel(None).0,
@@ -117,18 +214,19 @@ impl Terminal {
 
     /// Read the PTY into the output buffer until the shell is gone.
     async fn pump(self: Arc<Self>, exit: tokio::sync::oneshot::Receiver<i32>) {
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = vec![0u8; READ];
         loop {
-            loop {
+            let room = loop {
                 let notified = self.progress.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if self.output.lock().unwrap().has_room() {
-                    break;
+                let room = self.output.lock().unwrap().room();
+                if room > 0 {
+                    break room;
                 }
                 notified.await;
-            }
-            match self.pty.read(&mut buf).await {
+            };
+            match self.pty.read(&mut buf[..room.min(READ)]).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let end = {
@@ -147,25 +245,29 @@ impl Terminal {
     }
 
     fn move_cursor(&self, client: u64, to: u64) {
-        self.output.lock().unwrap().cursors.insert(client, to);
+        self.output.lock().unwrap().advance(client, to);
         self.progress.notify_one();
     }
 
     /// Serve one WebSocket client until it leaves or the shell exits. A
     /// `read_only` client sees everything; its keyboard input and resizes
-    /// are ignored (pause and resume still work).
-    pub async fn serve(self: Arc<Self>, socket: WebSocket, from: Option<u64>, read_only: bool) {
+    /// are ignored (pause, resume and acknowledgements still work).
+    pub async fn serve(self: Arc<Self>, socket: WebSocket, options: ClientOptions) {
+        let ClientOptions {
+            from,
+            acks,
+            read_only,
+        } = options;
         let client = self.next_client.fetch_add(1, Ordering::Relaxed);
-        let start = {
-            let mut output = self.output.lock().unwrap();
-            let start = from.unwrap_or(0).clamp(output.start, output.end());
-            output.cursors.insert(client, start);
-            start
-        };
+        let (start, missed) = self.output.lock().unwrap().attach(client, from);
         let (mut sink, mut stream) = socket.split();
         let (paused_tx, mut paused) = watch::channel(false);
+        // The end of what was sent: an acknowledgement cannot pass it.
+        let sent = Arc::new(AtomicU64::new(start));
+        let closed = Arc::new(AtomicBool::new(false));
 
         let this = self.clone();
+        let (sent_in, closed_in) = (sent.clone(), closed.clone());
         let input = async move {
             while let Some(Ok(message)) = stream.next().await {
                 match message {
@@ -186,9 +288,17 @@ impl Terminal {
                         Ok(TerminalClientMsg::Resume) => {
                             paused_tx.send_replace(false);
                         }
+                        Ok(TerminalClientMsg::Ack { offset }) if acks => {
+                            let offset = offset.min(sent_in.load(Ordering::Acquire));
+                            this.move_cursor(client, offset);
+                        }
+                        Ok(TerminalClientMsg::Ack { .. }) => {}
                         Err(e) => tracing::debug!("ignoring terminal message: {e}"),
                     },
-                    Message::Close(_) => break,
+                    Message::Close(_) => {
+                        closed_in.store(true, Ordering::Release);
+                        break;
+                    }
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
             }
@@ -199,20 +309,31 @@ impl Terminal {
             let attached = TerminalServerMsg::Attached { offset: start };
             let text = serde_json::to_string(&attached).expect("serialises");
             sink.send(Message::Text(text.into())).await?;
+            // Ok(true): the client was told the stream ended; Err: the
+            // connection broke.
+            if missed > 0 {
+                let text = serde_json::to_string(&TerminalServerMsg::Missed { bytes: missed })
+                    .expect("serialises");
+                sink.send(Message::Text(text.into())).await?;
+            }
             let mut cursor = start;
             let mut end = this.end.subscribe();
             let mut exit = this.exit.subscribe();
             loop {
                 while paused_now(&mut paused) {
                     if paused.changed().await.is_err() {
-                        return Ok(());
+                        return Ok(true);
                     }
                 }
                 let (from, chunk) = this.output.lock().unwrap().read_from(cursor);
+                debug_assert_eq!(from, cursor, "an attached client's output was trimmed");
                 if !chunk.is_empty() {
                     cursor = from + chunk.len() as u64;
                     sink.send(Message::Binary(chunk.into())).await?;
-                    this.move_cursor(client, cursor);
+                    sent.store(cursor, Ordering::Release);
+                    if !acks {
+                        this.move_cursor(client, cursor);
+                    }
                     continue;
                 }
                 let exited = *exit.borrow_and_update();
@@ -224,22 +345,35 @@ impl Terminal {
                         code: 1000,
                         reason: Utf8Bytes::from_static("shell exited"),
                     };
-                    return sink.send(Message::Close(Some(close))).await;
+                    sink.send(Message::Close(Some(close))).await?;
+                    return Ok::<bool, axum::Error>(true);
                 }
                 tokio::select! {
-                    r = end.changed() => if r.is_err() { return Ok(()) },
-                    r = exit.changed() => if r.is_err() { return Ok(()) },
-                    r = paused.changed() => if r.is_err() { return Ok(()) },
+                    r = end.changed() => if r.is_err() { return Ok(true) },
+                    r = exit.changed() => if r.is_err() { return Ok(true) },
+                    r = paused.changed() => if r.is_err() { return Ok(true) },
                 }
             }
         };
 
-        tokio::select! {
-            () = input => {},
-            _ = output => {},
+        let finished = tokio::select! {
+            () = input => closed.load(Ordering::Acquire),
+            r = output => r.unwrap_or(false),
+        };
+        if acks && !finished {
+            // The connection dropped: bytes in flight may be lost. Hold the
+            // client's output until it returns or the wait is over.
+            self.output.lock().unwrap().lingering.insert(client);
+            let this = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(LINGER).await;
+                this.output.lock().unwrap().detach(client);
+                this.progress.notify_one();
+            });
+        } else {
+            self.output.lock().unwrap().detach(client);
+            self.progress.notify_one();
         }
-        self.output.lock().unwrap().cursors.remove(&client);
-        self.progress.notify_one();
     }
 }
 

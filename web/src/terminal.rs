@@ -19,6 +19,9 @@ use crate::xterm::{self, Disposable, FitAddon, Terminal};
 
 /// Above this many bytes handed to xterm but not yet parsed, ask the server to pause.
 const HIGH_WATERMARK: u64 = 128 * 1024;
+/// Acknowledge received output this often (the server lets a client be at
+/// most 256 KiB past its last acknowledgement).
+const ACK_EVERY: u64 = 32 * 1024;
 /// Below this many, ask it to resume.
 const LOW_WATERMARK: u64 = 16 * 1024;
 /// What the terminal's connection is doing, for the banner over it.
@@ -179,6 +182,8 @@ struct Inner {
     /// Output offset of the next byte we expect; `None` until the server said
     /// where the stream starts (and after an exit: the next shell is new).
     offset: Option<u64>,
+    /// The offset last acknowledged to the server.
+    acked: u64,
     /// Bytes given to `term.write` whose callback has not run yet.
     pending: u64,
     paused: bool,
@@ -229,6 +234,7 @@ impl TermConn {
             socket: None,
             generation: 0,
             offset: None,
+            acked: 0,
             pending: 0,
             paused: false,
             exited: false,
@@ -438,9 +444,12 @@ fn ws_url(t: &Target, from: Option<u64>) -> String {
         "{scheme}//{host}{}",
         api::terminal_path(&t.sid, &t.name, t.view, t.tab)
     );
+    // Acknowledge what arrives, so output in flight when the network drops
+    // is kept for the reconnect.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    url.push_str(&format!("{sep}ack=true"));
     if let Some(from) = from {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        url.push_str(&format!("{sep}from={from}"));
+        url.push_str(&format!("&from={from}"));
     }
     url
 }
@@ -512,11 +521,21 @@ fn on_message(rc: &Rc<RefCell<Inner>>, ev: JsValue) {
                 let (term, cb) = {
                     let mut inner = rc.borrow_mut();
                     inner.offset = Some(offset);
+                    inner.acked = offset;
                     inner.attempt = 0;
                     (inner.term.clone(), inner.on_state.clone())
                 };
                 term.focus();
                 cb.emit(ConnState::Open);
+            }
+            Ok(TerminalServerMsg::Missed { bytes }) => {
+                // Away longer than the server keeps output: say so instead of
+                // joining the stream silently.
+                let term = rc.borrow().term.clone();
+                term.write_str(&format!(
+                    "\r\n\x1b[0m\x1b[2m[{} of output missed while disconnected]\x1b[0m\r\n",
+                    crate::session::format_bytes(bytes)
+                ));
             }
             Ok(TerminalServerMsg::Exited { code }) => {
                 let (term, cb) = {
@@ -582,6 +601,11 @@ fn on_output(rc: &Rc<RefCell<Inner>>, bytes: Uint8Array) {
         let mut inner = rc.borrow_mut();
         if let Some(offset) = inner.offset.as_mut() {
             *offset += len;
+            let offset = *offset;
+            if offset - inner.acked >= ACK_EVERY {
+                inner.acked = offset;
+                send_msg(&inner, &TerminalClientMsg::Ack { offset });
+            }
         }
         inner.pending += len;
         if !inner.paused && inner.pending > HIGH_WATERMARK {
