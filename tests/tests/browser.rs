@@ -880,3 +880,99 @@ async fn a_full_playground_says_why_and_when_to_come_back() {
     .await;
     finish(browser, driver, result, server).await;
 }
+
+/// 100 MB of numbered lines typed into the page's terminal: every byte the
+/// page hands to xterm.js is checked as it goes (every line once, in
+/// order, nothing else), and the screen ends with the last line.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_100_mb_flood_reaches_the_page_whole() {
+    let server = TestServer::start(&[]).await;
+    let (browser, driver, _profile) = start_browser().await;
+    let result = async {
+        browser.goto(&server.base).await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#start"))
+            .await?
+            .click()
+            .await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#add-instance"))
+            .await?
+            .click()
+            .await?;
+        wait_for_prompt(&browser, "node1").await;
+        // Watch what the page writes into xterm.js: the module is the one the
+        // page imported, so its Terminal class is the page's.
+        browser
+            .execute_async(
+                r#"const done = arguments[arguments.length - 1];
+                import('/xterm.mjs').then(({ Terminal }) => {
+                  const flood = window.flood = { lines: 0, bad: 0, first: null, ended: false, bytes: 0 };
+                  const begin = 'BEGIN-1\r\n', end = 'END-2\r\n';
+                  let text = '', inside = false;
+                  const decoder = new TextDecoder();
+                  const write = Terminal.prototype.write;
+                  Terminal.prototype.write = function (data, callback) {
+                    const chunk = typeof data === 'string' ? data : decoder.decode(data, { stream: true });
+                    if (!flood.ended) {
+                      text += chunk;
+                      if (!inside) {
+                        const at = text.indexOf(begin);
+                        if (at >= 0) { inside = true; text = text.slice(at + begin.length); }
+                        else text = text.slice(-begin.length);
+                      }
+                      if (inside) {
+                        let nl;
+                        while ((nl = text.indexOf('\r\n')) >= 0) {
+                          const line = text.slice(0, nl);
+                          text = text.slice(nl + 2);
+                          if (line === 'END-2') { flood.ended = true; break; }
+                          flood.bytes += nl + 2;
+                          if (line !== String(flood.lines + 1)) {
+                            flood.bad += 1;
+                            if (flood.first === null) flood.first = `line ${flood.lines + 1}: ${JSON.stringify(line)}`;
+                          }
+                          flood.lines += 1;
+                        }
+                      }
+                    }
+                    return write.call(this, data, callback);
+                  };
+                  done(true);
+                }, (e) => done(String(e)));"#,
+                vec![],
+            )
+            .await?;
+        let input = browser
+            .wait()
+            .for_element(Locator::Css("#terminal textarea"))
+            .await?;
+        let start = Instant::now();
+        input
+            .send_keys("echo BEGIN-$((0+1)); seq 1 12000000; echo END-$((1+1))\u{E007}")
+            .await?;
+        let flood = wait_for("the flood's end in the page", Duration::from_secs(600), || async {
+            let flood = browser.execute("return window.flood;", vec![]).await.ok()?;
+            (flood["ended"] == serde_json::Value::Bool(true)).then_some(flood)
+        })
+        .await;
+        let secs = start.elapsed().as_secs_f64();
+        println!("page: {flood} in {secs:.1} s");
+        assert_eq!(flood["bad"], 0, "lines wrong in the page: {flood}");
+        assert_eq!(flood["lines"], 12_000_000, "lines missing in the page: {flood}");
+        // And xterm.js shows the end of it.
+        wait_for("the last line on the screen", Duration::from_secs(60), || async {
+            let text = screen_text(&browser).await;
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            let end = lines.iter().position(|l| *l == "END-2")?;
+            (end > 0 && lines[end - 1] == "12000000").then_some(())
+        })
+        .await;
+        save_screenshot(&browser, "flood-end.png").await?;
+        Ok(())
+    }
+    .await;
+    finish(browser, driver, result, server).await;
+}
