@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::CommandFactory;
 
-use crate::config::Config;
+use crate::ops::config::Config;
 
 /// The file named by `--config <path>`, `--config=<path>` or
 /// `PLAYGROUND_CONFIG`, if any. Read from the raw arguments because the

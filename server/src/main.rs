@@ -5,7 +5,6 @@ mod admin;
 mod admission;
 mod api;
 mod clients;
-mod config;
 mod config_file;
 mod engine;
 mod error;
@@ -13,6 +12,7 @@ mod events;
 mod files;
 mod logging;
 mod metrics;
+mod ops;
 mod proxy;
 mod serve;
 mod sessions;
@@ -30,7 +30,7 @@ use axum::{Json, Router};
 use clap::Parser;
 use sandbox::{Limits, Networks, Runtime, RuntimeConfig};
 
-use crate::config::Config;
+use crate::ops::config::{self, Config};
 use crate::sessions::{Policy, PortUrl, Sessions};
 use crate::store::{Store, StoredSession};
 

@@ -1,0 +1,3 @@
+//! Operations: what the operator configures and observes.
+
+pub mod config;
