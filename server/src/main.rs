@@ -5,7 +5,6 @@ mod admin;
 mod admission;
 mod api;
 mod clients;
-mod config_file;
 mod engine;
 mod error;
 mod events;
@@ -31,6 +30,7 @@ use clap::Parser;
 use sandbox::{Limits, Networks, Runtime, RuntimeConfig};
 
 use crate::ops::config::{self, Config};
+use crate::ops::config_file;
 use crate::sessions::{Policy, PortUrl, Sessions};
 use crate::store::{Store, StoredSession};
 

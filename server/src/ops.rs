@@ -1,3 +1,4 @@
 //! Operations: what the operator configures and observes.
 
 pub mod config;
+pub mod config_file;

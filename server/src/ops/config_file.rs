@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn the_example_file_sets_every_setting_and_parses() {
-        let example = include_str!("../../playground.example.toml");
+        let example = include_str!("../../../playground.example.toml");
         // Every setting appears in the example, commented out, so the
         // example is the one place that documents them all.
         let uncommented: String = example
