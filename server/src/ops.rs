@@ -2,3 +2,4 @@
 
 pub mod config;
 pub mod config_file;
+pub mod logging;
