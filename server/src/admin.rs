@@ -20,7 +20,7 @@ use playground_protocol::{AdminInstance, AdminSession, InstanceStatus};
 
 use crate::api::AppState;
 use crate::error::ApiError;
-use crate::metrics;
+use crate::ops::metrics;
 
 /// How long CPU use is sampled for the session list.
 const CPU_SAMPLE: Duration = Duration::from_millis(250);

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::admission::ConnectionPermit;
 use crate::clients::ClientAddr;
 use crate::error::ApiError;
-use crate::metrics;
+use crate::ops::metrics;
 use crate::sessions::{InstanceEntry, Session, Sessions, TABS};
 use crate::terminal::{ClientOptions, Terminal};
 

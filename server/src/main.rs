@@ -9,7 +9,6 @@ mod engine;
 mod error;
 mod events;
 mod files;
-mod metrics;
 mod ops;
 mod proxy;
 mod serve;
@@ -29,7 +28,7 @@ use clap::Parser;
 use sandbox::{Limits, Networks, Runtime, RuntimeConfig};
 
 use crate::ops::config::{self, Config};
-use crate::ops::{config_file, logging};
+use crate::ops::{config_file, logging, metrics};
 use crate::sessions::{Policy, PortUrl, Sessions};
 use crate::store::{Store, StoredSession};
 

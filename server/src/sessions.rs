@@ -602,7 +602,7 @@ impl Sessions {
             let _ = instance.destroy().await;
             return Err(e.into());
         }
-        crate::metrics::get()
+        crate::ops::metrics::get()
             .instance_start_seconds
             .observe(started.elapsed().as_secs_f64());
         tracing::info!(session = %session.id, instance = %name, elapsed_ms = started.elapsed().as_millis() as u64, "instance created");

@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 use super::handover::{Client, UpstreamIo};
 use super::page::Page;
 use super::{splice, Forward, Proxy, Target};
-use crate::metrics::{self, CountedBody, Direction};
+use crate::ops::metrics::{self, CountedBody, Direction};
 
 /// Longest wait for a connection to the instance's port.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
