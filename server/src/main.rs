@@ -16,7 +16,6 @@ mod sessions;
 mod store;
 mod templates;
 mod terminal;
-mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +27,7 @@ use clap::Parser;
 use sandbox::{Limits, Networks, Runtime, RuntimeConfig};
 
 use crate::ops::config::{self, Config};
-use crate::ops::{config_file, logging, metrics};
+use crate::ops::{config_file, logging, metrics, web};
 use crate::sessions::{Policy, PortUrl, Sessions};
 use crate::store::{Store, StoredSession};
 

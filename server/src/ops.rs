@@ -4,3 +4,4 @@ pub mod config;
 pub mod config_file;
 pub mod logging;
 pub mod metrics;
+pub mod web;
