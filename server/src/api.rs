@@ -18,7 +18,7 @@ use crate::admission::ConnectionPermit;
 use crate::clients::ClientAddr;
 use crate::error::ApiError;
 use crate::ops::metrics;
-use crate::sessions::{InstanceEntry, Session, Sessions, TABS};
+use crate::session::sessions::{InstanceEntry, Session, Sessions, TABS};
 use crate::terminal::{ClientOptions, Terminal};
 
 /// Default and largest exec timeout.

@@ -10,7 +10,7 @@ use axum::extract::ws::{Message, WebSocket};
 use playground_protocol::{PortInfo, SessionEvent};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::sessions::{Session, Sessions};
+use crate::session::sessions::{Session, Sessions};
 
 /// How often ports and init liveness are checked.
 const PORT_POLL: Duration = Duration::from_millis(300);

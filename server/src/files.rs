@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::api::AppState;
 use crate::error::ApiError;
-use crate::sessions::InstanceEntry;
+use crate::session::sessions::InstanceEntry;
 
 /// Size of the chunks a download is sent in.
 const CHUNK: usize = 64 * 1024;

@@ -12,7 +12,7 @@ mod files;
 mod ops;
 mod proxy;
 mod serve;
-mod sessions;
+mod session;
 mod store;
 mod templates;
 mod terminal;
@@ -28,7 +28,7 @@ use sandbox::{Limits, Networks, Runtime, RuntimeConfig};
 
 use crate::ops::config::{self, Config};
 use crate::ops::{config_file, logging, metrics, web};
-use crate::sessions::{Policy, PortUrl, Sessions};
+use crate::session::sessions::{Policy, PortUrl, Sessions};
 use crate::store::{Store, StoredSession};
 
 fn main() -> anyhow::Result<()> {

@@ -30,7 +30,7 @@ use axum::Router;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::sessions::Sessions;
+use crate::session::sessions::Sessions;
 use address::{PathRoute, Target};
 use page::Page;
 

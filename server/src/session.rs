@@ -1,0 +1,4 @@
+//! The session model and its persistence: sessions and their instances,
+//! what outlives a restart, and what each instance runs.
+
+pub mod sessions;
