@@ -13,7 +13,6 @@ mod ops;
 mod proxy;
 mod serve;
 mod session;
-mod store;
 mod templates;
 mod terminal;
 
@@ -29,7 +28,7 @@ use sandbox::{Limits, Networks, Runtime, RuntimeConfig};
 use crate::ops::config::{self, Config};
 use crate::ops::{config_file, logging, metrics, web};
 use crate::session::sessions::{Policy, PortUrl, Sessions};
-use crate::store::{Store, StoredSession};
+use crate::session::store::{Store, StoredSession};
 
 fn main() -> anyhow::Result<()> {
     // The runtime runs this binary as its launch server (which forks the

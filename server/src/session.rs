@@ -2,3 +2,4 @@
 //! what outlives a restart, and what each instance runs.
 
 pub mod sessions;
+pub mod store;

@@ -17,7 +17,7 @@ use tokio::sync::{broadcast, Mutex};
 use crate::admission::{about_minutes, Capacity, ConnectionPermit, Connections};
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::store::{Store, StoredInstance, StoredSession};
+use crate::session::store::{Store, StoredInstance, StoredSession};
 use crate::terminal::Terminal;
 
 /// Builds the link for a port: (session id, instance name, port) -> URL.
