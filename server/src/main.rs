@@ -13,7 +13,6 @@ mod ops;
 mod proxy;
 mod serve;
 mod session;
-mod templates;
 mod terminal;
 
 use std::sync::Arc;
@@ -29,6 +28,7 @@ use crate::ops::config::{self, Config};
 use crate::ops::{config_file, logging, metrics, web};
 use crate::session::sessions::{Policy, PortUrl, Sessions};
 use crate::session::store::{Store, StoredSession};
+use crate::session::templates;
 
 fn main() -> anyhow::Result<()> {
     // The runtime runs this binary as its launch server (which forks the

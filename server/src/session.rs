@@ -3,3 +3,4 @@
 
 pub mod sessions;
 pub mod store;
+pub mod templates;
