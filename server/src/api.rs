@@ -19,7 +19,7 @@ use crate::clients::ClientAddr;
 use crate::error::ApiError;
 use crate::ops::metrics;
 use crate::session::sessions::{InstanceEntry, Session, Sessions, TABS};
-use crate::terminal::{ClientOptions, Terminal};
+use crate::session::terminal::{ClientOptions, Terminal};
 
 /// Default and largest exec timeout.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(60);

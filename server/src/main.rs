@@ -13,7 +13,6 @@ mod ops;
 mod proxy;
 mod serve;
 mod session;
-mod terminal;
 
 use std::sync::Arc;
 use std::time::Duration;

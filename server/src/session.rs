@@ -4,3 +4,4 @@
 pub mod sessions;
 pub mod store;
 pub mod templates;
+pub mod terminal;

@@ -18,7 +18,7 @@ use crate::admission::{about_minutes, Capacity, ConnectionPermit, Connections};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::session::store::{Store, StoredInstance, StoredSession};
-use crate::terminal::Terminal;
+use crate::session::terminal::Terminal;
 
 /// Builds the link for a port: (session id, instance name, port) -> URL.
 pub type PortUrl = Arc<dyn Fn(&str, &str, u16) -> String + Send + Sync>;
