@@ -14,10 +14,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tracing::Instrument;
 
-use crate::admission::ConnectionPermit;
 use crate::clients::ClientAddr;
 use crate::error::ApiError;
 use crate::ops::metrics;
+use crate::session::admission::ConnectionPermit;
 use crate::session::sessions::{InstanceEntry, Session, Sessions, TABS};
 use crate::session::terminal::{ClientOptions, Terminal};
 

@@ -2,7 +2,6 @@
 //! WebSocket, and the web page, on top of the `sandbox` runtime.
 
 mod admin;
-mod admission;
 mod api;
 mod clients;
 mod engine;

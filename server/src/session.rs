@@ -1,6 +1,7 @@
 //! The session model and its persistence: sessions and their instances,
 //! what outlives a restart, and what each instance runs.
 
+pub mod admission;
 pub mod sessions;
 pub mod store;
 pub mod templates;

@@ -14,9 +14,9 @@ use playground_protocol::{
 use sandbox::{Egress, Instance, InstanceSpec, Limits, Network, Networks, Runtime};
 use tokio::sync::{broadcast, Mutex};
 
-use crate::admission::{about_minutes, Capacity, ConnectionPermit, Connections};
 use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::session::admission::{about_minutes, Capacity, ConnectionPermit, Connections};
 use crate::session::store::{Store, StoredInstance, StoredSession};
 use crate::session::terminal::Terminal;
 
