@@ -328,7 +328,7 @@ fn serve_events(
         .on_upgrade(move |socket| {
             let open = metrics::OpenGauge::new(&metrics::get().event_streams);
             async move {
-                crate::events::serve(socket, session, sessions, read_only).await;
+                crate::session::events::serve(socket, session, sessions, read_only).await;
                 drop(open);
                 drop(permit);
             }

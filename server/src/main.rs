@@ -6,7 +6,6 @@ mod api;
 mod clients;
 mod engine;
 mod error;
-mod events;
 mod files;
 mod ops;
 mod proxy;
@@ -26,7 +25,7 @@ use crate::ops::config::{self, Config};
 use crate::ops::{config_file, logging, metrics, web};
 use crate::session::sessions::{Policy, PortUrl, Sessions};
 use crate::session::store::{Store, StoredSession};
-use crate::session::templates;
+use crate::session::{events, templates};
 
 fn main() -> anyhow::Result<()> {
     // The runtime runs this binary as its launch server (which forks the

@@ -2,6 +2,7 @@
 //! what outlives a restart, and what each instance runs.
 
 pub mod admission;
+pub mod events;
 pub mod sessions;
 pub mod store;
 pub mod templates;
