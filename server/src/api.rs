@@ -1,5 +1,7 @@
 //! The REST API and the terminal WebSocket endpoint, under `/api`.
 
+pub mod files;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,8 +48,8 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/{sid}/instances/{name}/terminal", get(terminal))
         .route(
             "/sessions/{sid}/instances/{name}/files",
-            get(crate::files::download)
-                .post(crate::files::upload)
+            get(crate::api::files::download)
+                .post(crate::api::files::upload)
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/sessions/{sid}/events", get(events))

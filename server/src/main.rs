@@ -6,7 +6,6 @@ mod api;
 mod clients;
 mod engine;
 mod error;
-mod files;
 mod ops;
 mod proxy;
 mod serve;
