@@ -1,5 +1,6 @@
 //! The REST API and the terminal WebSocket endpoint, under `/api`.
 
+pub mod admin;
 pub mod files;
 
 use std::sync::Arc;

@@ -1,7 +1,6 @@
 //! The `playground` binary: sessions, instances and terminals over HTTP and
 //! WebSocket, and the web page, on top of the `sandbox` runtime.
 
-mod admin;
 mod api;
 mod clients;
 mod engine;
@@ -20,6 +19,7 @@ use axum::{Json, Router};
 use clap::Parser;
 use sandbox::{Limits, Networks, Runtime, RuntimeConfig};
 
+use crate::api::admin;
 use crate::ops::config::{self, Config};
 use crate::ops::{config_file, logging, metrics, web};
 use crate::session::sessions::{Policy, PortUrl, Sessions};

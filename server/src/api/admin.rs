@@ -33,7 +33,7 @@ fn routes() -> Router<AppState> {
 }
 
 /// The admin page: it holds no data, and asks for the token itself.
-const PAGE: &str = include_str!("../../static/admin.html");
+const PAGE: &str = include_str!("../../../static/admin.html");
 
 /// The routes for the main address: open to the token only, or off.
 pub fn guarded(token: Option<String>) -> Router<AppState> {
