@@ -1,6 +1,7 @@
 //! The REST API and the terminal WebSocket endpoint, under `/api`.
 
 pub mod admin;
+pub mod clients;
 pub mod files;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tracing::Instrument;
 
-use crate::clients::ClientAddr;
+use crate::api::clients::ClientAddr;
 use crate::error::ApiError;
 use crate::ops::metrics;
 use crate::session::admission::ConnectionPermit;

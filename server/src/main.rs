@@ -2,7 +2,6 @@
 //! WebSocket, and the web page, on top of the `sandbox` runtime.
 
 mod api;
-mod clients;
 mod engine;
 mod error;
 mod ops;
@@ -19,7 +18,7 @@ use axum::{Json, Router};
 use clap::Parser;
 use sandbox::{Limits, Networks, Runtime, RuntimeConfig};
 
-use crate::api::admin;
+use crate::api::{admin, clients};
 use crate::ops::config::{self, Config};
 use crate::ops::{config_file, logging, metrics, web};
 use crate::session::sessions::{Policy, PortUrl, Sessions};
