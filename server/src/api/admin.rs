@@ -21,6 +21,7 @@ use playground_protocol::{AdminInstance, AdminSession, InstanceStatus};
 use crate::api::AppState;
 use crate::error::ApiError;
 use crate::ops::metrics;
+use crate::session::sessions::Sessions;
 
 /// How long CPU use is sampled for the session list.
 const CPU_SAMPLE: Duration = Duration::from_millis(250);
@@ -106,8 +107,28 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn serve_metrics(State(sessions): State<AppState>) -> Response {
-    let text = metrics::get().render(&sessions).await;
+    let text = metrics::get().render(live_counts(&sessions).await);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// Sessions, and instances by status, as they are now.
+async fn live_counts(sessions: &Sessions) -> metrics::Live {
+    let all = sessions.all();
+    let (mut running, mut exited) = (0, 0);
+    for session in &all {
+        for entry in session.instances().await {
+            if entry.instance.is_running() {
+                running += 1;
+            } else {
+                exited += 1;
+            }
+        }
+    }
+    metrics::Live {
+        sessions: all.len() as i64,
+        running_instances: running,
+        exited_instances: exited,
+    }
 }
 
 fn rfc3339(t: SystemTime) -> String {

@@ -1,9 +1,10 @@
-//! Prometheus metrics, served at `/metrics` (see `admin.rs` for who may read
-//! them). One set per process, reached through [`get`], so each place that
-//! counts something needs one line and no plumbing.
+//! Prometheus metrics, served at `/metrics` (see `api/admin.rs` for who may
+//! read them). One set per process, reached through [`get`], so each place
+//! that counts something needs one line and no plumbing.
 //!
-//! Counts of sessions and instances are read from the registry when scraped;
-//! everything else is counted as it happens.
+//! Counts of sessions and instances are read when scraped, by whoever
+//! serves `/metrics` (this module knows nothing of sessions); everything
+//! else is counted as it happens.
 
 use std::pin::Pin;
 use std::sync::LazyLock;
@@ -21,8 +22,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-
-use crate::session::sessions::Sessions;
 
 /// The media type of the OpenMetrics text format.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -74,6 +73,14 @@ pub struct ErrorLabels {
     pub source: &'static str,
     /// The status code answered, e.g. `404`, `503`.
     pub status: u16,
+}
+
+/// Counts read from the sessions when scraped (this module does not know
+/// sessions; whoever serves `/metrics` reads them).
+pub struct Live {
+    pub sessions: i64,
+    pub running_instances: i64,
+    pub exited_instances: i64,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -182,23 +189,12 @@ impl Metrics {
         }
     }
 
-    /// The exposition text, with session and instance counts read now.
-    pub async fn render(&self, sessions: &Sessions) -> String {
-        let all = sessions.all();
-        let (mut running, mut exited) = (0, 0);
-        for session in &all {
-            for entry in session.instances().await {
-                if entry.instance.is_running() {
-                    running += 1;
-                } else {
-                    exited += 1;
-                }
-            }
-        }
-        self.sessions.set(all.len() as i64);
+    /// The exposition text, with the live counts the caller read just now.
+    pub fn render(&self, live: Live) -> String {
+        self.sessions.set(live.sessions);
         for (status, n) in [
-            (InstanceState::running, running),
-            (InstanceState::exited, exited),
+            (InstanceState::running, live.running_instances),
+            (InstanceState::exited, live.exited_instances),
         ] {
             self.instances
                 .get_or_create(&InstanceLabels { status })
