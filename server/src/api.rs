@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod clients;
 pub mod files;
+pub mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +20,11 @@ use serde::Deserialize;
 use tracing::Instrument;
 
 use crate::api::clients::ClientAddr;
+use crate::api::state::AppState;
 use crate::error::ApiError;
 use crate::ops::metrics;
 use crate::session::admission::ConnectionPermit;
-use crate::session::sessions::{InstanceEntry, Session, Sessions, TABS};
+use crate::session::sessions::{InstanceEntry, Session, TABS};
 use crate::session::terminal::{ClientOptions, Terminal};
 
 /// Default and largest exec timeout.
@@ -32,8 +34,6 @@ const EXEC_TIMEOUT_MAX: Duration = Duration::from_secs(600);
 const API_BODY_LIMIT: usize = 1 << 20;
 /// Most bytes of stdout (and of stderr) an exec answer carries.
 const EXEC_MAX_OUTPUT: usize = 1 << 20;
-
-pub type AppState = Arc<Sessions>;
 
 pub fn router() -> Router<AppState> {
     Router::new()

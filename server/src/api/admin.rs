@@ -18,7 +18,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use playground_protocol::{AdminInstance, AdminSession, InstanceStatus};
 
-use crate::api::AppState;
+use crate::api::state::AppState;
 use crate::error::ApiError;
 use crate::ops::metrics;
 use crate::session::sessions::Sessions;

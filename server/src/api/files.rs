@@ -19,7 +19,7 @@ use sandbox::ListedKind;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::api::AppState;
+use crate::api::state::AppState;
 use crate::error::ApiError;
 use crate::session::sessions::InstanceEntry;
 
