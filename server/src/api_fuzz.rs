@@ -4,10 +4,15 @@
 //!
 //! Bounded in `cargo test`; `PROPTEST_CASES=100000` for a long run.
 
-use axum::http::Uri;
+use axum::body::Bytes;
+use axum::extract::Query;
+use axum::http::{StatusCode, Uri};
+use playground_protocol::CreateSession;
 use proptest::prelude::*;
 
-use super::*;
+use super::sessions::{optional_json, NoOptions};
+use super::terminals::TerminalQuery;
+use crate::error::ApiError;
 
 fn refused_cleanly(e: &ApiError) -> bool {
     matches!(
