@@ -1,14 +1,20 @@
-//! The session event stream's WebSocket endpoint (read-only through a view).
+//! The session event stream's WebSocket endpoint (read-only through a
+//! view): it pushes what the session publishes (see `session/events.rs`
+//! for the watcher that publishes changes inside instances).
 
 use std::sync::Arc;
 
+use axum::extract::ws::{Message, WebSocket};
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::response::Response;
+use playground_protocol::SessionEvent;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::api::state::AppState;
 use crate::error::ApiError;
 use crate::ops::metrics;
-use crate::session::sessions::Session;
+use crate::session::events::ENDING_SOON;
+use crate::session::sessions::{Session, Sessions};
 
 pub async fn events(
     State(sessions): State<AppState>,
@@ -41,9 +47,64 @@ fn serve_events(
         .on_upgrade(move |socket| {
             let open = metrics::OpenGauge::new(&metrics::get().event_streams);
             async move {
-                crate::session::events::serve(socket, session, sessions, read_only).await;
+                serve(socket, session, sessions, read_only).await;
                 drop(open);
                 drop(permit);
             }
         }))
+}
+
+/// Serve one client of a session's event stream (with `view`, a read-only
+/// viewer: snapshots carry no viewer id).
+pub async fn serve(
+    mut socket: WebSocket,
+    session: Arc<Session>,
+    sessions: Arc<Sessions>,
+    view: bool,
+) {
+    let mut events = session.subscribe();
+    let snapshot = |info| SessionEvent::Snapshot { session: info };
+    let first = snapshot(session.info(sessions.policy(), view).await);
+    if send(&mut socket, &first).await.is_err() {
+        return;
+    }
+    // The warning is published once; a client arriving later still gets it.
+    if session.expires_in() <= ENDING_SOON {
+        let warning = SessionEvent::EndingSoon {
+            expires_in_secs: session.expires_in().as_secs(),
+        };
+        if send(&mut socket, &warning).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let event = match event {
+                    Ok(SessionEvent::Snapshot { .. }) if view => {
+                        snapshot(session.info(sessions.policy(), view).await)
+                    }
+                    Ok(event) => event,
+                    // Fell behind: start over from the current state.
+                    Err(RecvError::Lagged(_)) => snapshot(session.info(sessions.policy(), view).await),
+                    Err(RecvError::Closed) => SessionEvent::Ended,
+                };
+                let ended = event == SessionEvent::Ended;
+                if send(&mut socket, &event).await.is_err() || ended {
+                    break;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // The client only listens; anything but a close is ignored.
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+async fn send(socket: &mut WebSocket, event: &SessionEvent) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(event).expect("events serialise");
+    socket.send(Message::Text(text.into())).await
 }

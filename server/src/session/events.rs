@@ -1,23 +1,22 @@
 //! Session events: a watcher that notices what changes inside instances
 //! (ports opened and closed, init exiting, resource figures, the session
-//! nearing its end) and the WebSocket that pushes a session's events.
+//! nearing its end) and publishes it to the session's subscribers (the
+//! WebSocket that pushes them to clients is `api/events.rs`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
 use playground_protocol::{PortInfo, SessionEvent};
-use tokio::sync::broadcast::error::RecvError;
 
-use crate::session::sessions::{Session, Sessions};
+use crate::session::sessions::Sessions;
 
 /// How often ports and init liveness are checked.
 const PORT_POLL: Duration = Duration::from_millis(300);
 /// How often resource figures are pushed.
 const STATS_EVERY: u32 = 7; // polls, about 2 s
 /// Warn this long before the session ends.
-const ENDING_SOON: Duration = Duration::from_secs(300);
+pub const ENDING_SOON: Duration = Duration::from_secs(300);
 
 /// Watch every session until the server stops. One task for all sessions:
 /// reading /proc/<pid>/net/tcp of a few hundred instances is cheap.
@@ -90,59 +89,4 @@ pub async fn watch(sessions: Arc<Sessions>) {
                 .any(|s| &s.id == sid && s.expires_in() <= ENDING_SOON)
         });
     }
-}
-
-/// Serve one client of a session's event stream (with `view`, a read-only
-/// viewer: snapshots carry no viewer id).
-pub async fn serve(
-    mut socket: WebSocket,
-    session: Arc<Session>,
-    sessions: Arc<Sessions>,
-    view: bool,
-) {
-    let mut events = session.subscribe();
-    let snapshot = |info| SessionEvent::Snapshot { session: info };
-    let first = snapshot(session.info(sessions.policy(), view).await);
-    if send(&mut socket, &first).await.is_err() {
-        return;
-    }
-    // The warning is published once; a client arriving later still gets it.
-    if session.expires_in() <= ENDING_SOON {
-        let warning = SessionEvent::EndingSoon {
-            expires_in_secs: session.expires_in().as_secs(),
-        };
-        if send(&mut socket, &warning).await.is_err() {
-            return;
-        }
-    }
-    loop {
-        tokio::select! {
-            event = events.recv() => {
-                let event = match event {
-                    Ok(SessionEvent::Snapshot { .. }) if view => {
-                        snapshot(session.info(sessions.policy(), view).await)
-                    }
-                    Ok(event) => event,
-                    // Fell behind: start over from the current state.
-                    Err(RecvError::Lagged(_)) => snapshot(session.info(sessions.policy(), view).await),
-                    Err(RecvError::Closed) => SessionEvent::Ended,
-                };
-                let ended = event == SessionEvent::Ended;
-                if send(&mut socket, &event).await.is_err() || ended {
-                    break;
-                }
-            }
-            incoming = socket.recv() => match incoming {
-                // The client only listens; anything but a close is ignored.
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                Some(Ok(_)) => {}
-            },
-        }
-    }
-    let _ = socket.send(Message::Close(None)).await;
-}
-
-async fn send(socket: &mut WebSocket, event: &SessionEvent) -> Result<(), axum::Error> {
-    let text = serde_json::to_string(event).expect("events serialise");
-    socket.send(Message::Text(text.into())).await
 }
