@@ -1,5 +1,6 @@
-//! The HTTP surface under `/api`: the routes, each answered by the file of
-//! its feature.
+//! The HTTP surface: the app the listener serves (health check, `/api`,
+//! metrics and admin, the web app) and the routes under `/api`, each
+//! answered by the file of its feature.
 
 pub mod admin;
 pub mod clients;
@@ -9,16 +10,55 @@ pub mod sessions;
 pub mod state;
 pub mod terminals;
 
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Json, Router};
 
+use crate::api::clients::ClientPolicy;
 use crate::api::state::AppState;
 use crate::error::ApiError;
+use crate::ops::{logging, metrics, web};
 
 /// Largest JSON request body (an exec's stdin included).
 const API_BODY_LIMIT: usize = 1 << 20;
 
+/// The playground's own HTTP app: the health check, the API (each client
+/// within its request rate), metrics and the admin API, and the web app,
+/// each request timed and logged.
+pub fn app(
+    sessions: AppState,
+    clients: Arc<ClientPolicy>,
+    admin_token: Option<String>,
+    web_dir: &Path,
+) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .nest(
+            "/api",
+            router().layer(axum::middleware::from_fn_with_state(
+                clients,
+                clients::limit,
+            )),
+        )
+        .merge(admin::guarded(admin_token))
+        .with_state(sessions)
+        .merge(web::router(web_dir))
+        // A client that stops sending a body half-way does not hold the request.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            Duration::from_secs(30),
+        ))
+        .layer(axum::middleware::from_fn(metrics::track_requests))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(logging::request_span))
+}
+
+/// The routes under `/api`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/templates", get(sessions::templates))

@@ -13,14 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::routing::get;
-use axum::{Json, Router};
 use clap::Parser;
 use sandbox::{Limits, Networks, Runtime, RuntimeConfig};
 
 use crate::api::{admin, clients};
 use crate::ops::config::{self, Config};
-use crate::ops::{config_file, logging, metrics, web};
+use crate::ops::{config_file, logging, metrics};
 use crate::session::sessions::{Policy, PortUrl, Sessions};
 use crate::session::store::{Store, StoredSession};
 use crate::session::{events, templates};
@@ -253,27 +251,12 @@ async fn serve(
         None => None,
     };
 
-    let app = Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .nest(
-            "/api",
-            api::router().layer(axum::middleware::from_fn_with_state(
-                clients.clone(),
-                clients::limit,
-            )),
-        )
-        .merge(admin::guarded(config.admin_token.clone()))
-        .with_state(sessions.clone())
-        .merge(web::router(&config.web_dir))
-        // A client that stops sending a body half-way does not hold the request.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            Duration::from_secs(30),
-        ))
-        .layer(axum::middleware::from_fn(metrics::track_requests))
-        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(logging::request_span));
+    let app = api::app(
+        sessions.clone(),
+        clients.clone(),
+        config.admin_token.clone(),
+        &config.web_dir,
+    );
 
     // Requests for ports of instances go to the proxy, the rest to `app`.
     let app = proxy::front(app, proxy::Proxy::new(proxy_settings, sessions.clone()));
