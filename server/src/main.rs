@@ -1,12 +1,21 @@
 //! The `playground` binary: sessions, instances and terminals over HTTP and
 //! WebSocket, and the web page, on top of the `sandbox` runtime.
 
+// The HTTP surface: routes, one file per feature (sessions, terminals,
+// files, events, admin), client limits, the routers' shared state.
 mod api;
+// The built-in Docker Engine API that instances' `docker` talks to.
 mod engine;
+// ApiError, the error answer that both the session model and the API give.
 mod error;
+// Operations: configuration (flags and file), logging, metrics, the web app's files.
 mod ops;
+// The reverse proxy to ports inside instances, in front of the app.
 mod proxy;
+// The HTTP/1.1 listener (timeouts, connection bound, graceful stop).
 mod serve;
+// The session model: sessions and instances, their store, templates,
+// terminals, admission and the events watcher.
 mod session;
 
 use std::sync::Arc;
