@@ -594,6 +594,17 @@ fn start_process(
         Some(&nix::sys::signal::SigSet::empty()),
         None,
     );
+    // Rust ignores SIGPIPE in its own processes, and an ignored signal stays
+    // ignored across execve: a container's `yes | head` then never ended
+    // (`yes` got EPIPE forever instead of dying). Programs expect the
+    // default, as the instance's own processes get it (see `init`).
+    // SAFETY: restoring the default disposition installs no handler code.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     setsid().map_err(|e| format!("setsid: {e}"))?;
     if process.tty.is_some() {
         sys::set_controlling_tty(stdio[0].as_fd())
