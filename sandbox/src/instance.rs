@@ -438,8 +438,9 @@ impl Instance {
             // A command that does not read its input must not block us.
             let _ = stdin_w.write_all(&stdin).await;
         });
-        let stdout = tokio::spawn(read_capped(stdout_r, max_output));
-        let stderr = tokio::spawn(read_capped(stderr_r, max_output));
+        let (exited_tx, exited) = tokio::sync::watch::channel(false);
+        let stdout = tokio::spawn(read_capped(stdout_r, max_output, exited.clone()));
+        let stderr = tokio::spawn(read_capped(stderr_r, max_output, exited));
 
         let mut out = ExecOutput::default();
         let mut exit = spawned.exit;
@@ -460,16 +461,14 @@ impl Instance {
                 }
             }
         };
-        // Output ends at EOF, or shortly after exit if a background process
-        // still holds the pipes open.
+        // Output ends at EOF, or once it has been quiet for a moment after
+        // the exit when a background process still holds the pipes open;
+        // either way all that was read is kept.
+        exited_tx.send_replace(true);
         for (task, buf) in [(stdout, &mut out.stdout), (stderr, &mut out.stderr)] {
-            let abort = task.abort_handle();
-            match tokio::time::timeout(Duration::from_millis(200), task).await {
-                Ok(Ok((data, truncated))) => {
-                    *buf = data;
-                    out.truncated |= truncated;
-                }
-                _ => abort.abort(),
+            if let Ok((data, truncated)) = task.await {
+                *buf = data;
+                out.truncated |= truncated;
             }
         }
         Ok(out)
@@ -538,12 +537,39 @@ impl Instance {
     }
 }
 
-async fn read_capped(mut pipe: pipe::Receiver, max: usize) -> (Vec<u8>, bool) {
+/// Read a pipe to its end, keeping at most `max` bytes (and whether there
+/// was more). Once `exited` turns true, 200 ms without output, or 2 s in
+/// all, also end it: a background process of the command may hold the pipe
+/// open (and even write to it) for good.
+async fn read_capped(
+    mut pipe: pipe::Receiver,
+    max: usize,
+    mut exited: tokio::sync::watch::Receiver<bool>,
+) -> (Vec<u8>, bool) {
+    const QUIET: Duration = Duration::from_millis(200);
+    const AFTER_EXIT: Duration = Duration::from_secs(2);
     let mut data = Vec::new();
     let mut truncated = false;
     let mut buf = vec![0u8; 16 * 1024];
+    let mut deadline = None;
     loop {
-        match pipe.read(&mut buf).await {
+        let read = if let Some(deadline) = deadline {
+            let quiet = tokio::time::Instant::now() + QUIET;
+            match tokio::time::timeout_at(quiet.min(deadline), pipe.read(&mut buf)).await {
+                Ok(read) => read,
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                read = pipe.read(&mut buf) => read,
+                // Exited (or the caller is gone): the limits apply from now.
+                _ = exited.changed() => {
+                    deadline = Some(tokio::time::Instant::now() + AFTER_EXIT);
+                    continue;
+                }
+            }
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 let room = max.saturating_sub(data.len());

@@ -285,3 +285,24 @@ async fn files_and_rest_exec_carry_50_mb_honestly() {
 
     server.finish(sid).await;
 }
+
+/// A command that leaves a background process holding its output open still
+/// returns what it printed (it came back empty: the reader was cancelled
+/// and its bytes thrown away).
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_keeps_output_when_a_background_process_holds_the_pipe() {
+    let (server, sid, name) = TestServer::with_instance(&[]).await;
+    let started = Instant::now();
+    let out = server
+        .exec(&sid, &name, "echo before; sleep 30 & echo after")
+        .await;
+    assert_eq!(out.exit_code, 0);
+    assert_eq!(out.stdout, "before\nafter\n");
+    assert!(!out.truncated);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "exec waited for the background process: {:?}",
+        started.elapsed()
+    );
+    server.finish(&sid).await;
+}
