@@ -10,10 +10,11 @@ use tokio::sync::oneshot;
 
 use crate::agent;
 use crate::instance::Instance;
+use crate::isolation::sys;
 use crate::launch::Job;
 pub use crate::nested::{Bind, ProcessSpec, RunSpec};
 use crate::nested::{ContainerJob, Go, JobEvent, JobKind};
-use crate::{sys, Error, Result};
+use crate::{Error, Result};
 
 /// How long a container's process may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

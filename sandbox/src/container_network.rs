@@ -22,7 +22,7 @@ use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
 use serde::{Deserialize, Serialize};
 
-use crate::sys;
+use crate::isolation::sys;
 
 /// The bridge's name, as Docker calls its own.
 pub const BRIDGE: &str = "docker0";

@@ -81,7 +81,7 @@ impl Control {
     /// Wrap a connected, non-blocking control socket.
     pub fn new(socket: OwnedFd) -> io::Result<Arc<Control>> {
         Ok(Arc::new(Control {
-            socket: crate::sys::async_fd(socket)?,
+            socket: crate::isolation::sys::async_fd(socket)?,
             next_id: AtomicU64::new(1),
             waiters: Mutex::new(Waiters::default()),
             closed: AtomicBool::new(false),

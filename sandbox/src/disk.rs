@@ -29,7 +29,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::Mode;
 use nix::unistd::{lseek, Whence};
 
-use crate::sys;
+use crate::isolation::sys;
 
 /// The template for disks of `size_mib`, formatted on first use.
 pub fn template(data_dir: &Path, size_mib: u64) -> io::Result<PathBuf> {

@@ -18,7 +18,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, execvpe, fork, pipe2, setsid, ForkResult, Pid};
 
 use crate::agent::{self, Event, FileErrorKind, Request, WindowSize};
-use crate::sys;
+use crate::isolation::sys;
 
 /// A process init started and still reports on.
 struct Child {

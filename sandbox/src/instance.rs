@@ -13,12 +13,13 @@ use tokio::net::unix::pipe;
 use tokio::sync::{oneshot, Mutex};
 
 use crate::agent::{FileErrorKind, ListedEntry, Request, WindowSize};
-use crate::cgroup::Cgroup;
 use crate::control::{Control, Spawned};
+use crate::isolation::cgroup::Cgroup;
+use crate::isolation::sys;
 use crate::ports::{PortWatcher, SocketMaker};
 use crate::pty::Pty;
 use crate::runtime::{pidfd, InstanceSpec, RuntimeInner};
-use crate::{sys, Error, Result};
+use crate::{Error, Result};
 
 /// `PATH` and friends for processes started in an instance.
 const BASE_ENV: [&str; 6] = [
@@ -350,7 +351,7 @@ impl Instance {
     }
 
     /// Memory, CPU and process counts from the instance's cgroup.
-    pub fn stats(&self) -> crate::cgroup::Stats {
+    pub fn stats(&self) -> crate::isolation::cgroup::Stats {
         self.inner.cgroup.stats()
     }
 

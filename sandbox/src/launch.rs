@@ -29,7 +29,8 @@ use nix::unistd::{pipe2, read, setgroups, setresgid, setresuid, write, Gid, Pid,
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, Event};
-use crate::{init, launch_server, rootfs, security, sys};
+use crate::isolation::{security, sys};
+use crate::{init, launch_server, rootfs};
 
 /// The descriptor number of the control socket in the launcher and in init.
 pub const CONTROL_FD: RawFd = 3;

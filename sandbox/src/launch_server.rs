@@ -75,7 +75,7 @@ fn into_launcher(socket: OwnedFd, control: OwnedFd) -> OwnedFd {
     if control.as_raw_fd() == CONTROL_FD {
         return control;
     }
-    if crate::sys::dup2(control.as_fd(), CONTROL_FD).is_err() {
+    if crate::isolation::sys::dup2(control.as_fd(), CONTROL_FD).is_err() {
         std::process::exit(1);
     }
     drop(control);

@@ -17,7 +17,6 @@
 //! raw system calls).
 
 mod agent;
-pub mod cgroup;
 mod container;
 pub mod container_network;
 mod container_stats;
@@ -28,6 +27,7 @@ mod egress;
 pub mod image;
 mod init;
 mod instance;
+mod isolation;
 mod launch;
 mod launch_server;
 mod layer_export;
@@ -38,16 +38,14 @@ mod ports;
 mod pty;
 mod rootfs;
 mod runtime;
-mod security;
-mod sys;
 
 pub use agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
-pub use cgroup::{Limits, Stats};
 pub use container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
 pub use container_network::ContainerNetwork;
 pub use container_stats::{system_cpu, ContainerUsage, InterfaceCounters, SystemCpu};
 pub use egress::Egress;
 pub use instance::{ExecOutput, Instance, InstanceFile, PtyProcess};
+pub use isolation::cgroup::{self, Limits, Stats};
 pub use launch::run_if_requested as run_launcher_if_requested;
 pub use network::{Network, Networks};
 pub use pty::Pty;

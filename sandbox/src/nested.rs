@@ -42,7 +42,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, WindowSize};
 use crate::container_network::{self, ContainerNetwork};
-use crate::{rootfs, security, sys};
+use crate::isolation::{security, sys};
+use crate::rootfs;
 
 /// A container's first process, or one more process in a running container.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -56,7 +56,7 @@ pub fn setup(config: &LaunchConfig) -> Result<()> {
     )?;
 
     sethostname(&config.hostname).map_err(|e| format!("sethostname: {e}"))?;
-    crate::sys::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
+    crate::isolation::sys::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
     // Open files per process: the usual soft limit, and a hard limit instance
     // root cannot raise (that needs CAP_SYS_RESOURCE on the host).
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit: {e}"))?;
