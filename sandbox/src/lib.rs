@@ -21,16 +21,12 @@ mod container;
 pub mod container_network;
 mod container_stats;
 mod control;
-mod disk;
-mod disk_pool;
 mod egress;
-pub mod image;
 mod init;
 mod instance;
 mod isolation;
 mod launch;
 mod launch_server;
-mod layer_export;
 mod nested;
 mod network;
 pub mod oci;
@@ -38,6 +34,7 @@ mod ports;
 mod pty;
 mod rootfs;
 mod runtime;
+mod storage;
 
 pub use agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
 pub use container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
@@ -50,6 +47,7 @@ pub use launch::run_if_requested as run_launcher_if_requested;
 pub use network::{Network, Networks};
 pub use pty::Pty;
 pub use runtime::{InstanceSpec, Runtime, RuntimeConfig};
+pub use storage::image;
 
 /// Make the calling process the reaper of its orphaned descendants. An
 /// instance's init is orphaned when its launcher exits; the server must

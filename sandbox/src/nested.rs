@@ -214,7 +214,7 @@ fn job_main(job: &ContainerJob, init: OwnedFd, control: &OwnedFd) -> Result<()> 
                 .join("containers")
                 .join(id)
                 .join("upper");
-            crate::layer_export::export_to_file(&upper, ns.id_base, dest)
+            crate::storage::layer_export::export_to_file(&upper, ns.id_base, dest)
                 .map_err(|e| format!("export {id}'s layer: {e}"))?;
             agent::send(control.as_fd(), &JobEvent::Done, &[]).map_err(|e| e.to_string())
         }

@@ -12,12 +12,12 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use crate::agent::{self, Event};
 use crate::control::Control;
-use crate::disk_pool::DiskPool;
 use crate::instance::{Instance, PtyProcess};
 use crate::isolation::cgroup::{Layout, Limits};
 use crate::isolation::sys;
 use crate::launch::LaunchConfig;
 use crate::launch_server::LaunchServer;
+use crate::storage::disk_pool::DiskPool;
 use crate::{Error, Result};
 
 /// First host uid/gid handed to instances. Far above any real user's id.
