@@ -16,7 +16,7 @@ use crate::agent::{FileErrorKind, ListedEntry, Request, WindowSize};
 use crate::control::{Control, Spawned};
 use crate::isolation::cgroup::Cgroup;
 use crate::isolation::sys;
-use crate::ports::{PortWatcher, SocketMaker};
+use crate::network::ports::{PortWatcher, SocketMaker};
 use crate::pty::Pty;
 use crate::runtime::{pidfd, InstanceSpec, RuntimeInner};
 use crate::{Error, Result};
@@ -284,7 +284,7 @@ impl Instance {
         }
     }
 
-    fn listeners(&self) -> std::io::Result<Vec<crate::ports::Listener>> {
+    fn listeners(&self) -> std::io::Result<Vec<crate::network::ports::Listener>> {
         let mut watcher = self.inner.ports.lock().unwrap();
         if watcher.is_none() {
             *watcher = Some(PortWatcher::open(self.inner.pidfd.get_ref())?);
@@ -321,7 +321,8 @@ impl Instance {
     /// whatever address the listener is bound to, loopback included).
     pub async fn connect(&self, port: u16) -> std::io::Result<tokio::net::TcpStream> {
         let sockets = self.sockets()?;
-        crate::ports::connect(&sockets, || self.listeners(), port, Duration::from_secs(5)).await
+        crate::network::ports::connect(&sockets, || self.listeners(), port, Duration::from_secs(5))
+            .await
     }
 
     /// A TCP connection from the instance's network namespace to `addr`

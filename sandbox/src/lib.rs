@@ -18,10 +18,8 @@
 
 mod agent;
 mod container;
-pub mod container_network;
 mod container_stats;
 mod control;
-mod egress;
 mod init;
 mod instance;
 mod isolation;
@@ -30,7 +28,6 @@ mod launch_server;
 mod nested;
 mod network;
 pub mod oci;
-mod ports;
 mod pty;
 mod rootfs;
 mod runtime;
@@ -38,13 +35,13 @@ mod storage;
 
 pub use agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
 pub use container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
-pub use container_network::ContainerNetwork;
 pub use container_stats::{system_cpu, ContainerUsage, InterfaceCounters, SystemCpu};
-pub use egress::Egress;
 pub use instance::{ExecOutput, Instance, InstanceFile, PtyProcess};
 pub use isolation::cgroup::{self, Limits, Stats};
 pub use launch::run_if_requested as run_launcher_if_requested;
-pub use network::{Network, Networks};
+pub use network::container_bridge::{self as container_network, ContainerNetwork};
+pub use network::egress::Egress;
+pub use network::session::{Network, Networks};
 pub use pty::Pty;
 pub use runtime::{InstanceSpec, Runtime, RuntimeConfig};
 pub use storage::image;

@@ -41,8 +41,8 @@ use nix::unistd::{
 use serde::{Deserialize, Serialize};
 
 use crate::agent::{self, WindowSize};
-use crate::container_network::{self, ContainerNetwork};
 use crate::isolation::{security, sys};
+use crate::network::container_bridge::{self, ContainerNetwork};
 use crate::rootfs;
 
 /// A container's first process, or one more process in a running container.
@@ -303,7 +303,7 @@ fn run_container(spec: &RunSpec, ns: &InstanceNamespaces, control: &OwnedFd) -> 
     // the host's, writable, and shows the namespace it was entered from.
     enter(ns, &[&ns.net])?;
     if let ContainerNetwork::Bridge { .. } = spec.network {
-        container_network::ensure_bridge()?;
+        container_bridge::ensure_bridge()?;
     }
     enter(ns, &[&ns.mnt, &ns.cgroup, &ns.pid])?;
     in_helper(control, |control| {
@@ -313,7 +313,7 @@ fn run_container(spec: &RunSpec, ns: &InstanceNamespaces, control: &OwnedFd) -> 
         become_instance_root(ns)?;
         // Its network first (the clone inherits it), so the command starts
         // with its network in place.
-        container_network::unshare_own(spec.network)?;
+        container_bridge::unshare_own(spec.network)?;
         let flags = CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWPID
             | CloneFlags::CLONE_NEWUTS

@@ -84,7 +84,7 @@ fn netlink(rt: &tokio::runtime::Runtime) -> Result<Handle> {
 }
 
 async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>> {
-    crate::network::index_of(handle, name)
+    super::session::index_of(handle, name)
         .await
         .map_err(|e| e.to_string())
 }
@@ -218,7 +218,7 @@ async fn plug(handle: &Handle, pid: i32, address: Ipv4Addr) -> Result<()> {
         .build();
     // Random, as Docker's: an exited container's pair may linger a moment
     // while the kernel tears its namespace down.
-    let suffix = crate::network::random_suffix();
+    let suffix = super::session::random_suffix();
     let pair = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name(format!("veth{}", &suffix[..7]))
         .controller(bridge)
@@ -236,7 +236,7 @@ async fn plug(handle: &Handle, pid: i32, address: Ipv4Addr) -> Result<()> {
 /// In the container's namespace: address eth0, bring it up, route through
 /// the bridge.
 async fn configure(handle: &Handle, address: Ipv4Addr) -> Result<()> {
-    crate::network::configure_link(handle, "eth0", address, PREFIX, Some(GATEWAY))
+    super::session::configure_link(handle, "eth0", address, PREFIX, Some(GATEWAY))
         .await
         .map_err(|e| e.to_string())
 }
