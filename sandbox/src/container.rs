@@ -8,12 +8,12 @@ use std::time::Duration;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use tokio::sync::oneshot;
 
-use crate::agent;
 use crate::instance::Instance;
 use crate::isolation::sys;
-use crate::launch::Job;
-pub use crate::nested::{Bind, ProcessSpec, RunSpec};
-use crate::nested::{ContainerJob, Go, JobEvent, JobKind};
+use crate::launch::agent;
+use crate::launch::launcher::Job;
+pub use crate::launch::nested::{Bind, ProcessSpec, RunSpec};
+use crate::launch::nested::{ContainerJob, Go, JobEvent, JobKind};
 use crate::{Error, Result};
 
 /// How long a container's process may take to start.

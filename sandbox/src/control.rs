@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
 
-use crate::agent::{self, Event, FileErrorKind, ListedEntry, Request};
+use crate::launch::agent::{self, Event, FileErrorKind, ListedEntry, Request};
 
 /// A process init started for us.
 pub struct Spawned {

@@ -12,10 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::{oneshot, Mutex};
 
-use crate::agent::{FileErrorKind, ListedEntry, Request, WindowSize};
 use crate::control::{Control, Spawned};
 use crate::isolation::cgroup::Cgroup;
 use crate::isolation::sys;
+use crate::launch::agent::{FileErrorKind, ListedEntry, Request, WindowSize};
 use crate::network::ports::{PortWatcher, SocketMaker};
 use crate::pty::Pty;
 use crate::runtime::{pidfd, InstanceSpec, RuntimeInner};
@@ -231,7 +231,7 @@ impl Instance {
     }
 
     /// The listening socket of the instance's Engine API
-    /// ([`crate::agent::DOCKER_SOCKET`]), owned by its init: checked to be a
+    /// ([`crate::launch::agent::DOCKER_SOCKET`]), owned by its init: checked to be a
     /// listening Unix stream socket, since init is not trusted.
     pub async fn docker_listener(&self) -> Result<std::os::unix::net::UnixListener> {
         if !self.is_running() {

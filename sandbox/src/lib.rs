@@ -16,29 +16,24 @@
 //! `pty`, `container_stats` (a container's usage from /proc) and `sys` (the
 //! raw system calls).
 
-mod agent;
 mod container;
 mod container_stats;
 mod control;
-mod init;
 mod instance;
 mod isolation;
 mod launch;
-mod launch_server;
-mod nested;
 mod network;
 pub mod oci;
 mod pty;
-mod rootfs;
 mod runtime;
 mod storage;
 
-pub use agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
 pub use container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
 pub use container_stats::{system_cpu, ContainerUsage, InterfaceCounters, SystemCpu};
 pub use instance::{ExecOutput, Instance, InstanceFile, PtyProcess};
 pub use isolation::cgroup::{self, Limits, Stats};
-pub use launch::run_if_requested as run_launcher_if_requested;
+pub use launch::agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
+pub use launch::launcher::run_if_requested as run_launcher_if_requested;
 pub use network::container_bridge::{self as container_network, ContainerNetwork};
 pub use network::egress::Egress;
 pub use network::session::{Network, Networks};

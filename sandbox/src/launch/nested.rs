@@ -40,10 +40,10 @@ use nix::unistd::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{self, WindowSize};
+use super::agent::{self, WindowSize};
+use super::rootfs;
 use crate::isolation::{security, sys};
 use crate::network::container_bridge::{self, ContainerNetwork};
-use crate::rootfs;
 
 /// A container's first process, or one more process in a running container.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -28,9 +28,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, read, setgroups, setresgid, setresuid, write, Gid, Pid, Uid};
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{self, Event};
+use super::agent::{self, Event};
+use super::{init, rootfs, server};
 use crate::isolation::{security, sys};
-use crate::{init, launch_server, rootfs};
 
 /// The descriptor number of the control socket in the launcher and in init.
 pub const CONTROL_FD: RawFd = 3;
@@ -50,7 +50,7 @@ const INIT_STACK: usize = 8 << 20;
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum Job {
     Instance(LaunchConfig),
-    Container(crate::nested::ContainerJob),
+    Container(super::nested::ContainerJob),
 }
 
 /// Everything the launcher needs to create an instance.
@@ -80,11 +80,11 @@ impl LaunchConfig {
 /// serve, and do a launcher's job in each forked child; never returns then.
 /// Call it first thing in `main`, before any threads exist.
 pub fn run_if_requested() {
-    if std::env::args_os().nth(1).as_deref() != Some(launch_server::LAUNCH_SERVER_ARG.as_ref()) {
+    if std::env::args_os().nth(1).as_deref() != Some(server::LAUNCH_SERVER_ARG.as_ref()) {
         return;
     }
     // Returns in each forked launcher, with its control socket.
-    let control = launch_server::serve();
+    let control = server::serve();
     // The configuration comes over the socket, not in argv: PID 1's command
     // line is visible inside the instance and must not show host paths.
     // An instance comes with its disk (a detached mount); a container job
@@ -92,7 +92,7 @@ pub fn run_if_requested() {
     let config = match agent::recv::<Job>(control.as_fd()) {
         Ok(Some((Job::Container(job), fds))) => {
             let code = match fds.into_iter().next() {
-                Some(init) => crate::nested::run_job(&job, init, &control),
+                Some(init) => super::nested::run_job(&job, init, &control),
                 None => 1,
             };
             std::process::exit(code);

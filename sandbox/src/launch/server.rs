@@ -19,8 +19,8 @@ use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::{fork, ForkResult};
 
-use crate::agent;
-use crate::launch::CONTROL_FD;
+use super::agent;
+use super::launcher::CONTROL_FD;
 
 /// `argv[1]` that makes our binary act as the launch server.
 pub const LAUNCH_SERVER_ARG: &str = "__sandbox-launch-server";
