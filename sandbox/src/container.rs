@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use tokio::sync::oneshot;
 
-use crate::instance::Instance;
+use crate::instance::handle::Instance;
 use crate::isolation::sys;
 use crate::launch::agent;
 use crate::launch::launcher::Job;

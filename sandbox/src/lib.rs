@@ -18,27 +18,24 @@
 
 mod container;
 mod container_stats;
-mod control;
 mod instance;
 mod isolation;
 mod launch;
 mod network;
 pub mod oci;
-mod pty;
-mod runtime;
 mod storage;
 
 pub use container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
 pub use container_stats::{system_cpu, ContainerUsage, InterfaceCounters, SystemCpu};
-pub use instance::{ExecOutput, Instance, InstanceFile, PtyProcess};
+pub use instance::handle::{ExecOutput, Instance, InstanceFile, PtyProcess};
+pub use instance::pty::Pty;
+pub use instance::runtime::{InstanceSpec, Runtime, RuntimeConfig};
 pub use isolation::cgroup::{self, Limits, Stats};
 pub use launch::agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
 pub use launch::launcher::run_if_requested as run_launcher_if_requested;
 pub use network::container_bridge::{self as container_network, ContainerNetwork};
 pub use network::egress::Egress;
 pub use network::session::{Network, Networks};
-pub use pty::Pty;
-pub use runtime::{InstanceSpec, Runtime, RuntimeConfig};
 pub use storage::image;
 
 /// Make the calling process the reaper of its orphaned descendants. An

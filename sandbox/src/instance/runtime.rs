@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
-use crate::control::Control;
-use crate::instance::{Instance, PtyProcess};
+use super::control::Control;
+use super::handle::{Instance, PtyProcess};
 use crate::isolation::cgroup::{Layout, Limits};
 use crate::isolation::sys;
 use crate::launch::agent::{self, Event};

@@ -12,13 +12,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::{oneshot, Mutex};
 
-use crate::control::{Control, Spawned};
+use super::control::{Control, Spawned};
+use super::pty::Pty;
+use super::runtime::{pidfd, InstanceSpec, RuntimeInner};
 use crate::isolation::cgroup::Cgroup;
 use crate::isolation::sys;
 use crate::launch::agent::{FileErrorKind, ListedEntry, Request, WindowSize};
 use crate::network::ports::{PortWatcher, SocketMaker};
-use crate::pty::Pty;
-use crate::runtime::{pidfd, InstanceSpec, RuntimeInner};
 use crate::{Error, Result};
 
 /// `PATH` and friends for processes started in an instance.
@@ -86,7 +86,7 @@ struct Inner {
     sockets: std::sync::Mutex<Option<Arc<SocketMaker>>>,
     /// Containers' processes that init kept for us while no server ran,
     /// with their output, until the engine claims them (`Instance::watch`).
-    pub(crate) adopted: std::sync::Mutex<std::collections::HashMap<i32, crate::control::Spawned>>,
+    pub(crate) adopted: std::sync::Mutex<std::collections::HashMap<i32, super::control::Spawned>>,
 }
 
 impl Instance {
@@ -122,13 +122,13 @@ impl Instance {
     }
 
     /// Keep a container's process that init handed back at adoption.
-    pub(crate) fn keep_adopted(&self, process: crate::control::Spawned) {
+    pub(crate) fn keep_adopted(&self, process: super::control::Spawned) {
         let mut adopted = self.inner.adopted.lock().unwrap();
         adopted.insert(process.pid, process);
     }
 
     /// The kept process `pid`, once.
-    pub(crate) fn take_adopted(&self, pid: i32) -> Option<crate::control::Spawned> {
+    pub(crate) fn take_adopted(&self, pid: i32) -> Option<super::control::Spawned> {
         self.inner.adopted.lock().unwrap().remove(&pid)
     }
 
