@@ -16,8 +16,7 @@
 //! `pty`, `container_stats` (a container's usage from /proc) and `sys` (the
 //! raw system calls).
 
-mod container;
-mod container_stats;
+mod containers;
 mod instance;
 mod isolation;
 mod launch;
@@ -25,8 +24,8 @@ mod network;
 pub mod oci;
 mod storage;
 
-pub use container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
-pub use container_stats::{system_cpu, ContainerUsage, InterfaceCounters, SystemCpu};
+pub use containers::container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
+pub use containers::stats::{system_cpu, ContainerUsage, InterfaceCounters, SystemCpu};
 pub use instance::handle::{ExecOutput, Instance, InstanceFile, PtyProcess};
 pub use instance::pty::Pty;
 pub use instance::runtime::{InstanceSpec, Runtime, RuntimeConfig};
