@@ -11,9 +11,9 @@ use tokio::sync::oneshot;
 use crate::instance::handle::Instance;
 use crate::isolation::sys;
 use crate::launch::agent;
-use crate::launch::launcher::Job;
-pub use crate::launch::nested::{Bind, ProcessSpec, RunSpec};
-use crate::launch::nested::{ContainerJob, Go, JobEvent, JobKind};
+use crate::launch::jobs::Job;
+pub use crate::launch::jobs::{Bind, ProcessSpec, RunSpec};
+use crate::launch::jobs::{ContainerJob, Go, JobEvent, JobKind};
 use crate::{Error, Result};
 
 /// How long a container's process may take to start.

@@ -15,7 +15,7 @@ use super::handle::{Instance, PtyProcess};
 use crate::isolation::cgroup::{Layout, Limits};
 use crate::isolation::sys;
 use crate::launch::agent::{self, Event};
-use crate::launch::launcher::LaunchConfig;
+use crate::launch::jobs::LaunchConfig;
 use crate::launch::server::LaunchServer;
 use crate::storage::disk_pool::DiskPool;
 use crate::{Error, Result};
@@ -220,7 +220,7 @@ impl Runtime {
         let slot = ((base - ID_BASE) / ID_COUNT) as usize;
         self.inner.claim_slot(slot)?;
         let attached = async {
-            let socket = connect_control(&dir.join(crate::launch::launcher::CONTROL_SOCKET))?;
+            let socket = connect_control(&dir.join(crate::launch::jobs::CONTROL_SOCKET))?;
             let control = Control::new(socket).map_err(|e| Error::Setup(e.to_string()))?;
             let instance = Instance::new(
                 spec,
@@ -337,7 +337,7 @@ impl Runtime {
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         )
         .map_err(|e| Error::Setup(format!("fcntl: {e}")))?;
-        let job = crate::launch::launcher::Job::Instance(config.clone());
+        let job = crate::launch::jobs::Job::Instance(config.clone());
         agent::send(ours.as_fd(), &job, &[disk.as_raw_fd()])
             .map_err(|e| Error::Setup(format!("send launch configuration: {e}")))?;
         self.inner

@@ -112,7 +112,7 @@ fn quiet_stdio() -> Result<(), String> {
         dup2(&null, fd)?;
     }
     drop(null);
-    sys::close_from(super::launcher::LISTEN_FD + 1);
+    sys::close_from(super::jobs::LISTEN_FD + 1);
     Ok(())
 }
 

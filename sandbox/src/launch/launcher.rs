@@ -19,62 +19,20 @@
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{clone, setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, read, setgroups, setresgid, setresuid, write, Gid, Pid, Uid};
-use serde::{Deserialize, Serialize};
 
 use super::agent::{self, Event};
+use super::jobs::{Job, LaunchConfig, CONTROL_SOCKET, LISTEN_FD};
 use super::{init, rootfs, server};
 use crate::isolation::{security, sys};
 
-/// The descriptor number of the control socket in the launcher and in init.
-pub const CONTROL_FD: RawFd = 3;
-/// The descriptor number of init's listening socket, where a restarted
-/// server attaches (bound at `<instance dir>/control.sock` on the host, a
-/// path no process inside the instance can see).
-pub const LISTEN_FD: RawFd = 4;
-
-/// Name of the listening socket in the instance's directory.
-pub const CONTROL_SOCKET: &str = "control.sock";
-
 /// How much stack the cloned init runs on (virtual; untouched pages cost nothing).
 const INIT_STACK: usize = 8 << 20;
-
-/// What a forked launcher is to do; the first message on its socket.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "job", rename_all = "snake_case")]
-pub enum Job {
-    Instance(LaunchConfig),
-    Container(super::nested::ContainerJob),
-}
-
-/// Everything the launcher needs to create an instance.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LaunchConfig {
-    pub hostname: String,
-    /// First host uid/gid of the instance's range; instance uid 0 maps to it.
-    pub id_base: u32,
-    pub id_count: u32,
-    /// The read-only image root file system.
-    pub image: PathBuf,
-    /// Holds `disk.img` (the backing file of the writable layer's file
-    /// system) and the mount points `disk/`, `lower/` and `rootfs/`.
-    pub instance_dir: PathBuf,
-    /// `cgroup.procs` files to join before cloning.
-    /// Files to write `0` to, to join the instance's cgroups before cloning.
-    pub cgroup_join: Vec<PathBuf>,
-}
-
-impl LaunchConfig {
-    pub fn rootfs(&self) -> PathBuf {
-        self.instance_dir.join("rootfs")
-    }
-}
 
 /// If this process was started as the launch server (see `launch_server`),
 /// serve, and do a launcher's job in each forked child; never returns then.

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod init;
+pub mod jobs;
 pub mod launcher;
 pub mod nested;
 pub mod rootfs;

@@ -10,7 +10,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{chdir, pivot_root, sethostname};
 
-use super::launcher::LaunchConfig;
+use super::jobs::LaunchConfig;
 
 /// Host device nodes bind-mounted into each instance's /dev. A user
 /// namespace cannot create device nodes, and these are harmless.

@@ -20,7 +20,7 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::{fork, ForkResult};
 
 use super::agent;
-use super::launcher::CONTROL_FD;
+use super::jobs::CONTROL_FD;
 
 /// `argv[1]` that makes our binary act as the launch server.
 pub const LAUNCH_SERVER_ARG: &str = "__sandbox-launch-server";
