@@ -28,7 +28,8 @@ pub use containers::container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, 
 pub use containers::stats::{system_cpu, ContainerUsage, InterfaceCounters, SystemCpu};
 pub use instance::handle::{ExecOutput, Instance, InstanceFile, PtyProcess};
 pub use instance::pty::Pty;
-pub use instance::runtime::{InstanceSpec, Runtime, RuntimeConfig};
+pub use instance::runtime::Runtime;
+pub use instance::state::{InstanceSpec, RuntimeConfig};
 pub use isolation::cgroup::{self, Limits, Stats};
 pub use launch::agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
 pub use launch::launcher::run_if_requested as run_launcher_if_requested;

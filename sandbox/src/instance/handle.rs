@@ -14,7 +14,7 @@ use tokio::sync::{oneshot, Mutex};
 
 use super::control::{Control, Spawned};
 use super::pty::Pty;
-use super::runtime::{pidfd, InstanceSpec, RuntimeInner};
+use super::state::{pidfd, InstanceSpec, RuntimeInner};
 use crate::isolation::cgroup::Cgroup;
 use crate::isolation::sys;
 use crate::launch::agent::{FileErrorKind, ListedEntry, Request, WindowSize};

@@ -5,3 +5,4 @@ pub mod control;
 pub mod handle;
 pub mod pty;
 pub mod runtime;
+pub mod state;
