@@ -4,17 +4,32 @@
 //! It knows nothing of HTTP or sessions. The server:
 //! 1. calls [`run_launcher_if_requested`] first thing in `main` (the runtime
 //!    runs the server binary once more, as the launch server that forks the
-//!    processes creating instances; see `launch_server` and `launch`);
+//!    processes creating instances; see `launch::server` and
+//!    `launch::launcher`);
 //! 2. prepares the image once with [`image::prepare_default`];
 //! 3. makes a [`Runtime`], which cleans up after any earlier crashed run, and
 //!    creates [`Instance`]s with it.
 //!
-//! Module map: `launch` (host side of creation), `launch_server` (forks
-//! launchers), `disk` and `disk_pool` (instance disks), `rootfs` (mounts inside),
-//! `init` (PID 1), `agent` (the control channel's messages), `control` (the
-//! server's end of it), `instance`/`runtime` (the API), `cgroup`, `image`,
-//! `pty`, `container_stats` (a container's usage from /proc) and `sys` (the
-//! raw system calls).
+//! Module map, bottom to top (a folder imports only folders above it in
+//! this list, never one below):
+//! - `isolation`: raw system calls (`sys`), cgroups, seccomp, capabilities
+//!   and masked paths; knows nothing of instances, images or networks.
+//! - `oci`: the image store and registry client; knows nothing of
+//!   instances.
+//! - `storage`: instance disks and their pool, the instance image, a
+//!   container's writable layer as an OCI layer; stands on `isolation` only.
+//! - `network`: the session networks, egress NAT, listening ports, and the
+//!   docker0 bridge inside an instance; stands on `isolation` only.
+//! - `launch`: the processes that make instances and containers (launch
+//!   server, launcher, `rootfs`, `init` as PID 1, `nested` for containers),
+//!   the jobs and fd numbers they share (`jobs`) and the control channel's
+//!   messages (`agent`); must not know the server's side (`instance`,
+//!   `containers`).
+//! - `instance`: the server's API of instances: [`Runtime`], [`Instance`],
+//!   the server's end of the control channel, terminals; what runtime and
+//!   instance share is in `instance::state`. Must not know `containers`.
+//! - `containers`: the server's side of containers (running them in an
+//!   instance through a launcher job) and their usage.
 
 mod containers;
 mod instance;
