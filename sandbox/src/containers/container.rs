@@ -1,4 +1,4 @@
-//! The server's side of containers (see `nested`): ask the launch server
+//! The server's side of containers (see `crate::launch::nested`): ask the launch server
 //! for a launcher that does the job, collect the process's terminal or
 //! pipes, have the instance's init track it, and let it run.
 
@@ -97,7 +97,7 @@ impl Instance {
         self.dir().join("disk.img")
     }
 
-    /// Create a container and start its first process (see `nested`).
+    /// Create a container and start its first process (see `crate::launch::nested`).
     /// `spec.disk_image` is filled in here.
     pub async fn run_container(&self, mut spec: RunSpec) -> Result<ContainerProcess> {
         spec.disk_image = self.disk_image();

@@ -1,4 +1,4 @@
-//! The server's end of an instance's control channel (see `agent`): sends
+//! The server's end of an instance's control channel (see `crate::launch::agent`): sends
 //! requests, and runs one task that reads init's events and routes them to
 //! whoever waits for them.
 

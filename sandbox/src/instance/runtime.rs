@@ -245,7 +245,7 @@ impl Runtime {
         }
     }
 
-    /// Have a launcher forked (see `launch_server`), hand it the instance's
+    /// Have a launcher forked (see `crate::launch::server`), hand it the instance's
     /// disk (a detached mount) and wait for init to report ready.
     async fn launch(&self, config: &LaunchConfig, disk: &OwnedFd) -> Result<(i32, Arc<Control>)> {
         // Blocking for the launcher and init; ours is made non-blocking.
@@ -293,7 +293,7 @@ impl Runtime {
 }
 
 /// Make room for an instance's directory (it comes with its disk, see
-/// `disk`): an earlier one of the same name is removed.
+/// `crate::storage::disk`): an earlier one of the same name is removed.
 fn remove_stale_dir(dir: &Path) -> io::Result<()> {
     match fs::remove_dir_all(dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),

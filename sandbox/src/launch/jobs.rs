@@ -3,8 +3,8 @@
 //! container), what those report back, and the descriptor numbers the
 //! launch server, the launcher and init agree on. The launcher, the launch
 //! server, rootfs, init and nested all stand on this file, and the
-//! server's side (`crate::instance`, `crate::containers`) writes the jobs;
-//! it knows none of the processes that do them.
+//! server's side (`crate::instance`, `crate::containers`) writes the jobs
+//! from here without importing the launcher that does them.
 
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -81,7 +81,7 @@ pub enum JobKind {
         disk_image: PathBuf,
     },
     /// Write the (stopped) container's writable layer as a layer tar to
-    /// `dest`, a new file on the host (see `layer_export`).
+    /// `dest`, a new file on the host (see `crate::storage::layer_export`).
     ExportLayer {
         id: String,
         disk_image: PathBuf,

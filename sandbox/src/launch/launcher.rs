@@ -1,5 +1,5 @@
 //! The launcher: a short-lived, single-threaded process (forked by the
-//! launch server, see `launch_server`) that creates an instance. A
+//! launch server, see `server`) that creates an instance. A
 //! multi-threaded tokio server must not unshare or setns itself, so it hands
 //! this job to another process, as runc and youki do.
 //!
@@ -34,7 +34,7 @@ use crate::isolation::{security, sys};
 /// How much stack the cloned init runs on (virtual; untouched pages cost nothing).
 const INIT_STACK: usize = 8 << 20;
 
-/// If this process was started as the launch server (see `launch_server`),
+/// If this process was started as the launch server (see `server`),
 /// serve, and do a launcher's job in each forked child; never returns then.
 /// Call it first thing in `main`, before any threads exist.
 pub fn run_if_requested() {
@@ -138,7 +138,7 @@ fn prepare_child(config: &LaunchConfig, disk_mount: OwnedFd, pid: Pid) -> Result
     setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS).map_err(|e| format!("enter mntns: {e}"))?;
     sys::make_mounts_private().map_err(|e| format!("make mounts private: {e}"))?;
 
-    // The writable layer's own file system (see `disk`), placed in the
+    // The writable layer's own file system (see `crate::storage::disk`), placed in the
     // child's namespace only.
     let disk = config.instance_dir.join("disk");
     sys::attach_tree(disk_mount.as_fd(), &disk).map_err(|e| format!("attach disk: {e}"))?;

@@ -1,11 +1,11 @@
 //! Containers: nested sandboxes inside an instance, made by a launcher (see
-//! `launch_server`) because they need host privileges an instance never has.
+//! `server`) because they need host privileges an instance never has.
 //!
 //! A container has its own mount, pid, uts and ipc namespaces, and its own
-//! network namespace on the instance's bridge (see `container_network`)
-//! unless it asks for the instance's; it shares the instance's user
-//! namespace (its root is instance root) and cgroups (the instance's limits
-//! cover all its containers together).
+//! network namespace on the instance's bridge (see
+//! `crate::network::container_bridge`) unless it asks for the instance's;
+//! it shares the instance's user namespace (its root is instance root) and
+//! cgroups (the instance's limits cover all its containers together).
 //! Its root file system is an overlay made detached on the host: the image's
 //! layers, id-mapped to the instance's uid range and read-only, under a
 //! writable layer on the instance's own disk (`containers/<id>/` next to the

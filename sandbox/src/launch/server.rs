@@ -1,5 +1,5 @@
 //! A long-lived, single-threaded process that forks launchers (see
-//! `launch`), so creating an instance does not pay for executing the server
+//! `launcher`), so creating an instance does not pay for executing the server
 //! binary anew (loading it, starting the Rust runtime: 1-2 ms, several on a
 //! busy host). It is our binary executed once with [`LAUNCH_SERVER_ARG`].
 //!

@@ -8,7 +8,7 @@
 //! and the rule go with the instance's network namespace, a veth pair with
 //! its container's. Nothing is made on the host, so nothing can leak there.
 //!
-//! Made by the container's launcher (see `nested`), which is single-threaded
+//! Made by the container's launcher (see `crate::launch::nested`), which is single-threaded
 //! and forked: netlink through `rtnetlink` on a current-thread runtime that
 //! starts no threads.
 
