@@ -4,54 +4,54 @@
 //! It knows nothing of HTTP or sessions. The server:
 //! 1. calls [`run_launcher_if_requested`] first thing in `main` (the runtime
 //!    runs the server binary once more, as the launch server that forks the
-//!    processes creating instances; see `launch_server` and `launch`);
+//!    processes creating instances; see `launch::server` and
+//!    `launch::launcher`);
 //! 2. prepares the image once with [`image::prepare_default`];
 //! 3. makes a [`Runtime`], which cleans up after any earlier crashed run, and
 //!    creates [`Instance`]s with it.
 //!
-//! Module map: `launch` (host side of creation), `launch_server` (forks
-//! launchers), `disk` and `disk_pool` (instance disks), `rootfs` (mounts inside),
-//! `init` (PID 1), `agent` (the control channel's messages), `control` (the
-//! server's end of it), `instance`/`runtime` (the API), `cgroup`, `image`,
-//! `pty`, `container_stats` (a container's usage from /proc) and `sys` (the
-//! raw system calls).
+//! Module map, bottom to top (a folder imports only folders above it in
+//! this list, never one below):
+//! - `isolation`: raw system calls (`sys`), cgroups, seccomp, capabilities
+//!   and masked paths; knows nothing of instances, images or networks.
+//! - `oci`: the image store and registry client; knows nothing of
+//!   instances.
+//! - `storage`: instance disks and their pool, the instance image, a
+//!   container's writable layer as an OCI layer; stands on `isolation` only.
+//! - `network`: the session networks, egress NAT, listening ports, and the
+//!   docker0 bridge inside an instance; stands on `isolation` only.
+//! - `launch`: the processes that make instances and containers (launch
+//!   server, launcher, `rootfs`, `init` as PID 1, `nested` for containers),
+//!   the jobs and fd numbers they share (`jobs`) and the control channel's
+//!   messages (`agent`); must not know the server's side (`instance`,
+//!   `containers`).
+//! - `instance`: the server's API of instances: [`Runtime`], [`Instance`],
+//!   the server's end of the control channel, terminals; what runtime and
+//!   instance share is in `instance::state`. Must not know `containers`.
+//! - `containers`: the server's side of containers (running them in an
+//!   instance through a launcher job) and their usage.
 
-mod agent;
-pub mod cgroup;
-mod container;
-pub mod container_network;
-mod container_stats;
-mod control;
-mod disk;
-mod disk_pool;
-mod egress;
-pub mod image;
-mod init;
+mod containers;
 mod instance;
+mod isolation;
 mod launch;
-mod launch_server;
-mod layer_export;
-mod nested;
 mod network;
 pub mod oci;
-mod ports;
-mod pty;
-mod rootfs;
-mod runtime;
-mod security;
-mod sys;
+mod storage;
 
-pub use agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
-pub use cgroup::{Limits, Stats};
-pub use container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
-pub use container_network::ContainerNetwork;
-pub use container_stats::{system_cpu, ContainerUsage, InterfaceCounters, SystemCpu};
-pub use egress::Egress;
-pub use instance::{ExecOutput, Instance, InstanceFile, PtyProcess};
-pub use launch::run_if_requested as run_launcher_if_requested;
-pub use network::{Network, Networks};
-pub use pty::Pty;
-pub use runtime::{InstanceSpec, Runtime, RuntimeConfig};
+pub use containers::container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
+pub use containers::stats::{system_cpu, ContainerUsage, InterfaceCounters, SystemCpu};
+pub use instance::handle::{ExecOutput, Instance, InstanceFile, PtyProcess};
+pub use instance::pty::Pty;
+pub use instance::runtime::Runtime;
+pub use instance::state::{InstanceSpec, RuntimeConfig};
+pub use isolation::cgroup::{self, Limits, Stats};
+pub use launch::agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
+pub use launch::launcher::run_if_requested as run_launcher_if_requested;
+pub use network::container_bridge::{self as container_network, ContainerNetwork};
+pub use network::egress::Egress;
+pub use network::session::{Network, Networks};
+pub use storage::image;
 
 /// Make the calling process the reaper of its orphaned descendants. An
 /// instance's init is orphaned when its launcher exits; the server must

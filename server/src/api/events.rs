@@ -8,7 +8,7 @@ use axum::extract::ws::{Message, WebSocket};
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::response::Response;
 use playground_protocol::SessionEvent;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::api::state::AppState;
 use crate::error::ApiError;
@@ -79,15 +79,15 @@ pub async fn serve(
     }
     loop {
         tokio::select! {
-            event = events.recv() => {
+            event = next(&mut events) => {
                 let event = match event {
-                    Ok(SessionEvent::Snapshot { .. }) if view => {
+                    Next::Event(SessionEvent::Snapshot { .. }) if view => {
                         snapshot(session.info(sessions.policy(), view).await)
                     }
-                    Ok(event) => event,
+                    Next::Event(event) => event,
                     // Fell behind: start over from the current state.
-                    Err(RecvError::Lagged(_)) => snapshot(session.info(sessions.policy(), view).await),
-                    Err(RecvError::Closed) => SessionEvent::Ended,
+                    Next::FellBehind => snapshot(session.info(sessions.policy(), view).await),
+                    Next::Closed => SessionEvent::Ended,
                 };
                 let ended = event == SessionEvent::Ended;
                 if send(&mut socket, &event).await.is_err() || ended {
@@ -104,7 +104,54 @@ pub async fn serve(
     let _ = socket.send(Message::Close(None)).await;
 }
 
+/// What a client of the event stream is sent next.
+#[derive(Debug, PartialEq)]
+enum Next {
+    Event(SessionEvent),
+    /// It fell behind: a fresh snapshot replaces what it missed.
+    FellBehind,
+    Closed,
+}
+
+/// The next event for a client. After falling behind, its receiver starts
+/// over at the newest event, so none of the missed ones (older than the
+/// snapshot sent instead) comes after the snapshot: a lagging receiver
+/// would otherwise go on with the oldest events it still holds, e.g. an
+/// `InstanceAdded` of an instance the snapshot already lists.
+async fn next(events: &mut broadcast::Receiver<SessionEvent>) -> Next {
+    match events.recv().await {
+        Ok(event) => Next::Event(event),
+        Err(RecvError::Lagged(_)) => {
+            *events = events.resubscribe();
+            Next::FellBehind
+        }
+        Err(RecvError::Closed) => Next::Closed,
+    }
+}
+
 async fn send(socket: &mut WebSocket, event: &SessionEvent) -> Result<(), axum::Error> {
     let text = serde_json::to_string(event).expect("events serialise");
     socket.send(Message::Text(text.into())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_client_that_fell_behind_skips_to_the_newest_events() {
+        let (tx, mut rx) = broadcast::channel(4);
+        let removed = |n: usize| SessionEvent::InstanceRemoved {
+            name: format!("node{n}"),
+        };
+        for n in 0..10 {
+            tx.send(removed(n)).unwrap();
+        }
+        assert_eq!(next(&mut rx).await, Next::FellBehind);
+        // Sent after the snapshot that replaces the missed ones: the next.
+        tx.send(removed(10)).unwrap();
+        assert_eq!(next(&mut rx).await, Next::Event(removed(10)));
+        drop(tx);
+        assert_eq!(next(&mut rx).await, Next::Closed);
+    }
 }

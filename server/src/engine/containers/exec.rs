@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use super::pump::{pump, ProcessIo};
 use super::run::{base_env, resize};
@@ -147,9 +147,12 @@ pub async fn exec_start(ctx: &Ctx, id: &str, body: &[u8], mut req: Request<Body>
             e.pty = pty;
         }
     }
-    let (output, _) = broadcast::channel(1024);
+    // The client's only: every piece in order, the process waiting while
+    // the client is slow (a broadcast channel here once skipped what a
+    // lagging client had not read yet). Detached, nobody reads: the pump
+    // keeps draining the pipes.
+    let (output, mut rx) = mpsc::channel::<Chunk>(64);
     let (stdin_tx, stdin_rx) = mpsc::channel::<Vec<u8>>(64);
-    let mut rx = output.subscribe();
     let containers = ctx.engine.containers.clone();
     let exec_id = id.to_string();
     let finish = {
@@ -167,10 +170,7 @@ pub async fn exec_start(ctx: &Ctx, id: &str, body: &[u8], mut req: Request<Body>
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let (ctx, container) = (ctx.clone(), r.id.clone());
     tokio::spawn(async move {
-        let emit = move |chunk: Chunk| {
-            let _ = output.send(chunk);
-        };
-        let code = pump(io, stdin_rx, emit, exit).await;
+        let code = pump(io, stdin_rx, output, exit).await;
         finish(code);
         let attributes = [("execID", exec_id), ("exitCode", code.to_string())];
         events::container(&ctx, &container, "exec_die", &attributes);
@@ -194,22 +194,19 @@ pub async fn exec_start(ctx: &Ctx, id: &str, body: &[u8], mut req: Request<Body>
                 }
             }
         });
-        loop {
-            match rx.recv().await {
-                Ok(chunk) => {
-                    let bytes = if tty {
-                        chunk.data
-                    } else {
-                        frame(chunk.stream, &chunk.data)
-                    };
-                    if write.write_all(&bytes).await.is_err() {
-                        break;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => break,
+        // Until the pump is done with the output (`None`).
+        while let Some(chunk) = rx.recv().await {
+            let bytes = if tty {
+                chunk.data
+            } else {
+                frame(chunk.stream, &chunk.data)
+            };
+            if write.write_all(&bytes).await.is_err() {
+                break;
             }
         }
+        // A client gone early must not hold the process up.
+        drop(rx);
         // The exit code is recorded before the client asks for it.
         let _ = done_rx.await;
         let _ = write.flush().await;

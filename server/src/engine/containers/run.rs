@@ -12,12 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 use super::lifecycle::remove_record;
 use super::pump::{pump, ProcessIo};
 use super::records::{Config, Record, KEEP_GONE};
-use super::streams::{frame, hijack, Chunk, Output, RunIo};
+use super::streams::{frame, hijack, Chunk, RunIo};
 use super::{flag, now};
 use super::{ports, publish};
 use crate::engine::events;
@@ -188,18 +188,22 @@ fn follow(
         stdin,
         pty: io.pty(),
     });
+    // From here until `exited` ends it, the run's output goes to the
+    // followers (see `streams::Followers`).
+    streams.output.start();
     let ctx = ctx.clone();
     tokio::spawn(async move {
-        let emit = {
-            let containers = ctx.engine.containers.clone();
-            let instance = ctx.instance.clone();
-            let id = id.clone();
-            move |chunk: Chunk| {
-                containers.append_log(&instance, &id, &chunk);
-                let _ = streams.output.send(Output::Chunk(chunk));
+        let (out, mut chunks) = mpsc::channel::<Chunk>(16);
+        let forward = async {
+            let containers = &ctx.engine.containers;
+            while let Some(chunk) = chunks.recv().await {
+                let log = |chunk: &Chunk| containers.append_log(&ctx.instance, &id, chunk);
+                streams.output.emit(chunk, log).await;
             }
         };
-        let code = pump(io, stdin_rx, emit, exit).await;
+        // The pump ends once the output is read; the forwarding once it
+        // has all been handed on.
+        let (code, ()) = tokio::join!(pump(io, stdin_rx, out, exit), forward);
         let killed = code == 128 + libc::SIGKILL;
         if killed && oom_kills.is_some_and(|before| ctx.sandbox.oom_kills() > before) {
             ctx.engine
@@ -237,7 +241,7 @@ pub(super) async fn exited(ctx: &Ctx, id: &str, code: i32) {
         r.finished_at = now();
         auto_remove = r.config.auto_remove;
     });
-    let _ = streams.output.send(Output::End);
+    streams.output.end();
     if auto_remove {
         {
             let mut gone = containers.gone.lock().unwrap();
@@ -361,7 +365,7 @@ pub fn attach(
     events::container(ctx, &record.id, "attach", &[]);
     let streams = ctx.engine.containers.streams(&record.id);
     // Subscribed before the answer, so a start right after misses nothing.
-    let mut output = streams.output.subscribe();
+    let mut output = streams.output.follow();
     if !record.running {
         *streams.attached_at.lock().unwrap() = Some(record.runs);
     }
@@ -410,20 +414,15 @@ pub fn attach(
                 }
             });
         }
-        loop {
-            match output.recv().await {
-                Ok(Output::Chunk(chunk)) => {
-                    let bytes = if tty {
-                        chunk.data
-                    } else {
-                        frame(chunk.stream, &chunk.data)
-                    };
-                    if write.write_all(&bytes).await.is_err() {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Ok(Output::End) | Err(broadcast::error::RecvError::Closed) => break,
+        // Until the run ends (`None`), with every piece (see `Followers`).
+        while let Some(chunk) = output.recv().await {
+            let bytes = if tty {
+                chunk.data
+            } else {
+                frame(chunk.stream, &chunk.data)
+            };
+            if write.write_all(&bytes).await.is_err() {
+                return;
             }
         }
         let _ = write.flush().await;

@@ -12,13 +12,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::{oneshot, Mutex};
 
-use crate::agent::{FileErrorKind, ListedEntry, Request, WindowSize};
-use crate::cgroup::Cgroup;
-use crate::control::{Control, Spawned};
-use crate::ports::{PortWatcher, SocketMaker};
-use crate::pty::Pty;
-use crate::runtime::{pidfd, InstanceSpec, RuntimeInner};
-use crate::{sys, Error, Result};
+use super::control::{Control, Spawned};
+use super::pty::Pty;
+use super::state::{pidfd, InstanceSpec, RuntimeInner};
+use crate::isolation::cgroup::Cgroup;
+use crate::isolation::sys;
+use crate::launch::agent::{FileErrorKind, ListedEntry, Request, WindowSize};
+use crate::network::ports::{PortWatcher, SocketMaker};
+use crate::{Error, Result};
 
 /// `PATH` and friends for processes started in an instance.
 const BASE_ENV: [&str; 6] = [
@@ -85,7 +86,7 @@ struct Inner {
     sockets: std::sync::Mutex<Option<Arc<SocketMaker>>>,
     /// Containers' processes that init kept for us while no server ran,
     /// with their output, until the engine claims them (`Instance::watch`).
-    pub(crate) adopted: std::sync::Mutex<std::collections::HashMap<i32, crate::control::Spawned>>,
+    pub(crate) adopted: std::sync::Mutex<std::collections::HashMap<i32, super::control::Spawned>>,
 }
 
 impl Instance {
@@ -121,13 +122,13 @@ impl Instance {
     }
 
     /// Keep a container's process that init handed back at adoption.
-    pub(crate) fn keep_adopted(&self, process: crate::control::Spawned) {
+    pub(crate) fn keep_adopted(&self, process: super::control::Spawned) {
         let mut adopted = self.inner.adopted.lock().unwrap();
         adopted.insert(process.pid, process);
     }
 
     /// The kept process `pid`, once.
-    pub(crate) fn take_adopted(&self, pid: i32) -> Option<crate::control::Spawned> {
+    pub(crate) fn take_adopted(&self, pid: i32) -> Option<super::control::Spawned> {
         self.inner.adopted.lock().unwrap().remove(&pid)
     }
 
@@ -230,7 +231,7 @@ impl Instance {
     }
 
     /// The listening socket of the instance's Engine API
-    /// ([`crate::agent::DOCKER_SOCKET`]), owned by its init: checked to be a
+    /// ([`crate::launch::agent::DOCKER_SOCKET`]), owned by its init: checked to be a
     /// listening Unix stream socket, since init is not trusted.
     pub async fn docker_listener(&self) -> Result<std::os::unix::net::UnixListener> {
         if !self.is_running() {
@@ -283,7 +284,7 @@ impl Instance {
         }
     }
 
-    fn listeners(&self) -> std::io::Result<Vec<crate::ports::Listener>> {
+    fn listeners(&self) -> std::io::Result<Vec<crate::network::ports::Listener>> {
         let mut watcher = self.inner.ports.lock().unwrap();
         if watcher.is_none() {
             *watcher = Some(PortWatcher::open(self.inner.pidfd.get_ref())?);
@@ -320,7 +321,8 @@ impl Instance {
     /// whatever address the listener is bound to, loopback included).
     pub async fn connect(&self, port: u16) -> std::io::Result<tokio::net::TcpStream> {
         let sockets = self.sockets()?;
-        crate::ports::connect(&sockets, || self.listeners(), port, Duration::from_secs(5)).await
+        crate::network::ports::connect(&sockets, || self.listeners(), port, Duration::from_secs(5))
+            .await
     }
 
     /// A TCP connection from the instance's network namespace to `addr`
@@ -350,7 +352,7 @@ impl Instance {
     }
 
     /// Memory, CPU and process counts from the instance's cgroup.
-    pub fn stats(&self) -> crate::cgroup::Stats {
+    pub fn stats(&self) -> crate::isolation::cgroup::Stats {
         self.inner.cgroup.stats()
     }
 
@@ -438,8 +440,9 @@ impl Instance {
             // A command that does not read its input must not block us.
             let _ = stdin_w.write_all(&stdin).await;
         });
-        let stdout = tokio::spawn(read_capped(stdout_r, max_output));
-        let stderr = tokio::spawn(read_capped(stderr_r, max_output));
+        let (exited_tx, exited) = tokio::sync::watch::channel(false);
+        let stdout = tokio::spawn(read_capped(stdout_r, max_output, exited.clone()));
+        let stderr = tokio::spawn(read_capped(stderr_r, max_output, exited));
 
         let mut out = ExecOutput::default();
         let mut exit = spawned.exit;
@@ -460,16 +463,14 @@ impl Instance {
                 }
             }
         };
-        // Output ends at EOF, or shortly after exit if a background process
-        // still holds the pipes open.
+        // Output ends at EOF, or once it has been quiet for a moment after
+        // the exit when a background process still holds the pipes open;
+        // either way all that was read is kept.
+        exited_tx.send_replace(true);
         for (task, buf) in [(stdout, &mut out.stdout), (stderr, &mut out.stderr)] {
-            let abort = task.abort_handle();
-            match tokio::time::timeout(Duration::from_millis(200), task).await {
-                Ok(Ok((data, truncated))) => {
-                    *buf = data;
-                    out.truncated |= truncated;
-                }
-                _ => abort.abort(),
+            if let Ok((data, truncated)) = task.await {
+                *buf = data;
+                out.truncated |= truncated;
             }
         }
         Ok(out)
@@ -538,12 +539,39 @@ impl Instance {
     }
 }
 
-async fn read_capped(mut pipe: pipe::Receiver, max: usize) -> (Vec<u8>, bool) {
+/// Read a pipe to its end, keeping at most `max` bytes (and whether there
+/// was more). Once `exited` turns true, 200 ms without output, or 2 s in
+/// all, also end it: a background process of the command may hold the pipe
+/// open (and even write to it) for good.
+async fn read_capped(
+    mut pipe: pipe::Receiver,
+    max: usize,
+    mut exited: tokio::sync::watch::Receiver<bool>,
+) -> (Vec<u8>, bool) {
+    const QUIET: Duration = Duration::from_millis(200);
+    const AFTER_EXIT: Duration = Duration::from_secs(2);
     let mut data = Vec::new();
     let mut truncated = false;
     let mut buf = vec![0u8; 16 * 1024];
+    let mut deadline = None;
     loop {
-        match pipe.read(&mut buf).await {
+        let read = if let Some(deadline) = deadline {
+            let quiet = tokio::time::Instant::now() + QUIET;
+            match tokio::time::timeout_at(quiet.min(deadline), pipe.read(&mut buf)).await {
+                Ok(read) => read,
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                read = pipe.read(&mut buf) => read,
+                // Exited (or the caller is gone): the limits apply from now.
+                _ = exited.changed() => {
+                    deadline = Some(tokio::time::Instant::now() + AFTER_EXIT);
+                    continue;
+                }
+            }
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 let room = max.saturating_sub(data.len());

@@ -8,7 +8,7 @@
 //! and the rule go with the instance's network namespace, a veth pair with
 //! its container's. Nothing is made on the host, so nothing can leak there.
 //!
-//! Made by the container's launcher (see `nested`), which is single-threaded
+//! Made by the container's launcher (see `crate::launch::nested`), which is single-threaded
 //! and forked: netlink through `rtnetlink` on a current-thread runtime that
 //! starts no threads.
 
@@ -22,7 +22,7 @@ use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
 use serde::{Deserialize, Serialize};
 
-use crate::sys;
+use crate::isolation::sys;
 
 /// The bridge's name, as Docker calls its own.
 pub const BRIDGE: &str = "docker0";
@@ -84,7 +84,7 @@ fn netlink(rt: &tokio::runtime::Runtime) -> Result<Handle> {
 }
 
 async fn index_of(handle: &Handle, name: &str) -> Result<Option<u32>> {
-    crate::network::index_of(handle, name)
+    super::session::index_of(handle, name)
         .await
         .map_err(|e| e.to_string())
 }
@@ -218,7 +218,7 @@ async fn plug(handle: &Handle, pid: i32, address: Ipv4Addr) -> Result<()> {
         .build();
     // Random, as Docker's: an exited container's pair may linger a moment
     // while the kernel tears its namespace down.
-    let suffix = crate::network::random_suffix();
+    let suffix = super::session::random_suffix();
     let pair = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
         .name(format!("veth{}", &suffix[..7]))
         .controller(bridge)
@@ -236,7 +236,7 @@ async fn plug(handle: &Handle, pid: i32, address: Ipv4Addr) -> Result<()> {
 /// In the container's namespace: address eth0, bring it up, route through
 /// the bridge.
 async fn configure(handle: &Handle, address: Ipv4Addr) -> Result<()> {
-    crate::network::configure_link(handle, "eth0", address, PREFIX, Some(GATEWAY))
+    super::session::configure_link(handle, "eth0", address, PREFIX, Some(GATEWAY))
         .await
         .map_err(|e| e.to_string())
 }

@@ -10,7 +10,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{chdir, pivot_root, sethostname};
 
-use crate::launch::LaunchConfig;
+use super::jobs::LaunchConfig;
 
 /// Host device nodes bind-mounted into each instance's /dev. A user
 /// namespace cannot create device nodes, and these are harmless.
@@ -56,7 +56,7 @@ pub fn setup(config: &LaunchConfig) -> Result<()> {
     )?;
 
     sethostname(&config.hostname).map_err(|e| format!("sethostname: {e}"))?;
-    crate::sys::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
+    crate::isolation::sys::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
     // Open files per process: the usual soft limit, and a hard limit instance
     // root cannot raise (that needs CAP_SYS_RESOURCE on the host).
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit: {e}"))?;

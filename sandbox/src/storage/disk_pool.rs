@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use crate::disk::{self, ReadyDisk};
+use super::disk::{self, ReadyDisk};
 
 /// Ready disks kept per size.
 const STOCK: usize = 2;

@@ -30,7 +30,7 @@ use rtnetlink::{
     Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
 
-use crate::egress::{self, Egress};
+use super::egress::{self, Egress};
 use crate::{Error, Result};
 
 /// A network's addresses: a /24 from the pool.

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// Size of the uid and gid ranges an instance maps (see `security`).
+/// Size of the uid and gid ranges an instance maps (see `crate::isolation::security`).
 const ID_RANGE: u32 = 65536;
 /// Where ids outside the instance's range end up (Docker's `nobody`).
 const OVERFLOW_ID: u32 = 65534;

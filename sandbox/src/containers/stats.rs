@@ -12,7 +12,7 @@
 use std::fs;
 use std::io;
 
-use crate::instance::Instance;
+use crate::instance::handle::Instance;
 
 /// Usage summed over a container's processes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

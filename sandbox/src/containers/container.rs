@@ -1,4 +1,4 @@
-//! The server's side of containers (see `nested`): ask the launch server
+//! The server's side of containers (see `crate::launch::nested`): ask the launch server
 //! for a launcher that does the job, collect the process's terminal or
 //! pipes, have the instance's init track it, and let it run.
 
@@ -8,12 +8,13 @@ use std::time::Duration;
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use tokio::sync::oneshot;
 
-use crate::agent;
-use crate::instance::Instance;
-use crate::launch::Job;
-pub use crate::nested::{Bind, ProcessSpec, RunSpec};
-use crate::nested::{ContainerJob, Go, JobEvent, JobKind};
-use crate::{sys, Error, Result};
+use crate::instance::handle::Instance;
+use crate::isolation::sys;
+use crate::launch::agent;
+use crate::launch::jobs::Job;
+pub use crate::launch::jobs::{Bind, ProcessSpec, RunSpec};
+use crate::launch::jobs::{ContainerJob, Go, JobEvent, JobKind};
+use crate::{Error, Result};
 
 /// How long a container's process may take to start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -96,7 +97,7 @@ impl Instance {
         self.dir().join("disk.img")
     }
 
-    /// Create a container and start its first process (see `nested`).
+    /// Create a container and start its first process (see `crate::launch::nested`).
     /// `spec.disk_image` is filled in here.
     pub async fn run_container(&self, mut spec: RunSpec) -> Result<ContainerProcess> {
         spec.disk_image = self.disk_image();

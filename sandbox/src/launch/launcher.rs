@@ -1,5 +1,5 @@
 //! The launcher: a short-lived, single-threaded process (forked by the
-//! launch server, see `launch_server`) that creates an instance. A
+//! launch server, see `server`) that creates an instance. A
 //! multi-threaded tokio server must not unshare or setns itself, so it hands
 //! this job to another process, as runc and youki do.
 //!
@@ -19,71 +19,30 @@
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 
 use nix::fcntl::OFlag;
 use nix::mount::{mount, MsFlags};
 use nix::sched::{clone, setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, read, setgroups, setresgid, setresuid, write, Gid, Pid, Uid};
-use serde::{Deserialize, Serialize};
 
-use crate::agent::{self, Event};
-use crate::{init, launch_server, rootfs, security, sys};
-
-/// The descriptor number of the control socket in the launcher and in init.
-pub const CONTROL_FD: RawFd = 3;
-/// The descriptor number of init's listening socket, where a restarted
-/// server attaches (bound at `<instance dir>/control.sock` on the host, a
-/// path no process inside the instance can see).
-pub const LISTEN_FD: RawFd = 4;
-
-/// Name of the listening socket in the instance's directory.
-pub const CONTROL_SOCKET: &str = "control.sock";
+use super::agent::{self, Event};
+use super::jobs::{Job, LaunchConfig, CONTROL_SOCKET, LISTEN_FD};
+use super::{init, rootfs, server};
+use crate::isolation::{security, sys};
 
 /// How much stack the cloned init runs on (virtual; untouched pages cost nothing).
 const INIT_STACK: usize = 8 << 20;
 
-/// What a forked launcher is to do; the first message on its socket.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "job", rename_all = "snake_case")]
-pub enum Job {
-    Instance(LaunchConfig),
-    Container(crate::nested::ContainerJob),
-}
-
-/// Everything the launcher needs to create an instance.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LaunchConfig {
-    pub hostname: String,
-    /// First host uid/gid of the instance's range; instance uid 0 maps to it.
-    pub id_base: u32,
-    pub id_count: u32,
-    /// The read-only image root file system.
-    pub image: PathBuf,
-    /// Holds `disk.img` (the backing file of the writable layer's file
-    /// system) and the mount points `disk/`, `lower/` and `rootfs/`.
-    pub instance_dir: PathBuf,
-    /// `cgroup.procs` files to join before cloning.
-    /// Files to write `0` to, to join the instance's cgroups before cloning.
-    pub cgroup_join: Vec<PathBuf>,
-}
-
-impl LaunchConfig {
-    pub fn rootfs(&self) -> PathBuf {
-        self.instance_dir.join("rootfs")
-    }
-}
-
-/// If this process was started as the launch server (see `launch_server`),
+/// If this process was started as the launch server (see `server`),
 /// serve, and do a launcher's job in each forked child; never returns then.
 /// Call it first thing in `main`, before any threads exist.
 pub fn run_if_requested() {
-    if std::env::args_os().nth(1).as_deref() != Some(launch_server::LAUNCH_SERVER_ARG.as_ref()) {
+    if std::env::args_os().nth(1).as_deref() != Some(server::LAUNCH_SERVER_ARG.as_ref()) {
         return;
     }
     // Returns in each forked launcher, with its control socket.
-    let control = launch_server::serve();
+    let control = server::serve();
     // The configuration comes over the socket, not in argv: PID 1's command
     // line is visible inside the instance and must not show host paths.
     // An instance comes with its disk (a detached mount); a container job
@@ -91,7 +50,7 @@ pub fn run_if_requested() {
     let config = match agent::recv::<Job>(control.as_fd()) {
         Ok(Some((Job::Container(job), fds))) => {
             let code = match fds.into_iter().next() {
-                Some(init) => crate::nested::run_job(&job, init, &control),
+                Some(init) => super::nested::run_job(&job, init, &control),
                 None => 1,
             };
             std::process::exit(code);
@@ -179,7 +138,7 @@ fn prepare_child(config: &LaunchConfig, disk_mount: OwnedFd, pid: Pid) -> Result
     setns(mntns.as_fd(), CloneFlags::CLONE_NEWNS).map_err(|e| format!("enter mntns: {e}"))?;
     sys::make_mounts_private().map_err(|e| format!("make mounts private: {e}"))?;
 
-    // The writable layer's own file system (see `disk`), placed in the
+    // The writable layer's own file system (see `crate::storage::disk`), placed in the
     // child's namespace only.
     let disk = config.instance_dir.join("disk");
     sys::attach_tree(disk_mount.as_fd(), &disk).map_err(|e| format!("attach disk: {e}"))?;

@@ -1,4 +1,4 @@
-//! The server's end of an instance's control channel (see `agent`): sends
+//! The server's end of an instance's control channel (see `crate::launch::agent`): sends
 //! requests, and runs one task that reads init's events and routes them to
 //! whoever waits for them.
 
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::oneshot;
 
-use crate::agent::{self, Event, FileErrorKind, ListedEntry, Request};
+use crate::launch::agent::{self, Event, FileErrorKind, ListedEntry, Request};
 
 /// A process init started for us.
 pub struct Spawned {
@@ -81,7 +81,7 @@ impl Control {
     /// Wrap a connected, non-blocking control socket.
     pub fn new(socket: OwnedFd) -> io::Result<Arc<Control>> {
         Ok(Arc::new(Control {
-            socket: crate::sys::async_fd(socket)?,
+            socket: crate::isolation::sys::async_fd(socket)?,
             next_id: AtomicU64::new(1),
             waiters: Mutex::new(Waiters::default()),
             closed: AtomicBool::new(false),

@@ -5,97 +5,23 @@ use std::fs;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
-use crate::agent::{self, Event};
-use crate::cgroup::{Layout, Limits};
-use crate::control::Control;
-use crate::disk_pool::DiskPool;
-use crate::instance::{Instance, PtyProcess};
-use crate::launch::LaunchConfig;
-use crate::launch_server::LaunchServer;
-use crate::{sys, Error, Result};
+use super::control::Control;
+use super::handle::{Instance, PtyProcess};
+use super::state::{InstanceSpec, RuntimeConfig, RuntimeInner, ID_BASE, ID_COUNT};
+use crate::isolation::cgroup::Layout;
+use crate::launch::agent::{self, Event};
+use crate::launch::jobs::LaunchConfig;
+use crate::launch::server::LaunchServer;
+use crate::storage::disk_pool::DiskPool;
+use crate::{Error, Result};
 
-/// First host uid/gid handed to instances. Far above any real user's id.
-const ID_BASE: u32 = 1 << 28;
-/// Ids per instance: a full 16-bit range, so every ordinary id works inside.
-const ID_COUNT: u32 = 1 << 16;
-/// How many instances may exist at once before the id space runs out.
-const MAX_SLOTS: usize = ((u32::MAX - ID_BASE) / ID_COUNT) as usize;
 /// How long instance creation may take before it is abandoned.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[derive(Clone, Debug)]
-pub struct RuntimeConfig {
-    /// Per-instance directories live in `<data_dir>/instances`.
-    pub data_dir: PathBuf,
-    /// The read-only root file system every instance starts from.
-    pub image_root: PathBuf,
-    /// An executable that calls [`crate::run_launcher_if_requested`] first
-    /// thing; normally the server binary itself.
-    pub launcher: PathBuf,
-    /// Ids of instances an earlier run left that the caller will
-    /// [`Runtime::reattach`] (or [`Runtime::remove`]); every other leftover
-    /// is removed at start-up.
-    pub keep: Vec<String>,
-}
-
-/// What one instance should look like.
-#[derive(Clone, Debug)]
-pub struct InstanceSpec {
-    /// Unique among live instances; names the instance's directory and cgroup.
-    pub id: String,
-    pub hostname: String,
-    pub limits: Limits,
-}
-
-pub(crate) struct RuntimeInner {
-    pub(crate) config: RuntimeConfig,
-    pub(crate) layout: Layout,
-    slots: Mutex<Vec<bool>>,
-    /// Instance disks made ready ahead of time and let go of afterwards.
-    pub(crate) disks: DiskPool,
-    /// Forks the launchers that create instances.
-    pub(crate) launch_server: LaunchServer,
-    /// Held for the runtime's life: one server per data directory.
-    _lock: nix::fcntl::Flock<fs::File>,
-}
-
-impl RuntimeInner {
-    fn take_slot(&self) -> Result<usize> {
-        let mut slots = self.slots.lock().unwrap();
-        if let Some(i) = slots.iter().position(|used| !used) {
-            slots[i] = true;
-            return Ok(i);
-        }
-        if slots.len() >= MAX_SLOTS {
-            return Err(Error::Capacity(
-                "no free uid range for a new instance".into(),
-            ));
-        }
-        slots.push(true);
-        Ok(slots.len() - 1)
-    }
-
-    fn claim_slot(&self, slot: usize) -> Result<()> {
-        let mut slots = self.slots.lock().unwrap();
-        if slots.len() <= slot {
-            slots.resize(slot + 1, false);
-        }
-        if slots[slot] {
-            return Err(Error::Setup(format!("uid range {slot} is claimed twice")));
-        }
-        slots[slot] = true;
-        Ok(())
-    }
-
-    pub(crate) fn free_slot(&self, slot: usize) {
-        self.slots.lock().unwrap()[slot] = false;
-    }
-}
 
 /// Creates and owns instances. Cheap to clone.
 #[derive(Clone)]
@@ -127,14 +53,13 @@ impl Runtime {
         let launch_server = LaunchServer::start(&config.launcher)
             .map_err(|e| Error::Setup(format!("launch server: {e}")))?;
         let runtime = Runtime {
-            inner: Arc::new(RuntimeInner {
+            inner: Arc::new(RuntimeInner::new(
                 config,
                 layout,
-                slots: Mutex::new(Vec::new()),
                 disks,
                 launch_server,
-                _lock: lock,
-            }),
+                lock,
+            )),
         };
         runtime.reconcile()?;
         Ok(runtime)
@@ -219,7 +144,7 @@ impl Runtime {
         let slot = ((base - ID_BASE) / ID_COUNT) as usize;
         self.inner.claim_slot(slot)?;
         let attached = async {
-            let socket = connect_control(&dir.join(crate::launch::CONTROL_SOCKET))?;
+            let socket = connect_control(&dir.join(crate::launch::jobs::CONTROL_SOCKET))?;
             let control = Control::new(socket).map_err(|e| Error::Setup(e.to_string()))?;
             let instance = Instance::new(
                 spec,
@@ -320,7 +245,7 @@ impl Runtime {
         }
     }
 
-    /// Have a launcher forked (see `launch_server`), hand it the instance's
+    /// Have a launcher forked (see `crate::launch::server`), hand it the instance's
     /// disk (a detached mount) and wait for init to report ready.
     async fn launch(&self, config: &LaunchConfig, disk: &OwnedFd) -> Result<(i32, Arc<Control>)> {
         // Blocking for the launcher and init; ours is made non-blocking.
@@ -336,7 +261,7 @@ impl Runtime {
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         )
         .map_err(|e| Error::Setup(format!("fcntl: {e}")))?;
-        let job = crate::launch::Job::Instance(config.clone());
+        let job = crate::launch::jobs::Job::Instance(config.clone());
         agent::send(ours.as_fd(), &job, &[disk.as_raw_fd()])
             .map_err(|e| Error::Setup(format!("send launch configuration: {e}")))?;
         self.inner
@@ -368,16 +293,12 @@ impl Runtime {
 }
 
 /// Make room for an instance's directory (it comes with its disk, see
-/// `disk`): an earlier one of the same name is removed.
+/// `crate::storage::disk`): an earlier one of the same name is removed.
 fn remove_stale_dir(dir: &Path) -> io::Result<()> {
     match fs::remove_dir_all(dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
-}
-
-pub(crate) fn pidfd(pid: i32) -> Result<OwnedFd> {
-    sys::pidfd_open(pid).map_err(|e| Error::Setup(format!("pidfd of init: {e}")))
 }
 
 /// Whether host process `pid` is PID 1 of its own pid namespace.

@@ -17,8 +17,8 @@ use nix::sys::socket::{accept4, SockFlag};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, execvpe, fork, pipe2, setsid, ForkResult, Pid};
 
-use crate::agent::{self, Event, FileErrorKind, Request, WindowSize};
-use crate::sys;
+use super::agent::{self, Event, FileErrorKind, Request, WindowSize};
+use crate::isolation::sys;
 
 /// A process init started and still reports on.
 struct Child {
@@ -112,7 +112,7 @@ fn quiet_stdio() -> Result<(), String> {
         dup2(&null, fd)?;
     }
     drop(null);
-    sys::close_from(crate::launch::LISTEN_FD + 1);
+    sys::close_from(super::jobs::LISTEN_FD + 1);
     Ok(())
 }
 

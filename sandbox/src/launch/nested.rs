@@ -1,11 +1,11 @@
 //! Containers: nested sandboxes inside an instance, made by a launcher (see
-//! `launch_server`) because they need host privileges an instance never has.
+//! `server`) because they need host privileges an instance never has.
 //!
 //! A container has its own mount, pid, uts and ipc namespaces, and its own
-//! network namespace on the instance's bridge (see `container_network`)
-//! unless it asks for the instance's; it shares the instance's user
-//! namespace (its root is instance root) and cgroups (the instance's limits
-//! cover all its containers together).
+//! network namespace on the instance's bridge (see
+//! `crate::network::container_bridge`) unless it asks for the instance's;
+//! it shares the instance's user namespace (its root is instance root) and
+//! cgroups (the instance's limits cover all its containers together).
 //! Its root file system is an overlay made detached on the host: the image's
 //! layers, id-mapped to the instance's uid range and read-only, under a
 //! writable layer on the instance's own disk (`containers/<id>/` next to the
@@ -38,102 +38,12 @@ use nix::unistd::{
     chdir, execve, fork, pipe2, pivot_root, setgroups, sethostname, setresgid, setresuid, setsid,
     ForkResult, Gid, Uid,
 };
-use serde::{Deserialize, Serialize};
 
-use crate::agent::{self, WindowSize};
-use crate::container_network::{self, ContainerNetwork};
-use crate::{rootfs, security, sys};
-
-/// A container's first process, or one more process in a running container.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ContainerJob {
-    /// Files to write `0` to, to join the instance's cgroups.
-    pub cgroup_join: Vec<PathBuf>,
-    /// Init's pid on the host (its pidfd comes along and proves it).
-    pub init_pid: i32,
-    pub kind: JobKind,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum JobKind {
-    Run(RunSpec),
-    /// Start `process` in the container whose first process is `target`
-    /// (a pid in the instance's pid namespace).
-    Exec {
-        target: i32,
-        process: ProcessSpec,
-    },
-    /// Remove the container's writable layer from the instance's disk.
-    RemoveLayer {
-        id: String,
-        disk_image: PathBuf,
-    },
-    /// Write the (stopped) container's writable layer as a layer tar to
-    /// `dest`, a new file on the host (see `layer_export`).
-    ExportLayer {
-        id: String,
-        disk_image: PathBuf,
-        dest: PathBuf,
-    },
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunSpec {
-    /// Names the writable layer's directory on the instance's disk.
-    pub id: String,
-    pub hostname: String,
-    /// The image's unpacked layers on the host, bottom to top.
-    pub layers: Vec<PathBuf>,
-    /// The instance's disk image file (its loop device carries the disk).
-    pub disk_image: PathBuf,
-    pub binds: Vec<Bind>,
-    #[serde(default)]
-    pub network: ContainerNetwork,
-    pub process: ProcessSpec,
-}
-
-/// A directory or file of the instance bound into the container.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Bind {
-    /// Absolute path inside the instance.
-    pub source: String,
-    /// Absolute path inside the container.
-    pub target: String,
-    pub read_only: bool,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ProcessSpec {
-    pub argv: Vec<String>,
-    pub env: Vec<String>,
-    pub cwd: String,
-    /// `user`, `uid`, `user:group` or `uid:gid`, resolved in the container.
-    pub user: String,
-    pub tty: Option<WindowSize>,
-}
-
-/// What the job's processes tell the server on the job's socket.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum JobEvent {
-    /// The process runs as `pid` in the instance's pid namespace.
-    Started {
-        pid: i32,
-    },
-    /// Ready to run the command; the PTY master (with a terminal) or the
-    /// stdin, stdout and stderr pipe ends are attached.
-    Ready,
-    /// Done (for `RemoveLayer` and `ExportLayer`).
-    Done,
-    Failed {
-        error: String,
-    },
-}
-
-/// The server's word to run the command (init tracks the process now).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Go;
+use super::agent;
+use super::jobs::{ContainerJob, Go, JobEvent, JobKind, ProcessSpec, RunSpec};
+use super::rootfs;
+use crate::isolation::{security, sys};
+use crate::network::container_bridge::{self, ContainerNetwork};
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -213,7 +123,7 @@ fn job_main(job: &ContainerJob, init: OwnedFd, control: &OwnedFd) -> Result<()> 
                 .join("containers")
                 .join(id)
                 .join("upper");
-            crate::layer_export::export_to_file(&upper, ns.id_base, dest)
+            crate::storage::layer_export::export_to_file(&upper, ns.id_base, dest)
                 .map_err(|e| format!("export {id}'s layer: {e}"))?;
             agent::send(control.as_fd(), &JobEvent::Done, &[]).map_err(|e| e.to_string())
         }
@@ -302,7 +212,7 @@ fn run_container(spec: &RunSpec, ns: &InstanceNamespaces, control: &OwnedFd) -> 
     // the host's, writable, and shows the namespace it was entered from.
     enter(ns, &[&ns.net])?;
     if let ContainerNetwork::Bridge { .. } = spec.network {
-        container_network::ensure_bridge()?;
+        container_bridge::ensure_bridge()?;
     }
     enter(ns, &[&ns.mnt, &ns.cgroup, &ns.pid])?;
     in_helper(control, |control| {
@@ -312,7 +222,7 @@ fn run_container(spec: &RunSpec, ns: &InstanceNamespaces, control: &OwnedFd) -> 
         become_instance_root(ns)?;
         // Its network first (the clone inherits it), so the command starts
         // with its network in place.
-        container_network::unshare_own(spec.network)?;
+        container_bridge::unshare_own(spec.network)?;
         let flags = CloneFlags::CLONE_NEWNS
             | CloneFlags::CLONE_NEWPID
             | CloneFlags::CLONE_NEWUTS
@@ -594,6 +504,17 @@ fn start_process(
         Some(&nix::sys::signal::SigSet::empty()),
         None,
     );
+    // Rust ignores SIGPIPE in its own processes, and an ignored signal stays
+    // ignored across execve: a container's `yes | head` then never ended
+    // (`yes` got EPIPE forever instead of dying). Programs expect the
+    // default, as the instance's own processes get it (see `init`).
+    // SAFETY: restoring the default disposition installs no handler code.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     setsid().map_err(|e| format!("setsid: {e}"))?;
     if process.tty.is_some() {
         sys::set_controlling_tty(stdio[0].as_fd())

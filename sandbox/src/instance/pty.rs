@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd;
 
-use crate::sys;
+use crate::isolation::sys;
 
 /// The server's side of a terminal inside an instance. Reads and writes may
 /// happen concurrently from different tasks.

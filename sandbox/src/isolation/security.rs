@@ -22,7 +22,7 @@ use seccompiler::{
     SeccompRule,
 };
 
-use crate::sys;
+use super::sys;
 
 /// Docker's default capability set.
 pub const CAPABILITIES: [Capability; 14] = [

@@ -1,5 +1,5 @@
 //! A long-lived, single-threaded process that forks launchers (see
-//! `launch`), so creating an instance does not pay for executing the server
+//! `launcher`), so creating an instance does not pay for executing the server
 //! binary anew (loading it, starting the Rust runtime: 1-2 ms, several on a
 //! busy host). It is our binary executed once with [`LAUNCH_SERVER_ARG`].
 //!
@@ -19,8 +19,8 @@ use nix::sys::signal::{signal, SigHandler, Signal};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::unistd::{fork, ForkResult};
 
-use crate::agent;
-use crate::launch::CONTROL_FD;
+use super::agent;
+use super::jobs::CONTROL_FD;
 
 /// `argv[1]` that makes our binary act as the launch server.
 pub const LAUNCH_SERVER_ARG: &str = "__sandbox-launch-server";
@@ -75,7 +75,7 @@ fn into_launcher(socket: OwnedFd, control: OwnedFd) -> OwnedFd {
     if control.as_raw_fd() == CONTROL_FD {
         return control;
     }
-    if crate::sys::dup2(control.as_fd(), CONTROL_FD).is_err() {
+    if crate::isolation::sys::dup2(control.as_fd(), CONTROL_FD).is_err() {
         std::process::exit(1);
     }
     drop(control);

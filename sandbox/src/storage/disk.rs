@@ -4,7 +4,7 @@
 //! of time (see `disk_pool`): the file is copied, attached to a loop device
 //! and mounted *detached* (see [`sys::mount_detached`]), so the mount belongs
 //! to no mount namespace and is held only by a descriptor. The launcher moves
-//! it into the instance's mount namespace (see `launch`). Nothing is ever
+//! it into the instance's mount namespace (see `crate::launch::launcher`). Nothing is ever
 //! mounted on the host: when the last holder goes (the descriptor is closed,
 //! or the instance's mount namespace dies) the file system is unmounted and
 //! the loop device detaches itself (autoclear), also after a crash. Only the
@@ -29,7 +29,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::Mode;
 use nix::unistd::{lseek, Whence};
 
-use crate::sys;
+use crate::isolation::sys;
 
 /// The template for disks of `size_mib`, formatted on first use.
 pub fn template(data_dir: &Path, size_mib: u64) -> io::Result<PathBuf> {
