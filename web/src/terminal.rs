@@ -534,7 +534,7 @@ fn on_message(rc: &Rc<RefCell<Inner>>, ev: JsValue) {
                 let term = rc.borrow().term.clone();
                 term.write_str(&format!(
                     "\r\n\x1b[0m\x1b[2m[{} of output missed while disconnected]\x1b[0m\r\n",
-                    crate::session::format_bytes(bytes)
+                    crate::session::format::format_bytes(bytes)
                 ));
             }
             Ok(TerminalServerMsg::Exited { code }) => {
