@@ -146,4 +146,10 @@ mod tests {
             "/proxy/s1/node2/8080/"
         );
     }
+
+    #[test]
+    fn percents() {
+        assert_eq!(format_percent(25.0), "25%");
+        assert_eq!(format_percent(0.42), "0.4%");
+    }
 }

@@ -7,6 +7,7 @@
 //! slow poll of `GET /api/sessions/{sid}` keeps the countdown honest and
 //! takes over (faster) while the stream is down.
 
+mod cpu_meter;
 pub mod format;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use crate::settings::{Settings, MAX_FONT, MIN_FONT};
 use crate::terminal::TerminalView;
 use crate::upload;
 
+use cpu_meter::CpuMeter;
 use format::{
     fill_template, format_bytes, format_clock, format_duration, format_memory, format_percent,
     memory_fraction, parse_port,
@@ -98,35 +100,6 @@ struct Upload {
     total: f64,
     /// `Ok(stored path)` or a message.
     result: Option<Result<String, String>>,
-}
-
-/// CPU use of one instance, from the change in CPU time between two samples.
-#[derive(Default)]
-struct CpuMeter {
-    /// CPU seconds and `Date.now()` of the baseline sample.
-    last: Option<(f64, f64)>,
-    /// Percent of one core over the last interval.
-    percent: Option<f64>,
-}
-
-impl CpuMeter {
-    fn sample(&mut self, cpu_seconds: f64, now_ms: f64) {
-        match self.last {
-            Some((cpu, at)) => {
-                let elapsed = (now_ms - at) / 1000.0;
-                if cpu_seconds < cpu {
-                    // A counter that went back: start over.
-                    self.last = Some((cpu_seconds, now_ms));
-                } else if elapsed >= 0.5 {
-                    // Shorter gaps (a snapshot right after a stats event)
-                    // keep the older baseline.
-                    self.percent = Some((cpu_seconds - cpu) / elapsed * 100.0);
-                    self.last = Some((cpu_seconds, now_ms));
-                }
-            }
-            None => self.last = Some((cpu_seconds, now_ms)),
-        }
-    }
 }
 
 pub struct SessionPage {
@@ -1327,24 +1300,5 @@ fn external_icon() -> Html {
             <path d="M9 3h4v4M13 3L7 9M11 10v3H3V5h3" fill="none" stroke="currentColor"
                   stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round" />
         </svg>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_from_two_samples() {
-        let mut m = CpuMeter::default();
-        m.sample(1.0, 0.0);
-        assert_eq!(m.percent, None);
-        m.sample(1.5, 2_000.0);
-        assert_eq!(m.percent, Some(25.0));
-        // Too close to the last sample: keep the baseline.
-        m.sample(1.6, 2_100.0);
-        assert_eq!(m.percent, Some(25.0));
-        assert_eq!(format_percent(25.0), "25%");
-        assert_eq!(format_percent(0.42), "0.4%");
     }
 }
