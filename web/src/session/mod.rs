@@ -7,6 +7,7 @@
 //! slow poll of `GET /api/sessions/{sid}` keeps the countdown honest and
 //! takes over (faster) while the stream is down.
 
+mod banners;
 mod cpu_meter;
 pub mod format;
 
@@ -25,10 +26,11 @@ use crate::settings::{Settings, MAX_FONT, MIN_FONT};
 use crate::terminal::TerminalView;
 use crate::upload;
 
+use banners::{EndingBanner, ExitedNote};
 use cpu_meter::CpuMeter;
 use format::{
-    fill_template, format_bytes, format_clock, format_duration, format_memory, format_percent,
-    memory_fraction, parse_port,
+    fill_template, format_bytes, format_duration, format_memory, format_percent, memory_fraction,
+    parse_port,
 };
 
 /// Shells per instance (tabs above the terminal).
@@ -425,30 +427,6 @@ impl SessionPage {
                             </div>
                         }
                     </div>
-                }
-            </div>
-        }
-    }
-
-    fn ending_banner(&self, ctx: &Context<Self>) -> Html {
-        if !self.show_ending_soon() {
-            return html! {};
-        }
-        let can_extend = !ctx.props().view && self.session.as_ref().is_some_and(|s| s.can_extend);
-        html! {
-            <div id="ending-soon-banner" class="ending-banner" role="status" aria-live="polite">
-                <span class="ending-icon">{ "!" }</span>
-                <span>
-                    { "This session ends in " }
-                    <strong class="ending-time">{ format_clock(self.remaining_secs()) }</strong>
-                    { " — save your work. Its instances and everything in them will then be deleted." }
-                </span>
-                if can_extend {
-                    <button id="extend-session" class="btn btn-primary btn-sm"
-                            disabled={self.extending}
-                            onclick={ctx.link().callback(|_| Msg::Extend)}>
-                        { if self.extending { "Extending…" } else { "Extend" } }
-                    </button>
                 }
             </div>
         }
@@ -868,10 +846,7 @@ impl SessionPage {
             <main class="content">
                 { self.toolbar(ctx, inst) }
                 if exited {
-                    <div id="instance-exited-note" class="instance-note" role="status">
-                        <strong>{ "This instance has stopped." }</strong>
-                        { " Its init process exited (it was killed, or the instance ran out of memory or processes), so its terminal and ports no longer work. Delete it to free its place, then add a new one." }
-                    </div>
+                    <ExitedNote />
                 } else {
                     { self.port_bar(ctx, inst) }
                     if !ctx.props().view {
@@ -1259,7 +1234,12 @@ impl Component for SessionPage {
         html! {
             <div class="page session-page">
                 { self.header(ctx) }
-                { self.ending_banner(ctx) }
+                if self.show_ending_soon() {
+                    <EndingBanner remaining={self.remaining_secs()}
+                        can_extend={!ctx.props().view && self.session.as_ref().is_some_and(|s| s.can_extend)}
+                        extending={self.extending}
+                        on_extend={ctx.link().callback(|_| Msg::Extend)} />
+                }
                 <div class="workspace">
                     { self.sidebar(ctx) }
                     { self.content(ctx) }
