@@ -10,6 +10,8 @@
 mod banners;
 mod cpu_meter;
 pub mod format;
+mod share;
+mod topbar;
 
 use std::collections::HashMap;
 
@@ -29,9 +31,10 @@ use crate::upload;
 use banners::{EndingBanner, ExitedNote};
 use cpu_meter::CpuMeter;
 use format::{
-    fill_template, format_bytes, format_duration, format_memory, format_percent, memory_fraction,
-    parse_port,
+    fill_template, format_bytes, format_memory, format_percent, memory_fraction, parse_port,
 };
+use share::Share;
+use topbar::TopBar;
 
 /// Shells per instance (tabs above the terminal).
 const MAX_TABS: u8 = 4;
@@ -298,137 +301,11 @@ impl SessionPage {
         (!template.is_empty()).then(|| fill_template(template, &inst.name, port))
     }
 
-    fn header(&self, ctx: &Context<Self>) -> Html {
-        let remaining = self.remaining_secs();
-        let class = classes!(
-            "countdown",
-            (self.session.is_some() && remaining < ENDING_SOON_SECS).then_some("low")
-        );
-        let link = match self.link {
-            LinkState::Reconnecting { attempt, delay_ms } if self.session.is_some() => html! {
-                <span id="events-status" class="link-status"
-                      title={format!("The live connection to the server dropped; trying again (attempt {attempt}, next in {:.1} s). The page may be out of date until then.", f64::from(delay_ms) / 1000.0)}>
-                    <span class="spinner"></span>{ "Reconnecting…" }
-                </span>
-            },
-            _ => html! {},
-        };
-        html! {
-            <header class="topbar">
-                <span class="brand"><span class="brand-mark">{ ">_" }</span>{ "Playground" }</span>
-                <div class="spacer"></div>
-                { link }
-                if ctx.props().view {
-                    <span id="read-only-badge" class="badge badge-readonly"
-                          title="You are watching this session: you can see its terminals but not type into them">
-                        { "Read-only view" }
-                    </span>
-                }
-                { self.look_controls(ctx) }
-                if !ctx.props().view {
-                    { self.share(ctx) }
-                }
-                <div class="countdown-box" title="Time left before this session and its instances are deleted">
-                    <span class="countdown-label">{ "Session ends in" }</span>
-                    <span id="countdown" {class}>
-                        { if self.session.is_some() { format_duration(remaining) } else { "--:--".to_owned() } }
-                    </span>
-                </div>
-                if !ctx.props().view {
-                    <button id="close-session" class="btn btn-outline-danger"
-                            disabled={self.closing}
-                            onclick={ctx.link().callback(|_| Msg::CloseSession)}>
-                        { if self.closing { "Closing…" } else { "Close session" } }
-                    </button>
-                }
-            </header>
-        }
-    }
-
     /// Remember how many shells each instance has, so a reload shows them all.
     fn save_tabs(&self, ctx: &Context<Self>) {
         let counts: HashMap<&String, u8> = self.tabs.iter().map(|(k, v)| (k, v.0)).collect();
         if let (Some(store), Ok(text)) = (local_storage(), serde_json::to_string(&counts)) {
             let _ = store.set_item(&tabs_key(&ctx.props().sid), &text);
-        }
-    }
-
-    fn look_controls(&self, ctx: &Context<Self>) -> Html {
-        let s = self.settings;
-        html! {
-            <div class="look">
-                <button id="font-smaller" class="btn btn-secondary btn-sm" title="Smaller terminal text"
-                        disabled={s.font_size <= MIN_FONT}
-                        onclick={ctx.link().callback(|_| Msg::FontSmaller)}>{ "A−" }</button>
-                <button id="font-larger" class="btn btn-secondary btn-sm" title="Larger terminal text"
-                        disabled={s.font_size >= MAX_FONT}
-                        onclick={ctx.link().callback(|_| Msg::FontLarger)}>{ "A+" }</button>
-                <button id="theme-toggle" class="btn btn-secondary btn-sm"
-                        title={if s.light { "Switch to the dark theme" } else { "Switch to the light theme" }}
-                        onclick={ctx.link().callback(|_| Msg::ToggleTheme)}>
-                    { if s.light { "Dark" } else { "Light" } }
-                </button>
-            </div>
-        }
-    }
-
-    fn share(&self, ctx: &Context<Self>) -> Html {
-        let Some(session) = &self.session else {
-            return html! {};
-        };
-        let origin = web_sys::window()
-            .and_then(|w| w.location().origin().ok())
-            .unwrap_or_default();
-        let session_link = format!("{origin}/s/{}", session.id);
-        let view_link =
-            (!session.viewer_id.is_empty()).then(|| format!("{origin}/v/{}", session.viewer_id));
-        let select = Callback::from(|e: FocusEvent| {
-            if let Some(input) = e.target_dyn_into::<HtmlInputElement>() {
-                input.select();
-            }
-        });
-        let copy = |id: &'static str| {
-            Callback::from(move |_: MouseEvent| {
-                let doc = web_sys::window().and_then(|w| w.document());
-                let input = doc
-                    .and_then(|d| d.get_element_by_id(id))
-                    .and_then(|e| e.dyn_into::<HtmlInputElement>().ok());
-                if let Some(input) = input {
-                    input.select();
-                    match crate::terminal::clipboard() {
-                        Some(c) => {
-                            let _ = c.write_text(&input.value());
-                        }
-                        // No clipboard API: the text is selected for Ctrl+C.
-                        None => {
-                            let _ = input.focus();
-                        }
-                    }
-                }
-            })
-        };
-        html! {
-            <div class="share">
-                <button id="share-toggle" class="btn btn-secondary btn-sm"
-                        aria-expanded={self.share_open.to_string()}
-                        onclick={ctx.link().callback(|_| Msg::ToggleShare)}>{ "Share" }</button>
-                if self.share_open {
-                    <div id="share-panel" class="share-panel">
-                        <label for="share-link">{ "Session link: whoever has it can type in the terminals" }</label>
-                        <div class="share-row">
-                            <input id="share-link" class="input" readonly=true value={session_link} onfocus={select.clone()} />
-                            <button class="btn btn-secondary btn-sm" onclick={copy("share-link")}>{ "Copy" }</button>
-                        </div>
-                        if let Some(view_link) = view_link {
-                            <label for="share-view-link">{ "Read-only link: watch without typing" }</label>
-                            <div class="share-row">
-                                <input id="share-view-link" class="input" readonly=true value={view_link} onfocus={select} />
-                                <button class="btn btn-secondary btn-sm" onclick={copy("share-view-link")}>{ "Copy" }</button>
-                            </div>
-                        }
-                    </div>
-                }
-            </div>
         }
     }
 
@@ -1231,14 +1108,24 @@ impl Component for SessionPage {
     }
 
     fn view(&self, ctx: &Context<Self>) -> Html {
+        let (link, view) = (ctx.link(), ctx.props().view);
         html! {
             <div class="page session-page">
-                { self.header(ctx) }
+                <TopBar {view} link={self.link} remaining={self.session.is_some().then(|| self.remaining_secs())}
+                    settings={self.settings} closing={self.closing}
+                    on_font_smaller={link.callback(|_| Msg::FontSmaller)}
+                    on_font_larger={link.callback(|_| Msg::FontLarger)}
+                    on_toggle_theme={link.callback(|_| Msg::ToggleTheme)}
+                    on_close={link.callback(|_| Msg::CloseSession)}>
+                    if let (false, Some(s)) = (view, &self.session) {
+                        <Share session_id={s.id.clone()} viewer_id={s.viewer_id.clone()}
+                            open={self.share_open} on_toggle={link.callback(|_| Msg::ToggleShare)} />
+                    }
+                </TopBar>
                 if self.show_ending_soon() {
                     <EndingBanner remaining={self.remaining_secs()}
-                        can_extend={!ctx.props().view && self.session.as_ref().is_some_and(|s| s.can_extend)}
-                        extending={self.extending}
-                        on_extend={ctx.link().callback(|_| Msg::Extend)} />
+                        can_extend={!view && self.session.as_ref().is_some_and(|s| s.can_extend)}
+                        extending={self.extending} on_extend={link.callback(|_| Msg::Extend)} />
                 }
                 <div class="workspace">
                     { self.sidebar(ctx) }
