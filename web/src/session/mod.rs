@@ -10,6 +10,7 @@
 mod banners;
 mod cpu_meter;
 pub mod format;
+mod instance_list;
 mod share;
 mod topbar;
 
@@ -30,9 +31,8 @@ use crate::upload;
 
 use banners::{EndingBanner, ExitedNote};
 use cpu_meter::CpuMeter;
-use format::{
-    fill_template, format_bytes, format_memory, format_percent, memory_fraction, parse_port,
-};
+use format::{fill_template, format_memory, format_percent, memory_fraction, parse_port};
+use instance_list::InstanceList;
 use share::Share;
 use topbar::TopBar;
 
@@ -306,115 +306,6 @@ impl SessionPage {
         let counts: HashMap<&String, u8> = self.tabs.iter().map(|(k, v)| (k, v.0)).collect();
         if let (Some(store), Ok(text)) = (local_storage(), serde_json::to_string(&counts)) {
             let _ = store.set_item(&tabs_key(&ctx.props().sid), &text);
-        }
-    }
-
-    fn sidebar(&self, ctx: &Context<Self>) -> Html {
-        let (count, max) = self
-            .session
-            .as_ref()
-            .map(|s| (s.instances.len(), s.max_instances as usize))
-            .unwrap_or((0, 0));
-        let full = self.session.is_some() && count >= max;
-        let title = if full {
-            format!("This session already has its maximum of {max} instances. Delete one to add another.")
-        } else {
-            "Start a new Linux machine in this session".to_owned()
-        };
-        let items = self.session.iter().flat_map(|s| s.instances.iter()).map(|inst| {
-            let selected = self.selected.as_deref() == Some(inst.name.as_str());
-            let name = inst.name.clone();
-            let onclick = ctx.link().callback(move |_| Msg::Select(name.clone()));
-            let exited = inst.status == InstanceStatus::Exited;
-            let sub = if exited {
-                if inst.hostname != inst.name {
-                    format!("{} · exited", inst.name)
-                } else {
-                    "exited".to_owned()
-                }
-            } else {
-                let mut parts = Vec::new();
-                if inst.hostname != inst.name {
-                    parts.push(inst.name.clone());
-                }
-                if let Some(ip) = &inst.ip {
-                    parts.push(ip.clone());
-                }
-                if let Some(stats) = &inst.stats {
-                    parts.push(format_bytes(stats.memory_bytes));
-                }
-                if let Some(p) = self.cpu.get(&inst.name).and_then(|m| m.percent) {
-                    parts.push(format_percent(p));
-                }
-                if parts.is_empty() {
-                    inst.name.clone()
-                } else {
-                    parts.join(" · ")
-                }
-            };
-            let ports = match inst.ports.as_slice() {
-                [] => html! {},
-                [one] => html! { <span class="instance-ports" title="Open port">{ format!(":{}", one.port) }</span> },
-                [first, rest @ ..] => html! {
-                    <span class="instance-ports" title={format!("{} open ports", rest.len() + 1)}>
-                        { format!(":{} +{}", first.port, rest.len()) }
-                    </span>
-                },
-            };
-            html! {
-                <li>
-                    <button class={classes!("instance", selected.then_some("selected"), exited.then_some("exited"))}
-                            data-name={inst.name.clone()} {onclick}
-                            aria-current={selected.then_some("true")}>
-                        <span class="status-dot" title={if exited { "exited" } else { "running" }}></span>
-                        <span class="instance-text">
-                            <span class="instance-line">
-                                <span class="instance-host">{ inst.hostname.clone() }</span>
-                                { ports }
-                            </span>
-                            <span class="instance-sub">{ sub }</span>
-                        </span>
-                    </button>
-                </li>
-            }
-        });
-        html! {
-            <aside class="sidebar">
-                if !ctx.props().view {
-                    <button id="add-instance" class="btn btn-primary btn-block"
-                            disabled={self.session.is_none() || full || self.adding}
-                            {title}
-                            onclick={ctx.link().callback(|_| Msg::AddInstance)}>
-                        if self.adding {
-                            <span class="spinner"></span>{ "Adding…" }
-                        } else {
-                            { "+ Add new instance" }
-                        }
-                    </button>
-                }
-                <div class="sidebar-heading">
-                    <span>{ "Instances" }</span>
-                    if self.session.is_some() {
-                        <span class="count">{ format!("{count} / {max}") }</span>
-                    }
-                </div>
-                <ul class="instance-list">
-                    { for items }
-                    if self.adding {
-                        // The instance being created: shown at once, so a slow
-                        // start is visible, and replaced by the real entry.
-                        <li>
-                            <div id="instance-starting" class="instance starting" aria-live="polite">
-                                <span class="spinner"></span>
-                                <span class="instance-text">
-                                    <span class="instance-host">{ "Starting…" }</span>
-                                    <span class="instance-sub">{ "a new instance" }</span>
-                                </span>
-                            </div>
-                        </li>
-                    }
-                </ul>
-            </aside>
         }
     }
 
@@ -1109,6 +1000,17 @@ impl Component for SessionPage {
 
     fn view(&self, ctx: &Context<Self>) -> Html {
         let (link, view) = (ctx.link(), ctx.props().view);
+        let instances = self
+            .session
+            .as_ref()
+            .map(|s| s.instances.clone())
+            .unwrap_or_default();
+        let max = self.session.as_ref().map(|s| s.max_instances as usize);
+        let cpu: HashMap<String, f64> = self
+            .cpu
+            .iter()
+            .filter_map(|(name, m)| Some((name.clone(), m.percent?)))
+            .collect();
         html! {
             <div class="page session-page">
                 <TopBar {view} link={self.link} remaining={self.session.is_some().then(|| self.remaining_secs())}
@@ -1128,7 +1030,9 @@ impl Component for SessionPage {
                         extending={self.extending} on_extend={link.callback(|_| Msg::Extend)} />
                 }
                 <div class="workspace">
-                    { self.sidebar(ctx) }
+                    <InstanceList {view} {instances} max={max} selected={self.selected.clone()}
+                        cpu={cpu} adding={self.adding}
+                        on_add={link.callback(|_| Msg::AddInstance)} on_select={link.callback(Msg::Select)} />
                     { self.content(ctx) }
                 </div>
             </div>
