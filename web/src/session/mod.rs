@@ -10,6 +10,7 @@
 mod banners;
 mod cpu_meter;
 pub mod format;
+mod instance_header;
 mod instance_list;
 mod share;
 mod topbar;
@@ -31,7 +32,8 @@ use crate::upload;
 
 use banners::{EndingBanner, ExitedNote};
 use cpu_meter::CpuMeter;
-use format::{fill_template, format_memory, format_percent, memory_fraction, parse_port};
+use format::{fill_template, parse_port};
+use instance_header::InstanceHeader;
 use instance_list::InstanceList;
 use share::Share;
 use topbar::TopBar;
@@ -309,92 +311,6 @@ impl SessionPage {
         }
     }
 
-    /// Hostname, address, CPU and memory of the selected instance, and its
-    /// delete button.
-    fn toolbar(&self, ctx: &Context<Self>, inst: &InstanceInfo) -> Html {
-        let exited = inst.status == InstanceStatus::Exited;
-        let deleting = self.deleting.as_deref() == Some(inst.name.as_str());
-        let stats = inst.stats.as_ref().filter(|_| !exited);
-        let cpu = self
-            .cpu
-            .get(&inst.name)
-            .and_then(|m| m.percent)
-            .filter(|_| !exited);
-        let cpu_title = match stats {
-            Some(s) => format!(
-                "CPU use over the last few seconds (100% = one full core). Processes: {} of at most {}.",
-                s.pids, s.pids_limit
-            ),
-            None => "CPU use over the last few seconds (100% = one full core)".to_owned(),
-        };
-        let (memory, fraction) = match stats {
-            Some(s) => (format_memory(s), memory_fraction(s)),
-            None => ("—".to_owned(), None),
-        };
-        let meter = fraction.map(|f| {
-            let level = if f >= 0.95 {
-                "crit"
-            } else if f >= 0.8 {
-                "high"
-            } else {
-                ""
-            };
-            html! {
-                <span class="meter" aria-hidden="true">
-                    <span class={classes!("meter-fill", (!level.is_empty()).then_some(level))}
-                          style={format!("width: {:.1}%", (f * 100.0).clamp(0.0, 100.0))}></span>
-                </span>
-            }
-        });
-        html! {
-            <div class="toolbar">
-                <span class={classes!("status-dot", exited.then_some("off"))}
-                      title={if exited { "exited" } else { "running" }}></span>
-                <span class="toolbar-title">{ inst.hostname.clone() }</span>
-                if inst.hostname != inst.name {
-                    <span class="toolbar-sub">{ inst.name.clone() }</span>
-                }
-                if exited {
-                    <span class="badge badge-warn">{ "exited" }</span>
-                }
-                <div class="stats">
-                    <div class="stat" title="The instance's address on this session's network; other instances reach it there">
-                        <span class="stat-label">{ "IP" }</span>
-                        <span id="instance-ip" class="stat-value mono">
-                            { inst.ip.clone().unwrap_or_else(|| "—".to_owned()) }
-                        </span>
-                    </div>
-                    <div class="stat" title={cpu_title}>
-                        <span class="stat-label">{ "CPU" }</span>
-                        <span id="instance-cpu" class="stat-value">
-                            { cpu.map(format_percent).unwrap_or_else(|| "—".to_owned()) }
-                        </span>
-                    </div>
-                    <div class="stat" title="Memory in use (page cache included) and the instance's limit">
-                        <span class="stat-label">{ "Memory" }</span>
-                        <span id="instance-memory" class="stat-value">{ memory }</span>
-                        { for meter }
-                    </div>
-                </div>
-                <div class="spacer"></div>
-                if !ctx.props().view {
-                    if !exited {
-                        <button id="editor-toggle" class={classes!("btn", "btn-sm", if self.editor_open { "btn-primary" } else { "btn-secondary" })}
-                                aria-pressed={self.editor_open.to_string()}
-                                title="Show or hide a file editor for /root"
-                                onclick={ctx.link().callback(|_| Msg::ToggleEditor)}>{ "Editor" }</button>
-                    }
-                    <button id="delete-instance" class="btn btn-outline-danger btn-sm"
-                            disabled={deleting}
-                            title="Delete this instance and everything in it"
-                            onclick={ctx.link().callback(|_| Msg::DeleteInstance)}>
-                        { if deleting { "Deleting…" } else { "Delete instance" } }
-                    </button>
-                }
-            </div>
-        }
-    }
-
     /// The open ports of the selected instance, and a field to open any port.
     fn port_bar(&self, ctx: &Context<Self>, inst: &InstanceInfo) -> Html {
         let links = inst.ports.iter().map(|p| {
@@ -612,7 +528,11 @@ impl SessionPage {
         let exited = inst.status == InstanceStatus::Exited;
         html! {
             <main class="content">
-                { self.toolbar(ctx, inst) }
+                <InstanceHeader instance={inst.clone()} cpu={self.cpu.get(&inst.name).and_then(|m| m.percent)}
+                    view={ctx.props().view} deleting={self.deleting.as_deref() == Some(inst.name.as_str())}
+                    editor_open={self.editor_open}
+                    on_toggle_editor={ctx.link().callback(|_| Msg::ToggleEditor)}
+                    on_delete={ctx.link().callback(|_| Msg::DeleteInstance)} />
                 if exited {
                     <ExitedNote />
                 } else {
