@@ -12,6 +12,7 @@ mod cpu_meter;
 pub mod format;
 mod instance_header;
 mod instance_list;
+mod ports_bar;
 mod share;
 mod topbar;
 
@@ -35,6 +36,7 @@ use cpu_meter::CpuMeter;
 use format::{fill_template, parse_port};
 use instance_header::InstanceHeader;
 use instance_list::InstanceList;
+use ports_bar::PortsBar;
 use share::Share;
 use topbar::TopBar;
 
@@ -311,71 +313,6 @@ impl SessionPage {
         }
     }
 
-    /// The open ports of the selected instance, and a field to open any port.
-    fn port_bar(&self, ctx: &Context<Self>, inst: &InstanceInfo) -> Html {
-        let links = inst.ports.iter().map(|p| {
-            html! {
-                <a class="port-link" data-port={p.port.to_string()} href={p.url.clone()}
-                   target="_blank" rel="noopener"
-                   title={format!("Open port {} of {} in a new tab", p.port, inst.hostname)}>
-                    { format!(":{}", p.port) }
-                    { external_icon() }
-                </a>
-            }
-        });
-        let template = self
-            .session
-            .as_ref()
-            .map(|s| s.port_url_template.as_str())
-            .unwrap_or_default();
-        let form = if template.is_empty() || ctx.props().view {
-            html! {}
-        } else {
-            let oninput = ctx.link().callback(|e: InputEvent| {
-                Msg::PortInput(e.target_unchecked_into::<HtmlInputElement>().value())
-            });
-            let onsubmit = ctx.link().callback(|e: SubmitEvent| {
-                e.prevent_default();
-                Msg::OpenPort
-            });
-            let invalid = self.port_error.is_some();
-            html! {
-                <form class="open-port" {onsubmit} novalidate=true>
-                    if let Some(error) = &self.port_error {
-                        <span id="open-port-error" class="field-error" role="alert">{ error.clone() }</span>
-                    }
-                    <label class="sr-only" for="open-port-input">{ "Port number" }</label>
-                    <input id="open-port-input" class={classes!("input", invalid.then_some("invalid"))}
-                           type="text" inputmode="numeric" autocomplete="off" maxlength="5"
-                           placeholder="Port, e.g. 3000"
-                           aria-invalid={invalid.then_some("true")}
-                           aria-describedby={invalid.then_some("open-port-error")}
-                           value={self.port_input.clone()} {oninput} />
-                    <button id="open-port-button" type="submit" class="btn btn-secondary btn-sm"
-                            title="Open this port of the instance in a new tab, even if nothing listens on it yet">
-                        { "Open port" }
-                    </button>
-                </form>
-            }
-        };
-        html! {
-            <div class="portbar">
-                <span class="portbar-label">{ "Ports" }</span>
-                if inst.ports.is_empty() {
-                    <span class="portbar-hint">
-                        { "None open yet. Start a server, e.g. " }
-                        <code>{ "python3 -m http.server 8000" }</code>
-                        { ", and its link appears here." }
-                    </span>
-                } else {
-                    <div class="port-links">{ for links }</div>
-                }
-                <div class="spacer"></div>
-                { form }
-            </div>
-        }
-    }
-
     /// Upload (button, drag and drop), its progress, and download by path.
     fn file_bar(&self, ctx: &Context<Self>, inst: &InstanceInfo) -> Html {
         let onchange = ctx.link().callback(|e: Event| {
@@ -526,6 +463,11 @@ impl SessionPage {
             };
         };
         let exited = inst.status == InstanceStatus::Exited;
+        let can_open_port = !ctx.props().view
+            && self
+                .session
+                .as_ref()
+                .is_some_and(|s| !s.port_url_template.is_empty());
         html! {
             <main class="content">
                 <InstanceHeader instance={inst.clone()} cpu={self.cpu.get(&inst.name).and_then(|m| m.percent)}
@@ -536,7 +478,11 @@ impl SessionPage {
                 if exited {
                     <ExitedNote />
                 } else {
-                    { self.port_bar(ctx, inst) }
+                    <PortsBar hostname={inst.hostname.clone()} ports={inst.ports.clone()}
+                        can_open={can_open_port} input={self.port_input.clone()}
+                        error={self.port_error.clone()}
+                        on_input={ctx.link().callback(Msg::PortInput)}
+                        on_open={ctx.link().callback(|_| Msg::OpenPort)} />
                     if !ctx.props().view {
                         { self.file_bar(ctx, inst) }
                     }
@@ -983,13 +929,4 @@ fn load_tabs(sid: &str) -> HashMap<String, (u8, u8)> {
 
 fn file_list(list: web_sys::FileList) -> Vec<File> {
     (0..list.length()).filter_map(|i| list.get(i)).collect()
-}
-
-fn external_icon() -> Html {
-    html! {
-        <svg class="ext-icon" viewBox="0 0 16 16" width="12" height="12" aria-hidden="true">
-            <path d="M9 3h4v4M13 3L7 9M11 10v3H3V5h3" fill="none" stroke="currentColor"
-                  stroke-width="1.6" stroke-linecap="round" stroke-linejoin="round" />
-        </svg>
-    }
 }
