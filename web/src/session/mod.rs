@@ -9,6 +9,7 @@
 
 mod banners;
 mod cpu_meter;
+mod files_bar;
 pub mod format;
 mod instance_header;
 mod instance_list;
@@ -20,8 +21,7 @@ use std::collections::HashMap;
 
 use gloo_timers::callback::Interval;
 use playground_protocol::{FileInfo, InstanceInfo, InstanceStatus, SessionEvent, SessionInfo};
-use wasm_bindgen::JsCast;
-use web_sys::{File, HtmlInputElement};
+use web_sys::File;
 use yew::prelude::*;
 
 use crate::api::{self, ApiError, ApiResult};
@@ -33,6 +33,7 @@ use crate::upload;
 
 use banners::{EndingBanner, ExitedNote};
 use cpu_meter::CpuMeter;
+use files_bar::{file_list, FilesBar, Upload};
 use format::{fill_template, parse_port};
 use instance_header::InstanceHeader;
 use instance_list::InstanceList;
@@ -99,16 +100,6 @@ pub enum Msg {
     DismissUpload(u32),
     DownloadInput(String),
     Download,
-}
-
-/// One file being (or done being) uploaded.
-struct Upload {
-    id: u32,
-    name: String,
-    loaded: f64,
-    total: f64,
-    /// `Ok(stored path)` or a message.
-    result: Option<Result<String, String>>,
 }
 
 pub struct SessionPage {
@@ -313,76 +304,6 @@ impl SessionPage {
         }
     }
 
-    /// Upload (button, drag and drop), its progress, and download by path.
-    fn file_bar(&self, ctx: &Context<Self>, inst: &InstanceInfo) -> Html {
-        let onchange = ctx.link().callback(|e: Event| {
-            let input = e.target_unchecked_into::<HtmlInputElement>();
-            let files = input.files().map(file_list).unwrap_or_default();
-            // Let the same file be picked again.
-            input.set_value("");
-            Msg::UploadFiles(files)
-        });
-        let pick = Callback::from(|_: MouseEvent| {
-            let input = web_sys::window()
-                .and_then(|w| w.document())
-                .and_then(|d| d.get_element_by_id("upload-input"))
-                .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok());
-            if let Some(input) = input {
-                input.click();
-            }
-        });
-        let oninput = ctx.link().callback(|e: InputEvent| {
-            Msg::DownloadInput(e.target_unchecked_into::<HtmlInputElement>().value())
-        });
-        let onsubmit = ctx.link().callback(|e: SubmitEvent| {
-            e.prevent_default();
-            Msg::Download
-        });
-        let uploads = self.uploads.iter().map(|u| {
-            let id = u.id;
-            let dismiss = ctx.link().callback(move |_| Msg::DismissUpload(id));
-            let (class, text, pct) = match &u.result {
-                None => {
-                    let pct = if u.total > 0.0 { (u.loaded / u.total * 100.0).clamp(0.0, 100.0) } else { 0.0 };
-                    ("running", format!("Uploading {} … {pct:.0}%", u.name), pct)
-                }
-                Some(Ok(path)) => ("ok", format!("Uploaded {} to {path}", u.name), 100.0),
-                Some(Err(e)) => ("error", format!("Could not upload {}: {e}", u.name), 100.0),
-            };
-            html! {
-                <li class={classes!("upload", class)} data-name={u.name.clone()}>
-                    <span class="upload-text">{ text }</span>
-                    <span class="upload-bar"><span class="upload-fill" style={format!("width: {pct:.1}%")}></span></span>
-                    if u.result.is_some() {
-                        <button class="dismiss" title="Dismiss" aria-label="Dismiss" onclick={dismiss}>{ "×" }</button>
-                    }
-                </li>
-            }
-        });
-        html! {
-            <div class="filebar">
-                <span class="portbar-label">{ "Files" }</span>
-                <input id="upload-input" type="file" multiple=true class="sr-only" tabindex="-1" {onchange} />
-                <button id="upload-button" class="btn btn-secondary btn-sm" onclick={pick}
-                        title={format!("Upload files into the current directory of {}'s shell (or drop them on the terminal)", inst.hostname)}>
-                    { "Upload" }
-                </button>
-                <span class="portbar-hint">{ "or drop files on the terminal" }</span>
-                <div class="spacer"></div>
-                <form class="open-port" {onsubmit}>
-                    <label class="sr-only" for="download-path">{ "Path to download" }</label>
-                    <input id="download-path" class="input" type="text" autocomplete="off"
-                           placeholder="/root/file.txt" value={self.download_path.clone()} {oninput} />
-                    <button id="download-button" type="submit" class="btn btn-secondary btn-sm"
-                            title="Download this file of the instance">{ "Download" }</button>
-                </form>
-                if !self.uploads.is_empty() {
-                    <ul id="uploads" class="uploads">{ for uploads }</ul>
-                }
-            </div>
-        }
-    }
-
     /// The shells of an instance as tabs, and the drop zone for uploads.
     fn terminals(&self, ctx: &Context<Self>, inst: &InstanceInfo) -> Html {
         let exited = inst.status == InstanceStatus::Exited;
@@ -484,7 +405,12 @@ impl SessionPage {
                         on_input={ctx.link().callback(Msg::PortInput)}
                         on_open={ctx.link().callback(|_| Msg::OpenPort)} />
                     if !ctx.props().view {
-                        { self.file_bar(ctx, inst) }
+                        <FilesBar hostname={inst.hostname.clone()} uploads={self.uploads.clone()}
+                            download_path={self.download_path.clone()}
+                            on_files={ctx.link().callback(Msg::UploadFiles)}
+                            on_dismiss={ctx.link().callback(Msg::DismissUpload)}
+                            on_download_input={ctx.link().callback(Msg::DownloadInput)}
+                            on_download={ctx.link().callback(|_| Msg::Download)} />
                     }
                 }
                 <div class="work-area">
@@ -925,8 +851,4 @@ fn load_tabs(sid: &str) -> HashMap<String, (u8, u8)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn file_list(list: web_sys::FileList) -> Vec<File> {
-    (0..list.length()).filter_map(|i| list.get(i)).collect()
 }
