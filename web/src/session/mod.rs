@@ -15,6 +15,7 @@ mod instance_header;
 mod instance_list;
 mod ports_bar;
 mod share;
+mod terminal_tabs;
 mod topbar;
 
 use std::collections::HashMap;
@@ -28,21 +29,18 @@ use crate::api::{self, ApiError, ApiResult};
 use crate::editor::Editor;
 use crate::events::{EventStream, LinkState};
 use crate::settings::{Settings, MAX_FONT, MIN_FONT};
-use crate::terminal::TerminalView;
 use crate::upload;
 
 use banners::{EndingBanner, ExitedNote};
 use cpu_meter::CpuMeter;
-use files_bar::{file_list, FilesBar, Upload};
+use files_bar::{FilesBar, Upload};
 use format::{fill_template, parse_port};
 use instance_header::InstanceHeader;
 use instance_list::InstanceList;
 use ports_bar::PortsBar;
 use share::Share;
+use terminal_tabs::{forget_tabs, load_tabs, save_tabs, Tabs, TerminalTabs, MAX_TABS};
 use topbar::TopBar;
-
-/// Shells per instance (tabs above the terminal).
-const MAX_TABS: u8 = 4;
 
 /// How often the poll timer fires.
 const POLL_TICK_MS: u32 = 5_000;
@@ -125,7 +123,7 @@ pub struct SessionPage {
     extending: bool,
     settings: Settings,
     /// Per instance: how many shells, and the visible one.
-    tabs: HashMap<String, (u8, u8)>,
+    tabs: Tabs,
     editor_open: bool,
     share_open: bool,
     dragging: bool,
@@ -296,75 +294,6 @@ impl SessionPage {
         (!template.is_empty()).then(|| fill_template(template, &inst.name, port))
     }
 
-    /// Remember how many shells each instance has, so a reload shows them all.
-    fn save_tabs(&self, ctx: &Context<Self>) {
-        let counts: HashMap<&String, u8> = self.tabs.iter().map(|(k, v)| (k, v.0)).collect();
-        if let (Some(store), Ok(text)) = (local_storage(), serde_json::to_string(&counts)) {
-            let _ = store.set_item(&tabs_key(&ctx.props().sid), &text);
-        }
-    }
-
-    /// The shells of an instance as tabs, and the drop zone for uploads.
-    fn terminals(&self, ctx: &Context<Self>, inst: &InstanceInfo) -> Html {
-        let exited = inst.status == InstanceStatus::Exited;
-        let view = ctx.props().view;
-        let (count, active) = self.tabs.get(&inst.name).copied().unwrap_or((1, 0));
-        let tabs = (0..count).map(|n| {
-            let onclick = ctx.link().callback(move |_| Msg::SelectTab(n));
-            html! {
-                <button class={classes!("terminal-tab", (n == active).then_some("active"))}
-                        data-tab={n.to_string()} aria-selected={(n == active).to_string()} {onclick}>
-                    { (n + 1).to_string() }
-                </button>
-            }
-        });
-        let views = (0..count).map(|n| {
-            html! {
-                <TerminalView key={format!("{}/{}/{n}", ctx.props().sid, inst.name)}
-                    sid={ctx.props().sid.clone()} name={inst.name.clone()} {view} tab={n}
-                    active={n == active} font_size={self.settings.font_size}
-                    light={self.settings.light} stopped={exited} />
-            }
-        });
-        let drop_enabled = !view && !exited;
-        let ondragover = ctx.link().batch_callback(move |e: DragEvent| {
-            if !drop_enabled {
-                return None;
-            }
-            e.prevent_default();
-            Some(Msg::Dragging(true))
-        });
-        let ondragleave = ctx.link().callback(|_: DragEvent| Msg::Dragging(false));
-        let ondrop = ctx.link().batch_callback(move |e: DragEvent| {
-            if !drop_enabled {
-                return None;
-            }
-            e.prevent_default();
-            let files = e
-                .data_transfer()
-                .and_then(|d| d.files())
-                .map(file_list)
-                .unwrap_or_default();
-            Some(Msg::UploadFiles(files))
-        });
-        html! {
-            <div class={classes!("terminals", self.dragging.then_some("dragging"))}
-                 {ondragover} {ondragleave} {ondrop}>
-                <div class="tabbar" role="tablist">
-                    { for tabs }
-                    if !view && !exited && count < MAX_TABS {
-                        <button id="new-tab" class="terminal-tab new-tab" title="Open another shell in this instance"
-                                onclick={ctx.link().callback(|_| Msg::NewTab)}>{ "+" }</button>
-                    }
-                </div>
-                { for views }
-                if self.dragging {
-                    <div class="drop-hint">{ format!("Drop to upload into {}", inst.hostname) }</div>
-                }
-            </div>
-        }
-    }
-
     fn content(&self, ctx: &Context<Self>) -> Html {
         if self.session.is_none() {
             return html! {
@@ -384,6 +313,7 @@ impl SessionPage {
             };
         };
         let exited = inst.status == InstanceStatus::Exited;
+        let (count, active) = self.tabs.get(&inst.name).copied().unwrap_or((1, 0));
         let can_open_port = !ctx.props().view
             && self
                 .session
@@ -414,7 +344,13 @@ impl SessionPage {
                     }
                 }
                 <div class="work-area">
-                    { self.terminals(ctx, inst) }
+                    <TerminalTabs sid={ctx.props().sid.clone()} name={inst.name.clone()}
+                        hostname={inst.hostname.clone()} view={ctx.props().view} {exited}
+                        {count} {active} settings={self.settings} dragging={self.dragging}
+                        on_select={ctx.link().callback(Msg::SelectTab)}
+                        on_new={ctx.link().callback(|_| Msg::NewTab)}
+                        on_dragging={ctx.link().callback(Msg::Dragging)}
+                        on_files={ctx.link().callback(Msg::UploadFiles)} />
                     if self.editor_open && !exited && !ctx.props().view {
                         <Editor key={format!("{}/{}", ctx.props().sid, inst.name)}
                             sid={ctx.props().sid.clone()} name={inst.name.clone()} />
@@ -590,7 +526,7 @@ impl Component for SessionPage {
             Msg::Deleted(name, result) => {
                 self.deleting = None;
                 if result.is_ok() && self.tabs.remove(&name).is_some() {
-                    self.save_tabs(ctx);
+                    save_tabs(&ctx.props().sid, &self.tabs);
                 }
                 match result {
                     // 404: already gone, which is what the user wanted.
@@ -614,9 +550,7 @@ impl Component for SessionPage {
                 self.closing = false;
                 match result {
                     Ok(()) => {
-                        if let Some(store) = local_storage() {
-                            let _ = store.remove_item(&tabs_key(&ctx.props().sid));
-                        }
+                        forget_tabs(&ctx.props().sid);
                         ctx.props().on_closed.emit(())
                     }
                     Err(e) if e.is_not_found() => ctx.props().on_closed.emit(()),
@@ -697,7 +631,7 @@ impl Component for SessionPage {
                     entry.0 += 1;
                     entry.1 = entry.0 - 1;
                 }
-                self.save_tabs(ctx);
+                save_tabs(&ctx.props().sid, &self.tabs);
                 true
             }
             Msg::FontSmaller | Msg::FontLarger | Msg::ToggleTheme => {
@@ -830,25 +764,4 @@ impl Component for SessionPage {
             </div>
         }
     }
-}
-
-fn local_storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok()?
-}
-
-fn tabs_key(sid: &str) -> String {
-    format!("playground.tabs.{sid}")
-}
-
-/// Shell counts saved by `save_tabs` (the first tab shows after a reload).
-fn load_tabs(sid: &str) -> HashMap<String, (u8, u8)> {
-    local_storage()
-        .and_then(|s| s.get_item(&tabs_key(sid)).ok().flatten())
-        .and_then(|text| serde_json::from_str::<HashMap<String, u8>>(&text).ok())
-        .map(|m| {
-            m.into_iter()
-                .map(|(k, n)| (k, (n.clamp(1, MAX_TABS), 0)))
-                .collect()
-        })
-        .unwrap_or_default()
 }
