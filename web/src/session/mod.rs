@@ -6,6 +6,11 @@
 //! comes from each `snapshot` and is kept current by the events after it. A
 //! slow poll of `GET /api/sessions/{sid}` keeps the countdown honest and
 //! takes over (faster) while the stream is down.
+//!
+//! This file holds the page's state and messages, and `update` dispatches;
+//! `sync.rs` keeps the session current, and each part of the page is a
+//! component in its own file, drawn from properties and reporting through
+//! callbacks.
 
 mod banners;
 mod cpu_meter;
@@ -15,6 +20,7 @@ mod instance_header;
 mod instance_list;
 mod ports_bar;
 mod share;
+mod sync;
 mod terminal_tabs;
 mod topbar;
 
@@ -136,151 +142,9 @@ pub struct SessionPage {
 }
 
 impl SessionPage {
-    fn remaining_secs(&self) -> u64 {
-        let Some(s) = &self.session else { return 0 };
-        let elapsed = ((js_sys::Date::now() - self.fetched_at) / 1000.0).max(0.0) as u64;
-        s.expires_in_secs.saturating_sub(elapsed)
-    }
-
-    fn show_ending_soon(&self) -> bool {
-        self.session.is_some() && (self.ending_soon || self.remaining_secs() <= ENDING_SOON_SECS)
-    }
-
-    /// Take a whole session (snapshot, first GET) as the new state.
-    fn set_session(&mut self, info: SessionInfo) {
-        let keep = self
-            .selected
-            .as_ref()
-            .is_some_and(|n| info.instances.iter().any(|i| &i.name == n));
-        if !keep {
-            self.selected = info.instances.first().map(|i| i.name.clone());
-        }
-        let now = js_sys::Date::now();
-        self.cpu
-            .retain(|name, _| info.instances.iter().any(|i| &i.name == name));
-        for inst in &info.instances {
-            if let Some(stats) = &inst.stats {
-                self.cpu
-                    .entry(inst.name.clone())
-                    .or_default()
-                    .sample(stats.cpu_seconds, now);
-            }
-        }
-        self.session = Some(info);
-        self.fetched_at = now;
-    }
-
-    fn instance_mut(&mut self, name: &str) -> Option<&mut InstanceInfo> {
-        self.session
-            .as_mut()?
-            .instances
-            .iter_mut()
-            .find(|i| i.name == name)
-    }
-
-    /// Add an instance, or refresh it if it is known (an `instance_added`
-    /// and the POST answer can arrive in either order).
-    fn upsert_instance(&mut self, inst: InstanceInfo) {
-        let Some(s) = &mut self.session else { return };
-        match s.instances.iter_mut().find(|i| i.name == inst.name) {
-            Some(known) => {
-                let stats = known.stats.take();
-                let ports = std::mem::take(&mut known.ports);
-                *known = InstanceInfo {
-                    stats: inst.stats.or(stats),
-                    ports: if inst.ports.is_empty() {
-                        ports
-                    } else {
-                        inst.ports
-                    },
-                    ..inst
-                };
-            }
-            None => s.instances.push(inst),
-        }
-        if self.selected.is_none() {
-            self.selected = s.instances.first().map(|i| i.name.clone());
-        }
-    }
-
-    fn remove_instance(&mut self, name: &str) {
-        self.cpu.remove(name);
-        let Some(s) = &mut self.session else { return };
-        let Some(pos) = s.instances.iter().position(|i| i.name == name) else {
-            return;
-        };
-        s.instances.remove(pos);
-        if self.selected.as_deref() == Some(name) {
-            let next = pos.min(s.instances.len().saturating_sub(1));
-            self.selected = s.instances.get(next).map(|i| i.name.clone());
-        }
-    }
-
-    fn apply(&mut self, ctx: &Context<Self>, event: SessionEvent) {
-        match event {
-            SessionEvent::Snapshot { session } => self.set_session(session),
-            SessionEvent::InstanceAdded { instance } => self.upsert_instance(instance),
-            SessionEvent::InstanceRemoved { name } => self.remove_instance(&name),
-            SessionEvent::InstanceExited { name } => {
-                self.cpu.remove(&name);
-                if let Some(inst) = self.instance_mut(&name) {
-                    inst.status = InstanceStatus::Exited;
-                    inst.ports.clear();
-                    inst.stats = None;
-                }
-            }
-            SessionEvent::PortsChanged { name, ports } => {
-                if let Some(inst) = self.instance_mut(&name) {
-                    inst.ports = ports;
-                }
-            }
-            SessionEvent::Stats { name, stats } => {
-                let cpu_seconds = stats.cpu_seconds;
-                if let Some(inst) = self.instance_mut(&name) {
-                    if inst.status == InstanceStatus::Running {
-                        inst.stats = Some(stats);
-                        self.cpu
-                            .entry(name)
-                            .or_default()
-                            .sample(cpu_seconds, js_sys::Date::now());
-                    }
-                }
-            }
-            SessionEvent::EndingSoon { expires_in_secs } => {
-                self.ending_soon = true;
-                if let Some(s) = &mut self.session {
-                    s.expires_in_secs = expires_in_secs;
-                    self.fetched_at = js_sys::Date::now();
-                }
-            }
-            SessionEvent::Ended => ctx.props().on_ended.emit(()),
-        }
-    }
-
-    fn poll(&mut self, ctx: &Context<Self>) {
-        if self.loading || self.closing {
-            return;
-        }
-        self.loading = true;
-        self.polled_at = js_sys::Date::now();
-        let sid = ctx.props().sid.clone();
-        let view = ctx.props().view;
-        let live = self.link == LinkState::Live;
-        ctx.link()
-            .send_future(async move { Msg::Loaded(live, api::get_session(&sid, view).await) });
-    }
-
+    /// Tell the user (the app shows a banner).
     fn report(&self, ctx: &Context<Self>, what: &str, e: &ApiError) {
         ctx.props().on_error.emit(format!("{what}: {e}"));
-    }
-
-    fn selected_instance(&self) -> Option<&InstanceInfo> {
-        let name = self.selected.as_ref()?;
-        self.session
-            .as_ref()?
-            .instances
-            .iter()
-            .find(|i| &i.name == name)
     }
 
     /// The link for `port` of the selected instance: its own when it is
@@ -294,6 +158,8 @@ impl SessionPage {
         (!template.is_empty()).then(|| fill_template(template, &inst.name, port))
     }
 
+    /// The selected instance (header, bars, terminals, editor), or a
+    /// placeholder while there is none.
     fn content(&self, ctx: &Context<Self>) -> Html {
         if self.session.is_none() {
             return html! {
@@ -423,59 +289,10 @@ impl Component for SessionPage {
                 self.apply(ctx, event);
                 true
             }
-            Msg::Link(state) => {
-                let changed = self.link != state;
-                self.link = state;
-                if matches!(state, LinkState::Reconnecting { .. }) {
-                    // Did the session end while we were away? A 404 says so.
-                    self.poll(ctx);
-                }
-                changed
-            }
-            Msg::Poll => {
-                let due = self.link != LinkState::Live
-                    || js_sys::Date::now() - self.polled_at >= LIVE_POLL_MS;
-                if due {
-                    self.poll(ctx);
-                }
-                false
-            }
-            Msg::Loaded(was_live, result) => {
-                self.loading = false;
-                match result {
-                    Ok(info) => {
-                        self.poll_failing = false;
-                        let live = was_live || self.link == LinkState::Live;
-                        if self.session.is_none() || !live {
-                            // No stream to trust: take the whole state.
-                            self.set_session(info);
-                        } else if let Some(s) = &mut self.session {
-                            // The stream is the source of truth; only the
-                            // countdown is re-synced.
-                            s.expires_in_secs = info.expires_in_secs;
-                            self.fetched_at = js_sys::Date::now();
-                        }
-                    }
-                    Err(e) if e.is_not_found() => ctx.props().on_ended.emit(()),
-                    Err(e) => {
-                        // While the stream is down too, the header already
-                        // says "Reconnecting…": no need for an error on top.
-                        let quiet = self.session.is_some() && self.link != LinkState::Live;
-                        if !self.poll_failing && !quiet {
-                            self.report(ctx, "Could not load the session", &e);
-                        }
-                        self.poll_failing = true;
-                    }
-                }
-                true
-            }
-            Msg::Tick => {
-                if self.session.is_some() && self.remaining_secs() == 0 {
-                    // Expired: `ended` arrives, or the next GET answers 404.
-                    self.poll(ctx);
-                }
-                self.session.is_some()
-            }
+            Msg::Link(state) => self.link_changed(ctx, state),
+            Msg::Poll => self.poll_if_due(ctx),
+            Msg::Loaded(was_live, result) => self.loaded(ctx, was_live, result),
+            Msg::Tick => self.tick(ctx),
             Msg::AddInstance => {
                 if self.adding {
                     return false;
