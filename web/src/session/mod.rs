@@ -8,10 +8,11 @@
 //! takes over (faster) while the stream is down.
 //!
 //! This file holds the page's state and messages, and `update` dispatches;
-//! `sync.rs` keeps the session current, and each part of the page is a
-//! component in its own file, drawn from properties and reporting through
-//! callbacks.
+//! `sync.rs` keeps the session current, `actions.rs` carries out what the
+//! user asks, and each part of the page is a component in its own file,
+//! drawn from properties and reporting through callbacks.
 
+mod actions;
 mod banners;
 mod cpu_meter;
 mod files_bar;
@@ -31,21 +32,18 @@ use playground_protocol::{FileInfo, InstanceInfo, InstanceStatus, SessionEvent, 
 use web_sys::File;
 use yew::prelude::*;
 
-use crate::api::{self, ApiError, ApiResult};
+use crate::api::ApiResult;
 use crate::editor::Editor;
 use crate::events::{EventStream, LinkState};
 use crate::settings::{Settings, MAX_FONT, MIN_FONT};
-use crate::upload;
-
 use banners::{EndingBanner, ExitedNote};
 use cpu_meter::CpuMeter;
 use files_bar::{FilesBar, Upload};
-use format::{fill_template, parse_port};
 use instance_header::InstanceHeader;
 use instance_list::InstanceList;
 use ports_bar::PortsBar;
 use share::Share;
-use terminal_tabs::{forget_tabs, load_tabs, save_tabs, Tabs, TerminalTabs, MAX_TABS};
+use terminal_tabs::{load_tabs, Tabs, TerminalTabs};
 use topbar::TopBar;
 
 /// How often the poll timer fires.
@@ -142,22 +140,6 @@ pub struct SessionPage {
 }
 
 impl SessionPage {
-    /// Tell the user (the app shows a banner).
-    fn report(&self, ctx: &Context<Self>, what: &str, e: &ApiError) {
-        ctx.props().on_error.emit(format!("{what}: {e}"));
-    }
-
-    /// The link for `port` of the selected instance: its own when it is
-    /// listening, else the session's template.
-    fn port_url(&self, port: u16) -> Option<String> {
-        let inst = self.selected_instance()?;
-        if let Some(p) = inst.ports.iter().find(|p| p.port == port) {
-            return Some(p.url.clone());
-        }
-        let template = &self.session.as_ref()?.port_url_template;
-        (!template.is_empty()).then(|| fill_template(template, &inst.name, port))
-    }
-
     /// The selected instance (header, bars, terminals, editor), or a
     /// placeholder while there is none.
     fn content(&self, ctx: &Context<Self>) -> Html {
@@ -293,30 +275,8 @@ impl Component for SessionPage {
             Msg::Poll => self.poll_if_due(ctx),
             Msg::Loaded(was_live, result) => self.loaded(ctx, was_live, result),
             Msg::Tick => self.tick(ctx),
-            Msg::AddInstance => {
-                if self.adding {
-                    return false;
-                }
-                self.adding = true;
-                let sid = ctx.props().sid.clone();
-                ctx.link()
-                    .send_future(async move { Msg::Added(api::create_instance(&sid).await) });
-                true
-            }
-            Msg::Added(result) => {
-                self.adding = false;
-                match result {
-                    Ok(inst) => {
-                        let name = inst.name.clone();
-                        self.upsert_instance(inst);
-                        self.selected = Some(name);
-                        self.port_error = None;
-                    }
-                    Err(e) if e.is_not_found() => ctx.props().on_ended.emit(()),
-                    Err(e) => self.report(ctx, "Could not add an instance", &e),
-                }
-                true
-            }
+            Msg::AddInstance => self.add_instance(ctx),
+            Msg::Added(result) => self.added(ctx, result),
             Msg::Select(name) => {
                 let changed = self.selected.as_deref() != Some(name.as_str());
                 if changed {
@@ -325,132 +285,20 @@ impl Component for SessionPage {
                 self.selected = Some(name);
                 changed
             }
-            Msg::DeleteInstance => {
-                let Some(name) = self.selected.clone() else {
-                    return false;
-                };
-                if self.deleting.is_some() {
-                    return false;
-                }
-                self.deleting = Some(name.clone());
-                let sid = ctx.props().sid.clone();
-                ctx.link().send_future(async move {
-                    let result = api::delete_instance(&sid, &name).await;
-                    Msg::Deleted(name, result)
-                });
-                true
-            }
-            Msg::Deleted(name, result) => {
-                self.deleting = None;
-                if result.is_ok() && self.tabs.remove(&name).is_some() {
-                    save_tabs(&ctx.props().sid, &self.tabs);
-                }
-                match result {
-                    // 404: already gone, which is what the user wanted.
-                    Ok(()) => self.remove_instance(&name),
-                    Err(e) if e.is_not_found() => self.remove_instance(&name),
-                    Err(e) => self.report(ctx, &format!("Could not delete {name}"), &e),
-                }
-                true
-            }
-            Msg::CloseSession => {
-                if self.closing {
-                    return false;
-                }
-                self.closing = true;
-                let sid = ctx.props().sid.clone();
-                ctx.link()
-                    .send_future(async move { Msg::Closed(api::delete_session(&sid).await) });
-                true
-            }
-            Msg::Closed(result) => {
-                self.closing = false;
-                match result {
-                    Ok(()) => {
-                        forget_tabs(&ctx.props().sid);
-                        ctx.props().on_closed.emit(())
-                    }
-                    Err(e) if e.is_not_found() => ctx.props().on_closed.emit(()),
-                    Err(e) => self.report(ctx, "Could not close the session", &e),
-                }
-                true
-            }
+            Msg::DeleteInstance => self.delete_instance(ctx),
+            Msg::Deleted(name, result) => self.deleted(ctx, name, result),
+            Msg::CloseSession => self.close_session(ctx),
+            Msg::Closed(result) => self.closed(ctx, result),
             Msg::PortInput(text) => {
                 self.port_input = text;
                 // Clear a stale error as soon as the user edits.
                 self.port_error.take().is_some()
             }
-            Msg::OpenPort => {
-                match parse_port(&self.port_input) {
-                    Ok(port) => match self.port_url(port) {
-                        Some(url) => {
-                            self.port_error = None;
-                            if let Some(w) = web_sys::window() {
-                                let _ = w.open_with_url_and_target_and_features(
-                                    &url, "_blank", "noopener",
-                                );
-                            }
-                        }
-                        None => self.port_error = Some("No instance to open it on.".to_owned()),
-                    },
-                    Err(e) => self.port_error = Some(e.to_owned()),
-                }
-                true
-            }
-            Msg::Extend => {
-                if self.extending || ctx.props().view {
-                    return false;
-                }
-                self.extending = true;
-                let sid = ctx.props().sid.clone();
-                ctx.link()
-                    .send_future(async move { Msg::Extended(api::extend_session(&sid).await) });
-                true
-            }
-            Msg::Extended(result) => {
-                self.extending = false;
-                match result {
-                    Ok(info) => {
-                        if let Some(s) = &mut self.session {
-                            s.expires_in_secs = info.expires_in_secs;
-                            s.expires_at = info.expires_at;
-                            s.can_extend = info.can_extend;
-                            self.fetched_at = js_sys::Date::now();
-                        }
-                        self.ending_soon = false;
-                    }
-                    Err(e) if e.is_not_found() => ctx.props().on_ended.emit(()),
-                    Err(e) => {
-                        if e.status == Some(409) {
-                            if let Some(s) = &mut self.session {
-                                s.can_extend = false;
-                            }
-                        }
-                        self.report(ctx, "Could not extend the session", &e);
-                    }
-                }
-                true
-            }
-            Msg::SelectTab(n) => {
-                let Some(name) = self.selected.clone() else {
-                    return false;
-                };
-                let entry = self.tabs.entry(name).or_insert((1, 0));
-                entry.1 = n.min(entry.0.saturating_sub(1));
-                true
-            }
-            Msg::NewTab => {
-                let Some(name) = self.selected.clone() else {
-                    return false;
-                };
-                let entry = self.tabs.entry(name).or_insert((1, 0));
-                if entry.0 < MAX_TABS {
-                    entry.0 += 1;
-                    entry.1 = entry.0 - 1;
-                }
-                save_tabs(&ctx.props().sid, &self.tabs);
-                true
-            }
+            Msg::OpenPort => self.open_port(),
+            Msg::Extend => self.extend(ctx),
+            Msg::Extended(result) => self.extended(ctx, result),
+            Msg::SelectTab(n) => self.select_tab(n),
+            Msg::NewTab => self.new_tab(ctx),
             Msg::FontSmaller | Msg::FontLarger | Msg::ToggleTheme => {
                 let s = &mut self.settings;
                 match msg {
@@ -474,51 +322,9 @@ impl Component for SessionPage {
                 self.dragging = on;
                 changed
             }
-            Msg::UploadFiles(files) => {
-                self.dragging = false;
-                let Some(name) = self.selected.clone() else {
-                    return true;
-                };
-                for file in files {
-                    let id = self.next_upload;
-                    self.next_upload += 1;
-                    self.uploads.push(Upload {
-                        id,
-                        name: file.name(),
-                        loaded: 0.0,
-                        total: file.size(),
-                        result: None,
-                    });
-                    let url = api::file_url(&ctx.props().sid, &name, &file.name());
-                    upload::upload(
-                        &url,
-                        &file,
-                        ctx.link()
-                            .callback(move |(l, t)| Msg::UploadProgress(id, l, t)),
-                        ctx.link().callback(move |r| Msg::UploadDone(id, r)),
-                    );
-                }
-                // Keep the list short: the last few.
-                let excess = self.uploads.len().saturating_sub(6);
-                self.uploads.drain(..excess);
-                true
-            }
-            Msg::UploadProgress(id, loaded, total) => {
-                if let Some(u) = self.uploads.iter_mut().find(|u| u.id == id) {
-                    u.loaded = loaded;
-                    if total > 0.0 {
-                        u.total = total;
-                    }
-                }
-                true
-            }
-            Msg::UploadDone(id, result) => {
-                if let Some(u) = self.uploads.iter_mut().find(|u| u.id == id) {
-                    u.loaded = u.total;
-                    u.result = Some(result.map(|info| info.path));
-                }
-                true
-            }
+            Msg::UploadFiles(files) => self.upload_files(ctx, files),
+            Msg::UploadProgress(id, loaded, total) => self.upload_progress(id, loaded, total),
+            Msg::UploadDone(id, result) => self.upload_done(id, result),
             Msg::DismissUpload(id) => {
                 self.uploads.retain(|u| u.id != id);
                 true
@@ -527,17 +333,7 @@ impl Component for SessionPage {
                 self.download_path = text;
                 false
             }
-            Msg::Download => {
-                let path = self.download_path.trim();
-                let (Some(name), false) = (self.selected.clone(), path.is_empty()) else {
-                    return false;
-                };
-                let url = api::file_url(&ctx.props().sid, &name, path);
-                if let Some(w) = web_sys::window() {
-                    let _ = w.open_with_url_and_target(&url, "_blank");
-                }
-                false
-            }
+            Msg::Download => self.download(ctx),
         }
     }
 
