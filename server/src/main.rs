@@ -154,8 +154,7 @@ fn check_traversable(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn nix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 async fn serve(
