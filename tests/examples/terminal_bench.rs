@@ -143,16 +143,12 @@ impl Term {
                         _ => eprintln!("    playground says: {t}"),
                     }
                 }
-                (Proto::Ttyd, Message::Binary(b)) => {
-                    if b.first() == Some(&b'0') {
-                        return Ok(b.slice(1..));
-                    }
-                    // '1' (title) and '2' (preferences): nothing to do.
+                // '1' (title) and '2' (preferences): nothing to do.
+                (Proto::Ttyd, Message::Binary(b)) if b.first() == Some(&b'0') => {
+                    return Ok(b.slice(1..));
                 }
-                (Proto::Ttyd, Message::Text(t)) => {
-                    if t.as_bytes().first() == Some(&b'0') {
-                        return Ok(Bytes::copy_from_slice(&t.as_bytes()[1..]));
-                    }
+                (Proto::Ttyd, Message::Text(t)) if t.as_bytes().first() == Some(&b'0') => {
+                    return Ok(Bytes::copy_from_slice(&t.as_bytes()[1..]));
                 }
                 (_, Message::Close(frame)) => {
                     return Err(format!("closed by the server: {frame:?}"))
@@ -483,7 +479,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
