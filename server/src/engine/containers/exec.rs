@@ -16,9 +16,9 @@ use super::pump::{pump, ProcessIo};
 use super::run::{base_env, resize};
 use super::streams::{frame, hijack, Chunk};
 use super::{random_id, strings};
+use crate::engine::ctx::Ctx;
 use crate::engine::events;
 use crate::engine::reply::{DockerError, Reply};
-use crate::engine::routes::Ctx;
 
 #[derive(Clone)]
 pub(super) struct Exec {

@@ -9,9 +9,9 @@ use axum::response::IntoResponse;
 use super::flag;
 use super::records::Record;
 use super::run::{start, wait_for};
+use crate::engine::ctx::Ctx;
 use crate::engine::events;
 use crate::engine::reply::{DockerError, Reply};
-use crate::engine::routes::Ctx;
 
 /// Send `signal` to the container's first process.
 pub(super) async fn signal(ctx: &Ctx, r: &Record, signal: i32) -> Result<(), DockerError> {

@@ -20,8 +20,8 @@ use tokio::sync::watch;
 
 use super::ports::{PublishedPort, Wanted};
 use super::records::Record;
+use crate::engine::ctx::Ctx;
 use crate::engine::reply::DockerError;
-use crate::engine::routes::Ctx;
 
 /// Buffer per direction of a forwarded connection.
 const BUFFER: usize = 64 * 1024;

@@ -20,9 +20,9 @@ use super::records::{Config, Record, KEEP_GONE};
 use super::streams::{frame, hijack, Chunk, RunIo};
 use super::{flag, now};
 use super::{ports, publish};
+use crate::engine::ctx::Ctx;
 use crate::engine::events;
 use crate::engine::reply::{DockerError, Reply};
-use crate::engine::routes::Ctx;
 
 /// The argv of a container's first process.
 pub(super) fn argv(config: &Config) -> Vec<String> {
