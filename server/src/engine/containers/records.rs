@@ -10,10 +10,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::exec::Exec;
+use super::bindings::{PortBinding, PublishedPort};
+use super::listeners::Publications;
 use super::no_such_container;
-use super::ports::{PortBinding, PublishedPort};
-use super::publish::Publications;
 use super::streams::Streams;
 use crate::engine::reply::DockerError;
 
@@ -81,6 +80,23 @@ pub struct Record {
 
 /// How many exit codes of auto-removed containers are kept for late waits.
 pub(super) const KEEP_GONE: usize = 256;
+
+/// A `docker exec` process, by exec id (not saved: execs end with the
+/// server).
+#[derive(Clone)]
+pub(super) struct Exec {
+    pub(super) container: String,
+    pub(super) instance: String,
+    pub(super) argv: Vec<String>,
+    pub(super) env: Vec<String>,
+    pub(super) user: String,
+    pub(super) working_dir: String,
+    pub(super) tty: bool,
+    pub(super) running: bool,
+    pub(super) exit_code: Option<i32>,
+    pub(super) pid: i32,
+    pub(super) pty: Option<Arc<sandbox::Pty>>,
+}
 
 /// Containers of every instance.
 pub struct Containers {

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::lifecycle::remove_record;
+use super::listeners::Bound;
 use super::pump::{pump, ProcessIo};
 use super::records::{Config, Record, KEEP_GONE};
 use super::streams::{frame, hijack, Chunk, RunIo};
@@ -487,7 +488,7 @@ pub async fn recover(ctx: &Ctx) {
 /// Bind the ports a running container had under the server before
 /// (they closed with it), each on its own: one taken meanwhile is lost.
 fn republish(ctx: &Ctx, r: &Record) {
-    let mut bound = publish::Bound::default();
+    let mut bound = Bound::default();
     for port in &r.published {
         let wanted = ports::Wanted {
             container_port: port.container_port,
