@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::process::{base_env, resize};
 use super::pump::{pump, ProcessIo};
 use super::records::Exec;
-use super::run::{base_env, resize};
 use super::streams::{frame, hijack, Chunk};
 use super::{random_id, strings};
 use crate::engine::ctx::Ctx;

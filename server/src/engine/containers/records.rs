@@ -14,6 +14,8 @@ use super::bindings::{PortBinding, PublishedPort};
 use super::listeners::Publications;
 use super::no_such_container;
 use super::streams::Streams;
+use crate::engine::ctx::Ctx;
+use crate::engine::events;
 use crate::engine::reply::DockerError;
 
 /// What `docker create` asked for (the parts we honour).
@@ -303,4 +305,27 @@ impl Containers {
         let _ = fs::remove_file(self.file(instance));
         let _ = fs::remove_dir_all(self.dir.join(instance));
     }
+}
+
+pub(super) async fn remove_record(ctx: &Ctx, id: &str) -> Result<(), DockerError> {
+    // Closed with its exit already; this covers one that never exited.
+    ctx.engine.containers.publications.close(id).await;
+    let layer = ctx.sandbox.remove_container_layer(id).await;
+    let containers = &ctx.engine.containers;
+    events::container(ctx, id, "destroy", &[]);
+    containers.with(&ctx.instance, |records| {
+        records.retain(|r| r.id != id);
+        ((), true)
+    });
+    // Attached clients see the end.
+    containers.streams.lock().unwrap().remove(id);
+    containers
+        .execs
+        .lock()
+        .unwrap()
+        .retain(|_, e| e.container != id);
+    let log = containers.log_path(&ctx.instance, id);
+    let _ = fs::remove_file(log.with_extension("log.old"));
+    let _ = fs::remove_file(log);
+    layer.map_err(DockerError::internal)
 }

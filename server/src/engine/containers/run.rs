@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -14,10 +13,10 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::lifecycle::remove_record;
 use super::listeners::Bound;
+use super::process::{base_env, resize};
 use super::pump::{pump, ProcessIo};
-use super::records::{Config, Record, KEEP_GONE};
+use super::records::{remove_record, Config, Record, KEEP_GONE};
 use super::streams::{frame, hijack, Chunk, RunIo};
 use super::{flag, now};
 use super::{ports, publish};
@@ -33,25 +32,6 @@ pub(super) fn argv(config: &Config) -> Vec<String> {
         .chain(config.cmd.iter())
         .cloned()
         .collect()
-}
-
-pub(super) fn base_env(config: &Config, hostname: &str, tty: bool) -> Vec<String> {
-    let mut env = config.env.clone();
-    let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.starts_with(&format!("{k}=")));
-    if !has(&env, "PATH") {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        );
-    }
-    env.push(format!("HOSTNAME={hostname}"));
-    if tty && !has(&env, "TERM") {
-        env.push("TERM=xterm".into());
-    }
-    if !has(&env, "HOME") {
-        env.push("HOME=/root".into());
-    }
-    env
 }
 
 pub(super) fn binds(config: &Config) -> Vec<sandbox::Bind> {
@@ -430,20 +410,6 @@ pub fn attach(
         let _ = write.shutdown().await;
     });
     Ok(response)
-}
-
-/// POST /containers/{id}/resize and /exec/{id}/resize
-pub fn resize(pty: Option<Arc<sandbox::Pty>>, query: &HashMap<String, String>) -> Reply {
-    let size = |k: &str| {
-        query
-            .get(k)
-            .and_then(|v| v.parse::<u16>().ok())
-            .unwrap_or(0)
-    };
-    if let Some(pty) = pty {
-        let _ = pty.resize(size("w"), size("h"));
-    }
-    Ok(StatusCode::OK.into_response())
 }
 
 pub fn resize_container(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
