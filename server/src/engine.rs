@@ -3,9 +3,11 @@
 //! One image store for the whole server (layers shared); each instance sees
 //! only the images it pulled or tagged.
 //!
-//! Files: `views` (an instance's own image names), `routes` (paths and
-//! API versions to handlers), `system` (ping, version, info), `images`
-//! (list, inspect, tag, remove), `pull` (pulls and Docker's progress stream),
+//! Files: `views` (an instance's own image names), `ctx` (the request
+//! context every handler takes, and image-name decoding), `routes` (paths
+//! and API versions to handlers: it only composes), `system` (ping,
+//! version, info), `images` (list, inspect, tag, remove), `pull` (pulls and
+//! Docker's progress stream),
 //! `containers` (create, start, attach, logs, stop, exec, ...: containers
 //! are nested sandboxes of the instance), `build` (`docker build`),
 //! `history` (`docker history`), `events` (what happened, kept and sent to
@@ -14,6 +16,7 @@
 
 mod build;
 mod containers;
+mod ctx;
 mod event_stream;
 mod events;
 mod history;
@@ -119,7 +122,7 @@ impl Engine {
                     return;
                 }
             };
-            let ctx = routes::Ctx {
+            let ctx = ctx::Ctx {
                 engine,
                 instance: instance.id().to_string(),
                 sandbox: instance.clone(),

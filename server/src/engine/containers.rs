@@ -11,18 +11,23 @@
 //!
 //! Files: `records` (the store), `streams` (output to attached clients,
 //! Docker's stream formats), `pump` (copying a process's terminal or
-//! pipes), `create`, `run` (start, attach, wait, resize), `logs`,
+//! pipes), `process` (a process's base environment and terminal size, for
+//! runs and execs), `create`, `run` (start, attach, wait, resize), `logs`,
 //! `list_inspect` (ps, inspect), `lifecycle` (stop, kill, restart, rm),
-//! `exec`, `ports` (published ports as the API spells them), `publish`
-//! (their listeners on the instance, forwarding to the container),
+//! `exec`, `bindings` (the port data records keep), `ports` (published
+//! ports as the API spells them), `publish` (binding their listeners on the
+//! instance), `listeners` (serving them, forwarding to the container),
 //! `stats`.
 
+mod bindings;
 mod create;
 mod exec;
 mod lifecycle;
 mod list_inspect;
+mod listeners;
 mod logs;
 mod ports;
+mod process;
 mod publish;
 mod pump;
 mod records;

@@ -11,9 +11,9 @@ use axum::http::StatusCode;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+use super::ctx::Ctx;
 use super::events::{now_nano, Event};
 use super::reply::{json_lines, DockerError, Reply};
-use super::routes::Ctx;
 
 /// GET /events
 pub fn events(ctx: &Ctx, query: &HashMap<String, String>) -> Reply {

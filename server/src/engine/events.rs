@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
-use super::routes::Ctx;
+use super::ctx::Ctx;
 
 /// Events kept per instance for `--since`.
 const KEEP: usize = 256;

@@ -6,8 +6,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::ctx::Ctx;
 use super::reply::{DockerError, Reply};
-use super::routes::Ctx;
 
 pub fn history(ctx: &Ctx, name: &str) -> Reply {
     let id = super::images::resolve(ctx, name)?;

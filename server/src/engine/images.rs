@@ -10,9 +10,9 @@ use axum::Json;
 use sandbox::oci::{ImageSummary, Reference};
 use serde_json::{json, Value};
 
+use super::ctx::Ctx;
 use super::events;
 use super::reply::{DockerError, Reply};
-use super::routes::Ctx;
 
 /// The familiar form `docker` prints (`busybox:latest`).
 fn familiar(full: &str) -> String {

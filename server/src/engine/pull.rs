@@ -11,10 +11,10 @@ use sandbox::oci::{Digest, Error as StoreError, Progress, Reference};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::ctx::Ctx;
 use super::events;
 use super::images::name_image;
 use super::reply::{json_lines, DockerError, Reply};
-use super::routes::Ctx;
 
 enum Message {
     Line(Value),

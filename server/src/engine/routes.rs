@@ -3,24 +3,15 @@
 //! Image names may contain slashes (`registry:5000/team/app`), so image
 //! paths are matched by hand rather than by axum's router.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
+use std::collections::HashMap;
 
+use super::ctx::{percent_decode, Ctx};
 use super::reply::{DockerError, Reply};
-use super::{build, containers, event_stream, history, images, pull, system, Engine};
-
-#[derive(Clone)]
-pub struct Ctx {
-    pub engine: Arc<Engine>,
-    /// The instance's id.
-    pub instance: String,
-    pub sandbox: sandbox::Instance,
-}
+use super::{build, containers, event_stream, history, images, pull, system};
 
 pub fn router(ctx: Ctx) -> Router {
     Router::new().fallback(dispatch).with_state(ctx)
@@ -134,38 +125,14 @@ async fn dispatch(State(ctx): State<Ctx>, mut req: Request<Body>) -> Reply {
     ))
 }
 
-/// Decode `%xx` escapes (the client escapes image names in paths).
-pub(super) fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn versions_are_stripped_and_names_decoded() {
+    fn versions_are_stripped() {
         assert_eq!(strip_version("/v1.41/images/json"), "/images/json");
         assert_eq!(strip_version("/_ping"), "/_ping");
         assert_eq!(strip_version("/volumes"), "/volumes");
-        assert_eq!(
-            percent_decode("localhost%3A5000%2Fa/json"),
-            "localhost:5000/a/json"
-        );
-        assert_eq!(percent_decode("bad%zz%4"), "bad%zz%4");
     }
 }

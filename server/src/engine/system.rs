@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::routes::Ctx;
+use super::ctx::Ctx;
 use super::{API_VERSION, MIN_API_VERSION};
 
 const ENGINE_VERSION: &str = concat!("playground-", env!("CARGO_PKG_VERSION"));

@@ -28,8 +28,8 @@ use sandbox::oci::{Digest, Reference};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::ctx::{percent_decode, Ctx};
 use super::reply::{json_lines, DockerError, Reply};
-use super::routes::{percent_decode, Ctx};
 
 /// Largest build context accepted.
 pub const MAX_CONTEXT: usize = 256 << 20;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::routes::Ctx;
+use crate::engine::ctx::Ctx;
 
 /// How long a killed RUN process may take to go.
 const KILL_WAIT: Duration = Duration::from_secs(10);

@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::context::Context;
 use super::dockerfile::{self, Instruction};
-use crate::engine::routes::Ctx;
+use crate::engine::ctx::Ctx;
 
 mod copy;
 mod run;

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use super::ports;
 use super::records::{Config, Record};
 use super::{now, random_id, strings};
+use crate::engine::ctx::Ctx;
 use crate::engine::events;
 use crate::engine::reply::{DockerError, Reply};
-use crate::engine::routes::Ctx;
 
 /// POST /containers/create
 pub fn create(ctx: &Ctx, query: &HashMap<String, String>, body: &[u8]) -> Reply {

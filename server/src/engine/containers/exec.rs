@@ -2,7 +2,6 @@
 //! not logged).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -12,28 +11,14 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::process::{base_env, resize};
 use super::pump::{pump, ProcessIo};
-use super::run::{base_env, resize};
+use super::records::Exec;
 use super::streams::{frame, hijack, Chunk};
 use super::{random_id, strings};
+use crate::engine::ctx::Ctx;
 use crate::engine::events;
 use crate::engine::reply::{DockerError, Reply};
-use crate::engine::routes::Ctx;
-
-#[derive(Clone)]
-pub(super) struct Exec {
-    pub(super) container: String,
-    pub(super) instance: String,
-    pub(super) argv: Vec<String>,
-    pub(super) env: Vec<String>,
-    pub(super) user: String,
-    pub(super) working_dir: String,
-    pub(super) tty: bool,
-    pub(super) running: bool,
-    pub(super) exit_code: Option<i32>,
-    pub(super) pid: i32,
-    pub(super) pty: Option<Arc<sandbox::Pty>>,
-}
 
 /// POST /containers/{id}/exec
 pub fn exec_create(ctx: &Ctx, name: &str, body: &[u8]) -> Reply {

@@ -1,17 +1,16 @@
 //! Stopping, signalling, restarting and removing containers.
 
 use std::collections::HashMap;
-use std::fs;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use super::flag;
-use super::records::Record;
+use super::records::{remove_record, Record};
 use super::run::{start, wait_for};
+use crate::engine::ctx::Ctx;
 use crate::engine::events;
 use crate::engine::reply::{DockerError, Reply};
-use crate::engine::routes::Ctx;
 
 /// Send `signal` to the container's first process.
 pub(super) async fn signal(ctx: &Ctx, r: &Record, signal: i32) -> Result<(), DockerError> {
@@ -131,27 +130,4 @@ pub async fn remove(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> R
         remove_record(ctx, &r.id).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-pub(super) async fn remove_record(ctx: &Ctx, id: &str) -> Result<(), DockerError> {
-    // Closed with its exit already; this covers one that never exited.
-    ctx.engine.containers.publications.close(id).await;
-    let layer = ctx.sandbox.remove_container_layer(id).await;
-    let containers = &ctx.engine.containers;
-    events::container(ctx, id, "destroy", &[]);
-    containers.with(&ctx.instance, |records| {
-        records.retain(|r| r.id != id);
-        ((), true)
-    });
-    // Attached clients see the end.
-    containers.streams.lock().unwrap().remove(id);
-    containers
-        .execs
-        .lock()
-        .unwrap()
-        .retain(|_, e| e.container != id);
-    let log = containers.log_path(&ctx.instance, id);
-    let _ = fs::remove_file(log.with_extension("log.old"));
-    let _ = fs::remove_file(log);
-    layer.map_err(DockerError::internal)
 }

@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 use super::records::{Config, Record};
 use super::run::{argv, binds};
 use super::{flag, ports};
+use crate::engine::ctx::Ctx;
 use crate::engine::reply::Reply;
-use crate::engine::routes::Ctx;
 use sandbox::container_network;
 
 pub(super) fn state_text(r: &Record) -> &'static str {

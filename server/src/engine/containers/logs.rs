@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use super::records::Containers;
 use super::streams::{frame, Chunk};
 use super::{flag, now};
+use crate::engine::ctx::Ctx;
 use crate::engine::reply::Reply;
-use crate::engine::routes::Ctx;
 
 /// Largest log file per container before it is rotated once.
 const MAX_LOG: u64 = 8 << 20;

@@ -6,30 +6,11 @@ use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::bindings::PortBinding;
 use super::records::{Config, Record};
 use crate::engine::reply::DockerError;
-
-/// One `-p` as asked (kept as the client's text, for inspect).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct PortBinding {
-    /// The container's tcp port.
-    pub container_port: u16,
-    /// "" (every address) or an IPv4 address of the instance.
-    pub host_ip: String,
-    /// "" (a free port), a port, or a range (`8000-8010`: the first free).
-    pub host_port: String,
-}
-
-/// A port of the instance forwarded to the container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublishedPort {
-    pub container_port: u16,
-    pub host_ip: Ipv4Addr,
-    pub host_port: u16,
-}
 
 /// What a start binds: an address and the ports it may take (None: any
 /// free one).
@@ -267,6 +248,7 @@ pub fn exposed_view(config: &Config) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use super::super::bindings::PublishedPort;
     use super::*;
 
     fn create(

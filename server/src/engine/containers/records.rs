@@ -10,11 +10,12 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::exec::Exec;
+use super::bindings::{PortBinding, PublishedPort};
+use super::listeners::Publications;
 use super::no_such_container;
-use super::ports::{PortBinding, PublishedPort};
-use super::publish::Publications;
 use super::streams::Streams;
+use crate::engine::ctx::Ctx;
+use crate::engine::events;
 use crate::engine::reply::DockerError;
 
 /// What `docker create` asked for (the parts we honour).
@@ -81,6 +82,23 @@ pub struct Record {
 
 /// How many exit codes of auto-removed containers are kept for late waits.
 pub(super) const KEEP_GONE: usize = 256;
+
+/// A `docker exec` process, by exec id (not saved: execs end with the
+/// server).
+#[derive(Clone)]
+pub(super) struct Exec {
+    pub(super) container: String,
+    pub(super) instance: String,
+    pub(super) argv: Vec<String>,
+    pub(super) env: Vec<String>,
+    pub(super) user: String,
+    pub(super) working_dir: String,
+    pub(super) tty: bool,
+    pub(super) running: bool,
+    pub(super) exit_code: Option<i32>,
+    pub(super) pid: i32,
+    pub(super) pty: Option<Arc<sandbox::Pty>>,
+}
 
 /// Containers of every instance.
 pub struct Containers {
@@ -287,4 +305,27 @@ impl Containers {
         let _ = fs::remove_file(self.file(instance));
         let _ = fs::remove_dir_all(self.dir.join(instance));
     }
+}
+
+pub(super) async fn remove_record(ctx: &Ctx, id: &str) -> Result<(), DockerError> {
+    // Closed with its exit already; this covers one that never exited.
+    ctx.engine.containers.publications.close(id).await;
+    let layer = ctx.sandbox.remove_container_layer(id).await;
+    let containers = &ctx.engine.containers;
+    events::container(ctx, id, "destroy", &[]);
+    containers.with(&ctx.instance, |records| {
+        records.retain(|r| r.id != id);
+        ((), true)
+    });
+    // Attached clients see the end.
+    containers.streams.lock().unwrap().remove(id);
+    containers
+        .execs
+        .lock()
+        .unwrap()
+        .retain(|_, e| e.container != id);
+    let log = containers.log_path(&ctx.instance, id);
+    let _ = fs::remove_file(log.with_extension("log.old"));
+    let _ = fs::remove_file(log);
+    layer.map_err(DockerError::internal)
 }

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -14,15 +13,16 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::lifecycle::remove_record;
+use super::listeners::Bound;
+use super::process::{base_env, resize};
 use super::pump::{pump, ProcessIo};
-use super::records::{Config, Record, KEEP_GONE};
+use super::records::{remove_record, Config, Record, KEEP_GONE};
 use super::streams::{frame, hijack, Chunk, RunIo};
 use super::{flag, now};
 use super::{ports, publish};
+use crate::engine::ctx::Ctx;
 use crate::engine::events;
 use crate::engine::reply::{DockerError, Reply};
-use crate::engine::routes::Ctx;
 
 /// The argv of a container's first process.
 pub(super) fn argv(config: &Config) -> Vec<String> {
@@ -32,25 +32,6 @@ pub(super) fn argv(config: &Config) -> Vec<String> {
         .chain(config.cmd.iter())
         .cloned()
         .collect()
-}
-
-pub(super) fn base_env(config: &Config, hostname: &str, tty: bool) -> Vec<String> {
-    let mut env = config.env.clone();
-    let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.starts_with(&format!("{k}=")));
-    if !has(&env, "PATH") {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-        );
-    }
-    env.push(format!("HOSTNAME={hostname}"));
-    if tty && !has(&env, "TERM") {
-        env.push("TERM=xterm".into());
-    }
-    if !has(&env, "HOME") {
-        env.push("HOME=/root".into());
-    }
-    env
 }
 
 pub(super) fn binds(config: &Config) -> Vec<sandbox::Bind> {
@@ -431,20 +412,6 @@ pub fn attach(
     Ok(response)
 }
 
-/// POST /containers/{id}/resize and /exec/{id}/resize
-pub fn resize(pty: Option<Arc<sandbox::Pty>>, query: &HashMap<String, String>) -> Reply {
-    let size = |k: &str| {
-        query
-            .get(k)
-            .and_then(|v| v.parse::<u16>().ok())
-            .unwrap_or(0)
-    };
-    if let Some(pty) = pty {
-        let _ = pty.resize(size("w"), size("h"));
-    }
-    Ok(StatusCode::OK.into_response())
-}
-
 pub fn resize_container(ctx: &Ctx, name: &str, query: &HashMap<String, String>) -> Reply {
     let record = ctx.engine.containers.find(&ctx.instance, name)?;
     let pty = ctx
@@ -487,7 +454,7 @@ pub async fn recover(ctx: &Ctx) {
 /// Bind the ports a running container had under the server before
 /// (they closed with it), each on its own: one taken meanwhile is lost.
 fn republish(ctx: &Ctx, r: &Record) {
-    let mut bound = publish::Bound::default();
+    let mut bound = Bound::default();
     for port in &r.published {
         let wanted = ports::Wanted {
             container_port: port.container_port,

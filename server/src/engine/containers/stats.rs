@@ -13,8 +13,8 @@ use serde_json::{json, Map, Value};
 
 use super::flag;
 use super::records::Record;
+use crate::engine::ctx::Ctx;
 use crate::engine::reply::{json_lines, Reply};
-use crate::engine::routes::Ctx;
 
 /// Between the two samples of a one-time answer.
 const ONE_TIME_SPAN: Duration = Duration::from_millis(500);
