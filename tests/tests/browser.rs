@@ -282,6 +282,26 @@ async fn run_in_terminal(
     .await)
 }
 
+/// Press Start on the landing page, add an instance and wait for its prompt.
+async fn start_with_one_instance(
+    browser: &fantoccini::Client,
+) -> Result<(), fantoccini::error::CmdError> {
+    browser
+        .wait()
+        .for_element(Locator::Css("#start"))
+        .await?
+        .click()
+        .await?;
+    browser
+        .wait()
+        .for_element(Locator::Css("#add-instance"))
+        .await?
+        .click()
+        .await?;
+    wait_for_prompt(browser, "node1").await;
+    Ok(())
+}
+
 /// Wait for a shell prompt in the visible terminal.
 async fn wait_for_prompt(browser: &fantoccini::Client, host: &str) {
     let needle = format!("root@{host}");
@@ -595,23 +615,7 @@ async fn drop_a_file_and_extend_the_session() {
 
     let result = async {
         browser.goto(&server.base).await?;
-        browser
-            .wait()
-            .for_element(Locator::Css("#start"))
-            .await?
-            .click()
-            .await?;
-        browser
-            .wait()
-            .for_element(Locator::Css("#add-instance"))
-            .await?
-            .click()
-            .await?;
-        browser
-            .wait()
-            .for_element(Locator::Css(".instance[data-name='node1']"))
-            .await?;
-        wait_for_prompt(&browser, "node1").await;
+        start_with_one_instance(&browser).await?;
 
         // Drop a file on the terminal (a synthetic drop with a real File).
         let script = "const dt = new DataTransfer();\
@@ -775,14 +779,7 @@ async fn copy_and_paste_work_as_in_a_browser() {
         for permission in ["clipboard-read", "clipboard-write"] {
             browser.issue_cmd(GrantPermission(permission)).await?;
         }
-        browser.wait().for_element(Locator::Css("#start")).await?.click().await?;
-        browser
-            .wait()
-            .for_element(Locator::Css("#add-instance"))
-            .await?
-            .click()
-            .await?;
-        wait_for_prompt(&browser, "node1").await;
+        start_with_one_instance(&browser).await?;
 
         // Paste with Shift+Insert what is on the clipboard.
         let written = browser
@@ -890,19 +887,7 @@ async fn a_100_mb_flood_reaches_the_page_whole() {
     let (browser, driver, _profile) = start_browser().await;
     let result = async {
         browser.goto(&server.base).await?;
-        browser
-            .wait()
-            .for_element(Locator::Css("#start"))
-            .await?
-            .click()
-            .await?;
-        browser
-            .wait()
-            .for_element(Locator::Css("#add-instance"))
-            .await?
-            .click()
-            .await?;
-        wait_for_prompt(&browser, "node1").await;
+        start_with_one_instance(&browser).await?;
         // Watch what the page writes into xterm.js: the module is the one the
         // page imported, so its Terminal class is the page's.
         browser
