@@ -53,6 +53,10 @@ pub struct TemplateInfo {
     /// What the page shows.
     pub title: String,
     pub instances: Vec<TemplateInstance>,
+    /// The instance profile (`nesting` or `strict`); the server's default
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,6 +105,9 @@ pub struct InstanceInfo {
     /// Resource use and limits, while the instance runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<InstanceStats>,
+    /// `nesting` (the real dockerd inside) or `strict` (the built-in engine).
+    #[serde(default)]
+    pub profile: String,
 }
 
 /// A listening TCP port of an instance.

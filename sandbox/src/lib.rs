@@ -46,6 +46,7 @@ pub use instance::pty::Pty;
 pub use instance::runtime::Runtime;
 pub use instance::state::{InstanceSpec, RuntimeConfig};
 pub use isolation::cgroup::{self, Limits, Stats};
+pub use isolation::security::Profile;
 pub use launch::agent::{FileErrorKind, ListedEntry, ListedKind, WindowSize};
 pub use launch::launcher::run_if_requested as run_launcher_if_requested;
 pub use network::container_bridge::{self as container_network, ContainerNetwork};

@@ -28,7 +28,7 @@ use sandbox::{Limits, Networks, Runtime, RuntimeConfig};
 use crate::api::{admin, clients};
 use crate::ops::config::{self, Config};
 use crate::ops::{config_file, logging, metrics};
-use crate::session::sessions::{Policy, PortUrl, Sessions};
+use crate::session::sessions::{Images, Policy, PortUrl, Sessions};
 use crate::session::store::{Store, StoredSession};
 use crate::session::{events, templates};
 
@@ -76,17 +76,24 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let keep_networks: Vec<String> = live.iter().map(|s| s.id.clone()).collect();
 
-    let image_root = if teardown {
-        sandbox::image::default_image_root(&config.images_dir())
-    } else {
-        sandbox::image::prepare_default(&config.images_dir(), &config.debian_mirror, |line| {
-            tracing::info!("image: {line}")
-        })
-        .context("prepare the default image")?
+    // Both profiles' images: templates may choose either.
+    let mut images = Vec::new();
+    for spec in [&sandbox::image::NESTING, &sandbox::image::STRICT] {
+        images.push(if teardown {
+            sandbox::image::image_root(&config.images_dir(), spec)
+        } else {
+            sandbox::image::prepare(&config.images_dir(), spec, &config.debian_mirror, |line| {
+                tracing::info!("image: {line}")
+            })
+            .with_context(|| format!("prepare the {} image", spec.name))?
+        });
+    }
+    let images = Images {
+        nesting: images[0].clone(),
+        strict: images[1].clone(),
     };
     let runtime = Runtime::new(RuntimeConfig {
         data_dir: config.data_dir.clone(),
-        image_root,
         launcher: std::env::current_exe().context("find own executable")?,
         keep: keep_instances,
     })?;
@@ -105,6 +112,7 @@ fn main() -> anyhow::Result<()> {
         stored,
         keep_networks,
         templates,
+        images,
     ))
 }
 
@@ -164,6 +172,7 @@ async fn serve(
     stored: Vec<StoredSession>,
     keep_networks: Vec<String>,
     templates: Vec<playground_protocol::TemplateInfo>,
+    images: Images,
 ) -> anyhow::Result<()> {
     let (pool, prefix) = config.network_pool;
     let networks = Networks::new(
@@ -222,9 +231,12 @@ async fn serve(
             max_upload_bytes: config.max_upload_mib << 20,
             max_sessions_per_client: config.max_sessions_per_client,
             max_connections_per_session: config.max_connections_per_session,
+            profile: config.instance_profile.parse().map_err(anyhow::Error::msg)?,
+            images,
         },
         config.capacity_instances(),
         engine,
+        axum::Router::new(),
     ));
     tracing::info!(
         capacity = sessions.capacity().limit(),

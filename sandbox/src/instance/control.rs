@@ -222,6 +222,11 @@ impl Control {
         self.request_fd(|id| Request::DockerSocket { id }).await
     }
 
+    /// Ask init for the registry mirror's listening socket (see `Request::MirrorSocket`).
+    pub async fn mirror_socket(&self) -> io::Result<OpenReply> {
+        self.request_fd(|id| Request::MirrorSocket { id }).await
+    }
+
     /// Send the request `make(id)` and wait for the descriptor it answers with.
     async fn request_fd(&self, make: impl FnOnce(u64) -> Request) -> io::Result<OpenReply> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -335,12 +340,16 @@ impl Control {
                     let _ = tx.send(reply);
                 }
             }
-            Event::DockerSocket { id } => {
+            Event::DockerSocket { id } | Event::MirrorSocket { id } => {
+                let path = match event {
+                    Event::DockerSocket { .. } => agent::DOCKER_SOCKET,
+                    _ => agent::MIRROR_ADDRESS,
+                };
                 if let Some(tx) = waiters.opens.remove(&id) {
                     let reply = match fds.into_iter().next() {
                         Some(fd) => Ok(OpenedFile {
                             fd,
-                            path: agent::DOCKER_SOCKET.to_string(),
+                            path: path.to_string(),
                         }),
                         None => Err((FileErrorKind::Other, "init sent no descriptor".into())),
                     };

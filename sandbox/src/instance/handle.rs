@@ -268,6 +268,44 @@ impl Instance {
         Ok(std::os::unix::net::UnixListener::from(opened.fd))
     }
 
+    /// The listening TCP socket of the registry mirror inside a nesting
+    /// instance's network namespace ([`crate::launch::agent::MIRROR_ADDRESS`]),
+    /// owned by its init: checked to be a listening TCP socket, since init
+    /// is not trusted. Accepting on it needs no namespace change.
+    pub async fn mirror_listener(&self) -> Result<std::net::TcpListener> {
+        if !self.is_running() {
+            return Err(Error::NotRunning);
+        }
+        let asked = self.inner.control.mirror_socket();
+        let opened = match tokio::time::timeout(Duration::from_secs(5), asked).await {
+            Ok(Ok(Ok(opened))) => opened,
+            Ok(Ok(Err((kind, message)))) => return Err(Error::File { kind, message }),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotConnected => {
+                return Err(Error::NotRunning)
+            }
+            Ok(Err(e)) => return Err(Error::Spawn(e.to_string())),
+            Err(_) => {
+                return Err(Error::Spawn(
+                    "asking for the mirror socket timed out".into(),
+                ))
+            }
+        };
+        use nix::sys::socket::{getsockopt, sockopt};
+        let listening = getsockopt(&opened.fd, sockopt::AcceptConn).unwrap_or(false);
+        let stream = getsockopt(&opened.fd, sockopt::SockType)
+            .is_ok_and(|t| t == nix::sys::socket::SockType::Stream);
+        let listener = std::net::TcpListener::from(opened.fd);
+        // A Unix socket has no IP address to report.
+        let inet = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+        if !(listening && stream && inet) {
+            return Err(Error::File {
+                kind: FileErrorKind::NotRegular,
+                message: "init sent something other than a listening TCP socket".into(),
+            });
+        }
+        Ok(listener)
+    }
+
     /// List a directory inside the instance, resolved like [`Instance::open_file`]
     /// (at most 1000 entries, in no particular order).
     pub async fn list_dir(&self, path: &str, cwd_of: Option<i32>) -> Result<Vec<ListedEntry>> {

@@ -14,6 +14,7 @@ use super::control::Control;
 use super::handle::{Instance, PtyProcess};
 use super::state::{InstanceSpec, RuntimeConfig, RuntimeInner, ID_BASE, ID_COUNT};
 use crate::isolation::cgroup::Layout;
+use crate::isolation::security::Profile;
 use crate::launch::agent::{self, Event};
 use crate::launch::jobs::LaunchConfig;
 use crate::launch::server::LaunchServer;
@@ -194,11 +195,14 @@ impl Runtime {
         let prepared = {
             let inner = self.inner.clone();
             let (dir, id, limits) = (dir.clone(), spec.id.clone(), spec.limits.clone());
+            // A nesting instance runs its own container engine, which makes
+            // cgroups below the instance's.
+            let delegate_to = (spec.profile == Profile::Nesting).then_some(id_base);
             tokio::task::spawn_blocking(move || -> io::Result<_> {
                 let disk = inner.disks.take(limits.disk_bytes.div_ceil(1 << 20))?;
                 remove_stale_dir(&dir)?;
                 let disk = disk.place(&dir)?;
-                Ok((disk, inner.layout.create(&id, &limits)?))
+                Ok((disk, inner.layout.create(&id, &limits, delegate_to)?))
             })
             .await
             .expect("blocking task panicked")
@@ -217,9 +221,14 @@ impl Runtime {
             hostname: spec.hostname.clone(),
             id_base,
             id_count: ID_COUNT,
-            image: self.inner.config.image_root.clone(),
+            image: spec.image.clone(),
             instance_dir: dir.clone(),
             cgroup_join: cgroup.join_files(),
+            profile: spec.profile,
+            cgroup_mounts: match spec.profile {
+                Profile::Nesting => self.inner.layout.instance_mounts(),
+                Profile::Strict => Vec::new(),
+            },
         };
         let started = tokio::time::timeout(START_TIMEOUT, self.launch(&config, &disk)).await;
         let started = match started {

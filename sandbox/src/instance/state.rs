@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::isolation::cgroup::{Layout, Limits};
+use crate::isolation::security::Profile;
 use crate::isolation::sys;
 use crate::launch::server::LaunchServer;
 use crate::storage::disk_pool::DiskPool;
@@ -28,8 +29,6 @@ const MAX_SLOTS: usize = ((u32::MAX - ID_BASE) / ID_COUNT) as usize;
 pub struct RuntimeConfig {
     /// Per-instance directories live in `<data_dir>/instances`.
     pub data_dir: PathBuf,
-    /// The read-only root file system every instance starts from.
-    pub image_root: PathBuf,
     /// An executable that calls [`crate::run_launcher_if_requested`] first
     /// thing; normally the server binary itself.
     pub launcher: PathBuf,
@@ -46,6 +45,9 @@ pub struct InstanceSpec {
     pub id: String,
     pub hostname: String,
     pub limits: Limits,
+    /// The read-only root file system the instance starts from.
+    pub image: PathBuf,
+    pub profile: Profile,
 }
 
 pub(crate) struct RuntimeInner {

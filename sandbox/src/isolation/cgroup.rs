@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
 
 /// The directory below which every instance cgroup lives.
 pub const PARENT: &str = "playground";
@@ -19,6 +20,24 @@ pub const PARENT: &str = "playground";
 /// The v1 controllers an instance is placed in: limits (memory, pids, cpu)
 /// and accounting (cpuacct).
 const V1_CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
+
+/// The v1 controllers an instance that runs its own container engine (the
+/// nesting profile) is placed in too, so that runc finds a subtree of its
+/// own in every hierarchy it uses (`docker pause` needs the freezer).
+const V1_DELEGATED: [&str; 4] = ["cpuset", "devices", "freezer", "blkio"];
+
+/// A cgroup file system as mounted inside an instance at
+/// `/sys/fs/cgroup/<target>`; the instance's cgroup namespace makes its
+/// own cgroup the root of what it sees.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupMount {
+    /// Below /sys/fs/cgroup; empty for the v2 hierarchy, which is mounted
+    /// at /sys/fs/cgroup itself.
+    pub target: String,
+    pub fstype: String,
+    /// The controllers of a v1 hierarchy (`cpu,cpuacct`), as mount options.
+    pub options: String,
+}
 
 /// Resource limits of one instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,7 +110,7 @@ impl Layout {
                 return Ok(Layout::V2(PathBuf::from(mount_point)));
             }
             if fstype == "cgroup" {
-                for ctrl in V1_CONTROLLERS {
+                for ctrl in V1_CONTROLLERS.into_iter().chain(V1_DELEGATED) {
                     if options.split(',').any(|o| o == ctrl) && !v1.iter().any(|(c, _)| *c == ctrl)
                     {
                         v1.push((ctrl, PathBuf::from(mount_point)));
@@ -113,12 +132,17 @@ impl Layout {
         matches!(self, Layout::V2(_))
     }
 
-    /// The parent directories (one per hierarchy) that hold instance cgroups.
-    fn parents(&self) -> Vec<PathBuf> {
+    /// The parent directories (one per hierarchy) that hold instance
+    /// cgroups; with `delegated`, also those of the hierarchies only
+    /// nesting instances are placed in.
+    fn parents(&self, delegated: bool) -> Vec<PathBuf> {
         match self {
             Layout::V1(mounts) => {
                 let mut dirs: Vec<PathBuf> = Vec::new();
-                for (_, mount) in mounts {
+                for (ctrl, mount) in mounts {
+                    if !delegated && !V1_CONTROLLERS.contains(ctrl) {
+                        continue;
+                    }
                     let dir = mount.join(PARENT);
                     if !dirs.contains(&dir) {
                         dirs.push(dir);
@@ -133,8 +157,9 @@ impl Layout {
     /// Create the parent directories and, on v2, delegate the controllers we
     /// need to them.
     pub fn prepare(&self) -> io::Result<()> {
-        for dir in self.parents() {
+        for dir in self.parents(true) {
             fs::create_dir_all(&dir)?;
+            inherit_cpuset(&dir)?;
         }
         if let Layout::V2(root) = self {
             for dir in [root.clone(), root.join(PARENT)] {
@@ -148,29 +173,100 @@ impl Layout {
         Ok(())
     }
 
-    /// Create the cgroup `name` with `limits` in every hierarchy.
-    pub fn create(&self, name: &str, limits: &Limits) -> io::Result<Cgroup> {
+    /// Create the cgroup `name` with `limits` in every hierarchy. With
+    /// `delegate_to` (a host uid: the instance's root), the instance may
+    /// create cgroups below its own and move its processes among them (the
+    /// nesting profile); its own limits stay out of its reach, and bound
+    /// everything below.
+    pub fn create(&self, name: &str, limits: &Limits, delegate_to: Option<u32>) -> io::Result<Cgroup> {
         let cgroup = Cgroup {
-            dirs: self.parents().iter().map(|p| p.join(name)).collect(),
+            dirs: self
+                .parents(delegate_to.is_some())
+                .iter()
+                .map(|p| p.join(name))
+                .collect(),
             v2: self.is_v2(),
         };
-        for dir in &cgroup.dirs {
-            fs::create_dir_all(dir)?;
-        }
-        if let Err(e) = cgroup.apply(limits) {
+        let made = (|| {
+            for dir in &cgroup.dirs {
+                fs::create_dir_all(dir)?;
+                inherit_cpuset(dir)?;
+            }
+            cgroup.apply(limits)?;
+            if let Some(uid) = delegate_to {
+                cgroup.delegate(uid)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
             let _ = cgroup.remove(Duration::from_secs(1));
             return Err(e);
         }
         Ok(cgroup)
     }
 
-    /// A handle on an existing instance cgroup (for clean-up of leftovers).
+    /// A handle on an existing instance cgroup (for clean-up of leftovers),
+    /// in every hierarchy it may have been made in.
     pub fn open(&self, name: &str) -> Cgroup {
         Cgroup {
-            dirs: self.parents().iter().map(|p| p.join(name)).collect(),
+            dirs: self
+                .parents(true)
+                .iter()
+                .map(|p| p.join(name))
+                .collect(),
             v2: self.is_v2(),
         }
     }
+
+    /// What a nesting instance mounts at /sys/fs/cgroup: each v1 hierarchy
+    /// it is placed in (comounted controllers once), or the v2 hierarchy.
+    pub fn instance_mounts(&self) -> Vec<CgroupMount> {
+        match self {
+            Layout::V2(_) => vec![CgroupMount {
+                target: String::new(),
+                fstype: "cgroup2".into(),
+                options: String::new(),
+            }],
+            Layout::V1(mounts) => {
+                let mut out: Vec<(PathBuf, Vec<&str>)> = Vec::new();
+                for (ctrl, path) in mounts {
+                    match out.iter_mut().find(|(p, _)| p == path) {
+                        Some((_, ctrls)) => ctrls.push(ctrl),
+                        None => out.push((path.clone(), vec![ctrl])),
+                    }
+                }
+                out.into_iter()
+                    .filter_map(|(path, ctrls)| {
+                        let target = path.file_name()?.to_string_lossy().into_owned();
+                        Some(CgroupMount {
+                            target,
+                            fstype: "cgroup".into(),
+                            options: ctrls.join(","),
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// A new v1 cpuset cgroup has no CPUs and no memory nodes, and no process
+/// can join it until it has: give it its parent's.
+fn inherit_cpuset(dir: &Path) -> io::Result<()> {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let own = dir.join(file);
+        let Ok(current) = fs::read_to_string(&own) else {
+            return Ok(()); // not a v1 cpuset hierarchy
+        };
+        if !current.trim().is_empty() {
+            continue;
+        }
+        if let Some(parent) = dir.parent() {
+            let value = fs::read_to_string(parent.join(file))?;
+            write(dir, file, value.trim())?;
+        }
+    }
+    Ok(())
 }
 
 /// One instance's cgroup, present in one (v2) or several (v1) hierarchies.
@@ -228,6 +324,29 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Hand the cgroup's directories, and the files that move processes and
+    /// (v2) enable controllers below it, to host uid `uid`. The limit files
+    /// stay the host's.
+    fn delegate(&self, uid: u32) -> io::Result<()> {
+        let owner = Some(nix::unistd::Uid::from_raw(uid));
+        let group = Some(nix::unistd::Gid::from_raw(uid));
+        let files: &[&str] = if self.v2 {
+            &["cgroup.procs", "cgroup.threads", "cgroup.subtree_control"]
+        } else {
+            &["cgroup.procs", "tasks", "cgroup.clone_children"]
+        };
+        for dir in &self.dirs {
+            nix::unistd::chown(dir, owner, group).map_err(io::Error::from)?;
+            for file in files {
+                let path = dir.join(file);
+                if path.exists() {
+                    nix::unistd::chown(&path, owner, group).map_err(io::Error::from)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The files a single-threaded process writes `0` to, to move itself
     /// into the cgroup. On v1 that is `tasks`: moving only the calling
     /// thread lets the kernel skip the global threadgroup lock, whose write
@@ -243,16 +362,22 @@ impl Cgroup {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
     }
 
-    /// Host pids of every process in the cgroup.
+    /// Host pids of every process in the cgroup (not below it).
     pub fn pids(&self) -> Vec<i32> {
         let mut pids = Vec::new();
         for file in self.procs_files() {
-            if let Ok(text) = fs::read_to_string(file) {
-                for pid in text.lines().filter_map(|l| l.trim().parse().ok()) {
-                    if !pids.contains(&pid) {
-                        pids.push(pid);
-                    }
-                }
+            read_pids(&file, &mut pids);
+        }
+        pids
+    }
+
+    /// Host pids of every process in the cgroup and the cgroups a nesting
+    /// instance made below it.
+    fn all_pids(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for dir in &self.dirs {
+            for sub in subtree(dir) {
+                read_pids(&sub.join("cgroup.procs"), &mut pids);
             }
         }
         pids
@@ -319,7 +444,7 @@ impl Cgroup {
     pub fn remove(&self, patience: Duration) -> io::Result<()> {
         let deadline = Instant::now() + patience;
         loop {
-            let pids = self.pids();
+            let pids = self.all_pids();
             if pids.is_empty() {
                 break;
             }
@@ -337,7 +462,10 @@ impl Cgroup {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        for dir in &self.dirs {
+        // Deepest first: what a nesting instance made below its cgroup, then it.
+        let mut dirs: Vec<PathBuf> = self.dirs.iter().flat_map(|d| subtree(d)).collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for dir in &dirs {
             // The kernel may still be tearing down the last task: retry EBUSY briefly.
             loop {
                 match fs::remove_dir(dir) {
@@ -354,6 +482,35 @@ impl Cgroup {
         }
         Ok(())
     }
+}
+
+fn read_pids(file: &Path, pids: &mut Vec<i32>) {
+    if let Ok(text) = fs::read_to_string(file) {
+        for pid in text.lines().filter_map(|l| l.trim().parse().ok()) {
+            if !pids.contains(&pid) {
+                pids.push(pid);
+            }
+        }
+    }
+}
+
+/// `dir` and every directory below it (cgroup file systems hold no
+/// symbolic links); empty when `dir` does not exist.
+fn subtree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                todo.push(entry.path());
+            }
+        }
+        out.push(d);
+    }
+    out
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
@@ -401,7 +558,10 @@ mod tests {
 39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids
 ";
         let layout = Layout::from_mountinfo(info).unwrap();
-        assert_eq!(layout.parents().len(), 3);
+        assert_eq!(layout.parents(false).len(), 3);
+        let mounts = layout.instance_mounts();
+        assert_eq!(mounts[0].target, "cpu,cpuacct");
+        assert_eq!(mounts[0].options, "cpu,cpuacct");
     }
 
     #[test]

@@ -1,8 +1,26 @@
 //! What keeps instance root from being more than a learner needs, applied by
 //! init to itself before it serves (so every process in the instance
-//! inherits it): Docker's masked and read-only paths, a seccomp filter that
-//! denies what Docker's default profile denies, and a capability set no wider
-//! than Docker's 14.
+//! inherits it). Two profiles (see [`Profile`]):
+//!
+//! - `strict`: Docker's masked and read-only paths, a seccomp filter that
+//!   denies what Docker's default profile denies, and a capability set no
+//!   wider than Docker's 14;
+//! - `nesting`: what runc, containerd and dockerd need inside, as LXD's
+//!   `security.nesting` and Sysbox give it: every capability, but only in the
+//!   instance's user namespace (the kernel checks host-wide operations against
+//!   the host's namespace, where instance root is an unprivileged user);
+//!   mount, pivot_root and setns allowed, so nested mount, pid, net, ipc, uts
+//!   and cgroup namespaces can be made; never a nested user namespace.
+//!
+//! In both, the masks are made by init inside the instance's own mount
+//! namespace, so they are not *locked* (the kernel locks mounts copied into
+//! a namespace of a less privileged user namespace). That is what lets a
+//! nested container mount a fresh procfs and sysfs: the kernel refuses that
+//! when the instance's /proc or /sys has locked mounts over it. Root in a
+//! nesting instance may therefore unmount a mask; what is behind it is still
+//! guarded by the kernel (files owned by the host's root are not writable
+//! from a user namespace that does not map it, /proc/kcore needs
+//! CAP_SYS_RAWIO on the host), which the abuse tests check.
 //!
 //! Differences from Docker's default profile, and why:
 //! - the seccomp filter allows everything it does not name (Docker allows only
@@ -17,12 +35,47 @@ use std::path::Path;
 
 use caps::{CapSet, Capability, CapsHashSet};
 use nix::mount::{mount, MsFlags};
+use serde::{Deserialize, Serialize};
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule,
 };
 
 use super::sys;
+
+/// How much an instance's root may do inside it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Docker's default container profile; `docker` is the built-in engine.
+    Strict,
+    /// Full capabilities in the instance's user namespace and nested
+    /// namespaces, for the real dockerd inside.
+    #[default]
+    Nesting,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Strict => "strict",
+            Profile::Nesting => "nesting",
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Profile, String> {
+        match s {
+            "strict" => Ok(Profile::Strict),
+            "nesting" => Ok(Profile::Nesting),
+            other => Err(format!(
+                "unknown instance profile {other:?} (known: strict, nesting)"
+            )),
+        }
+    }
+}
 
 /// Docker's default capability set.
 pub const CAPABILITIES: [Capability; 14] = [
@@ -121,9 +174,55 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_io_uring_register,
 ];
 
+/// What the nesting profile denies with EPERM: what reaches past the
+/// instance (modules, kexec, clocks, swap, reboot of the host's accounting,
+/// the kernel log), what exposes the host's kernel (BPF, perf), and io_uring,
+/// which bypasses seccomp. Most of these the kernel refuses anyway in a user
+/// namespace; denying them here keeps the attack surface as small as strict's.
+const NESTING_DENIED: &[libc::c_long] = &[
+    libc::SYS_acct,
+    libc::SYS_bpf,
+    libc::SYS_clock_adjtime,
+    libc::SYS_clock_settime,
+    libc::SYS_delete_module,
+    libc::SYS_finit_module,
+    libc::SYS_init_module,
+    libc::SYS_ioperm,
+    libc::SYS_iopl,
+    libc::SYS_kexec_file_load,
+    libc::SYS_kexec_load,
+    libc::SYS_lookup_dcookie,
+    libc::SYS_move_pages,
+    libc::SYS_nfsservctl,
+    libc::SYS_open_by_handle_at,
+    libc::SYS_perf_event_open,
+    libc::SYS_quotactl,
+    libc::SYS_settimeofday,
+    libc::SYS_swapon,
+    libc::SYS_swapoff,
+    libc::SYS__sysctl,
+    libc::SYS_syslog,
+    libc::SYS_uselib,
+    libc::SYS_userfaultfd,
+    libc::SYS_ustat,
+    libc::SYS_vhangup,
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
+];
+
+/// Answered with ENOSYS in the nesting profile: runc creates a session
+/// keyring per container and accepts only "not implemented" as a reason
+/// not to; the kernel's keyrings are shared with the host's other users.
+const NESTING_NOT_IMPLEMENTED: &[libc::c_long] =
+    &[libc::SYS_keyctl, libc::SYS_add_key, libc::SYS_request_key];
+
 /// Hide and freeze the paths Docker hides and freezes. Runs after
 /// `pivot_root`, while init still holds CAP_SYS_ADMIN in its namespace.
-pub fn mask_paths() -> Result<(), String> {
+/// In the nesting profile /proc/sys/net stays writable: dockerd sets the
+/// instance's own network sysctls (forwarding, bridge settings), which the
+/// kernel keeps per network namespace.
+pub fn mask_paths(profile: Profile) -> Result<(), String> {
     let proc_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     for path in MASKED {
         let p = Path::new(path);
@@ -171,16 +270,40 @@ pub fn mask_paths() -> Result<(), String> {
         })
         .map_err(|e| format!("make {path} read-only: {e}"))?;
     }
+    if profile == Profile::Nesting {
+        let net = Path::new("/proc/sys/net");
+        mount(
+            Some(net),
+            net,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .and_then(|()| {
+            mount(
+                None::<&str>,
+                net,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | proc_flags,
+                None::<&str>,
+            )
+        })
+        .map_err(|e| format!("make /proc/sys/net writable: {e}"))?;
+    }
     Ok(())
 }
 
 /// The seccomp filter as BPF: the denied calls, and namespace creation
 /// (`unshare`, `clone` with CLONE_NEWUSER; `clone3` reports ENOSYS so the C
 /// library falls back to `clone`, whose flags can be inspected).
-pub fn seccomp_programs() -> Result<Vec<BpfProgram>, String> {
+pub fn seccomp_programs(profile: Profile) -> Result<Vec<BpfProgram>, String> {
     let arch = seccompiler::TargetArch::x86_64;
+    let denied = match profile {
+        Profile::Strict => DENIED,
+        Profile::Nesting => NESTING_DENIED,
+    };
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED.iter().map(|&nr| (nr, vec![])).collect();
+        denied.iter().map(|&nr| (nr, vec![])).collect();
     let new_user = libc::CLONE_NEWUSER as u64;
     let flag_rule = |arg| {
         SeccompCondition::new(
@@ -208,20 +331,38 @@ pub fn seccomp_programs() -> Result<Vec<BpfProgram>, String> {
         arch,
     )
     .map_err(|e| e.to_string())?;
+    let mut filters = vec![deny, clone3];
+    if profile == Profile::Nesting {
+        let keys = SeccompFilter::new(
+            NESTING_NOT_IMPLEMENTED.iter().map(|&nr| (nr, vec![])).collect(),
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::ENOSYS as u32),
+            arch,
+        )
+        .map_err(|e| e.to_string())?;
+        filters.push(keys);
+    }
     let mut programs = Vec::new();
-    for filter in [deny, clone3] {
+    for filter in filters {
         programs.push(BpfProgram::try_from(filter).map_err(|e| e.to_string())?);
     }
     Ok(programs)
 }
 
-/// Install the seccomp filters, then shrink every capability set to
+/// Install the seccomp filters, then (strict) shrink every capability set to
 /// [`CAPABILITIES`]. Init keeps them for itself and every child inherits them.
-pub fn lock_down() -> Result<(), String> {
-    for program in seccomp_programs()? {
+/// The nesting profile keeps the full set, which means something only inside
+/// the instance's user namespace.
+pub fn lock_down(profile: Profile) -> Result<(), String> {
+    for program in seccomp_programs(profile)? {
         sys::install_seccomp(&program).map_err(|e| format!("seccomp: {e}"))?;
     }
     sys::deny_x32_syscalls().map_err(|e| format!("seccomp x32 guard: {e}"))?;
+    if profile == Profile::Nesting {
+        caps::clear(None, CapSet::Ambient)
+            .map_err(|e| format!("clear ambient capabilities: {e}"))?;
+        return Ok(());
+    }
     let keep: CapsHashSet = CAPABILITIES.into_iter().collect();
     for cap in caps::all() {
         if !keep.contains(&cap) {
@@ -241,8 +382,10 @@ mod tests {
 
     #[test]
     fn the_filter_compiles_for_this_architecture() {
-        let programs = seccomp_programs().unwrap();
+        let programs = seccomp_programs(Profile::Strict).unwrap();
         assert_eq!(programs.len(), 2);
+        let programs = seccomp_programs(Profile::Nesting).unwrap();
+        assert_eq!(programs.len(), 3);
         assert!(programs.iter().all(|p| !p.is_empty() && p.len() < 4096));
     }
 }

@@ -68,6 +68,11 @@ pub enum Request {
     /// outlives the server: a restarted server asks again and serves on.
     /// Answered with `DockerSocket` (descriptor attached) or `FileFailed`.
     DockerSocket { id: u64 },
+    /// Hand over (a duplicate of) the listening TCP socket at
+    /// [`MIRROR_ADDRESS`] in the instance's network namespace (nesting
+    /// profile), where the server serves the registry mirror dockerd is
+    /// configured with. Answered with `MirrorSocket` or `FileFailed`.
+    MirrorSocket { id: u64 },
     /// Report the exit of `pid`, a process of the instance that init did
     /// not fork (a container's, reparented to init) as if it had; answered
     /// with `Tracked`. The attached descriptors (the server's ends of its
@@ -85,6 +90,8 @@ pub enum Request {
 
 /// Where `docker` inside an instance finds the engine.
 pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
+pub use crate::storage::image::MIRROR_ADDRESS;
 
 /// What a directory entry is (not following symlinks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +184,8 @@ pub enum Event {
     Listed { id: u64, entries: Vec<ListedEntry> },
     /// The answer to `DockerSocket`: the listening socket is attached.
     DockerSocket { id: u64 },
+    /// The answer to `MirrorSocket`: the listening socket is attached.
+    MirrorSocket { id: u64 },
     /// The answer to `Track`.
     Tracked { id: u64 },
     /// The answer to `OpenFile` or `ListDir` when the path cannot be used.

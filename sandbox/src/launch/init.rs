@@ -18,6 +18,8 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, execvpe, fork, pipe2, setsid, ForkResult, Pid};
 
 use super::agent::{self, Event, FileErrorKind, Request, WindowSize};
+use super::dockerd::{Dockerd, Mirror};
+use crate::isolation::security::Profile;
 use crate::isolation::sys;
 
 /// A process init started and still reports on.
@@ -35,7 +37,7 @@ struct Child {
 /// Serve as init for as long as the instance lives. The server may go away
 /// (a restart, a crash) and a new one attach through `listener`; the
 /// instance keeps running meanwhile. Returns the exit code.
-pub fn run(control: OwnedFd, listener: OwnedFd) -> isize {
+pub fn run(control: OwnedFd, listener: OwnedFd, profile: Profile) -> isize {
     if let Err(e) = quiet_stdio() {
         let _ = agent::send(control.as_fd(), &Event::Failed { error: e }, &[]);
         return 1;
@@ -59,28 +61,48 @@ pub fn run(control: OwnedFd, listener: OwnedFd) -> isize {
 
     let mut children: HashMap<i32, Child> = HashMap::new();
     let mut docker: Option<DockerSocket> = None;
+    let mut mirror = Mirror::default();
+    // The nesting profile's dockerd, started when its socket is first used.
+    let mut dockerd = match profile {
+        Profile::Nesting => Dockerd::bind().ok(),
+        Profile::Strict => None,
+    };
     let mut control = Some(control);
     loop {
-        let (signals_ready, listener_ready, control_ready) = {
+        let (signals_ready, listener_ready, control_ready, docker_ready) = {
             let mut fds = vec![
                 PollFd::new(signals.as_fd(), PollFlags::POLLIN),
                 PollFd::new(listener.as_fd(), PollFlags::POLLIN),
             ];
-            if let Some(c) = &control {
+            let control_at = control.as_ref().map(|c| {
                 fds.push(PollFd::new(c.as_fd(), PollFlags::POLLIN));
-            }
+                fds.len() - 1
+            });
+            let docker_at = dockerd.as_ref().and_then(|d| d.waiting()).map(|fd| {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                fds.len() - 1
+            });
             if let Err(e) = poll(&mut fds, PollTimeout::NONE) {
                 if e == nix::errno::Errno::EINTR {
                     continue;
                 }
                 return 1;
             }
-            let ready = |i: usize| fds.get(i).and_then(|f| f.any()).unwrap_or(false);
-            (ready(0), ready(1), ready(2))
+            let ready = |i: Option<usize>| {
+                i.and_then(|i| fds.get(i))
+                    .and_then(|f| f.any())
+                    .unwrap_or(false)
+            };
+            (ready(Some(0)), ready(Some(1)), ready(control_at), ready(docker_at))
         };
         if signals_ready {
             while let Ok(Some(_)) = signals.read_signal() {}
-            reap(control.as_ref(), &mut children);
+            reap(control.as_ref(), &mut children, dockerd.as_mut());
+        }
+        if docker_ready {
+            if let Some(d) = dockerd.as_mut() {
+                d.start();
+            }
         }
         if listener_ready {
             // A (new) server attaches; the previous connection, if any, is dropped.
@@ -93,7 +115,9 @@ pub fn run(control: OwnedFd, listener: OwnedFd) -> isize {
         if control_ready {
             let Some(c) = &control else { continue };
             match agent::recv::<Request>(c.as_fd()) {
-                Ok(Some((request, fds))) => handle(c, &mut children, &mut docker, request, fds),
+                Ok(Some((request, fds))) => {
+                    handle(c, &mut children, &mut docker, &mut mirror, request, fds)
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {}
                 // The server went away: keep the instance running until one attaches.
                 Ok(None) | Err(_) => control = None,
@@ -124,10 +148,25 @@ fn handle(
     control: &OwnedFd,
     children: &mut HashMap<i32, Child>,
     docker: &mut Option<DockerSocket>,
+    mirror: &mut Mirror,
     request: Request,
     fds: Vec<OwnedFd>,
 ) {
     match request {
+        Request::MirrorSocket { id } => match mirror.listener() {
+            Ok(listener) => {
+                let event = Event::MirrorSocket { id };
+                let _ = agent::send(control.as_fd(), &event, &[listener.as_raw_fd()]);
+            }
+            Err(error) => {
+                let event = Event::FileFailed {
+                    id,
+                    kind: FileErrorKind::Other,
+                    error,
+                };
+                let _ = agent::send(control.as_fd(), &event, &[]);
+            }
+        },
         Request::DockerSocket { id } => match docker_socket(docker) {
             Ok(listener) => {
                 let event = Event::DockerSocket { id };
@@ -276,8 +315,9 @@ fn docker_socket(docker: &mut Option<DockerSocket>) -> Result<&UnixListener, Str
 }
 
 /// Reap every exited process; report the ones the server started (when a
-/// server is attached).
-fn reap(control: Option<&OwnedFd>, children: &mut HashMap<i32, Child>) {
+/// server is attached), and note dockerd's end (its socket then waits for
+/// the next client again).
+fn reap(control: Option<&OwnedFd>, children: &mut HashMap<i32, Child>, mut dockerd: Option<&mut Dockerd>) {
     loop {
         let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) => (pid, code),
@@ -285,6 +325,9 @@ fn reap(control: Option<&OwnedFd>, children: &mut HashMap<i32, Child>) {
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(_) => continue,
         };
+        if let Some(d) = dockerd.as_deref_mut() {
+            d.exited(pid);
+        }
         if let (Some(_), Some(control)) = (children.remove(&pid.as_raw()), control) {
             let _ = agent::send(
                 control.as_fd(),

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::agent::WindowSize;
+use crate::isolation::cgroup::CgroupMount;
+use crate::isolation::security::Profile;
 use crate::network::container_bridge::ContainerNetwork;
 
 /// The descriptor number of the control socket in the launcher and in init.
@@ -44,9 +46,14 @@ pub struct LaunchConfig {
     /// Holds `disk.img` (the backing file of the writable layer's file
     /// system) and the mount points `disk/`, `lower/` and `rootfs/`.
     pub instance_dir: PathBuf,
-    /// `cgroup.procs` files to join before cloning.
     /// Files to write `0` to, to join the instance's cgroups before cloning.
     pub cgroup_join: Vec<PathBuf>,
+    #[serde(default)]
+    pub profile: Profile,
+    /// The cgroup file systems mounted at /sys/fs/cgroup inside (nesting
+    /// profile only; each shows the instance's own subtree).
+    #[serde(default)]
+    pub cgroup_mounts: Vec<CgroupMount>,
 }
 
 impl LaunchConfig {

@@ -154,6 +154,25 @@ fn prepare_child(config: &LaunchConfig, disk_mount: OwnedFd, pid: Pid) -> Result
     .map_err(|e| format!("chown upper layer: {e}"))?;
     fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .map_err(|e| format!("chmod upper layer: {e}"))?;
+    if config.profile == security::Profile::Nesting {
+        // dockerd's overlay mounts cannot stack on the root's overlay: its
+        // directory is on the instance's disk itself (see `rootfs`).
+        let docker = disk.join(rootfs::DOCKER_DIR);
+        match fs::create_dir(&docker) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(format!("make {}: {e}", docker.display()))
+            }
+            _ => {}
+        }
+        nix::unistd::chown(
+            &docker,
+            root_id.map(nix::unistd::Uid::from_raw),
+            root_id.map(nix::unistd::Gid::from_raw),
+        )
+        .map_err(|e| format!("chown docker directory: {e}"))?;
+        fs::set_permissions(&docker, std::os::unix::fs::PermissionsExt::from_mode(0o710))
+            .map_err(|e| format!("chmod docker directory: {e}"))?;
+    }
 
     let lower = config.instance_dir.join("lower");
     let tree = sys::idmapped_tree(&config.image, userns.as_fd())
@@ -212,8 +231,8 @@ fn child_main(
         .map_err(|e| format!("become root of the user namespace: {e}"));
     let ready = become_root
         .and_then(|()| rootfs::setup(config))
-        .and_then(|()| security::mask_paths())
-        .and_then(|()| security::lock_down());
+        .and_then(|()| security::mask_paths(config.profile))
+        .and_then(|()| security::lock_down(config.profile));
     if let Err(error) = ready {
         let _ = agent::send(control.as_fd(), &Event::Failed { error }, &[]);
         return 1;
@@ -234,7 +253,7 @@ fn child_main(
         &listener,
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     );
-    init::run(control, listener)
+    init::run(control, listener, config.profile)
 }
 
 /// A listening SEQPACKET socket at `path` (replacing a stale one).

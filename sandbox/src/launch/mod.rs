@@ -2,6 +2,7 @@
 //! messages between them and the server.
 
 pub mod agent;
+pub mod dockerd;
 pub mod init;
 pub mod jobs;
 pub mod launcher;

@@ -393,7 +393,7 @@ fn container_init(spec: &RunSpec, root_mount: &OwnedFd, control: &OwnedFd) -> Re
     pivot_root(".", ".").map_err(|e| format!("pivot_root: {e}"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach old root: {e}"))?;
     chdir("/").map_err(|e| format!("chdir /: {e}"))?;
-    security::mask_paths()?;
+    security::mask_paths(security::Profile::Strict)?;
     start_process(&spec.process, None, control)
 }
 
@@ -485,7 +485,7 @@ fn start_process(
             ([in_r, out_w, err_w], vec![in_w, out_r, err_r])
         }
     };
-    security::lock_down()?;
+    security::lock_down(security::Profile::Strict)?;
     if uid != 0 || gid != 0 {
         setgroups(&[Gid::from_raw(gid)])
             .and_then(|()| setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid)))

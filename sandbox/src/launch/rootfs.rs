@@ -11,6 +11,10 @@ use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{chdir, pivot_root, sethostname};
 
 use super::jobs::LaunchConfig;
+use crate::isolation::security::Profile;
+
+/// The directory on the instance's disk that holds /var/lib/docker.
+pub(crate) const DOCKER_DIR: &str = "docker";
 
 /// Host device nodes bind-mounted into each instance's /dev. A user
 /// namespace cannot create device nodes, and these are harmless.
@@ -48,12 +52,15 @@ pub fn setup(config: &LaunchConfig) -> Result<()> {
 
     // A sysfs of our own network namespace, read-only.
     mkdir(&root.join("sys"), 0o555)?;
-    mount_fs(
-        "sysfs",
-        &root.join("sys"),
-        nosuid_nodev_noexec | MsFlags::MS_RDONLY,
-        None,
-    )?;
+    match config.profile {
+        Profile::Strict => mount_fs(
+            "sysfs",
+            &root.join("sys"),
+            nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+            None,
+        )?,
+        Profile::Nesting => nesting_mounts(config, &root)?,
+    }
 
     sethostname(&config.hostname).map_err(|e| format!("sethostname: {e}"))?;
     crate::isolation::sys::loopback_up().map_err(|e| format!("bring up lo: {e}"))?;
@@ -78,6 +85,64 @@ pub fn setup(config: &LaunchConfig) -> Result<()> {
         format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
     )
     .map_err(|e| format!("write /etc/hosts: {e}"))?;
+    Ok(())
+}
+
+/// What the nesting profile adds: /sys read-only through its mount only
+/// (a read-only *superblock* would keep containers inside from mounting a
+/// writable sysfs of their own network namespace), the instance's cgroups at
+/// /sys/fs/cgroup, and /var/lib/docker on the instance's disk directly:
+/// dockerd's overlay mounts cannot have the root's overlay beneath them.
+fn nesting_mounts(config: &LaunchConfig, root: &Path) -> Result<()> {
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let sys = root.join("sys");
+    mount_fs("sysfs", &sys, nosuid_nodev_noexec, None)?;
+    let cgroup = sys.join("fs/cgroup");
+    if config.cgroup_mounts.iter().any(|m| m.target.is_empty()) {
+        for m in &config.cgroup_mounts {
+            mount_fs(&m.fstype, &cgroup, nosuid_nodev_noexec, Some(&m.options))?;
+        }
+    } else if !config.cgroup_mounts.is_empty() {
+        mount_fs(
+            "tmpfs",
+            &cgroup,
+            nosuid_nodev_noexec,
+            Some("mode=755,size=64k"),
+        )?;
+        for m in &config.cgroup_mounts {
+            let target = cgroup.join(&m.target);
+            fs::create_dir_all(&target).map_err(|e| format!("mkdir {}: {e}", target.display()))?;
+            mount_fs(&m.fstype, &target, nosuid_nodev_noexec, Some(&m.options))?;
+        }
+        mount(
+            None::<&str>,
+            &cgroup,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid_nodev_noexec,
+            Some("mode=755,size=64k"),
+        )
+        .map_err(|e| format!("make /sys/fs/cgroup read-only: {e}"))?;
+    }
+    mount(
+        None::<&str>,
+        &sys,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid_nodev_noexec,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make /sys read-only: {e}"))?;
+
+    let docker = root.join("var/lib/docker");
+    mkdir(&docker, 0o710)?;
+    let on_disk = config.instance_dir.join("disk").join(DOCKER_DIR);
+    mount(
+        Some(on_disk.as_path()),
+        &docker,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| format!("bind {} on /var/lib/docker: {e}", on_disk.display()))?;
     Ok(())
 }
 

@@ -1,6 +1,12 @@
-//! The default instance image: a Debian bookworm root file system made by
-//! debootstrap, built once and cached under the images directory. It is only
-//! ever mounted read-only (each instance writes to its own overlay layer).
+//! The instance images: Debian root file systems made by debootstrap, built
+//! once and cached under the images directory, only ever mounted read-only
+//! (each instance writes to its own overlay layer).
+//!
+//! - [`NESTING`], Debian 13 trixie with the real Docker (dockerd, its
+//!   client, containerd, runc, compose, buildx, iptables on nftables), for
+//!   the nesting profile, the default;
+//! - [`STRICT`], Debian 12 bookworm with only the `docker` client 20.10
+//!   (Engine API 1.41), which talks to the server's built-in engine.
 
 use std::fs;
 use std::io::{self, BufRead, BufReader};
@@ -9,11 +15,58 @@ use std::process::{Command, Stdio};
 
 use nix::fcntl::{Flock, FlockArg};
 
-/// Name of the default image's directory below the images directory.
-pub const DEFAULT_IMAGE: &str = "debian-bookworm";
+/// Where dockerd in a nesting instance finds its registry mirror (this
+/// image's /etc/docker/daemon.json names it): a loopback port of the
+/// instance's own network namespace, served by the server. Above the
+/// ephemeral port range, so no outgoing connection can hold it.
+pub const MIRROR_ADDRESS: &str = "127.0.0.1:65001";
 
-/// Packages on top of debootstrap's minbase variant.
-const PACKAGES: &[&str] = &[
+/// One image: what debootstrap makes it from, and what it adds.
+pub struct ImageSpec {
+    /// The image's directory below the images directory.
+    pub name: &'static str,
+    /// The Debian release.
+    pub suite: &'static str,
+    /// Packages on top of [`BASE_PACKAGES`].
+    pub packages: &'static [&'static str],
+    /// Bumped whenever what goes into the image changes; a cache with
+    /// another version is rebuilt once.
+    pub version: &'static str,
+    /// What is done to the root file system after debootstrap.
+    pub finish: fn(&Path) -> io::Result<()>,
+}
+
+/// The nesting profile's image.
+pub const NESTING: ImageSpec = ImageSpec {
+    name: "debian-trixie",
+    suite: "trixie",
+    packages: &[
+        "docker.io",
+        "docker-cli",
+        "docker-compose",
+        "docker-buildx",
+        "containerd",
+        "runc",
+        "iptables",
+        "nftables",
+        "util-linux",
+    ],
+    version: "1",
+    finish: configure_dockerd,
+};
+
+/// The strict profile's image.
+pub const STRICT: ImageSpec = ImageSpec {
+    name: "debian-bookworm",
+    suite: "bookworm",
+    packages: &[],
+    // 2: the `docker` client.
+    version: "2",
+    finish: add_docker_client,
+};
+
+/// Packages on top of debootstrap's minbase variant, in every image.
+const BASE_PACKAGES: &[&str] = &[
     "bash",
     "procps",
     "iproute2",
@@ -27,55 +80,63 @@ const PACKAGES: &[&str] = &[
 ];
 
 /// Written last: an image directory without it is an interrupted build.
-/// It holds [`IMAGE_VERSION`]; a cache with another version is rebuilt once.
+/// It holds the image's version.
 const COMPLETE_MARKER: &str = ".complete";
 
-/// Bumped whenever what goes into the image changes. 2: the `docker` client.
-const IMAGE_VERSION: &str = "2";
-
-/// Whether `image_dir` holds a finished build of this version.
-fn is_complete(image_dir: &Path) -> bool {
-    fs::read_to_string(image_dir.join(COMPLETE_MARKER)).is_ok_and(|v| v.trim() == IMAGE_VERSION)
+/// Whether `image_dir` holds a finished build of `version`.
+fn is_complete(image_dir: &Path, version: &str) -> bool {
+    fs::read_to_string(image_dir.join(COMPLETE_MARKER)).is_ok_and(|v| v.trim() == version)
 }
 
-/// Where the default image's root file system is (or will be).
-pub fn default_image_root(images_dir: &Path) -> PathBuf {
-    images_dir.join(DEFAULT_IMAGE).join("rootfs")
+/// Where an image's root file system is (or will be).
+pub fn image_root(images_dir: &Path, spec: &ImageSpec) -> PathBuf {
+    images_dir.join(spec.name).join("rootfs")
 }
 
-/// Build the default image unless it is already cached. Concurrent callers
-/// (several servers or tests) wait for one build. `progress` gets one line
-/// per step of debootstrap's output.
+/// Build the strict profile's image unless it is already cached.
 pub fn prepare_default(
     images_dir: &Path,
     mirror: &str,
+    progress: impl FnMut(&str),
+) -> io::Result<PathBuf> {
+    prepare(images_dir, &STRICT, mirror, progress)
+}
+
+/// Build an image unless it is already cached. Concurrent callers
+/// (several servers or tests) wait for one build. `progress` gets one line
+/// per step of debootstrap's output.
+pub fn prepare(
+    images_dir: &Path,
+    spec: &ImageSpec,
+    mirror: &str,
     mut progress: impl FnMut(&str),
 ) -> io::Result<PathBuf> {
-    let image_dir = images_dir.join(DEFAULT_IMAGE);
+    let image_dir = images_dir.join(spec.name);
     let root = image_dir.join("rootfs");
-    if is_complete(&image_dir) {
+    if is_complete(&image_dir, spec.version) {
         return Ok(root);
     }
     fs::create_dir_all(images_dir)?;
     let lock_file = fs::File::create(images_dir.join(".build.lock"))?;
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
         .map_err(|(_, e)| io::Error::other(format!("lock images directory: {e}")))?;
-    if is_complete(&image_dir) {
+    if is_complete(&image_dir, spec.version) {
         return Ok(root);
     }
 
-    let staging = images_dir.join(format!(".{DEFAULT_IMAGE}.building"));
+    let staging = images_dir.join(format!(".{}.building", spec.name));
     if staging.exists() {
         progress("removing an interrupted earlier build");
         fs::remove_dir_all(&staging)?;
     }
     fs::create_dir_all(&staging)?;
     progress(&format!(
-        "building the default image with debootstrap from {mirror} (about a minute; done once)"
+        "building the {} image (Debian {}) with debootstrap from {mirror} (about a minute; done once)",
+        spec.name, spec.suite
     ));
-    run_debootstrap(&staging.join("rootfs"), mirror, &mut progress)?;
-    progress("adding the docker client");
-    add_docker_client(&staging.join("rootfs"))?;
+    run_debootstrap(&staging.join("rootfs"), spec, mirror, &mut progress)?;
+    progress("finishing the image");
+    (spec.finish)(&staging.join("rootfs"))?;
     // Downloaded packages are not needed inside instances.
     let _ = fs::remove_dir_all(staging.join("rootfs/var/cache/apt/archives"));
     let _ = fs::create_dir_all(staging.join("rootfs/var/cache/apt/archives/partial"));
@@ -85,12 +146,12 @@ pub fn prepare_default(
     }
     fs::rename(&staging, &image_dir)?;
     let mut marker = fs::File::create(image_dir.join(COMPLETE_MARKER))?;
-    io::Write::write_all(&mut marker, IMAGE_VERSION.as_bytes())?;
+    io::Write::write_all(&mut marker, spec.version.as_bytes())?;
     marker.sync_all()?;
     // Make the rename and marker durable before anyone relies on them.
     let dir = fs::File::open(images_dir)?;
     nix::unistd::fsync(&dir).map_err(io::Error::from)?;
-    progress("default image ready");
+    progress(&format!("{} image ready", spec.name));
     Ok(root)
 }
 
@@ -144,11 +205,29 @@ fn add_docker_client(root: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn run_debootstrap(target: &Path, mirror: &str, progress: &mut impl FnMut(&str)) -> io::Result<()> {
+/// dockerd's configuration: the playground's registry mirror (the offline
+/// images; anything it lacks comes from Docker Hub when that is reachable).
+fn configure_dockerd(root: &Path) -> io::Result<()> {
+    let dir = root.join("etc/docker");
+    fs::create_dir_all(&dir)?;
+    let config = format!(
+        "{{\n  \"registry-mirrors\": [\"http://{}\"]\n}}\n",
+        MIRROR_ADDRESS
+    );
+    fs::write(dir.join("daemon.json"), config)
+}
+
+fn run_debootstrap(
+    target: &Path,
+    spec: &ImageSpec,
+    mirror: &str,
+    progress: &mut impl FnMut(&str),
+) -> io::Result<()> {
+    let packages: Vec<&str> = BASE_PACKAGES.iter().chain(spec.packages).copied().collect();
     let mut child = Command::new("debootstrap")
         .arg("--variant=minbase")
-        .arg(format!("--include={}", PACKAGES.join(",")))
-        .arg("bookworm")
+        .arg(format!("--include={}", packages.join(",")))
+        .arg(spec.suite)
         .arg(target)
         .arg(mirror)
         .stdin(Stdio::null())

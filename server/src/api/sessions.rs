@@ -113,7 +113,7 @@ pub async fn create_instance(
 ) -> Result<Response, ApiError> {
     let NoOptions {} = optional_json(&body)?;
     let session = sessions.get(&sid)?;
-    let entry = sessions.add_instance(&session, None).await?;
+    let entry = sessions.add_instance(&session, None, None).await?;
     Ok((
         StatusCode::CREATED,
         Json(entry.info(&session.id, sessions.policy())),

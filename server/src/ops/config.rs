@@ -101,6 +101,14 @@ pub struct Config {
     #[arg(long, env = "PLAYGROUND_INSTANCE_CPUS", default_value_t = 1.0)]
     pub instance_cpus: f64,
 
+    /// What instance root may do: `nesting` (the default: the real dockerd,
+    /// containerd and runc inside, nested namespaces, a delegated cgroup
+    /// subtree, all within the instance's user namespace) or `strict`
+    /// (Docker's default container profile; `docker` is the built-in engine).
+    /// Templates may choose their own.
+    #[arg(long, env = "PLAYGROUND_INSTANCE_PROFILE", default_value = "nesting", value_parser = ["nesting", "strict"])]
+    pub instance_profile: String,
+
     /// Relative CPU weight of each instance when CPUs are contended (1024 is normal).
     #[arg(long, env = "PLAYGROUND_INSTANCE_CPU_SHARES", default_value_t = 1024)]
     pub instance_cpu_shares: u64,

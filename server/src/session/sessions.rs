@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use playground_protocol::{
     InstanceInfo, InstanceStats, InstanceStatus, PortInfo, SessionEvent, SessionInfo, TemplateInfo,
 };
-use sandbox::{Egress, Instance, InstanceSpec, Limits, Network, Networks, Runtime};
+use sandbox::{Egress, Instance, InstanceSpec, Limits, Network, Networks, Profile, Runtime};
 use tokio::sync::{broadcast, Mutex};
 
 use crate::engine::Engine;
@@ -40,6 +40,26 @@ pub struct Policy {
     pub max_sessions_per_client: u32,
     /// Open WebSockets one session may have.
     pub max_connections_per_session: u32,
+    /// The instance profile when a template does not choose one.
+    pub profile: Profile,
+    /// Each profile's image.
+    pub images: Images,
+}
+
+/// The read-only root file system each profile's instances start from.
+#[derive(Clone, Debug)]
+pub struct Images {
+    pub strict: std::path::PathBuf,
+    pub nesting: std::path::PathBuf,
+}
+
+impl Images {
+    fn root(&self, profile: Profile) -> std::path::PathBuf {
+        match profile {
+            Profile::Strict => self.strict.clone(),
+            Profile::Nesting => self.nesting.clone(),
+        }
+    }
 }
 
 /// Every live session, by id.
@@ -50,8 +70,10 @@ pub struct Sessions {
     policy: Policy,
     capacity: Capacity,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
-    /// Serves every instance's /var/run/docker.sock.
+    /// Serves every strict instance's /var/run/docker.sock.
     engine: Arc<Engine>,
+    /// The registry mirror every nesting instance's dockerd pulls through.
+    mirror: axum::Router,
 }
 
 pub struct Session {
@@ -77,6 +99,7 @@ pub struct InstanceEntry {
     pub created_at: SystemTime,
     pub ip: Ipv4Addr,
     pub instance: Instance,
+    pub profile: Profile,
     /// The instance's shells, one per terminal tab, each started on the
     /// first connection to its tab. Tab 0's is the one file paths follow.
     pub terminals: Mutex<[Option<Arc<Terminal>>; TABS]>,
@@ -137,6 +160,7 @@ impl InstanceEntry {
                 Vec::new()
             },
             stats: running.then(|| self.stats(&policy.limits)),
+            profile: self.profile.name().to_string(),
         }
     }
 }
@@ -267,9 +291,11 @@ impl Sessions {
         policy: Policy,
         capacity: u32,
         engine: Arc<Engine>,
+        mirror: axum::Router,
     ) -> Self {
         Sessions {
             engine,
+            mirror,
             runtime,
             networks,
             store,
@@ -392,8 +418,10 @@ impl Sessions {
         }
         let session = self.create(client).await?;
         let mut created = Vec::new();
+        // Checked when the templates were loaded.
+        let profile = template.profile.as_deref().and_then(|p| p.parse().ok());
         for spec in &template.instances {
-            match self.add_instance(&session, Some(&spec.hostname)).await {
+            match self.add_instance(&session, Some(&spec.hostname), profile).await {
                 Ok(entry) => created.push((entry, spec.run.clone())),
                 Err(e) => {
                     let _ = self.end(&session.id).await;
@@ -537,12 +565,14 @@ impl Sessions {
     }
 
     /// Add an instance named `name` (a template's hostname), or the lowest
-    /// free `nodeN`.
+    /// free `nodeN`, of `profile` (or the server's default).
     pub async fn add_instance(
         &self,
         session: &Session,
         name: Option<&str>,
+        profile: Option<Profile>,
     ) -> Result<Arc<InstanceEntry>, ApiError> {
+        let profile = profile.unwrap_or(self.policy.profile);
         let mut instances = session.instances.lock().await;
         if !session.is_live() {
             return Err(ApiError::session_not_found(&session.id));
@@ -591,6 +621,8 @@ impl Sessions {
             id: format!("{}-{name}", session.id.replace('-', "")),
             hostname: name.clone(),
             limits: self.policy.limits.clone(),
+            image: self.policy.images.root(profile),
+            profile,
         };
         let started = std::time::Instant::now();
         let instance = self.runtime.create(spec).await?;
@@ -611,6 +643,7 @@ impl Sessions {
             created_at: SystemTime::now(),
             ip,
             instance,
+            profile,
             terminals: Mutex::new(Default::default()),
         });
         let stored = StoredInstance {
@@ -618,6 +651,7 @@ impl Sessions {
             runtime_id: entry.instance.id().to_string(),
             ip,
             created_at: entry.created_at,
+            profile,
         };
         if let Err(e) = self.store.add_instance(&session.id, &stored) {
             let _ = entry.instance.destroy().await;
@@ -633,7 +667,7 @@ impl Sessions {
             tracing::warn!(instance = %name, "cannot write /etc/resolv.conf: {e}");
         }
         slot.keep();
-        self.engine.serve(entry.instance.clone());
+        self.serve_docker(&entry.instance, profile);
         instances.insert(name, entry.clone());
         Session::update_hosts(&instances).await;
         session.publish(SessionEvent::InstanceAdded {
@@ -665,6 +699,42 @@ impl Sessions {
 }
 
 impl Sessions {
+    /// What answers `docker` in the instance: the built-in engine on its
+    /// socket (strict), or, for the real dockerd (nesting), the registry
+    /// mirror on the listener init made in the instance's network namespace.
+    /// Either is served until the instance ends; init owns the listener, so
+    /// a restarted server calls this again.
+    fn serve_docker(&self, instance: &Instance, profile: Profile) {
+        if profile == Profile::Strict {
+            self.engine.serve(instance.clone());
+            return;
+        }
+        let (instance, app) = (instance.clone(), self.mirror.clone());
+        tokio::spawn(async move {
+            let listener = instance.mirror_listener().await.and_then(|l| {
+                l.set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpListener::from_std(l))
+                    .map_err(|e| sandbox::Error::Setup(e.to_string()))
+            });
+            let listener = match listener {
+                Ok(listener) => listener,
+                Err(e) => {
+                    tracing::warn!(instance = %instance.id(), "no registry mirror: {e}");
+                    return;
+                }
+            };
+            // Ends with the instance: the listener would keep its network
+            // namespace (and so its veth) alive.
+            let served = axum::serve(listener, app).with_graceful_shutdown({
+                let instance = instance.clone();
+                async move { instance.exited().await }
+            });
+            if let Err(e) = served.await {
+                tracing::warn!(instance = %instance.id(), "registry mirror: {e}");
+            }
+        });
+    }
+
     /// Take back the sessions an earlier run of the server left: their
     /// networks, their still-running instances and the shells on their
     /// terminals. What cannot be taken back is removed and forgotten;
@@ -696,10 +766,12 @@ impl Sessions {
                     id: stored.runtime_id.clone(),
                     hostname: stored.name.clone(),
                     limits: self.policy.limits.clone(),
+                    image: self.policy.images.root(stored.profile),
+                    profile: stored.profile,
                 };
                 match self.runtime.reattach(spec).await {
                     Ok((instance, mut shells)) => {
-                        self.engine.serve(instance.clone());
+                        self.serve_docker(&instance, stored.profile);
                         // Tabs in the order their shells were started.
                         shells.sort_by_key(|s| s.pid);
                         let mut terminals: [Option<Arc<Terminal>>; TABS] = Default::default();
@@ -711,6 +783,7 @@ impl Sessions {
                             created_at: stored.created_at,
                             ip: stored.ip,
                             instance,
+                            profile: stored.profile,
                             terminals: Mutex::new(terminals),
                         };
                         instances.insert(stored.name, Arc::new(entry));

@@ -29,6 +29,7 @@ pub struct StoredInstance {
     pub runtime_id: String,
     pub ip: std::net::Ipv4Addr,
     pub created_at: SystemTime,
+    pub profile: sandbox::Profile,
 }
 
 pub struct Store {
@@ -75,6 +76,11 @@ impl Store {
             "ALTER TABLE sessions ADD COLUMN viewer_id TEXT NOT NULL DEFAULT ''",
             [],
         );
+        // Instances of an earlier version were all of the strict profile.
+        let _ = db.execute(
+            "ALTER TABLE instances ADD COLUMN profile TEXT NOT NULL DEFAULT 'strict'",
+            [],
+        );
         Ok(Store { db: Mutex::new(db) })
     }
 
@@ -111,14 +117,15 @@ impl Store {
 
     pub fn add_instance(&self, session_id: &str, instance: &StoredInstance) -> Result<()> {
         self.db.lock().unwrap().execute(
-            "INSERT INTO instances (session_id, name, runtime_id, ip, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO instances (session_id, name, runtime_id, ip, created_at, profile)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 session_id,
                 instance.name,
                 instance.runtime_id,
                 instance.ip.to_string(),
-                secs(instance.created_at)
+                secs(instance.created_at),
+                instance.profile.name()
             ],
         )?;
         Ok(())
@@ -150,7 +157,7 @@ impl Store {
             })?
             .collect::<Result<_>>()?;
         let mut query = db.prepare(
-            "SELECT name, runtime_id, ip, created_at FROM instances WHERE session_id = ?1 ORDER BY name",
+            "SELECT name, runtime_id, ip, created_at, profile FROM instances WHERE session_id = ?1 ORDER BY name",
         )?;
         for session in &mut sessions {
             session.instances = query
@@ -161,6 +168,10 @@ impl Store {
                         runtime_id: row.get(1)?,
                         ip: ip.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
                         created_at: time(row.get(3)?),
+                        profile: row
+                            .get::<_, String>(4)?
+                            .parse()
+                            .unwrap_or(sandbox::Profile::Strict),
                     })
                 })?
                 .collect::<Result<_>>()?;
@@ -194,6 +205,7 @@ mod tests {
                 name: "node1".into(),
                 runtime_id: "s1-node1".into(),
                 ip: "10.100.0.2".parse().unwrap(),
+                profile: sandbox::Profile::Nesting,
                 created_at: now,
             };
             store.add_instance("s1", &instance).unwrap();

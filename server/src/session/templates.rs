@@ -23,6 +23,9 @@ struct File {
 struct FileTemplate {
     name: String,
     title: String,
+    /// `nesting` or `strict`; the server's default when absent.
+    #[serde(default)]
+    profile: Option<String>,
     #[serde(default)]
     instance: Vec<FileInstance>,
 }
@@ -49,11 +52,13 @@ fn built_in() -> Vec<TemplateInfo> {
             name: "1-instance".into(),
             title: "1 instance".into(),
             instances: nodes(1),
+            profile: None,
         },
         TemplateInfo {
             name: "3-instances".into(),
             title: "3 instances".into(),
             instances: nodes(3),
+            profile: None,
         },
     ]
 }
@@ -111,6 +116,11 @@ pub fn load(file: Option<&Path>, max_instances: u32) -> anyhow::Result<Vec<Templ
                 t.instance.len()
             )));
         }
+        if let Some(profile) = &t.profile {
+            if let Err(e) = profile.parse::<sandbox::Profile>() {
+                return Err(fail(format!("template {:?}: {e}", t.name)));
+            }
+        }
         let mut hostnames = HashSet::new();
         for i in &t.instance {
             if !valid_hostname(&i.hostname) {
@@ -129,6 +139,7 @@ pub fn load(file: Option<&Path>, max_instances: u32) -> anyhow::Result<Vec<Templ
         templates.push(TemplateInfo {
             name: t.name,
             title: t.title,
+            profile: t.profile,
             instances: t
                 .instance
                 .into_iter()
