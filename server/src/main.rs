@@ -8,6 +8,7 @@ mod api;
 mod engine;
 // ApiError, the error answer that both the session model and the API give.
 mod error;
+mod mirror;
 // Operations: configuration (flags and file), logging, metrics, the web app's files.
 mod ops;
 // The reverse proxy to ports inside instances, in front of the app.
