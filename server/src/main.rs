@@ -237,7 +237,7 @@ async fn serve(
         },
         config.capacity_instances(),
         engine,
-        axum::Router::new(),
+        mirror::router(config.offline_images()),
     ));
     tracing::info!(
         capacity = sessions.capacity().limit(),

@@ -13,7 +13,6 @@
 //! `blobs/sha256/` and is therefore accepted only as 64 lower-case hex digits.
 
 // Not yet served to instances (their listeners are wired up separately).
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::collections::HashMap;
 use std::io;

@@ -335,9 +335,16 @@ impl Instance {
         result
     }
 
-    /// TCP ports something listens on inside the instance, sorted.
+    /// TCP ports something listens on inside the instance, sorted; not the
+    /// registry mirror's, which is the playground's own.
     pub fn listening_ports(&self) -> std::io::Result<Vec<u16>> {
-        Ok(self.listeners()?.into_iter().map(|l| l.port).collect())
+        let mirror: Option<std::net::SocketAddr> = crate::storage::image::MIRROR_ADDRESS.parse().ok();
+        Ok(self
+            .listeners()?
+            .into_iter()
+            .filter(|l| Some(std::net::SocketAddr::new(l.addr, l.port)) != mirror)
+            .map(|l| l.port)
+            .collect())
     }
 
     /// The maker of sockets in the instance's network namespace.

@@ -132,6 +132,8 @@ fn nesting_mounts(config: &LaunchConfig, root: &Path) -> Result<()> {
     )
     .map_err(|e| format!("make /sys read-only: {e}"))?;
 
+    pin_proc_and_sys(&root.join("dev"))?;
+
     let docker = root.join("var/lib/docker");
     mkdir(&docker, 0o710)?;
     let on_disk = config.instance_dir.join("disk").join(DOCKER_DIR);
@@ -144,6 +146,31 @@ fn nesting_mounts(config: &LaunchConfig, root: &Path) -> Result<()> {
     )
     .map_err(|e| format!("bind {} on /var/lib/docker: {e}", on_disk.display()))?;
     Ok(())
+}
+
+/// The kernel lets a user namespace mount a procfs or sysfs only while one
+/// is mounted *fully visible* in its mount namespace. Tools unmount /sys
+/// before mounting their own (`ip netns exec` does), and the instance's
+/// /proc has masks over it, so keep one of each, unmasked, where no path
+/// reaches them: under `dev/.nesting`, covered by an empty read-only tmpfs
+/// (LXD keeps such a pair under /dev/.lxc). The kernel's checks on what is
+/// inside them (files of the host's root are not writable from the
+/// instance's user namespace) are the same as for any procfs or sysfs the
+/// instance mounts itself.
+fn pin_proc_and_sys(dev: &Path) -> Result<()> {
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let pins = dev.join(".nesting");
+    for (fstype, name) in [("proc", "proc"), ("sysfs", "sys")] {
+        let target = pins.join(name);
+        fs::create_dir_all(&target).map_err(|e| format!("mkdir {}: {e}", target.display()))?;
+        mount_fs(fstype, &target, nosuid_nodev_noexec, None)?;
+    }
+    mount_fs(
+        "tmpfs",
+        &pins,
+        nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+        Some("size=0,mode=000"),
+    )
 }
 
 /// A fresh /proc and a minimal /dev under `root` (a tmpfs with the harmless
