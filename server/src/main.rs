@@ -232,7 +232,10 @@ async fn serve(
             max_upload_bytes: config.max_upload_mib << 20,
             max_sessions_per_client: config.max_sessions_per_client,
             max_connections_per_session: config.max_connections_per_session,
-            profile: config.instance_profile.parse().map_err(anyhow::Error::msg)?,
+            profile: config
+                .instance_profile
+                .parse()
+                .map_err(anyhow::Error::msg)?,
             images,
         },
         config.capacity_instances(),

@@ -21,6 +21,10 @@ pub fn images_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/lib/playground/images"))
 }
 
+/// Marks a start with the server's default profile: no
+/// `--instance-profile` flag is added (see [`TestServer::start_nesting`]).
+const NESTING: &str = "--instance-profile";
+
 /// The repository's root folder.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -57,7 +61,10 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Start with default settings plus `args`.
+    /// Start with default settings plus `args`. Instances are of the
+    /// `strict` profile (the built-in engine) unless `args` choose one with
+    /// `--instance-profile=...`: most tests were written for it, and tests
+    /// of the real dockerd say so (see [`TestServer::start_nesting`]).
     pub async fn start(args: &[&str]) -> TestServer {
         let data_dir = tempfile::Builder::new()
             .prefix("playground-test-")
@@ -66,9 +73,28 @@ impl TestServer {
         Self::start_in(data_dir, args).await
     }
 
+    /// Start with the server's own default profile (`nesting`: the real
+    /// dockerd in every instance) plus `args`.
+    pub async fn start_nesting(args: &[&str]) -> TestServer {
+        let mut all = vec![NESTING];
+        all.extend_from_slice(args);
+        Self::start(&all).await
+    }
+
     /// Start on an existing data directory (e.g. one a killed server left).
     pub async fn start_in(data_dir: impl Into<DataDir>, args: &[&str]) -> TestServer {
         let data_dir = data_dir.into().take();
+        let profile = if args.iter().any(|a| a.starts_with("--instance-profile")) {
+            None
+        } else {
+            Some("--instance-profile=strict")
+        };
+        let args: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|a| *a != NESTING)
+            .chain(profile)
+            .collect();
         let mut child = Command::new(binary())
             .arg("--listen=127.0.0.1:0")
             .arg(format!("--data-dir={}", data_dir.path().display()))

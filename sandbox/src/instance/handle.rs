@@ -338,7 +338,8 @@ impl Instance {
     /// TCP ports something listens on inside the instance, sorted; not the
     /// registry mirror's, which is the playground's own.
     pub fn listening_ports(&self) -> std::io::Result<Vec<u16>> {
-        let mirror: Option<std::net::SocketAddr> = crate::storage::image::MIRROR_ADDRESS.parse().ok();
+        let mirror: Option<std::net::SocketAddr> =
+            crate::storage::image::MIRROR_ADDRESS.parse().ok();
         Ok(self
             .listeners()?
             .into_iter()

@@ -178,7 +178,12 @@ impl Layout {
     /// create cgroups below its own and move its processes among them (the
     /// nesting profile); its own limits stay out of its reach, and bound
     /// everything below.
-    pub fn create(&self, name: &str, limits: &Limits, delegate_to: Option<u32>) -> io::Result<Cgroup> {
+    pub fn create(
+        &self,
+        name: &str,
+        limits: &Limits,
+        delegate_to: Option<u32>,
+    ) -> io::Result<Cgroup> {
         let cgroup = Cgroup {
             dirs: self
                 .parents(delegate_to.is_some())
@@ -209,11 +214,7 @@ impl Layout {
     /// in every hierarchy it may have been made in.
     pub fn open(&self, name: &str) -> Cgroup {
         Cgroup {
-            dirs: self
-                .parents(true)
-                .iter()
-                .map(|p| p.join(name))
-                .collect(),
+            dirs: self.parents(true).iter().map(|p| p.join(name)).collect(),
             v2: self.is_v2(),
         }
     }

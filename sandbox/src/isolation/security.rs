@@ -35,11 +35,11 @@ use std::path::Path;
 
 use caps::{CapSet, Capability, CapsHashSet};
 use nix::mount::{mount, MsFlags};
-use serde::{Deserialize, Serialize};
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule,
 };
+use serde::{Deserialize, Serialize};
 
 use super::sys;
 
@@ -334,7 +334,10 @@ pub fn seccomp_programs(profile: Profile) -> Result<Vec<BpfProgram>, String> {
     let mut filters = vec![deny, clone3];
     if profile == Profile::Nesting {
         let keys = SeccompFilter::new(
-            NESTING_NOT_IMPLEMENTED.iter().map(|&nr| (nr, vec![])).collect(),
+            NESTING_NOT_IMPLEMENTED
+                .iter()
+                .map(|&nr| (nr, vec![]))
+                .collect(),
             SeccompAction::Allow,
             SeccompAction::Errno(libc::ENOSYS as u32),
             arch,

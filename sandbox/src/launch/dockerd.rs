@@ -164,9 +164,12 @@ fn exec_dockerd(argv: &[CString], socket: BorrowedFd, null: &OwnedFd, log: &Owne
     // dup2 leaves the new descriptor without close-on-exec; when the socket
     // already is descriptor 3, clear the flag instead.
     let moved = if socket.as_raw_fd() == ACTIVATION_FD {
-        nix::fcntl::fcntl(socket, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))
-            .map(drop)
-            .map_err(|e| e.to_string())
+        nix::fcntl::fcntl(
+            socket,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .map(drop)
+        .map_err(|e| e.to_string())
     } else {
         sys::dup2(socket, ACTIVATION_FD).map_err(|e| e.to_string())
     };

@@ -93,7 +93,12 @@ pub fn run(control: OwnedFd, listener: OwnedFd, profile: Profile) -> isize {
                     .and_then(|f| f.any())
                     .unwrap_or(false)
             };
-            (ready(Some(0)), ready(Some(1)), ready(control_at), ready(docker_at))
+            (
+                ready(Some(0)),
+                ready(Some(1)),
+                ready(control_at),
+                ready(docker_at),
+            )
         };
         if signals_ready {
             while let Ok(Some(_)) = signals.read_signal() {}
@@ -317,7 +322,11 @@ fn docker_socket(docker: &mut Option<DockerSocket>) -> Result<&UnixListener, Str
 /// Reap every exited process; report the ones the server started (when a
 /// server is attached), and note dockerd's end (its socket then waits for
 /// the next client again).
-fn reap(control: Option<&OwnedFd>, children: &mut HashMap<i32, Child>, mut dockerd: Option<&mut Dockerd>) {
+fn reap(
+    control: Option<&OwnedFd>,
+    children: &mut HashMap<i32, Child>,
+    mut dockerd: Option<&mut Dockerd>,
+) {
     loop {
         let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) => (pid, code),

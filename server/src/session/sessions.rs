@@ -421,7 +421,10 @@ impl Sessions {
         // Checked when the templates were loaded.
         let profile = template.profile.as_deref().and_then(|p| p.parse().ok());
         for spec in &template.instances {
-            match self.add_instance(&session, Some(&spec.hostname), profile).await {
+            match self
+                .add_instance(&session, Some(&spec.hostname), profile)
+                .await
+            {
                 Ok(entry) => created.push((entry, spec.run.clone())),
                 Err(e) => {
                     let _ = self.end(&session.id).await;
