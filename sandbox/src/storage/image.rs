@@ -38,7 +38,9 @@ pub struct ImageSpec {
 
 /// The nesting profile's image.
 pub const NESTING: ImageSpec = ImageSpec {
-    name: "debian-trixie",
+    // The name carries the version: a new build goes beside the old one,
+    // which instances kept across a server upgrade still run on.
+    name: "debian-trixie-2",
     suite: "trixie",
     packages: &[
         "docker.io",
@@ -51,7 +53,8 @@ pub const NESTING: ImageSpec = ImageSpec {
         "nftables",
         "util-linux",
     ],
-    version: "1",
+    // 2: refuse swarm services that need IPVS, with the reason.
+    version: "2",
     finish: configure_dockerd,
 };
 
@@ -206,7 +209,9 @@ fn add_docker_client(root: &Path) -> io::Result<()> {
 }
 
 /// dockerd's configuration: the playground's registry mirror (the offline
-/// images; anything it lacks comes from Docker Hub when that is reachable).
+/// images; anything it lacks comes from Docker Hub when that is reachable);
+/// and `docker` refusing swarm services the kernel cannot serve in a user
+/// namespace, saying why (see docker-swarm-note.sh).
 fn configure_dockerd(root: &Path) -> io::Result<()> {
     let dir = root.join("etc/docker");
     fs::create_dir_all(&dir)?;
@@ -214,7 +219,10 @@ fn configure_dockerd(root: &Path) -> io::Result<()> {
         "{{\n  \"registry-mirrors\": [\"http://{}\"]\n}}\n",
         MIRROR_ADDRESS
     );
-    fs::write(dir.join("daemon.json"), config)
+    fs::write(dir.join("daemon.json"), config)?;
+    let note = root.join("usr/local/bin/docker");
+    fs::write(&note, include_str!("docker-swarm-note.sh"))?;
+    fs::set_permissions(&note, std::os::unix::fs::PermissionsExt::from_mode(0o755))
 }
 
 fn run_debootstrap(
