@@ -35,6 +35,16 @@ impl Runtime {
     /// directory an earlier run left behind.
     pub fn new(config: RuntimeConfig) -> Result<Runtime> {
         let layout = Layout::detect().map_err(|e| Error::Setup(format!("cgroups: {e}")))?;
+        let modules = crate::isolation::modules::load_for_nesting();
+        if modules.builtin_only {
+            tracing::debug!("no loadable kernel modules: the kernel has what it was built with");
+        }
+        if !modules.loaded.is_empty() {
+            tracing::info!(modules = ?modules.loaded, "loaded kernel modules for nesting instances");
+        }
+        for (name, reason) in &modules.failed {
+            tracing::warn!(module = name, "cannot load a kernel module nesting instances use: {reason}");
+        }
         layout
             .prepare()
             .map_err(|e| Error::Setup(format!("cgroups: {e}")))?;

@@ -3,5 +3,6 @@
 //! the server's side (see `crate::instance`).
 
 pub mod cgroup;
+pub mod modules;
 pub mod security;
 pub mod sys;
