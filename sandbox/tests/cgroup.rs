@@ -48,6 +48,15 @@ struct TestCgroup {
 
 impl TestCgroup {
     fn new() -> TestCgroup {
+        Self::made(None)
+    }
+
+    /// A cgroup whose subtree is host uid `uid`'s to divide (the nesting profile).
+    fn delegated(uid: u32) -> TestCgroup {
+        Self::made(Some(uid))
+    }
+
+    fn made(delegate_to: Option<u32>) -> TestCgroup {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         static SUBREAPER: Once = Once::new();
         assert!(
@@ -63,7 +72,9 @@ impl TestCgroup {
         );
         let layout = Layout::detect().expect("detect the cgroup layout");
         layout.prepare().expect("prepare the parent cgroups");
-        let cgroup = layout.create(&name, &limits()).expect("create the cgroup");
+        let cgroup = layout
+            .create(&name, &limits(), delegate_to)
+            .expect("create the cgroup");
         eprintln!("cgroup {name} in {:?}", dirs(&cgroup));
         TestCgroup {
             name,
@@ -105,7 +116,17 @@ impl TestCgroup {
     /// `procs_files()`), then let it exec: what it runs and allocates from
     /// then on is charged to the cgroup. Returns its pid.
     fn spawn(&mut self, args: &[&str]) -> i32 {
-        let mut child = Command::new("sh")
+        self.spawn_as(None, args)
+    }
+
+    /// [`Self::spawn`] as host user `uid` (with the same gid), if given.
+    fn spawn_as(&mut self, uid: Option<u32>, args: &[&str]) -> i32 {
+        let mut command = Command::new("sh");
+        if let Some(uid) = uid {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(uid);
+        }
+        let mut child = command
             .arg("-c")
             .arg("read go && exec \"$@\"")
             .arg("sh")
@@ -398,4 +419,67 @@ fn remove_kills_everything_and_deletes_the_directories() {
     }
     // Removing again (as the guard does) is harmless.
     t.cgroup.remove(PATIENCE).expect("remove again");
+}
+
+/// The nesting profile's cgroup: the instance's root may make cgroups below
+/// its own and move its processes there (as dockerd and runc do), but not
+/// raise its own limits; removing it takes everything below with it.
+#[test]
+fn a_delegated_cgroup_is_divided_by_its_owner_and_removed_with_all_below() {
+    use std::os::unix::fs::MetadataExt;
+    // An unprivileged host uid, like an instance root's.
+    let uid = (1 << 28) + 4242;
+    let mut t = TestCgroup::delegated(uid);
+    let owned = dirs(&t.cgroup);
+    for dir in &owned {
+        assert_eq!(fs::metadata(dir).unwrap().uid(), uid, "{}", dir.display());
+    }
+    let limit = if t.layout.is_v2() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    assert_eq!(
+        fs::metadata(t.dir_with(limit).join(limit)).unwrap().uid(),
+        0
+    );
+
+    // As the owner: a cgroup below in every hierarchy (a v1 cpuset one gets
+    // its parent's CPUs and memory nodes first), then move itself into it.
+    let mut script = String::new();
+    for dir in &owned {
+        let d = dir.display();
+        script.push_str(&format!(
+            "mkdir {d}/inner && \
+             if [ -f {d}/inner/cpuset.cpus ]; then cat {d}/cpuset.cpus > {d}/inner/cpuset.cpus && cat {d}/cpuset.mems > {d}/inner/cpuset.mems; fi && \
+             echo $$ > {d}/inner/cgroup.procs && "
+        ));
+    }
+    script.push_str(&format!(
+        "if echo 1000000000 > {}/{limit}; then echo RAISED >&2; exit 3; fi; exec sleep 30",
+        t.dir_with(limit).display()
+    ));
+    let pid = t.spawn_as(Some(uid), &["sh", "-c", &script]);
+    wait_until(
+        "the owner's process is in its own cgroups",
+        Duration::from_secs(5),
+        || {
+            owned.iter().all(|d| {
+                fs::read_to_string(d.join("inner/cgroup.procs"))
+                    .is_ok_and(|p| p.lines().any(|l| l.trim() == pid.to_string()))
+            })
+        },
+    );
+    for dir in &owned {
+        assert_eq!(fs::metadata(dir.join("inner")).unwrap().uid(), uid);
+    }
+
+    t.cgroup.remove(PATIENCE).expect("remove");
+    for dir in &owned {
+        assert!(!dir.exists(), "{} is still there", dir.display());
+    }
+    assert!(
+        t.reap().is_empty(),
+        "the process below the cgroup was not killed"
+    );
 }
