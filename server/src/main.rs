@@ -143,6 +143,17 @@ fn check_traversable(dir: &std::path::Path) -> anyhow::Result<()> {
     let dir = dir
         .canonicalize()
         .with_context(|| format!("resolve {}", dir.display()))?;
+    // The data directory itself is ours: let others through (not read it),
+    // as a private one made with `mktemp -d` would otherwise fail later.
+    let mode = std::fs::metadata(&dir)
+        .with_context(|| format!("read {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o001 == 0 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode | 0o001))
+            .with_context(|| format!("chmod o+x {}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), "let instances through the data directory (o+x)");
+    }
     for ancestor in dir.ancestors().skip(1) {
         let mode = std::fs::metadata(ancestor)
             .with_context(|| format!("read {}", ancestor.display()))?
