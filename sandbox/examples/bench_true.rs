@@ -32,7 +32,6 @@ fn main() {
     let result = rt.block_on(async {
         let runtime = Runtime::new(RuntimeConfig {
             data_dir: data_dir.clone(),
-            image_root,
             launcher: std::env::current_exe().expect("current exe"),
             keep: Vec::new(),
         })
@@ -41,7 +40,7 @@ fn main() {
         let mut phases = [Vec::new(), Vec::new(), Vec::new()];
         for i in 0..WARMUP + runs {
             let start = Instant::now();
-            let phase = cycle(&runtime, i).await?;
+            let phase = cycle(&runtime, &image_root, i).await?;
             if i >= WARMUP {
                 times.push(start.elapsed());
                 for (all, t) in phases.iter_mut().zip(phase) {
@@ -82,13 +81,19 @@ fn main() {
 
 /// One cycle: create, run `/bin/true` and wait for it, destroy. Returns
 /// how long each of the three took.
-async fn cycle(runtime: &Runtime, i: usize) -> Result<[Duration; 3], String> {
+async fn cycle(
+    runtime: &Runtime,
+    image_root: &Path,
+    i: usize,
+) -> Result<[Duration; 3], String> {
     let t0 = Instant::now();
     let instance = runtime
         .create(InstanceSpec {
             id: format!("bench-{i}"),
             hostname: "bench".into(),
             limits: Limits::default(),
+            image: image_root.to_path_buf(),
+            profile: sandbox::Profile::Strict,
         })
         .await
         .map_err(|e| format!("create: {e}"))?;

@@ -18,7 +18,6 @@ fn main() {
     rt.block_on(async {
         let runtime = Runtime::new(RuntimeConfig {
             data_dir: std::env::temp_dir().join("playground-smoke"),
-            image_root,
             launcher: std::env::current_exe().unwrap(),
             keep: Vec::new(),
         })
@@ -29,6 +28,8 @@ fn main() {
                 id: "smoke".into(),
                 hostname: "node1".into(),
                 limits: Limits::default(),
+                image: image_root.clone(),
+                profile: sandbox::Profile::Strict,
             })
             .await
             .expect("create");
