@@ -13,6 +13,7 @@
 //! with splice(2); see [`splice`] and [`handover`].
 
 mod address;
+mod body;
 mod forward;
 mod handover;
 mod page;

@@ -12,7 +12,6 @@
 
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -30,6 +29,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
+use super::body::{SentFlag, TrackedBody};
 use super::handover::{Client, UpstreamIo};
 use super::page::Page;
 use super::pool::{Anchor, Conn, Key, Pool};
@@ -252,6 +252,7 @@ async fn forward_inner(
     // The browser's side of an upgrade, taken before the request moves on.
     let client_upgrade = upgrade_protocol(request.headers())
         .map(|protocol| (protocol, hyper::upgrade::on(&mut request)));
+    let upgrading = client_upgrade.is_some();
     let client = request
         .extensions()
         .get::<ConnectInfo<Client>>()
@@ -396,7 +397,9 @@ async fn forward_inner(
     let body = match splice::body(body, upstream, client_socket) {
         // A spliced connection ends with its body.
         Ok(spliced) => spliced,
-        Err((body, upstream)) if keep => Body::new(KeepBody {
+        // A refused upgrade leaves the connection in a state fewer
+        // programs get right: not kept either.
+        Err((body, upstream)) if keep && !upgrading => Body::new(KeepBody {
             body,
             ended: false,
             failed: false,
@@ -567,95 +570,6 @@ async fn splice(client: OnUpgrade, upstream: OnUpgrade) {
             }
         }
         (Err(e), _) | (_, Err(e)) => tracing::debug!("proxy: upgrade failed: {e}"),
-    }
-}
-
-/// The browser's request body, passed on frame by frame, telling when it
-/// has been sent in full (or failed, or was dropped).
-pub struct TrackedBody {
-    body: Body,
-    sent: Option<oneshot::Sender<()>>,
-    /// The same news, for whoever asks later.
-    sent_flag: SentFlag,
-}
-
-/// Whether a request's body has been sent in full.
-#[derive(Clone)]
-pub enum SentFlag {
-    /// There is no body: nothing to wait for (and nothing to allocate).
-    Empty,
-    Body(Arc<AtomicBool>),
-}
-
-impl SentFlag {
-    pub fn is_sent(&self) -> bool {
-        match self {
-            SentFlag::Empty => true,
-            SentFlag::Body(flag) => flag.load(Ordering::Acquire),
-        }
-    }
-}
-
-impl TrackedBody {
-    /// The body, and news of its end (none when it has no body at all).
-    pub fn new(body: Body) -> (TrackedBody, Option<oneshot::Receiver<()>>) {
-        if hyper::body::Body::is_end_stream(&body) {
-            let tracked = TrackedBody {
-                body,
-                sent: None,
-                sent_flag: SentFlag::Empty,
-            };
-            return (tracked, None);
-        }
-        let (tx, rx) = oneshot::channel();
-        let tracked = TrackedBody {
-            body,
-            sent: Some(tx),
-            sent_flag: SentFlag::Body(Arc::default()),
-        };
-        (tracked, Some(rx))
-    }
-
-    fn sent_flag(&self) -> SentFlag {
-        self.sent_flag.clone()
-    }
-
-    fn done(&mut self) {
-        if let SentFlag::Body(flag) = &self.sent_flag {
-            flag.store(true, Ordering::Release);
-        }
-        if let Some(tx) = self.sent.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-impl hyper::body::Body for TrackedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        let finished = match &polled {
-            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => true,
-            Poll::Ready(Some(Ok(_))) => self.body.is_end_stream(),
-            Poll::Pending => false,
-        };
-        if finished {
-            self.done();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 

@@ -18,10 +18,11 @@
 //! spliced connections never come back (see `forward`).
 //!
 //! Our sockets in an instance's network namespace keep the namespace (and
-//! its veth pair) alive. Each connection's task watches its instance: when
-//! the instance's init exits (deletion kills it), the task closes the
-//! connection and drops every idle connection of that instance from the
-//! pool at once, so nothing here outlives the instance.
+//! its veth pair) alive. One task per instance waits for its init to exit
+//! (deletion kills it) and then drops every idle connection of that
+//! instance at once; only connections of instances so watched are kept, so
+//! an answer that ends after the exit does not bring one back, and nothing
+//! here outlives the instance.
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use hyper::client::conn::http1::SendRequest;
 
-use super::forward::TrackedBody;
+use super::body::TrackedBody;
 use super::handover::UpstreamSocket;
 
 /// How long an idle connection is kept (nginx's default is 60 s; programs
@@ -160,8 +161,11 @@ impl Pool {
         let start_reaper = {
             let mut state = self.state();
             // Checked under the lock: a connection task that closed its
-            // connection and then forgot its key must not see it come back.
-            if !conn.sender.is_ready() {
+            // connection and then forgot its key must not see it come back;
+            // nor may one whose answer ended after its instance exited (no
+            // watcher is left to drop it, and it would hold the instance's
+            // network namespace until the idle timeout).
+            if !conn.sender.is_ready() || !state.watched.contains(&key.entry) {
                 evicted.push(conn);
                 false
             } else {
@@ -397,6 +401,12 @@ mod tests {
         )
     }
 
+    /// The pool keeps connections only of instances it watches: this one
+    /// never exits.
+    fn live(pool: &Arc<Pool>, key: Key, pin: &Anchor) {
+        pool.watch(key, pin.clone(), std::future::pending());
+    }
+
     #[tokio::test]
     async fn connections_come_back_only_to_their_own_key() {
         let (listener, addr) = listener().await;
@@ -409,6 +419,7 @@ mod tests {
         let other_port = Key::new(&one, 8001).0;
         assert_ne!(key_one, other_port);
 
+        live(&pool, key_one, &pin_one);
         let (c, _far, _) = conn(&listener, addr).await;
         pool.put(key_one, pin_one.clone(), c);
         assert_eq!(pool.idle(), 1);
@@ -425,6 +436,7 @@ mod tests {
         let pool = Arc::new(Pool::default());
         let entry = Arc::new(());
         let (key, pin) = Key::new(&entry, 80);
+        live(&pool, key, &pin);
         let mut fars = Vec::new();
         for _ in 0..MAX_IDLE_PER_TARGET + 1 {
             let (c, far, _) = conn(&listener, addr).await;
@@ -451,6 +463,7 @@ mod tests {
         let mut fars = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
             let (key, pin) = Key::new(entry, 1);
+            live(&pool, key, &pin);
             for j in 0..4 {
                 if i * 4 + j > MAX_IDLE {
                     break;
@@ -477,6 +490,10 @@ mod tests {
         let pool = Arc::new(Pool::default());
         let entry = Arc::new(());
         let (key, pin) = Key::new(&entry, 80);
+        let (exit, exited) = tokio::sync::oneshot::channel::<()>();
+        pool.watch(key, pin.clone(), async move {
+            let _ = exited.await;
+        });
         let (c, far, ended) = conn(&listener, addr).await;
         pool.put(key, pin.clone(), c);
         // The program closes its end: hyper notices, and the pool must not
@@ -495,16 +512,13 @@ mod tests {
 
         // The instance exits: every kept connection of it goes, on every
         // port, and the others stay.
-        let (exit, exited) = tokio::sync::oneshot::channel::<()>();
-        pool.watch(key, pin.clone(), async move {
-            let _ = exited.await;
-        });
         let other = Arc::new(());
         let (other_key, other_pin) = Key::new(&other, 80);
+        live(&pool, other_key, &other_pin);
         let mut fars = Vec::new();
         for (key, pin) in [
             (key, pin.clone()),
-            (Key::new(&entry, 81).0, pin),
+            (Key::new(&entry, 81).0, pin.clone()),
             (other_key, other_pin),
         ] {
             let (c, far, _) = conn(&listener, addr).await;
@@ -517,6 +531,12 @@ mod tests {
         assert!(closed(&mut fars[1]).await, "an exit left a socket open");
         assert_eq!(pool.idle(), 1);
         assert!(pool.checkout(other_key).is_some());
+
+        // An answer that ends after the exit: its connection is not kept.
+        let (c, mut far, _) = conn(&listener, addr).await;
+        pool.put(key, pin, c);
+        assert_eq!(pool.idle(), 0);
+        assert!(closed(&mut far).await, "kept after its instance exited");
     }
 
     #[tokio::test]
@@ -525,6 +545,7 @@ mod tests {
         let pool = Arc::new(Pool::default());
         let entry = Arc::new(());
         let (key, pin) = Key::new(&entry, 80);
+        live(&pool, key, &pin);
         let (c, mut far, _) = conn(&listener, addr).await;
         pool.put(key, pin, c);
         assert!(pool.reap(Instant::now()));
