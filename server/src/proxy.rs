@@ -6,15 +6,18 @@
 //! playground's own router unchanged. [`front`] puts the proxy in front of
 //! that router.
 //!
-//! Forwarding is HTTP/1.1 over a fresh connection made inside the instance's
-//! network namespace, with bodies streamed both ways and upgrades (WebSocket)
+//! Forwarding is HTTP/1.1 over connections made inside the instance's
+//! network namespace and kept for later requests to the same port (see
+//! [`pool`]), with bodies streamed both ways and upgrades (WebSocket)
 //! spliced; see [`forward`]. Large response bodies go from socket to socket
 //! with splice(2); see [`splice`] and [`handover`].
 
 mod address;
+mod body;
 mod forward;
 mod handover;
 mod page;
+mod pool;
 mod splice;
 
 use std::convert::Infallible;
@@ -24,7 +27,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::Request;
-use axum::http::{header, Uri};
+use axum::http::{header, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_service::Service;
@@ -41,7 +44,11 @@ pub use handover::{Client, ClientIo};
 /// instances it forwards to.
 pub struct Proxy {
     settings: ProxySettings,
+    /// `X-Forwarded-Proto`, made once.
+    scheme: HeaderValue,
     sessions: Arc<Sessions>,
+    /// Idle connections to instances' ports.
+    pool: Arc<pool::Pool>,
 }
 
 /// A request the proxy forwards: to which port, with which path.
@@ -65,7 +72,14 @@ impl Proxy {
             "ports are served at {}",
             port_url(&settings, "<session>", "<instance>", 0).replace("-0-", "-<port>-")
         );
-        Arc::new(Proxy { settings, sessions })
+        let scheme =
+            HeaderValue::from_str(&settings.scheme).unwrap_or(HeaderValue::from_static("http"));
+        Arc::new(Proxy {
+            settings,
+            scheme,
+            sessions,
+            pool: Arc::default(),
+        })
     }
 
     /// `None` when the request is not the proxy's.
@@ -81,13 +95,13 @@ impl Proxy {
                     let page = Page::bad_host(host, &self.settings.domain);
                     return Some(Claim::Answer(page.into_response()));
                 };
+                // The request's own bytes, shared, not parsed again.
                 let uri = request
                     .uri()
                     .path_and_query()
-                    .map(|pq| pq.as_str())
-                    .unwrap_or("/")
-                    .parse()
-                    .unwrap_or_else(|_| Uri::from_static("/"));
+                    .cloned()
+                    .map(Uri::from)
+                    .unwrap_or_else(|| Uri::from_static("/"));
                 return Some(Claim::Forward(Forward {
                     target,
                     uri,
@@ -96,12 +110,13 @@ impl Proxy {
             }
         }
         let path = request.uri().path();
+        let route = address::parse_path(path)?;
         let query = request
             .uri()
             .query()
             .map(|q| format!("?{q}"))
             .unwrap_or_default();
-        Some(match address::parse_path(path)? {
+        Some(match route {
             PathRoute::Forward {
                 target,
                 prefix,

@@ -907,3 +907,313 @@ async fn errors_are_clear_pages_with_fitting_status_codes() {
     page(response, 404).await;
     s.server.stop().await;
 }
+
+/// A keep-alive HTTP/1.1 server (raw sockets, a thread per connection)
+/// that says who it is (`tag`), which of its connections carried the
+/// request (numbered from 1 as accepted) and the client's port. `/close`
+/// answers with `Connection: close`; after `/drop-next`, the next request
+/// on that connection is read and the connection closed unanswered, as a
+/// program's idle timeout can do just as a request arrives.
+const KEEP_ALIVE_SERVER: &str = r#"
+import json, socket, sys, threading
+TAG, PORT = sys.argv[1], int(sys.argv[2])
+lock = threading.Lock()
+state = {'connections': 0, 'dropped': 0}
+
+def serve(conn, peer, number):
+    f = conn.makefile('rb')
+    drop_next = False
+    try:
+        while True:
+            line = f.readline()
+            if not line:
+                return
+            method, path, _ = line.decode('latin-1').split(' ', 2)
+            length = 0
+            while True:
+                h = f.readline()
+                if h in (b'\r\n', b'\n', b''):
+                    break
+                k, _, v = h.decode('latin-1').partition(':')
+                if k.strip().lower() == 'content-length':
+                    length = int(v.strip())
+            if length:
+                f.read(length)
+            if drop_next:
+                with lock:
+                    state['dropped'] += 1
+                return
+            close = path == '/close'
+            drop_next = path == '/drop-next'
+            with lock:
+                body = json.dumps({'tag': TAG, 'method': method, 'connection': number,
+                                   'peer': peer[1], 'connections': state['connections'],
+                                   'dropped': state['dropped']}).encode()
+            head = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n' % (
+                len(body), 'Connection: close\r\n' if close else '')
+            conn.sendall(head.encode() + body)
+            if close:
+                return
+    finally:
+        conn.close()
+
+server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(('0.0.0.0', PORT))
+server.listen(64)
+while True:
+    conn, peer = server.accept()
+    with lock:
+        state['connections'] += 1
+        number = state['connections']
+    threading.Thread(target=serve, args=(conn, peer, number), daemon=True).start()
+"#;
+
+const KEEP_ALIVE_PORT: u16 = 8010;
+
+/// Start [`KEEP_ALIVE_SERVER`] in `name` of session `sid`, saying `tag`.
+async fn start_keep_alive(server: &TestServer, sid: &str, name: &str, tag: &str) {
+    let port = KEEP_ALIVE_PORT;
+    let script = format!(
+        "set -e\nmkdir -p /srv && cat > /srv/keep.py <<'PYEOF'\n{KEEP_ALIVE_SERVER}\nPYEOF\n\
+         python3 /srv/keep.py {tag} {port} >/tmp/keep.log 2>&1 </dev/null &\n\
+         for i in $(seq 200); do\n\
+           if grep -qi ':{port:04X} 0*:0000 0A' /proc/net/tcp 2>/dev/null; then exit 0; fi\n\
+           sleep 0.05\n\
+         done\n\
+         cat /tmp/keep.log; exit 1"
+    );
+    let out = server.exec(sid, name, &script).await;
+    assert_eq!(out.exit_code, 0, "{tag}: the server did not start: {out:?}");
+}
+
+/// What [`KEEP_ALIVE_SERVER`] answered.
+#[derive(Debug, serde::Deserialize)]
+struct Answer {
+    tag: String,
+    method: String,
+    connection: u64,
+    peer: u16,
+    connections: u64,
+    dropped: u64,
+}
+
+/// One port of one instance of one session, through the proxy by host name.
+struct Port<'a> {
+    server: &'a TestServer,
+    sid: String,
+    name: String,
+}
+
+impl Port<'_> {
+    fn host(&self) -> String {
+        format!(
+            "{}-{KEEP_ALIVE_PORT}-{}.localhost",
+            self.sid.replace('-', ""),
+            self.name
+        )
+    }
+
+    fn url(&self, path: &str) -> String {
+        let port = self.server.base.rsplit(':').next().unwrap();
+        format!("http://{}:{port}{path}", self.host())
+    }
+
+    async fn get(&self, client: &reqwest::Client, path: &str) -> Answer {
+        let response = client.get(self.url(path)).send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 200, "GET {path} on {}: {text}", self.host());
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+}
+
+/// A client that reaches every port's host name on loopback and keeps its
+/// own connection to the playground alive, as browsers do.
+fn client_for(ports: &[&Port<'_>]) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30));
+    for port in ports {
+        builder = builder.resolve(&port.host(), SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
+    builder.build().unwrap()
+}
+
+/// The devices on a session's bridge: one veth per instance, which goes
+/// only when the instance's network namespace has gone.
+fn bridge_ports(sid: &str) -> usize {
+    let dir = format!("/sys/class/net/{}/brif", playground_tests::bridge_name(sid));
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kept_connections_are_reused_and_serve_only_their_own_instance() {
+    let server = TestServer::start(&[]).await;
+    let a = server.create_session().await.id;
+    let b = server.create_session().await.id;
+    // The same instance name and port in two sessions, and a second
+    // instance in the first.
+    assert_eq!(server.add_instance(&a).await, "node1");
+    assert_eq!(server.add_instance(&a).await, "node2");
+    assert_eq!(server.add_instance(&b).await, "node1");
+    let port = |sid: &str, name: &str| Port {
+        server: &server,
+        sid: sid.to_string(),
+        name: name.to_string(),
+    };
+    let (a1, a2, b1) = (port(&a, "node1"), port(&a, "node2"), port(&b, "node1"));
+    start_keep_alive(&server, &a, "node1", "a-node1").await;
+    start_keep_alive(&server, &a, "node2", "a-node2").await;
+    start_keep_alive(&server, &b, "node1", "b-node1").await;
+    let client = client_for(&[&a1, &a2, &b1]);
+
+    // Many small requests one after the other: a handful of connections
+    // to the program, not one per request.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last = None;
+    for _ in 0..60 {
+        let answer = a1.get(&client, "/").await;
+        assert_eq!(answer.tag, "a-node1");
+        seen.insert((answer.connection, answer.peer));
+        last = Some(answer);
+    }
+    let last = last.unwrap();
+    assert!(
+        last.connections <= 3 && seen.len() <= 3,
+        "60 requests took {} connections to the program ({seen:?})",
+        last.connections
+    );
+
+    // Interleaved: each instance gets its own requests only, on its own
+    // kept connections.
+    for _ in 0..20 {
+        for (port, tag) in [(&a1, "a-node1"), (&b1, "b-node1"), (&a2, "a-node2")] {
+            assert_eq!(port.get(&client, "/").await.tag, tag, "{}", port.host());
+        }
+    }
+    let b_before = b1.get(&client, "/").await.connections;
+    let a2_before = a2.get(&client, "/").await.connections;
+    let idle_since = Instant::now();
+    assert!(b_before <= 3 && a2_before <= 3, "{b_before} {a2_before}");
+
+    // Deleting an instance lets go of its kept connections at once: its
+    // network namespace (and so its veth on the bridge) goes within
+    // milliseconds, long before the pool's idle timeout.
+    assert_eq!(bridge_ports(&a), 2);
+    server.delete_instance(&a, "node1").await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while bridge_ports(&a) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted instance's network namespace is still there after 3 s \
+             (something holds a socket in it)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let response = client.get(a1.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("no instance named node1"));
+
+    // A new instance of the same name (and address) in the same session:
+    // its own program answers, on connections of its own.
+    assert_eq!(server.add_instance(&a).await, "node1");
+    start_keep_alive(&server, &a, "node1", "a-node1-again").await;
+    for i in 0..20 {
+        let answer = a1.get(&client, "/").await;
+        assert_eq!(answer.tag, "a-node1-again", "request {i}");
+        assert!(answer.connections <= 3, "{answer:?}");
+    }
+    // The others kept theirs through all this (unless it took longer than
+    // the pool keeps idle connections, 30 s).
+    let idle = idle_since.elapsed();
+    for (port, tag, before) in [(&b1, "b-node1", b_before), (&a2, "a-node2", a2_before)] {
+        let answer = port.get(&client, "/").await;
+        assert_eq!(answer.tag, tag);
+        if idle < Duration::from_secs(25) {
+            assert_eq!(answer.connections, before, "{tag} got new connections");
+        }
+    }
+
+    // A program's `Connection: close` is honoured: the next request goes
+    // on a new connection, and works.
+    let closing = b1.get(&client, "/close").await;
+    let after = b1.get(&client, "/").await;
+    assert_eq!(after.connections, closing.connections + 1, "{after:?}");
+    assert_eq!(after.connection, after.connections);
+
+    server.delete_session(&b).await;
+    let left =
+        playground_tests::wait_until_clean(&b, server.data_dir.path(), Duration::from_secs(30))
+            .await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    server.finish(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kept_connection_closed_unanswered_is_retried_only_when_safe() {
+    let server = TestServer::start(&[]).await;
+    let sid = server.create_session().await.id;
+    let name = server.add_instance(&sid).await;
+    start_keep_alive(&server, &sid, &name, "node").await;
+    let port = Port {
+        server: &server,
+        sid: sid.clone(),
+        name,
+    };
+    let client = client_for(&[&port]);
+    // Let the connection get back to the pool before the next request.
+    let settle = || tokio::time::sleep(Duration::from_millis(200));
+
+    // The kept connection is closed unanswered: a GET goes again, on a new
+    // connection, and the browser never knows.
+    let first = port.get(&client, "/drop-next").await;
+    settle().await;
+    let retried = port.get(&client, "/").await;
+    assert_eq!(
+        retried.dropped, 1,
+        "the kept connection was not used: {retried:?}"
+    );
+    assert_eq!(retried.connections, first.connections + 1);
+    assert_eq!(retried.connection, retried.connections);
+
+    // A POST may not go twice: a clear error instead.
+    port.get(&client, "/drop-next").await;
+    settle().await;
+    let response = client
+        .post(port.url("/form"))
+        .body("a=1")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 502, "{text}");
+    assert!(
+        text.contains("closed the connection without answering this POST request")
+            && text.contains("It was not sent again"),
+        "{text}"
+    );
+    let after = port.get(&client, "/").await;
+    assert_eq!(after.dropped, 2, "{after:?}");
+    // And a POST on a connection that stays open works as ever.
+    let response = client
+        .post(port.url("/form"))
+        .body("a=2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Answer = response.json().await.unwrap();
+    assert_eq!(
+        (answer.method.as_str(), answer.tag.as_str()),
+        ("POST", "node")
+    );
+    server.finish(&sid).await;
+}

@@ -68,31 +68,32 @@ pub struct Target {
 }
 
 /// A session id as 32 hex digits or in the dashed UUID form; gives the
-/// dashed lowercase form the registry uses.
+/// dashed lowercase form the registry uses. (Built in place: this runs for
+/// every proxied request.)
 pub fn parse_sid(text: &str) -> Option<String> {
-    let hex: String = if text.len() == 36 {
-        let dashes_in_place = text
-            .char_indices()
-            .all(|(i, c)| (c == '-') == matches!(i, 8 | 13 | 18 | 23));
-        if !dashes_in_place {
-            return None;
-        }
-        text.chars().filter(|&c| c != '-').collect()
-    } else {
-        text.to_string()
+    let bytes = text.as_bytes();
+    let well_formed = match bytes.len() {
+        32 => bytes.iter().all(u8::is_ascii_hexdigit),
+        36 => bytes.iter().enumerate().all(|(i, b)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                *b == b'-'
+            } else {
+                b.is_ascii_hexdigit()
+            }
+        }),
+        _ => false,
     };
-    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !well_formed {
         return None;
     }
-    let hex = hex.to_ascii_lowercase();
-    Some(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    ))
+    let mut sid = String::with_capacity(36);
+    for b in bytes.iter().filter(|b| **b != b'-') {
+        if matches!(sid.len(), 8 | 13 | 18 | 23) {
+            sid.push('-');
+        }
+        sid.push(char::from(b.to_ascii_lowercase()));
+    }
+    Some(sid)
 }
 
 /// A port number in canonical decimal form (no sign, no leading zero), 1 to 65535.
@@ -120,9 +121,9 @@ fn parse_instance(text: &str) -> Option<String> {
     ok.then_some(name)
 }
 
-/// Parse a host-name label, `<32 hex>-<port>-<instance>` (any case).
+/// Parse a host-name label, `<32 hex>-<port>-<instance>` (any case: the
+/// parts are lowercased as they are parsed).
 pub fn parse_label(label: &str) -> Option<Target> {
-    let label = label.to_ascii_lowercase();
     let mut parts = label.splitn(3, '-');
     let (Some(sid), Some(port), Some(instance)) = (parts.next(), parts.next(), parts.next()) else {
         return None;

@@ -1,16 +1,18 @@
 //! Forward one request to a port inside an instance and its answer back.
 //!
-//! Each request gets its own HTTP/1.1 connection to the instance (the
-//! browser's connection to us stays alive across requests). Bodies stream
-//! frame by frame both ways, so a large download or upload never sits in
-//! memory; large response bodies of known length are spliced between the
-//! sockets instead (see [`super::splice`]). An `Upgrade` request (WebSocket) that the program accepts with
-//! 101 becomes a byte pipe between the two connections until they close.
+//! Requests go over HTTP/1.1 connections to the instance's port, kept for
+//! the next request when the exchange ends cleanly (see [`super::pool`]);
+//! a kept one found closed by the program is replaced, and the request sent
+//! again when that is safe. Bodies stream frame by frame both ways, so a
+//! large download or upload never sits in memory; large response bodies of
+//! known length are spliced between the sockets instead (see
+//! [`super::splice`]). An `Upgrade` request (WebSocket) that the program
+//! accepts with 101 becomes a byte pipe between the two connections until
+//! they close.
 
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,18 +20,22 @@ use axum::body::Body;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::Request;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use axum::http::{StatusCode, Version};
+use axum::http::{Method, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
-use hyper::body::{Bytes, Frame, SizeHint};
+use hyper::body::{Body as _, Bytes, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper::client::conn::TrySendError;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use super::body::{SentFlag, TrackedBody};
 use super::handover::{Client, UpstreamIo};
 use super::page::Page;
+use super::pool::{Anchor, Conn, Key, Pool};
 use super::{splice, Forward, Proxy, Target};
 use crate::ops::metrics::{self, CountedBody, Direction};
+use crate::session::sessions::InstanceEntry;
 
 /// Longest wait for a connection to the instance's port.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -58,8 +64,12 @@ const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-pref
 /// Forward `request` as `forward` says; the program's answer, or a page
 /// that says why there is none.
 pub(super) async fn forward(proxy: &Proxy, forward: Forward, request: Request) -> Response {
-    let target = forward.target.clone();
-    match forward_inner(proxy, forward, request).await {
+    let Forward {
+        target,
+        uri,
+        prefix,
+    } = forward;
+    match forward_inner(proxy, &target, uri, prefix, request).await {
         Ok(response) => {
             metrics::get().proxy_answered(response.status());
             response
@@ -79,73 +89,178 @@ pub(super) async fn forward(proxy: &Proxy, forward: Forward, request: Request) -
     }
 }
 
-/// A connection to the target port, made inside the instance.
-async fn connect(proxy: &Proxy, target: &Target) -> Result<TcpStream, Page> {
-    let Target {
-        sid,
-        instance: name,
-        port,
-    } = target;
+/// The instance `target` names, if it exists and runs.
+async fn instance_entry(proxy: &Proxy, target: &Target) -> Result<Arc<InstanceEntry>, Page> {
     let session = proxy
         .sessions
-        .get(sid)
-        .map_err(|_| Page::unknown_session(sid))?;
+        .get(&target.sid)
+        .map_err(|_| Page::unknown_session(&target.sid))?;
     let entry = session
-        .instance(name)
+        .instance(&target.instance)
         .await
-        .map_err(|_| Page::unknown_instance(name))?;
+        .map_err(|_| Page::unknown_instance(&target.instance))?;
     if !entry.instance.is_running() {
-        return Err(Page::not_running(name));
+        return Err(Page::not_running(&target.instance));
     }
+    Ok(entry)
+}
+
+/// A new connection to `port` in the instance, made inside it, with a task
+/// that drives it (see [`drive`]), and the pool watching the instance.
+async fn open(
+    proxy: &Proxy,
+    entry: &Arc<InstanceEntry>,
+    key: Key,
+    port: u16,
+) -> Result<Conn, Page> {
+    let name = entry.name.as_str();
     let timeout = CONNECT_TIMEOUT.as_secs();
-    match tokio::time::timeout(CONNECT_TIMEOUT, entry.instance.connect(*port)).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Err(_) => Err(Page::connect_timeout(name, *port, timeout)),
-        Ok(Err(e)) => Err(match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => Page::nothing_listening(name, *port),
-            std::io::ErrorKind::NotConnected => Page::not_running(name),
-            std::io::ErrorKind::TimedOut => Page::connect_timeout(name, *port, timeout),
-            _ => Page::connect_failed(name, *port, &e),
-        }),
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, entry.instance.connect(port)).await {
+        Ok(Ok(stream)) => stream,
+        Err(_) => return Err(Page::connect_timeout(name, port, timeout)),
+        Ok(Err(e)) => {
+            return Err(match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => Page::nothing_listening(name, port),
+                std::io::ErrorKind::NotConnected => Page::not_running(name),
+                std::io::ErrorKind::TimedOut => Page::connect_timeout(name, port, timeout),
+                _ => Page::connect_failed(name, port, &e),
+            })
+        }
+    };
+    // Requests and small answers go out at once, not after Nagle's wait.
+    let _ = stream.set_nodelay(true);
+    let (stream, upstream) = UpstreamIo::new(stream);
+    let (sender, connection) = hyper::client::conn::http1::Builder::new()
+        .handshake::<_, TrackedBody>(TokioIo::new(stream))
+        .await
+        .map_err(|e| Page::bad_upstream(name, port, with_causes(&e)))?;
+    tokio::spawn(drive(connection, Arc::downgrade(&proxy.pool), key));
+    // When the instance's init exits (deletion kills it), every kept
+    // connection to it goes, so none keeps its network namespace alive.
+    let instance = entry.instance.clone();
+    let anchor: Weak<InstanceEntry> = Arc::downgrade(entry);
+    proxy
+        .pool
+        .watch(key, anchor, async move { instance.exited().await });
+    Ok(Conn { sender, upstream })
+}
+
+/// Run hyper's side of a connection until it ends (the program or the
+/// pool closed it, or it was upgraded); then the pool lets go of it.
+async fn drive(
+    connection: Connection<TokioIo<UpstreamIo>, TrackedBody>,
+    pool: Weak<Pool>,
+    key: Key,
+) {
+    if let Err(e) = connection.with_upgrades().await {
+        tracing::debug!("proxy: connection to an instance: {e}");
     }
+    // The connection is dropped by now, so the pool sees it closed.
+    if let Some(pool) = pool.upgrade() {
+        pool.purge(key);
+    }
+}
+
+/// Why sending a request on a connection gave no answer.
+enum Failure {
+    /// Boxed: the request it may hold back is large, and this is rare.
+    Hyper(Box<TrySendError<Request<TrackedBody>>>),
+    Timeout,
+}
+
+/// Send `request` and wait for the answer's head: no time limit while the
+/// browser is still uploading; once the request is sent in full (`body_sent`
+/// fires, and is then taken), the program has HEADER_TIMEOUT to answer.
+async fn send(
+    sender: &mut SendRequest<TrackedBody>,
+    request: Request<TrackedBody>,
+    body_sent: &mut Option<oneshot::Receiver<()>>,
+) -> Result<hyper::Response<Incoming>, Failure> {
+    let response = sender.try_send_request(request);
+    tokio::pin!(response);
+    if let Some(sent) = body_sent {
+        tokio::select! {
+            answer = &mut response => return answer.map_err(|e| Failure::Hyper(Box::new(e))),
+            _ = sent => {}
+        }
+        *body_sent = None;
+    }
+    match tokio::time::timeout(HEADER_TIMEOUT, response).await {
+        Ok(answer) => answer.map_err(|e| Failure::Hyper(Box::new(e))),
+        Err(_) => Err(Failure::Timeout),
+    }
+}
+
+/// Whether `error` says the program closed the connection (or reset it)
+/// before answering: what a kept connection meets when the program's own
+/// idle timeout closed it just as the request went out.
+fn closed_early(error: &hyper::Error) -> bool {
+    if error.is_incomplete_message() || error.is_canceled() {
+        return true;
+    }
+    let mut cause = std::error::Error::source(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            );
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Methods that may be sent twice (RFC 9110 9.2.2).
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+/// Whether the program lets the connection stay open after this answer.
+fn keeps_alive(response: &hyper::Response<Incoming>) -> bool {
+    response.version() == Version::HTTP_11
+        && !response
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("close"))
 }
 
 async fn forward_inner(
     proxy: &Proxy,
-    forward: Forward,
+    target: &Target,
+    uri: Uri,
+    prefix: Option<String>,
     mut request: Request,
 ) -> Result<Response, Page> {
-    let Forward {
-        target,
-        uri,
-        prefix,
-    } = forward;
     let (name, port) = (target.instance.as_str(), target.port);
-    let stream = connect(proxy, &target).await?;
-    let _ = stream.set_nodelay(true);
-    let (stream, upstream) = UpstreamIo::new(stream);
-    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
-        .handshake::<_, TrackedBody>(TokioIo::new(stream))
-        .await
-        .map_err(|e| Page::bad_upstream(name, port, with_causes(&e)))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.with_upgrades().await {
-            tracing::debug!("proxy: connection to an instance: {e}");
-        }
-    });
+    let entry = instance_entry(proxy, target).await?;
+    let (key, anchor) = Key::new(&entry, port);
+    let (mut conn, mut reused) = match proxy.pool.checkout(key) {
+        Some(conn) => (conn, true),
+        None => (open(proxy, &entry, key, port).await?, false),
+    };
 
     // The browser's side of an upgrade, taken before the request moves on.
     let client_upgrade = upgrade_protocol(request.headers())
         .map(|protocol| (protocol, hyper::upgrade::on(&mut request)));
+    let upgrading = client_upgrade.is_some();
     let client = request
         .extensions()
         .get::<ConnectInfo<Client>>()
         .map(|c| c.0.clone());
-    let client_ip = client.as_ref().map(|c| c.addr.ip());
     // Splicing into the browser's socket needs HTTP/1 framing on it, and a
     // body to send (none for HEAD).
     let may_splice = matches!(request.version(), Version::HTTP_11 | Version::HTTP_10)
-        && request.method() != axum::http::Method::HEAD;
+        && request.method() != Method::HEAD;
     let (mut parts, body) = request.into_parts();
     let headers = &mut parts.headers;
     // HTTP/2 clients send no Host; their authority stands in for it.
@@ -164,12 +279,10 @@ async fn forward_inner(
         headers.insert(header::HOST, host.clone());
         headers.insert(X_FORWARDED_HOST, host);
     }
-    if let Some(ip) = client_ip {
-        append_forwarded_for(headers, ip);
+    if let Some(client) = &client {
+        append_forwarded_for(headers, client.addr.ip(), client.forwarded_for.as_ref());
     }
-    if let Ok(scheme) = HeaderValue::from_str(&proxy.settings.scheme) {
-        headers.insert(X_FORWARDED_PROTO, scheme);
-    }
+    headers.insert(X_FORWARDED_PROTO, proxy.scheme.clone());
     if let Some(value) = prefix
         .as_deref()
         .and_then(|p| HeaderValue::from_str(p).ok())
@@ -179,22 +292,59 @@ async fn forward_inner(
     parts.uri = uri;
     parts.version = Version::HTTP_11;
     parts.extensions = Default::default();
+    let method = parts.method.clone();
+    // A request without a body may be sent again when a kept connection
+    // turns out closed; only then is a copy of its head worth making.
+    let mut replay = (reused && idempotent(&method) && body.is_end_stream())
+        .then(|| (parts.uri.clone(), parts.headers.clone()));
     let body = Body::new(CountedBody::new(body, Direction::to_instance));
-    let (body, body_sent) = TrackedBody::new(body);
-    let request_sent = body.sent_flag();
+    let (body, mut body_sent) = TrackedBody::new(body);
+    let mut request_sent = body.sent_flag();
+    let mut request = Request::from_parts(parts, body);
 
-    // No time limit while the browser is still uploading; once the request
-    // is sent in full, the program has HEADER_TIMEOUT to answer.
-    let response = sender.send_request(Request::from_parts(parts, body));
-    tokio::pin!(response);
-    let answered = tokio::select! {
-        answer = &mut response => Ok(answer),
-        _ = body_sent => tokio::time::timeout(HEADER_TIMEOUT, &mut response).await,
-    };
-    let mut response = match answered {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) => return Err(Page::bad_upstream(name, port, with_causes(&e))),
-        Err(_) => return Err(Page::upstream_timeout(name, port, HEADER_TIMEOUT.as_secs())),
+    let mut response = loop {
+        let mut failed = match send(&mut conn.sender, request, &mut body_sent).await {
+            Ok(response) => break response,
+            Err(Failure::Timeout) => {
+                return Err(Page::upstream_timeout(name, port, HEADER_TIMEOUT.as_secs()))
+            }
+            Err(Failure::Hyper(failed)) => failed,
+        };
+        // Once, on a fresh connection: a request that never went out (the
+        // kept connection was found closed), or one without a body that
+        // may safely go twice.
+        let again = match (reused, failed.take_message()) {
+            (true, Some(unsent)) => Some(unsent),
+            (true, None) if closed_early(failed.error()) => replay.take().map(|(uri, headers)| {
+                let (body, sent) = TrackedBody::new(Body::empty());
+                request_sent = body.sent_flag();
+                body_sent = sent;
+                let mut request = Request::new(body);
+                *request.method_mut() = method.clone();
+                *request.uri_mut() = uri;
+                *request.headers_mut() = headers;
+                request
+            }),
+            _ => None,
+        };
+        let error = (*failed).into_error();
+        match again {
+            Some(retry) => {
+                tracing::debug!("proxy: a kept connection was closed ({error}); sending again");
+                request = retry;
+                conn = open(proxy, &entry, key, port).await?;
+                reused = false;
+            }
+            None if reused && closed_early(&error) => {
+                return Err(Page::closed_before_answer(
+                    name,
+                    port,
+                    &method,
+                    idempotent(&method),
+                ))
+            }
+            None => return Err(Page::bad_upstream(name, port, with_causes(&error))),
+        }
     };
 
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -217,9 +367,11 @@ async fn forward_inner(
         }
         parts.version = Version::HTTP_11;
         tokio::spawn(splice(client_upgrade, upstream_upgrade));
+        // The connection is the upgrade's now: never kept.
         return Ok(Response::from_parts(parts, Body::empty()));
     }
 
+    let keep = keeps_alive(&response);
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // Our side speaks HTTP/1.1 (keep-alive) whatever the program speaks.
@@ -239,11 +391,90 @@ async fn forward_inner(
     // Only once the request is sent in full: the splice then owns the
     // connection to the instance, with nothing left for hyper to write.
     let client_socket = client
-        .filter(|_| may_splice && request_sent.load(Ordering::Acquire))
+        .filter(|_| may_splice && request_sent.is_sent())
         .and_then(|c| c.socket());
-    let body = splice::body(body, upstream, client_socket);
+    let Conn { sender, upstream } = conn;
+    let body = match splice::body(body, upstream, client_socket) {
+        // A spliced connection ends with its body.
+        Ok(spliced) => spliced,
+        // A refused upgrade leaves the connection in a state fewer
+        // programs get right: not kept either.
+        Err((body, upstream)) if keep && !upgrading => Body::new(KeepBody {
+            body,
+            ended: false,
+            failed: false,
+            release: Some(Release {
+                pool: proxy.pool.clone(),
+                key,
+                anchor,
+                conn: Conn { sender, upstream },
+                request_sent,
+            }),
+        }),
+        Err((body, _)) => Body::new(body),
+    };
     let body = CountedBody::new(body, Direction::from_instance);
     Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// What a response body gives back to the pool when it has been read to
+/// its end.
+struct Release {
+    pool: Arc<Pool>,
+    key: Key,
+    anchor: Anchor,
+    conn: Conn,
+    request_sent: SentFlag,
+}
+
+/// The program's response body, passed on as it is; read to its end
+/// without error, it gives its connection back to the pool when dropped
+/// (hyper's server drops it once done with it, or never polls it when it
+/// is empty).
+struct KeepBody {
+    body: Incoming,
+    ended: bool,
+    failed: bool,
+    release: Option<Release>,
+}
+
+impl hyper::body::Body for KeepBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.ended = true,
+            Poll::Ready(Some(Err(_))) => self.failed = true,
+            Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for KeepBody {
+    fn drop(&mut self) {
+        let Some(release) = self.release.take() else {
+            return;
+        };
+        // A body of known length is through when its last byte came in.
+        let through = self.ended || self.body.is_end_stream();
+        if through && !self.failed && release.request_sent.is_sent() {
+            release.pool.put(release.key, release.anchor, release.conn);
+        }
+    }
 }
 
 /// An error and its causes, e.g. `connection error: Connection reset by peer`.
@@ -273,6 +504,11 @@ fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 
 /// Remove the hop-by-hop headers, and those that `Connection` names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages have none: one pass over them is cheaper than nine
+    // lookups.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -285,8 +521,13 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Add the browser's address to `X-Forwarded-For` (after any a front proxy set).
-fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
+/// Add the browser's address to `X-Forwarded-For` (after any a front proxy
+/// set); `made` is the header for the address alone, if already made.
+fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr, made: Option<&HeaderValue>) {
+    if let (Some(value), false) = (made, headers.contains_key(&X_FORWARDED_FOR)) {
+        headers.insert(X_FORWARDED_FOR, value.clone());
+        return;
+    }
     let ip = ip.to_canonical().to_string();
     let mut chain: Vec<String> = headers
         .get_all(&X_FORWARDED_FOR)
@@ -329,70 +570,6 @@ async fn splice(client: OnUpgrade, upstream: OnUpgrade) {
             }
         }
         (Err(e), _) | (_, Err(e)) => tracing::debug!("proxy: upgrade failed: {e}"),
-    }
-}
-
-/// The browser's request body, passed on frame by frame, telling when it
-/// has been sent in full (or failed, or was dropped).
-struct TrackedBody {
-    body: Body,
-    sent: Option<oneshot::Sender<()>>,
-    /// The same news, for whoever asks later.
-    sent_flag: Arc<AtomicBool>,
-}
-
-impl TrackedBody {
-    fn new(body: Body) -> (TrackedBody, oneshot::Receiver<()>) {
-        let (tx, rx) = oneshot::channel();
-        let mut tracked = TrackedBody {
-            body,
-            sent: Some(tx),
-            sent_flag: Arc::default(),
-        };
-        if hyper::body::Body::is_end_stream(&tracked.body) {
-            tracked.done();
-        }
-        (tracked, rx)
-    }
-
-    fn sent_flag(&self) -> Arc<AtomicBool> {
-        self.sent_flag.clone()
-    }
-
-    fn done(&mut self) {
-        self.sent_flag.store(true, Ordering::Release);
-        if let Some(tx) = self.sent.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-impl hyper::body::Body for TrackedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        let finished = match &polled {
-            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => true,
-            Poll::Ready(Some(Ok(_))) => self.body.is_end_stream(),
-            Poll::Pending => false,
-        };
-        if finished {
-            self.done();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
@@ -445,12 +622,17 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_a_chain() {
+        let made = HeaderValue::from_static("127.0.0.1");
         let mut headers = map(&[("x-forwarded-for", "203.0.113.7")]);
-        append_forwarded_for(&mut headers, "::ffff:127.0.0.1".parse().unwrap());
+        let ip = "::ffff:127.0.0.1".parse().unwrap();
+        append_forwarded_for(&mut headers, ip, Some(&made));
         assert_eq!(headers["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
         let mut headers = HeaderMap::new();
-        append_forwarded_for(&mut headers, "::1".parse().unwrap());
+        append_forwarded_for(&mut headers, "::1".parse().unwrap(), None);
         assert_eq!(headers["x-forwarded-for"], "::1");
+        let mut headers = HeaderMap::new();
+        append_forwarded_for(&mut headers, ip, Some(&made));
+        assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
+use axum::http::HeaderValue;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -28,6 +29,9 @@ use tokio::net::TcpStream;
 #[derive(Clone)]
 pub struct Client {
     pub addr: SocketAddr,
+    /// The address as `X-Forwarded-For` gives it, made once per connection
+    /// rather than once per request.
+    pub forwarded_for: Option<HeaderValue>,
     /// Weak: a request's extensions must not keep the socket open after
     /// hyper has closed the connection.
     socket: Weak<ClientShared>,
@@ -90,8 +94,10 @@ impl ClientIo {
 
     /// What requests on this connection carry about it.
     pub fn client(&self, addr: SocketAddr) -> Client {
+        let ip = addr.ip().to_canonical().to_string();
         Client {
             addr,
+            forwarded_for: HeaderValue::from_str(&ip).ok(),
             socket: Arc::downgrade(&self.shared),
         }
     }
@@ -406,10 +412,27 @@ fn poll_read(
 ) -> Poll<io::Result<()>> {
     loop {
         std::task::ready!(stream.poll_read_ready(cx))?;
-        match stream.try_read_buf(buf) {
-            Ok(_) => return Poll::Ready(Ok(())),
+        let wanted = buf.remaining();
+        let mut read = false;
+        // A read that got less than it asked for emptied the socket: its
+        // readiness is forgotten at once (the outer `try_io` clears it when
+        // told "would block", and only if no news came since it began), so
+        // hyper's next read waits for epoll instead of costing a recv(2)
+        // that fails with EAGAIN; tokio's own `TcpStream` does the same.
+        let result = stream.try_io(tokio::io::Interest::READABLE, || {
+            let n = stream.try_read_buf(buf)?;
+            read = true;
+            if n > 0 && n < wanted {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            _ if read => return Poll::Ready(Ok(())),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Poll::Ready(Err(e)),
+            Ok(()) => return Poll::Ready(Ok(())),
         }
     }
 }

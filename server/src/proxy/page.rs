@@ -3,7 +3,7 @@
 //! starting a server shows the server.
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{self as http, header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 #[derive(Debug)]
@@ -116,6 +116,36 @@ impl Page {
             "No HTTP answer",
             format!("The program on port {port} in {instance} did not answer with HTTP: {what}."),
             "Only HTTP servers (and WebSockets) can be reached through these links.",
+        )
+    }
+
+    /// A kept connection closed by the program as a request that cannot be
+    /// repeated safely (`idempotent`: it could, but its body was streamed
+    /// on and is gone) went out on it.
+    pub fn closed_before_answer(
+        instance: &str,
+        port: u16,
+        method: &http::Method,
+        idempotent: bool,
+    ) -> Page {
+        let hint = if idempotent {
+            "It was not sent again: its body went to the program as it came and cannot \
+             be sent a second time. Send it again."
+                .to_string()
+        } else {
+            format!(
+                "It was not sent again: a {method} request may change something, and it may \
+                 have arrived. Check, then send it again."
+            )
+        };
+        Page::new(
+            StatusCode::BAD_GATEWAY,
+            "Connection closed",
+            format!(
+                "The program on port {port} in {instance} closed the connection \
+                 without answering this {method} request."
+            ),
+            hint,
         )
     }
 

@@ -83,25 +83,30 @@ struct SplicedBody {
     stage: Stage,
 }
 
-/// `inner` as a body for the browser: spliced when it is large and of
-/// known length (and a pipe can be had), else hyper's body as it is.
-pub fn body(inner: Incoming, upstream: UpstreamSocket, client: Option<ClientSocket>) -> Body {
+/// `inner` as a body for the browser, spliced, when it is large and of
+/// known length (and a pipe can be had); else `inner` and the connection
+/// back, untouched (hyper's body as it is, on a connection that may be kept).
+pub fn body(
+    inner: Incoming,
+    upstream: UpstreamSocket,
+    client: Option<ClientSocket>,
+) -> Result<Body, (Incoming, UpstreamSocket)> {
     let (Some(client), Some(length)) = (client, hyper::body::Body::size_hint(&inner).exact())
     else {
-        return Body::new(inner);
+        return Err((inner, upstream));
     };
     if length < MIN_BYTES {
-        return Body::new(inner);
+        return Err((inner, upstream));
     }
     let pipe = match Pipe::new() {
         Ok(pipe) => pipe,
         Err(e) => {
             tracing::debug!("proxy: no pipe for splicing ({e}); copying instead");
-            return Body::new(inner);
+            return Err((inner, upstream));
         }
     };
     upstream.take();
-    Body::new(SplicedBody {
+    Ok(Body::new(SplicedBody {
         inner,
         upstream,
         client,
@@ -109,7 +114,7 @@ pub fn body(inner: Incoming, upstream: UpstreamSocket, client: Option<ClientSock
         unread: length,
         owed: length,
         stage: Stage::Buffered,
-    })
+    }))
 }
 
 impl SplicedBody {

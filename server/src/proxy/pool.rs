@@ -1,0 +1,568 @@
+//! Idle HTTP/1.1 connections to instances' ports, kept for the next request
+//! to the same port, as nginx's upstream `keepalive` keeps them: a request
+//! on a kept connection skips the socket made in the instance's network
+//! namespace, the TCP handshake and the program's accept.
+//!
+//! Which connection may carry a request: one that was made to the same
+//! port of the same *incarnation* of the same instance. The key is the
+//! address of the session's `InstanceEntry` (an entry belongs to one
+//! session under one name, and a deleted and re-created instance gets a new
+//! entry) plus the port; every idle connection holds a `Weak` of its entry,
+//! so that address cannot be reused by another entry while a connection
+//! keyed by it is kept. The entry also stands for the network namespace and
+//! address the connection was made in: an instance has one of each for life.
+//!
+//! A connection comes back only when its response was read to the end, the
+//! request was sent in full, neither side asked to close, and hyper is idle
+//! on it (so nothing of the last exchange is left on the wire). Upgraded and
+//! spliced connections never come back (see `forward`).
+//!
+//! Our sockets in an instance's network namespace keep the namespace (and
+//! its veth pair) alive. One task per instance waits for its init to exit
+//! (deletion kills it) and then drops every idle connection of that
+//! instance at once; only connections of instances so watched are kept, so
+//! an answer that ends after the exit does not bring one back, and nothing
+//! here outlives the instance.
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::http1::SendRequest;
+
+use super::body::TrackedBody;
+use super::handover::UpstreamSocket;
+
+/// How long an idle connection is kept (nginx's default is 60 s; programs
+/// often close sooner, which the pool notices, see `checkout`).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per port (nginx's `keepalive` as usually set).
+pub const MAX_IDLE_PER_TARGET: usize = 32;
+/// Idle connections kept in all (each is a file descriptor here and a
+/// connection, perhaps a thread, in a program).
+pub const MAX_IDLE: usize = 256;
+/// Longest wait for hyper to finish with a connection whose response has
+/// been read, before it may be kept.
+const READY_WAIT: Duration = Duration::from_secs(1);
+
+/// A connection to a port in an instance: hyper's side and the splice's.
+pub struct Conn {
+    pub sender: SendRequest<TrackedBody>,
+    pub upstream: UpstreamSocket,
+}
+
+/// Which connections may serve a request (see the module's comment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    entry: usize,
+    port: u16,
+}
+
+/// What keeps a key's address from being reused: a `Weak` of the entry.
+pub type Anchor = Weak<dyn Any + Send + Sync>;
+
+impl Key {
+    /// The key of `port` in the instance `entry`, and its anchor.
+    pub fn new<T: Any + Send + Sync>(entry: &Arc<T>, port: u16) -> (Key, Anchor) {
+        let key = Key {
+            entry: Arc::as_ptr(entry) as *const u8 as usize,
+            port,
+        };
+        let weak: Weak<T> = Arc::downgrade(entry);
+        (key, weak)
+    }
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+    _anchor: Anchor,
+}
+
+#[derive(Default)]
+struct State {
+    /// Per key, oldest first.
+    targets: HashMap<Key, VecDeque<Idle>>,
+    idle: usize,
+    /// Whether the task that drops expired connections runs.
+    reaping: bool,
+    /// Instances (their keys' `entry`) whose exit a task waits for.
+    watched: HashSet<usize>,
+}
+
+/// The idle connections (see the module's comment).
+#[derive(Default)]
+pub struct Pool {
+    state: Mutex<State>,
+}
+
+impl Pool {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A kept connection for `key` that hyper says is ready, the most
+    /// recently used first (the least likely to have been closed by the
+    /// program's own idle timeout). One idle a little longer than
+    /// `IDLE_TIMEOUT` and not yet reaped is as good as any.
+    pub fn checkout(&self, key: Key) -> Option<Conn> {
+        let mut stale = Vec::new();
+        let found = {
+            let mut state = self.state();
+            let State { targets, idle, .. } = &mut *state;
+            let queue = targets.get_mut(&key)?;
+            let mut found = None;
+            while let Some(entry) = queue.pop_back() {
+                *idle -= 1;
+                // Not ready: the program closed it (hyper read the end).
+                if entry.conn.sender.is_ready() {
+                    found = Some(entry.conn);
+                    break;
+                }
+                stale.push(entry);
+            }
+            if queue.is_empty() {
+                targets.remove(&key);
+            }
+            found
+        };
+        // Closed outside the lock.
+        drop(stale);
+        found
+    }
+
+    /// Keep `conn` for the next request to `key`, once hyper is done with it.
+    pub fn put(self: &Arc<Self>, key: Key, anchor: Anchor, mut conn: Conn) {
+        if conn.sender.is_ready() {
+            self.insert(key, anchor, conn);
+            return;
+        }
+        if conn.sender.is_closed() {
+            return;
+        }
+        // hyper's connection task has not yet noticed the end of the
+        // exchange (it runs on another thread): wait for it, briefly.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let pool = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let ready = tokio::time::timeout(READY_WAIT, conn.sender.ready()).await;
+            if let (Ok(Ok(())), Some(pool)) = (ready, pool.upgrade()) {
+                pool.insert(key, anchor, conn);
+            }
+        });
+    }
+
+    fn insert(self: &Arc<Self>, key: Key, anchor: Anchor, conn: Conn) {
+        let mut evicted = Vec::new();
+        let start_reaper = {
+            let mut state = self.state();
+            // Checked under the lock: a connection task that closed its
+            // connection and then forgot its key must not see it come back;
+            // nor may one whose answer ended after its instance exited (no
+            // watcher is left to drop it, and it would hold the instance's
+            // network namespace until the idle timeout).
+            if !conn.sender.is_ready() || !state.watched.contains(&key.entry) {
+                evicted.push(conn);
+                false
+            } else {
+                let State {
+                    targets,
+                    idle,
+                    reaping,
+                    ..
+                } = &mut *state;
+                let queue = targets.entry(key).or_default();
+                if queue.len() >= MAX_IDLE_PER_TARGET {
+                    evicted.extend(queue.pop_front().map(|i| i.conn));
+                    *idle -= 1;
+                }
+                queue.push_back(Idle {
+                    conn,
+                    since: Instant::now(),
+                    _anchor: anchor,
+                });
+                *idle += 1;
+                if *idle > MAX_IDLE {
+                    evicted.extend(evict_oldest(targets).map(|i| i.conn));
+                    *idle -= 1;
+                }
+                !std::mem::replace(reaping, true)
+            }
+        };
+        drop(evicted);
+        if start_reaper {
+            self.start_reaper();
+        }
+    }
+
+    /// Once per instance: when `exited` resolves (its init has exited),
+    /// drop every kept connection of the instance of `key`. The task holds
+    /// `anchor`, so the instance's address stays its own while watched.
+    pub fn watch(
+        self: &Arc<Self>,
+        key: Key,
+        anchor: Anchor,
+        exited: impl Future<Output = ()> + Send + 'static,
+    ) {
+        if !self.state().watched.insert(key.entry) {
+            return;
+        }
+        let pool = Arc::downgrade(self);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.state().watched.remove(&key.entry);
+            return;
+        };
+        runtime.spawn(async move {
+            exited.await;
+            if let Some(pool) = pool.upgrade() {
+                pool.forget_instance(key.entry);
+            }
+            drop(anchor);
+        });
+    }
+
+    /// Drop every kept connection of the instance `entry` (it is gone):
+    /// their sockets close, and hyper's side of each ends.
+    fn forget_instance(&self, entry: usize) {
+        let mut gone = Vec::new();
+        {
+            let mut state = self.state();
+            let State {
+                targets,
+                idle,
+                watched,
+                ..
+            } = &mut *state;
+            targets.retain(|key, queue| {
+                if key.entry != entry {
+                    return true;
+                }
+                *idle -= queue.len();
+                gone.extend(queue.drain(..));
+                false
+            });
+            watched.remove(&entry);
+        }
+        drop(gone);
+    }
+
+    /// Drop the kept connections of `key` that hyper has closed.
+    pub fn purge(&self, key: Key) {
+        let mut closed = Vec::new();
+        {
+            let mut state = self.state();
+            let State { targets, idle, .. } = &mut *state;
+            if let Some(queue) = targets.get_mut(&key) {
+                closed.extend(extract(queue, |i| i.conn.sender.is_closed()));
+                *idle -= closed.len();
+                if queue.is_empty() {
+                    targets.remove(&key);
+                }
+            }
+        }
+        drop(closed);
+    }
+
+    /// Drop connections idle for longer than `IDLE_TIMEOUT`; whether any
+    /// are left. (Closed ones went when their tasks ended, see `purge`.)
+    fn reap(&self, now: Instant) -> bool {
+        let mut gone = Vec::new();
+        let mut state = self.state();
+        let State {
+            targets,
+            idle,
+            reaping,
+            ..
+        } = &mut *state;
+        targets.retain(|_, queue| {
+            let before = gone.len();
+            gone.extend(extract(queue, |i| now - i.since >= IDLE_TIMEOUT));
+            *idle -= gone.len() - before;
+            !queue.is_empty()
+        });
+        *reaping = *idle > 0;
+        let left = *reaping;
+        drop(state);
+        drop(gone);
+        left
+    }
+
+    /// A task that drops expired connections while there are any.
+    fn start_reaper(self: &Arc<Self>) {
+        let pool = Arc::downgrade(self);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.state().reaping = false;
+            return;
+        };
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(IDLE_TIMEOUT / 4);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(pool) = pool.upgrade() else { return };
+                if !pool.reap(Instant::now()) {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// How many connections are kept (for tests).
+    #[cfg(test)]
+    fn idle(&self) -> usize {
+        let state = self.state();
+        debug_assert_eq!(
+            state.idle,
+            state.targets.values().map(VecDeque::len).sum::<usize>()
+        );
+        state.idle
+    }
+}
+
+/// Take the entries of `queue` that `gone` picks, keeping the others' order.
+fn extract(queue: &mut VecDeque<Idle>, mut gone: impl FnMut(&Idle) -> bool) -> Vec<Idle> {
+    let mut taken = Vec::new();
+    let mut kept = VecDeque::with_capacity(queue.len());
+    for entry in queue.drain(..) {
+        if gone(&entry) {
+            taken.push(entry);
+        } else {
+            kept.push_back(entry);
+        }
+    }
+    *queue = kept;
+    taken
+}
+
+/// Remove the connection idle the longest of all.
+fn evict_oldest(targets: &mut HashMap<Key, VecDeque<Idle>>) -> Option<Idle> {
+    let key = *targets
+        .iter()
+        .filter_map(|(key, queue)| queue.front().map(|i| (key, i.since)))
+        .min_by_key(|(_, since)| *since)?
+        .0;
+    let queue = targets.get_mut(&key)?;
+    let oldest = queue.pop_front();
+    if queue.is_empty() {
+        targets.remove(&key);
+    }
+    oldest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::handover::UpstreamIo;
+    use hyper_util::rt::TokioIo;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A listener whose connections are held open (read until closed) and
+    /// counted as they close.
+    async fn listener() -> (TcpListener, std::net::SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (listener, addr)
+    }
+
+    /// A ready connection to `addr`, its far end, and a flag that goes up
+    /// when hyper's task for it ends.
+    async fn conn(
+        listener: &TcpListener,
+        addr: std::net::SocketAddr,
+    ) -> (Conn, TcpStream, Arc<std::sync::atomic::AtomicBool>) {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (far, _) = listener.accept().await.unwrap();
+        let (io, upstream) = UpstreamIo::new(stream);
+        let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+            .handshake::<_, TrackedBody>(TokioIo::new(io))
+            .await
+            .unwrap();
+        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ended.clone();
+        tokio::spawn(async move {
+            let _ = connection.await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        sender.ready().await.unwrap();
+        (Conn { sender, upstream }, far, ended)
+    }
+
+    /// Whether `far` sees its connection closed within a second.
+    async fn closed(far: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 16];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), far.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    /// The pool keeps connections only of instances it watches: this one
+    /// never exits.
+    fn live(pool: &Arc<Pool>, key: Key, pin: &Anchor) {
+        pool.watch(key, pin.clone(), std::future::pending());
+    }
+
+    #[tokio::test]
+    async fn connections_come_back_only_to_their_own_key() {
+        let (listener, addr) = listener().await;
+        let pool = Arc::new(Pool::default());
+        let one = Arc::new(());
+        let two = Arc::new(());
+        let (key_one, pin_one) = Key::new(&one, 8000);
+        let (key_two, _) = Key::new(&two, 8000);
+        assert_ne!(key_one, key_two);
+        let other_port = Key::new(&one, 8001).0;
+        assert_ne!(key_one, other_port);
+
+        live(&pool, key_one, &pin_one);
+        let (c, _far, _) = conn(&listener, addr).await;
+        pool.put(key_one, pin_one.clone(), c);
+        assert_eq!(pool.idle(), 1);
+        assert!(pool.checkout(key_two).is_none());
+        assert!(pool.checkout(other_port).is_none());
+        assert!(pool.checkout(key_one).is_some());
+        assert!(pool.checkout(key_one).is_none());
+        assert_eq!(pool.idle(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_most_recent_comes_out_first_and_caps_drop_the_oldest() {
+        let (listener, addr) = listener().await;
+        let pool = Arc::new(Pool::default());
+        let entry = Arc::new(());
+        let (key, pin) = Key::new(&entry, 80);
+        live(&pool, key, &pin);
+        let mut fars = Vec::new();
+        for _ in 0..MAX_IDLE_PER_TARGET + 1 {
+            let (c, far, _) = conn(&listener, addr).await;
+            pool.put(key, pin.clone(), c);
+            fars.push(far);
+        }
+        assert_eq!(pool.idle(), MAX_IDLE_PER_TARGET);
+        // The first one went: its far end sees the close.
+        assert!(closed(&mut fars[0]).await, "the oldest was not closed");
+        // The last one put is the first out: its local port is the far
+        // end's peer port.
+        let out = pool.checkout(key).unwrap();
+        let local = out.upstream.stream().local_addr().unwrap();
+        let last = fars.last().unwrap().peer_addr().unwrap();
+        assert_eq!(local, last);
+    }
+
+    #[tokio::test]
+    async fn the_overall_cap_drops_the_longest_idle() {
+        let (listener, addr) = listener().await;
+        let pool = Arc::new(Pool::default());
+        let entries: Vec<Arc<()>> = (0..MAX_IDLE / 4 + 1).map(|_| Arc::new(())).collect();
+        // The far ends stay open: a connection the far end closes is not kept.
+        let mut fars = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let (key, pin) = Key::new(entry, 1);
+            live(&pool, key, &pin);
+            for j in 0..4 {
+                if i * 4 + j > MAX_IDLE {
+                    break;
+                }
+                let (c, far, _) = conn(&listener, addr).await;
+                pool.put(key, pin.clone(), c);
+                fars.push(far);
+            }
+        }
+        assert_eq!(pool.idle(), MAX_IDLE);
+        assert!(
+            closed(&mut fars[0]).await,
+            "the longest idle was not closed"
+        );
+        assert!(
+            !closed(&mut fars[1]).await,
+            "the second longest idle was closed"
+        );
+    }
+
+    #[tokio::test]
+    async fn closed_connections_are_not_handed_out_and_an_exit_closes_all() {
+        let (listener, addr) = listener().await;
+        let pool = Arc::new(Pool::default());
+        let entry = Arc::new(());
+        let (key, pin) = Key::new(&entry, 80);
+        let (exit, exited) = tokio::sync::oneshot::channel::<()>();
+        pool.watch(key, pin.clone(), async move {
+            let _ = exited.await;
+        });
+        let (c, far, ended) = conn(&listener, addr).await;
+        pool.put(key, pin.clone(), c);
+        // The program closes its end: hyper notices, and the pool must not
+        // hand the connection out.
+        drop(far);
+        for _ in 0..100 {
+            if ended.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(ended.load(std::sync::atomic::Ordering::SeqCst));
+        pool.purge(key);
+        assert_eq!(pool.idle(), 0);
+        assert!(pool.checkout(key).is_none());
+
+        // The instance exits: every kept connection of it goes, on every
+        // port, and the others stay.
+        let other = Arc::new(());
+        let (other_key, other_pin) = Key::new(&other, 80);
+        live(&pool, other_key, &other_pin);
+        let mut fars = Vec::new();
+        for (key, pin) in [
+            (key, pin.clone()),
+            (Key::new(&entry, 81).0, pin.clone()),
+            (other_key, other_pin),
+        ] {
+            let (c, far, _) = conn(&listener, addr).await;
+            pool.put(key, pin, c);
+            fars.push(far);
+        }
+        assert_eq!(pool.idle(), 3);
+        exit.send(()).unwrap();
+        assert!(closed(&mut fars[0]).await, "an exit left a socket open");
+        assert!(closed(&mut fars[1]).await, "an exit left a socket open");
+        assert_eq!(pool.idle(), 1);
+        assert!(pool.checkout(other_key).is_some());
+
+        // An answer that ends after the exit: its connection is not kept.
+        let (c, mut far, _) = conn(&listener, addr).await;
+        pool.put(key, pin, c);
+        assert_eq!(pool.idle(), 0);
+        assert!(closed(&mut far).await, "kept after its instance exited");
+    }
+
+    #[tokio::test]
+    async fn idle_connections_expire() {
+        let (listener, addr) = listener().await;
+        let pool = Arc::new(Pool::default());
+        let entry = Arc::new(());
+        let (key, pin) = Key::new(&entry, 80);
+        live(&pool, key, &pin);
+        let (c, mut far, _) = conn(&listener, addr).await;
+        pool.put(key, pin, c);
+        assert!(pool.reap(Instant::now()));
+        assert_eq!(pool.idle(), 1);
+        assert!(!pool.reap(Instant::now() + IDLE_TIMEOUT));
+        assert_eq!(pool.idle(), 0);
+        assert!(closed(&mut far).await);
+    }
+
+    #[test]
+    fn an_anchored_key_is_not_reused() {
+        // While an anchor lives, no other allocation gets the entry's address.
+        let first = Arc::new(7u64);
+        let (key, anchor) = Key::new(&first, 80);
+        drop(first);
+        let later: Vec<Arc<u64>> = (0..64).map(Arc::new).collect();
+        assert!(later.iter().all(|a| Key::new(a, 80).0 != key));
+        drop(anchor);
+    }
+}
