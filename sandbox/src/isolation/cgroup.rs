@@ -363,18 +363,10 @@ impl Cgroup {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
     }
 
-    /// Host pids of every process in the cgroup (not below it).
+    /// Host pids of every process in the cgroup and in the cgroups a
+    /// nesting instance made below it (its init among them: on cgroup v2
+    /// init moves to a leaf below when dockerd starts).
     pub fn pids(&self) -> Vec<i32> {
-        let mut pids = Vec::new();
-        for file in self.procs_files() {
-            read_pids(&file, &mut pids);
-        }
-        pids
-    }
-
-    /// Host pids of every process in the cgroup and the cgroups a nesting
-    /// instance made below it.
-    fn all_pids(&self) -> Vec<i32> {
         let mut pids = Vec::new();
         for dir in &self.dirs {
             for sub in subtree(dir) {
@@ -445,7 +437,7 @@ impl Cgroup {
     pub fn remove(&self, patience: Duration) -> io::Result<()> {
         let deadline = Instant::now() + patience;
         loop {
-            let pids = self.all_pids();
+            let pids = self.pids();
             if pids.is_empty() {
                 break;
             }
