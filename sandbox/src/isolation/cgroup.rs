@@ -210,11 +210,19 @@ impl Layout {
         Ok(cgroup)
     }
 
-    /// A handle on an existing instance cgroup (for clean-up of leftovers),
-    /// in every hierarchy it may have been made in.
+    /// A handle on an existing instance cgroup (taken back after a restart,
+    /// or a leftover to clean up): in the hierarchies every instance is in,
+    /// and in those only nesting instances are in where it exists there.
     pub fn open(&self, name: &str) -> Cgroup {
+        let always = self.parents(false);
+        let dirs = self
+            .parents(true)
+            .into_iter()
+            .filter(|p| always.contains(p) || p.join(name).exists())
+            .map(|p| p.join(name))
+            .collect();
         Cgroup {
-            dirs: self.parents(true).iter().map(|p| p.join(name)).collect(),
+            dirs,
             v2: self.is_v2(),
         }
     }
