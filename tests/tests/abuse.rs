@@ -1,11 +1,18 @@
 //! The abuse suite: escape and damage attempts run as the instance's root
-//! through the real API. Each attempt must fail inside the instance, and
-//! the host and the other instances must not notice. Needs root.
+//! through the real API, against both instance profiles. Each attempt must
+//! fail inside the instance, or (what the `nesting` profile allows inside
+//! the instance's own namespaces: mounts, new namespaces but a user one,
+//! its hostname) stay inside it; either way the host and the other instances
+//! must not notice. Attempts aimed at what only `nesting` has (the real
+//! dockerd, privileged containers, a delegated cgroup tree) are in
+//! `abuse_nesting.rs`. Needs root.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use playground_protocol::ExecResponse;
-use playground_tests::{leftovers, wait_until_clean, TestServer};
+use playground_tests::{bridge_name, leftovers, wait_until_clean, TestServer};
 
 /// Small limits so resource attacks hit them quickly.
 const LIMITS: [&str; 4] = [
@@ -27,12 +34,82 @@ fn syscall(nr: i64, args: &[i64]) -> String {
     )
 }
 
-/// An attempt and how to tell that it failed.
+/// The instance profiles; every test here runs once per profile.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Profile {
+    Strict,
+    Nesting,
+}
+
+impl Profile {
+    async fn start(self, args: &[&str]) -> TestServer {
+        match self {
+            Profile::Strict => TestServer::start(args).await,
+            Profile::Nesting => TestServer::start_nesting(args).await,
+        }
+    }
+}
+
+/// What an attempt must come to in one profile.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// It fails inside; the function tells failure from success.
+    Fails(fn(&ExecResponse) -> bool),
+    /// The profile allows it in the instance's own namespaces: it may work,
+    /// and the host checks after the list prove it stayed inside (no mount
+    /// of [`MARK`] on the host, the host's and the neighbour's hostname).
+    StaysInside,
+}
+
+/// An attempt and what it must come to in each profile.
 struct Attempt {
     what: &'static str,
     script: String,
-    failed: fn(&ExecResponse) -> bool,
+    strict: Expect,
+    nesting: Expect,
 }
+
+impl Attempt {
+    fn expect(&self, profile: Profile) -> Expect {
+        match profile {
+            Profile::Strict => self.strict,
+            Profile::Nesting => self.nesting,
+        }
+    }
+}
+
+/// An attempt that must fail in both profiles.
+fn fails(
+    what: &'static str,
+    script: impl Into<String>,
+    failed: fn(&ExecResponse) -> bool,
+) -> Attempt {
+    Attempt {
+        what,
+        script: script.into(),
+        strict: Expect::Fails(failed),
+        nesting: Expect::Fails(failed),
+    }
+}
+
+/// An attempt that must fail in `strict` and may work inside a `nesting`
+/// instance, where it stays in the instance's own namespaces.
+fn fails_unless_nesting(
+    what: &'static str,
+    script: impl Into<String>,
+    failed: fn(&ExecResponse) -> bool,
+) -> Attempt {
+    Attempt {
+        nesting: Expect::StaysInside,
+        ..fails(what, script, failed)
+    }
+}
+
+/// Names a mount source the attempts use, to look for on the host.
+const MARK: &str = "abuse-mark";
+
+/// A host listener's answer; an attempt that prints it reached the host.
+const HOST_ANSWER: &str = "host-listener";
 
 fn errno_is(out: &ExecResponse, names: &[&str]) -> bool {
     let text = out.stdout.trim();
@@ -44,207 +121,234 @@ fn nonzero(out: &ExecResponse) -> bool {
 }
 
 fn attempts(host_pid: i32) -> Vec<Attempt> {
-    let mut list = vec![
+    vec![
+        fails(
+            "mount the host's disk",
+            "mount /dev/vda /mnt || mount /dev/sda1 /mnt",
+            nonzero,
+        ),
+        fails(
+            "create a device node for the host's disk and read it",
+            "mknod /tmp/disk b 254 0 && head -c 512 /tmp/disk | wc -c",
+            nonzero,
+        ),
+        fails(
+            "create a device node for /dev/mem",
+            "mknod /tmp/mem c 1 1 && head -c 16 /tmp/mem",
+            nonzero,
+        ),
+        fails(
+            "read physical memory through /dev/mem",
+            "head -c 16 /dev/mem",
+            nonzero,
+        ),
+        fails(
+            "read /proc/kcore",
+            "head -c 16 /proc/kcore | wc -c | grep -qv '^0$'",
+            nonzero,
+        ),
+        fails(
+            "write /proc/sysrq-trigger",
+            "echo h > /proc/sysrq-trigger",
+            nonzero,
+        ),
+        fails(
+            "change a host sysctl",
+            "echo 1 > /proc/sys/vm/drop_caches",
+            nonzero,
+        ),
+        fails(
+            "change the kernel hostname sysctl",
+            "echo evil > /proc/sys/kernel/hostname",
+            nonzero,
+        ),
+        fails("write to /sys", "echo 1 > /sys/kernel/mm/ksm/run", nonzero),
+        fails(
+            "load a kernel module (finit_module)",
+            syscall(libc::SYS_finit_module, &[0, 0, 0]),
+            |o| errno_is(o, &["EPERM"]),
+        ),
+        fails(
+            "load a kernel module (init_module)",
+            syscall(libc::SYS_init_module, &[0, 0, 0]),
+            |o| errno_is(o, &["EPERM"]),
+        ),
         Attempt {
-            what: "mount the host's disk",
-            script: "mount /dev/vda /mnt || mount /dev/sda1 /mnt".into(),
-            failed: nonzero,
+            // nesting: CAP_SYS_BOOT of its own pid namespace, where the
+            // kernel knows only restart and power off (see the end of
+            // `escape_and_damage_attempts`); any other command is EINVAL.
+            nesting: Expect::Fails(|o| errno_is(o, &["EINVAL"])),
+            ..fails(
+                "turn on the host's Ctrl-Alt-Del reboot (reboot CAD_ON)",
+                syscall(libc::SYS_reboot, &[0xfee1dead, 672274793, 0x89abcdef, 0]),
+                |o| errno_is(o, &["EPERM"]),
+            )
         },
+        fails(
+            "set the clock with date",
+            "date -s '2000-01-01 00:00:00'",
+            nonzero,
+        ),
+        fails(
+            "set the clock with clock_settime",
+            syscall(libc::SYS_clock_settime, &[0, 0]),
+            |o| errno_is(o, &["EPERM"]),
+        ),
+        fails(
+            "kexec a new kernel",
+            syscall(libc::SYS_kexec_load, &[0, 0, 0, 0]),
+            |o| errno_is(o, &["EPERM"]),
+        ),
+        fails("swapon", syscall(libc::SYS_swapon, &[0, 0]), |o| {
+            errno_is(o, &["EPERM"])
+        }),
         Attempt {
-            what: "create a device node for the host's disk and read it",
-            script: "mknod /tmp/disk b 254 0 && head -c 512 /tmp/disk | wc -c".into(),
-            failed: nonzero,
+            // nesting: ENOSYS, the answer runc accepts as "no keyrings here".
+            nesting: Expect::Fails(|o| errno_is(o, &["ENOSYS"])),
+            ..fails(
+                "keyctl (kernel keyrings are not namespaced)",
+                syscall(libc::SYS_keyctl, &[0, 0, 0, 0, 0]),
+                |o| errno_is(o, &["EPERM"]),
+            )
         },
+        fails("bpf", syscall(libc::SYS_bpf, &[0, 0, 0]), |o| {
+            errno_is(o, &["EPERM"])
+        }),
+        fails(
+            "perf_event_open",
+            syscall(libc::SYS_perf_event_open, &[0, 0, -1, -1, 0]),
+            |o| errno_is(o, &["EPERM"]),
+        ),
+        fails(
+            "open_by_handle_at (the shocker escape)",
+            syscall(libc::SYS_open_by_handle_at, &[3, 0, 0]),
+            |o| errno_is(o, &["EPERM"]),
+        ),
+        fails(
+            "io_uring_setup",
+            syscall(libc::SYS_io_uring_setup, &[8, 0]),
+            |o| errno_is(o, &["EPERM"]),
+        ),
+        fails("iopl (raw port I/O)", syscall(libc::SYS_iopl, &[3]), |o| {
+            errno_is(o, &["EPERM"])
+        }),
+        fails(
+            "an x32-ABI system call",
+            syscall(0x4000_0000 | libc::SYS_getpid, &[]),
+            |o| errno_is(o, &["ENOSYS"]),
+        ),
+        fails(
+            "escape through a nested user namespace (unshare -U)",
+            "unshare -U -r id",
+            nonzero,
+        ),
+        fails(
+            "nested user namespace with the raw system call",
+            syscall(libc::SYS_unshare, &[libc::CLONE_NEWUSER as i64]),
+            |o| errno_is(o, &["EPERM"]),
+        ),
+        fails(
+            "clone3 (must fall back to clone, whose flags are checked)",
+            syscall(libc::SYS_clone3, &[0, 0]),
+            |o| errno_is(o, &["ENOSYS"]),
+        ),
+        fails_unless_nesting("a new network namespace", "unshare -n true", nonzero),
         Attempt {
-            what: "create a device node for /dev/mem",
-            script: "mknod /tmp/mem c 1 1 && head -c 16 /tmp/mem".into(),
-            failed: nonzero,
+            // nesting: allowed for nested containers; fd 0 is no namespace.
+            nesting: Expect::Fails(|o| errno_is(o, &["EINVAL"])),
+            ..fails(
+                "setns into another namespace",
+                syscall(libc::SYS_setns, &[0, 0]),
+                |o| errno_is(o, &["EPERM"]),
+            )
         },
+        fails_unless_nesting(
+            "mount a tmpfs",
+            format!("mount -t tmpfs {MARK} /mnt"),
+            nonzero,
+        ),
         Attempt {
-            what: "read physical memory through /dev/mem",
-            script: "head -c 16 /dev/mem".into(),
-            failed: nonzero,
+            // nesting: allowed for nested containers; no paths given.
+            nesting: Expect::Fails(|o| errno_is(o, &["EFAULT"])),
+            ..fails("pivot_root", syscall(libc::SYS_pivot_root, &[0, 0]), |o| {
+                errno_is(o, &["EPERM"])
+            })
         },
-        Attempt {
-            what: "read /proc/kcore",
-            script: "head -c 16 /proc/kcore | wc -c | grep -qv '^0$'".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "write /proc/sysrq-trigger",
-            script: "echo h > /proc/sysrq-trigger".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "change a host sysctl",
-            script: "echo 1 > /proc/sys/vm/drop_caches".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "change the kernel hostname sysctl",
-            script: "echo evil > /proc/sys/kernel/hostname".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "write to /sys",
-            script: "echo 1 > /sys/kernel/mm/ksm/run".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "load a kernel module (finit_module)",
-            script: syscall(libc::SYS_finit_module, &[0, 0, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "load a kernel module (init_module)",
-            script: syscall(libc::SYS_init_module, &[0, 0, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "reboot the host",
-            script: syscall(libc::SYS_reboot, &[0xfee1dead, 672274793, 0x01234567, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "set the clock with date",
-            script: "date -s '2000-01-01 00:00:00'".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "set the clock with clock_settime",
-            script: syscall(libc::SYS_clock_settime, &[0, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "kexec a new kernel",
-            script: syscall(libc::SYS_kexec_load, &[0, 0, 0, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "swapon",
-            script: syscall(libc::SYS_swapon, &[0, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "keyctl (kernel keyrings are not namespaced)",
-            script: syscall(libc::SYS_keyctl, &[0, 0, 0, 0, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "bpf",
-            script: syscall(libc::SYS_bpf, &[0, 0, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "perf_event_open",
-            script: syscall(libc::SYS_perf_event_open, &[0, 0, -1, -1, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "open_by_handle_at (the shocker escape)",
-            script: syscall(libc::SYS_open_by_handle_at, &[3, 0, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "io_uring_setup",
-            script: syscall(libc::SYS_io_uring_setup, &[8, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "iopl (raw port I/O)",
-            script: syscall(libc::SYS_iopl, &[3]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "an x32-ABI system call",
-            script: syscall(0x4000_0000 | libc::SYS_getpid, &[]),
-            failed: |o| errno_is(o, &["ENOSYS"]),
-        },
-        Attempt {
-            what: "escape through a nested user namespace (unshare -U)",
-            script: "unshare -U -r id".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "nested user namespace with the raw system call",
-            script: syscall(libc::SYS_unshare, &[libc::CLONE_NEWUSER as i64]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "clone3 (must fall back to clone, whose flags are checked)",
-            script: syscall(libc::SYS_clone3, &[0, 0]),
-            failed: |o| errno_is(o, &["ENOSYS"]),
-        },
-        Attempt {
-            what: "a new network namespace",
-            script: "unshare -n true".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "setns into another namespace",
-            script: syscall(libc::SYS_setns, &[0, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "mount a tmpfs",
-            script: "mount -t tmpfs none /mnt".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "pivot_root",
-            script: syscall(libc::SYS_pivot_root, &[0, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "change the hostname of the namespace",
-            script: "hostname evil".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "ptrace the instance's init",
-            script: syscall(libc::SYS_ptrace, &[16 /* PTRACE_ATTACH */, 1, 0, 0]),
-            failed: |o| errno_is(o, &["EPERM"]),
-        },
-        Attempt {
-            what: "read init's memory through /proc/1/mem",
-            script: "head -c 16 /proc/1/mem".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "look into init's root through /proc/1/root",
-            script: "ls /proc/1/root/".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "break out of a chroot to the host's root",
-            script: "mkdir -p /jail && python3 -c \"import os; os.chroot('/jail'); \
-                     os.chdir('../../../../..'); os.chroot('.'); \
-                     print('host' if os.path.exists('DATADIR') else 'inside')\" | grep -q host"
-                .into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "reach the playground's API on the host's loopback",
-            script: "curl -s -m 3 http://127.0.0.1:PORT/healthz".into(),
-            failed: nonzero,
-        },
-        Attempt {
-            what: "see a network device of the host",
-            script: "ls /sys/class/net | tr '\\n' ' '".into(),
-            failed: |o| o.stdout.trim() == "eth0 lo",
-        },
-    ];
-    list.push(Attempt {
-        what: "kill the host's server process",
-        script: format!("kill -9 {host_pid}"),
-        failed: nonzero,
-    });
-    list
+        fails_unless_nesting(
+            "change the hostname of the namespace",
+            "hostname evil",
+            nonzero,
+        ),
+        fails(
+            "ptrace the instance's init",
+            syscall(libc::SYS_ptrace, &[16 /* PTRACE_ATTACH */, 1, 0, 0]),
+            |o| errno_is(o, &["EPERM"]),
+        ),
+        fails(
+            "read init's memory through /proc/1/mem",
+            "head -c 16 /proc/1/mem",
+            nonzero,
+        ),
+        fails(
+            "look into init's root through /proc/1/root",
+            "ls /proc/1/root/",
+            nonzero,
+        ),
+        fails(
+            "break out of a chroot to the host's root",
+            "mkdir -p /jail && python3 -c \"import os; os.chroot('/jail'); \
+             os.chdir('../../../../..'); os.chroot('.'); \
+             print('host' if os.path.exists('DATADIR') else 'inside')\" | grep -q host",
+            nonzero,
+        ),
+        fails(
+            "reach the playground's API on the host's loopback",
+            "curl -s -m 3 http://127.0.0.1:PORT/healthz",
+            nonzero,
+        ),
+        fails(
+            "reach a host service through the session bridge's IPv6 link-local address",
+            // The bridge's address as the host has it, and any neighbour
+            // that answers the all-nodes multicast: the bridge is one.
+            format!(
+                "ping -6 -c 2 -W 1 ff02::1%eth0 >/dev/null 2>&1; \
+                 for a in BRIDGE_LL $(ip -6 neigh show dev eth0 | cut -d' ' -f1); do \
+                 curl -s -m 3 -g \"http://[$a%eth0]:ANYPORT/\"; done | grep {HOST_ANSWER}"
+            ),
+            nonzero,
+        ),
+        fails(
+            "see a network device of the host",
+            "ls /sys/class/net | tr '\\n' ' '",
+            // Its own: lo, eth0, and docker0 (made at start in nesting).
+            |o| {
+                let devices: Vec<&str> = o.stdout.split_whitespace().collect();
+                devices.contains(&"eth0")
+                    && devices
+                        .iter()
+                        .all(|d| ["lo", "eth0", "docker0"].contains(d))
+            },
+        ),
+        fails(
+            "kill the host's server process",
+            format!("kill -9 {host_pid}"),
+            nonzero,
+        ),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn escape_and_damage_attempts_fail_and_leave_the_host_unharmed() {
-    let server = TestServer::start(&LIMITS).await;
+async fn escape_and_damage_attempts_fail_and_leave_the_host_unharmed_strict() {
+    escape_and_damage_attempts(Profile::Strict).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn escape_and_damage_attempts_fail_and_leave_the_host_unharmed_nesting() {
+    escape_and_damage_attempts(Profile::Nesting).await;
+}
+
+async fn escape_and_damage_attempts(profile: Profile) {
+    let server = profile.start(&LIMITS).await;
     let port = server.base.rsplit(':').next().unwrap().to_string();
     let sid = server.create_session().await.id;
     let victim = server.add_instance(&sid).await;
@@ -254,6 +358,8 @@ async fn escape_and_damage_attempts_fail_and_leave_the_host_unharmed() {
         .await;
     let host_name = nix_hostname();
     let host_clock = SystemTime::now();
+    let (any_port, reached) = host_listener().await;
+    let bridge_ll = bridge_link_local(&sid);
 
     let list = attempts(server.pid());
     assert!(list.len() >= 30, "only {} attempts", list.len());
@@ -261,47 +367,142 @@ async fn escape_and_damage_attempts_fail_and_leave_the_host_unharmed() {
     for attempt in &list {
         let script = attempt
             .script
+            .replace("ANYPORT", &any_port.to_string())
             .replace("PORT", &port)
+            .replace("BRIDGE_LL", &bridge_ll)
             .replace("DATADIR", &server.data_dir.path().to_string_lossy());
         let out = server.exec(&sid, &victim, &script).await;
         let said = format!("{} {}", out.stdout.trim(), out.stderr.trim());
+        let expect = attempt.expect(profile);
         println!(
-            "{:<55} exit {:>3}  {}",
+            "[{profile:?}] {:<55} exit {:>3} {} {}",
             attempt.what,
             out.exit_code,
+            if matches!(expect, Expect::StaysInside) {
+                "(inside)"
+            } else {
+                ""
+            },
             said.trim()
         );
-        if !(attempt.failed)(&out) {
-            failures.push(format!("{}: succeeded: {out:?}", attempt.what));
+        if let Expect::Fails(failed) = expect {
+            if !failed(&out) {
+                failures.push(format!("{}: succeeded: {out:?}", attempt.what));
+            }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "attempts that did not fail:\n{}",
-        failures.join("\n")
-    );
+    let connections = reached.load(Ordering::SeqCst);
+    if connections > 0 {
+        failures.push(format!(
+            "the host's listener on [::]:{any_port} accepted {connections} connection(s) from the instance"
+        ));
+    }
 
     // The host and the other instance did not notice.
     assert_eq!(nix_hostname(), host_name);
     let drift = SystemTime::now().duration_since(host_clock).unwrap();
     assert!(drift < Duration::from_secs(120));
+    for table in ["/proc/1/mountinfo", "/proc/self/mountinfo"] {
+        let mounts = std::fs::read_to_string(table).unwrap();
+        assert!(
+            !mounts.contains(MARK),
+            "a mount made in the instance shows in the host's {table}"
+        );
+    }
     let resp = server.get("/healthz").await;
     assert_eq!(resp.status(), 200);
     let out = server
-        .exec(&sid, &bystander, "cat /root/keep; hostname")
+        .exec(
+            &sid,
+            &bystander,
+            "cat /root/keep; hostname; grep -c abuse-mark /proc/self/mountinfo",
+        )
         .await;
-    assert_eq!(out.stdout, format!("safe\n{bystander}\n"));
+    assert_eq!(out.stdout, format!("safe\n{bystander}\n0\n"));
     // And the victim is still a working machine.
     let out = server.exec(&sid, &victim, "echo alive; id -un").await;
     assert_eq!(out.stdout, "alive\nroot\n");
 
+    // Last, as it may end the victim: reboot. Strict denies it; in nesting
+    // it ends the instance's own pid namespace, never the host.
+    let reboot = syscall(libc::SYS_reboot, &[0xfee1dead, 672274793, 0x01234567, 0]);
+    let resp = server
+        .http
+        .post(server.url(&format!("/api/sessions/{sid}/instances/{victim}/exec")))
+        .json(&serde_json::json!({ "cmd": ["sh", "-c", reboot] }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    println!("[{profile:?}] reboot the host (RESTART): {status} {body}");
+    if profile == Profile::Strict {
+        assert!(body.contains("-1 EPERM"), "reboot: {status} {body}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(server.get("/healthz").await.status(), 200);
+    assert_eq!(nix_hostname(), host_name);
+    let out = server.exec(&sid, &bystander, "cat /root/keep").await;
+    assert_eq!(out.stdout, "safe\n");
+
+    assert!(
+        failures.is_empty(),
+        "[{profile:?}] attempts that did not fail:\n{}",
+        failures.join("\n")
+    );
     end_session(&server, &sid).await;
     server.stop().await;
 }
 
+/// A TCP listener on every address of the host (`[::]`, IPv4 too) that
+/// answers [`HOST_ANSWER`]; its port and how many connections it accepted.
+async fn host_listener() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("[::]:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut stream, from)) = listener.accept().await {
+            eprintln!("host listener: connection from {from}");
+            counted.fetch_add(1, Ordering::SeqCst);
+            let answer = format!("HTTP/1.0 200 OK\r\n\r\n{HOST_ANSWER}\n");
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    (port, count)
+}
+
+/// The IPv6 link-local address the host's bridge of session `sid` has, or
+/// `fe80::1` when it has none.
+fn bridge_link_local(sid: &str) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-6", "-o", "addr", "show", "dev", &bridge_name(sid)])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or("fe80::1")
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn normal_root_tools_still_work() {
-    let (server, sid, name) = TestServer::with_instance(&LIMITS).await;
+async fn normal_root_tools_still_work_strict() {
+    normal_root_tools_still_work(Profile::Strict).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn normal_root_tools_still_work_nesting() {
+    normal_root_tools_still_work(Profile::Nesting).await;
+}
+
+async fn normal_root_tools_still_work(profile: Profile) {
+    let server = profile.start(&LIMITS).await;
+    let sid = server.create_session().await.id;
+    let name = server.add_instance(&sid).await;
     let script = "useradd -m learner && su learner -c 'id -un; touch ~/mine; stat -c %U ~/mine' \
                   && ping -c 1 -W 2 127.0.0.1 >/dev/null && echo ping-ok \
                   && chown learner /tmp && stat -c %U /tmp && chroot / true && echo chroot-ok";
@@ -316,8 +517,17 @@ async fn normal_root_tools_still_work() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn resource_attacks_hit_their_limits_and_spare_everyone_else() {
-    let server = TestServer::start(&LIMITS).await;
+async fn resource_attacks_hit_their_limits_and_spare_everyone_else_strict() {
+    resource_attacks(Profile::Strict).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resource_attacks_hit_their_limits_and_spare_everyone_else_nesting() {
+    resource_attacks(Profile::Nesting).await;
+}
+
+async fn resource_attacks(profile: Profile) {
+    let server = profile.start(&LIMITS).await;
     let sid = server.create_session().await.id;
     let victim = server.add_instance(&sid).await;
     let bystander = server.add_instance(&sid).await;
