@@ -14,6 +14,8 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod walkthrough;
+
 /// The image cache shared by every test server (built once, ~1 minute).
 pub fn images_dir() -> PathBuf {
     std::env::var_os("PLAYGROUND_TEST_IMAGES_DIR")
