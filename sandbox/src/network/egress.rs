@@ -1,8 +1,12 @@
-//! Egress to the outside world, when the operator turns it on: the host
-//! masquerades instance traffic (NAT) and filters it with one nftables
-//! table of ours. Instances may reach public addresses only: never the host
-//! itself, private or link-local ranges (the operator's network, cloud
-//! metadata services), nor another session's network.
+//! The host's filter for session networks, one nftables table of ours,
+//! always installed: nothing an instance sends is delivered to the host
+//! itself (IPv4 or IPv6, whatever address or route it tries: root in a
+//! nesting instance owns its routes and can put the host's own addresses
+//! on-link) and nothing is routed off the session's bridge. When the
+//! operator turns egress on, the host also masquerades instance traffic
+//! (NAT) to public addresses only: never private or link-local ranges (the
+//! operator's network, cloud metadata services), nor another session's
+//! network.
 //!
 //! nftables has no stable netlink library under a licence we can use, so the
 //! ruleset is handed to `nft` (Debian package `nftables`) in one atomic
@@ -46,7 +50,24 @@ pub fn table_name(data_dir: &Path) -> String {
 /// affected. `intra` lets traffic between instances of one network pass:
 /// with br_netfilter on, bridged packets cross the IP forward hook with the
 /// bridge as both input and output interface.
-fn ruleset(table: &str, pool: Ipv4Addr, prefix: u8) -> String {
+fn ruleset(table: &str, pool: Ipv4Addr, prefix: u8, nat: bool) -> String {
+    // Without egress nothing leaves the bridge and nothing is translated.
+    let (outbound, postrouting) = if nat {
+        (
+            format!(
+                "iifname @bridges ip daddr {{ {BLOCKED} }} drop\n\
+                 iifname @bridges meta nfproto ipv4 accept\n"
+            ),
+            format!(
+                "chain postrouting {{\n\
+                   type nat hook postrouting priority srcnat; policy accept;\n\
+                   ip saddr {pool}/{prefix} oifname != @bridges masquerade\n\
+                 }}\n"
+            ),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     format!(
         "table inet {table}\n\
          delete table inet {table}\n\
@@ -58,18 +79,15 @@ fn ruleset(table: &str, pool: Ipv4Addr, prefix: u8) -> String {
              iifname . oifname @intra accept\n\
              oifname @bridges ct state established,related accept\n\
              oifname @bridges drop\n\
-             iifname @bridges ip daddr {{ {BLOCKED} }} drop\n\
-             iifname @bridges accept\n\
+             {outbound}\
+             iifname @bridges drop\n\
            }}\n\
            chain input {{\n\
              type filter hook input priority filter - 1; policy accept;\n\
              iifname @bridges ct state established,related accept\n\
              iifname @bridges drop\n\
            }}\n\
-           chain postrouting {{\n\
-             type nat hook postrouting priority srcnat; policy accept;\n\
-             ip saddr {pool}/{prefix} oifname != @bridges masquerade\n\
-           }}\n\
+           {postrouting}\
          }}\n"
     )
 }
@@ -99,7 +117,7 @@ fn nft(script: &str) -> Result<()> {
         .spawn()
         .map_err(|e| {
             Error::Setup(format!(
-                "egress NAT needs nftables (apt-get install nftables): {e}"
+                "the session networks' filter needs nftables (apt-get install nftables): {e}"
             ))
         })?;
     child
@@ -113,17 +131,20 @@ fn nft(script: &str) -> Result<()> {
         .map_err(|e| Error::Setup(format!("nft: {e}")))?;
     if !output.status.success() {
         return Err(Error::Setup(format!(
-            "nft refused the egress rules: {}",
+            "nft refused the session networks' rules: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
     Ok(())
 }
 
-/// Install (or replace) the NAT and filter rules for the address pool, and
-/// turn on IPv4 forwarding. Bridges are added with [`add_bridge`].
-pub fn install(table: &str, pool: Ipv4Addr, prefix: u8) -> Result<()> {
-    nft(&ruleset(table, pool, prefix))?;
+/// Install (or replace) the filter and, with `nat`, the NAT rules for the
+/// address pool and IPv4 forwarding. Bridges are added with [`add_bridge`].
+pub fn install(table: &str, pool: Ipv4Addr, prefix: u8, nat: bool) -> Result<()> {
+    nft(&ruleset(table, pool, prefix, nat))?;
+    if !nat {
+        return Ok(());
+    }
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
         .map_err(|e| Error::Setup(format!("enable IPv4 forwarding: {e}")))
 }
@@ -147,9 +168,14 @@ mod tests {
 
     #[test]
     fn the_ruleset_replaces_the_table_atomically() {
-        let rules = ruleset("playground_1", Ipv4Addr::new(10, 100, 0, 0), 16);
+        let rules = ruleset("playground_1", Ipv4Addr::new(10, 100, 0, 0), 16, true);
         assert!(rules.starts_with("table inet playground_1\ndelete table inet playground_1\n"));
         assert!(rules.contains("ip saddr 10.100.0.0/16 oifname != @bridges masquerade"));
         assert!(rules.contains("169.254.0.0/16"));
+        // Without egress: the same input and forward filters, no way out.
+        let rules = ruleset("playground_1", Ipv4Addr::new(10, 100, 0, 0), 16, false);
+        assert!(rules.contains("iifname @bridges drop"));
+        assert!(!rules.contains("masquerade"));
+        assert!(!rules.contains("meta nfproto ipv4 accept"));
     }
 }

@@ -105,13 +105,7 @@ impl Networks {
         fs::create_dir_all(&registry)
             .map_err(|e| Error::Setup(format!("{}: {e}", registry.display())))?;
         let table = egress::table_name(data_dir);
-        match &egress {
-            Egress::Nat { .. } => egress::install(&table, pool, pool_prefix)?,
-            // Rules of an earlier run with NAT on: remove (nothing to do without nft).
-            Egress::Off => {
-                let _ = egress::remove(&table);
-            }
-        }
+        egress::install(&table, pool, pool_prefix, matches!(egress, Egress::Nat { .. }))?;
         let networks = Networks {
             handle,
             egress,
@@ -153,10 +147,8 @@ impl Networks {
 
     /// Remove the egress rules (at shutdown; networks are removed one by one).
     pub fn shutdown(&self) {
-        if matches!(self.egress, Egress::Nat { .. }) {
-            if let Err(e) = egress::remove(&self.table) {
-                tracing::warn!("{e}");
-            }
+        if let Err(e) = egress::remove(&self.table) {
+            tracing::warn!("{e}");
         }
     }
 
@@ -179,10 +171,8 @@ impl Networks {
         if !self.used.lock().unwrap().insert(subnet) {
             return Err(Error::Setup(format!("subnet of {bridge} is in use twice")));
         }
-        if matches!(self.egress, Egress::Nat { .. }) {
-            // The table was made anew at start-up.
-            egress::add_bridge(&self.table, &bridge)?;
-        }
+        // The table was made anew at start-up.
+        egress::add_bridge(&self.table, &bridge)?;
         Ok(Network {
             bridge,
             bridge_index,
@@ -222,8 +212,9 @@ impl Networks {
                 .index_of(&bridge)
                 .await?
                 .ok_or_else(|| Error::Setup("the new bridge vanished".into()))?;
+            egress::add_bridge(&self.table, &bridge)?;
+            no_ipv6(&bridge);
             if matches!(self.egress, Egress::Nat { .. }) {
-                egress::add_bridge(&self.table, &bridge)?;
                 // The gateway: the only host address instances see, and
                 // the host's filter drops whatever they send to it.
                 let gateway = Ipv4Addr::from(u32::from(base) + 1);
@@ -407,4 +398,12 @@ pub(crate) async fn configure_link(
         .execute()
         .await
         .map_err(err("default route"))
+}
+
+/// No IPv6 address (not even link-local) on a bridge: the host has nothing
+/// to say to instances over it, and the filter drops what they send anyway.
+fn no_ipv6(bridge: &str) {
+    let knob = format!("/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6");
+    // Absent when the host has no IPv6 at all: nothing to turn off then.
+    let _ = fs::write(knob, "1");
 }
