@@ -81,11 +81,7 @@ fn main() {
 
 /// One cycle: create, run `/bin/true` and wait for it, destroy. Returns
 /// how long each of the three took.
-async fn cycle(
-    runtime: &Runtime,
-    image_root: &Path,
-    i: usize,
-) -> Result<[Duration; 3], String> {
+async fn cycle(runtime: &Runtime, image_root: &Path, i: usize) -> Result<[Duration; 3], String> {
     let t0 = Instant::now();
     let instance = runtime
         .create(InstanceSpec {

@@ -43,7 +43,10 @@ impl Runtime {
             tracing::info!(modules = ?modules.loaded, "loaded kernel modules for nesting instances");
         }
         for (name, reason) in &modules.failed {
-            tracing::warn!(module = name, "cannot load a kernel module nesting instances use: {reason}");
+            tracing::warn!(
+                module = name,
+                "cannot load a kernel module nesting instances use: {reason}"
+            );
         }
         layout
             .prepare()

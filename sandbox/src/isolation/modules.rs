@@ -69,7 +69,9 @@ pub fn load_for_nesting() -> Loaded {
             Ok(o) => result
                 .failed
                 .push((name, String::from_utf8_lossy(&o.stderr).trim().to_string())),
-            Err(e) => result.failed.push((name, format!("cannot run modprobe: {e}"))),
+            Err(e) => result
+                .failed
+                .push((name, format!("cannot run modprobe: {e}"))),
         }
     }
     result
