@@ -105,7 +105,12 @@ impl Networks {
         fs::create_dir_all(&registry)
             .map_err(|e| Error::Setup(format!("{}: {e}", registry.display())))?;
         let table = egress::table_name(data_dir);
-        egress::install(&table, pool, pool_prefix, matches!(egress, Egress::Nat { .. }))?;
+        egress::install(
+            &table,
+            pool,
+            pool_prefix,
+            matches!(egress, Egress::Nat { .. }),
+        )?;
         let networks = Networks {
             handle,
             egress,
