@@ -647,6 +647,38 @@ pub fn leftovers(sid: &str, data_dir: &Path) -> Leftovers {
     }
     found
 }
+/// The IPv6 link-local address of the host's bridge of session `sid`, for
+/// probes of the host's filter. The playground keeps IPv6 off on its
+/// bridges; the probe turns it back on (the bridge goes with the session),
+/// so that what it tests is the filter, the second line of defence.
+pub fn bridge_link_local(sid: &str) -> String {
+    let bridge = bridge_name(sid);
+    let _ = std::fs::write(
+        format!("/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6"),
+        "0",
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = std::process::Command::new("ip")
+            .args(["-6", "-o", "addr", "show", "dev", &bridge])
+            .output()
+            .unwrap();
+        let found = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .map(str::to_string);
+        match found {
+            // Not "tentative" any more: usable as a destination.
+            Some(a) if !String::from_utf8_lossy(&out.stdout).contains("tentative") => return a,
+            _ if std::time::Instant::now() > deadline => {
+                panic!("the bridge {bridge} got no IPv6 link-local address")
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
 
 /// The name of a session's bridge on the host.
 pub fn bridge_name(sid: &str) -> String {

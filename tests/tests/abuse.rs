@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use playground_protocol::ExecResponse;
-use playground_tests::{bridge_name, leftovers, wait_until_clean, TestServer};
+use playground_tests::{bridge_link_local, leftovers, wait_until_clean, TestServer};
 
 /// Small limits so resource attacks hit them quickly.
 const LIMITS: [&str; 4] = [
@@ -471,22 +471,6 @@ async fn host_listener() -> (u16, Arc<AtomicUsize>) {
         }
     });
     (port, count)
-}
-
-/// The IPv6 link-local address the host's bridge of session `sid` has, or
-/// `fe80::1` when it has none.
-fn bridge_link_local(sid: &str) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["-6", "-o", "addr", "show", "dev", &bridge_name(sid)])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .skip_while(|w| *w != "inet6")
-        .nth(1)
-        .and_then(|a| a.split('/').next())
-        .unwrap_or("fe80::1")
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]

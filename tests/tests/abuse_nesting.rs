@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use playground_tests::{bridge_name, leftovers, wait_until_clean, TestServer};
+use playground_tests::{bridge_link_local, leftovers, wait_until_clean, TestServer};
 
 /// Small limits so resource attacks hit them quickly (as in abuse.rs).
 const LIMITS: [&str; 4] = [
@@ -707,21 +707,6 @@ fn host_ipv4() -> Vec<String> {
         }
     }
     addresses
-}
-
-/// The IPv6 link-local address of the host's bridge of session `sid`.
-fn bridge_link_local(sid: &str) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["-6", "-o", "addr", "show", "dev", &bridge_name(sid)])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .skip_while(|w| *w != "inet6")
-        .nth(1)
-        .and_then(|a| a.split('/').next())
-        .unwrap_or("fe80::1")
-        .to_string()
 }
 
 /// A capture of frames carrying `ABUSE-ATTACK` on the instance's eth0,
