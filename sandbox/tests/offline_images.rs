@@ -87,7 +87,15 @@ async fn offline_images_import_and_nginx_serves_its_page() {
     names.sort();
     assert_eq!(
         names,
-        ["busybox:latest", "debian:bookworm-slim", "nginx:latest"]
+        [
+            "busybox:latest",
+            "debian:bookworm-slim",
+            "nginx:latest",
+            "python:3",
+            "python:3-slim",
+            "redis:latest",
+            "registry:2"
+        ]
     );
     assert!(store
         .import_layout(&layout(), &|_| {})
