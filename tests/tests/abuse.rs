@@ -510,7 +510,12 @@ async fn resource_attacks_hit_their_limits_and_spare_everyone_else_nesting() {
     resource_attacks(Profile::Nesting).await;
 }
 
+/// Held by each profile's resource attacks: both measure the host's free
+/// disk space around filling a disk, and must not see each other's fill.
+static ONE_FILLER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn resource_attacks(profile: Profile) {
+    let _alone = ONE_FILLER.lock().await;
     let server = profile.start(&LIMITS).await;
     let sid = server.create_session().await.id;
     let victim = server.add_instance(&sid).await;

@@ -753,8 +753,14 @@ async fn captured(server: &TestServer, sid: &str, name: &str) -> u64 {
         .unwrap_or_else(|_| panic!("capture: {out:?}"))
 }
 
+/// The tests here run one at a time: each compares the host before and
+/// after (free disk space, mount tables, listeners), which another test's
+/// instances would move.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread")]
 async fn nesting_escape_attempts_fail_and_leave_the_host_and_neighbours_untouched() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start_nesting(&LIMITS).await;
     let sid = server.create_session().await.id;
     let attacker = server.add_instance(&sid).await;
@@ -933,6 +939,7 @@ async fn nesting_escape_attempts_fail_and_leave_the_host_and_neighbours_untouche
 
 #[tokio::test(flavor = "multi_thread")]
 async fn filling_var_lib_docker_stops_at_the_instance_disk() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start_nesting(&LIMITS).await;
     let sid = server.create_session().await.id;
     let filler = server.add_instance(&sid).await;
@@ -1004,6 +1011,7 @@ async fn filling_var_lib_docker_stops_at_the_instance_disk() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fork_bomb_in_a_privileged_container_stops_at_the_instance_pids_limit() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = TestServer::start_nesting(&LIMITS).await;
     let sid = server.create_session().await.id;
     let bomber = server.add_instance(&sid).await;
