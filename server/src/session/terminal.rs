@@ -16,9 +16,10 @@
 //! what was sent; but a connection that drops takes the bytes in flight
 //! (socket buffers, often more than `KEEP`) with it. So a client may connect
 //! with `?ack=true` and acknowledge what it received: its cursor is then its
-//! last acknowledgement, and when its connection drops without a close frame
-//! the cursor lingers for [`LINGER`], holding its output until it comes back
-//! with `?from=` (the browser page does this).
+//! last acknowledgement, and when its connection ends before the stream does
+//! (dropped, or closed by the client, which may be reconnecting) the cursor
+//! lingers for [`LINGER`], holding its output until it comes back with
+//! `?from=` (the browser page does this).
 //! Backpressure follows: with a paused or slow browser attached the reader
 //! stops reading the PTY and the shell blocks instead of memory growing;
 //! keyboard input has its own path and is never stuck behind output, so
@@ -26,7 +27,7 @@
 
 use std::collections::HashSet;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -264,10 +265,9 @@ impl Terminal {
         let (paused_tx, mut paused) = watch::channel(false);
         // The end of what was sent: an acknowledgement cannot pass it.
         let sent = Arc::new(AtomicU64::new(start));
-        let closed = Arc::new(AtomicBool::new(false));
 
         let this = self.clone();
-        let (sent_in, closed_in) = (sent.clone(), closed.clone());
+        let sent_in = sent.clone();
         let input = async move {
             while let Some(Ok(message)) = stream.next().await {
                 match message {
@@ -295,10 +295,7 @@ impl Terminal {
                         Ok(TerminalClientMsg::Ack { .. }) => {}
                         Err(e) => tracing::debug!("ignoring terminal message: {e}"),
                     },
-                    Message::Close(_) => {
-                        closed_in.store(true, Ordering::Release);
-                        break;
-                    }
+                    Message::Close(_) => break,
                     Message::Ping(_) | Message::Pong(_) => {}
                 }
             }
@@ -356,12 +353,14 @@ impl Terminal {
             }
         };
 
-        let finished = tokio::select! {
-            () = input => closed.load(Ordering::Acquire),
+        // Whether the client was told the stream ended (the shell exited).
+        let stream_over = tokio::select! {
+            () = input => false,
             r = output => r.unwrap_or(false),
         };
-        if acks && !finished {
-            // The connection dropped: bytes in flight may be lost. Hold the
+        if acks && !stream_over {
+            // The connection ended (dropped, or closed by a client that may
+            // be reconnecting): bytes in flight may be lost. Hold the
             // client's output until it returns or the wait is over.
             self.output.lock().unwrap().lingering.insert(client);
             let this = self.clone();
