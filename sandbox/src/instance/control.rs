@@ -32,7 +32,7 @@ pub struct OpenedFile {
     pub path: String,
 }
 
-type OpenReply = Result<OpenedFile, (FileErrorKind, String)>;
+pub(crate) type OpenReply = Result<OpenedFile, (FileErrorKind, String)>;
 
 type ListReply = Result<Vec<ListedEntry>, (FileErrorKind, String)>;
 

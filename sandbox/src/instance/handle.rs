@@ -234,38 +234,17 @@ impl Instance {
     /// ([`crate::launch::agent::DOCKER_SOCKET`]), owned by its init: checked to be a
     /// listening Unix stream socket, since init is not trusted.
     pub async fn docker_listener(&self) -> Result<std::os::unix::net::UnixListener> {
-        if !self.is_running() {
-            return Err(Error::NotRunning);
-        }
-        let asked = self.inner.control.docker_socket();
-        let opened = match tokio::time::timeout(Duration::from_secs(5), asked).await {
-            Ok(Ok(Ok(opened))) => opened,
-            Ok(Ok(Err((kind, message)))) => return Err(Error::File { kind, message }),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotConnected => {
-                return Err(Error::NotRunning)
-            }
-            Ok(Err(e)) => return Err(Error::Spawn(e.to_string())),
-            Err(_) => {
-                return Err(Error::Spawn(
-                    "asking for the docker socket timed out".into(),
-                ))
-            }
-        };
-        use nix::sys::socket::{getsockopt, sockopt};
-        let listening = getsockopt(&opened.fd, sockopt::AcceptConn).unwrap_or(false);
-        let stream = getsockopt(&opened.fd, sockopt::SockType)
-            .is_ok_and(|t| t == nix::sys::socket::SockType::Stream);
+        let fd = self
+            .listening_socket(self.inner.control.docker_socket(), "docker")
+            .await?;
         let unix = nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(
-            std::os::fd::AsRawFd::as_raw_fd(&opened.fd),
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
         )
         .is_ok();
-        if !(listening && stream && unix) {
-            return Err(Error::File {
-                kind: FileErrorKind::NotRegular,
-                message: "init sent something other than a listening Unix socket".into(),
-            });
+        if !unix {
+            return Err(not_listening("Unix"));
         }
-        Ok(std::os::unix::net::UnixListener::from(opened.fd))
+        Ok(std::os::unix::net::UnixListener::from(fd))
     }
 
     /// The listening TCP socket of the registry mirror inside a nesting
@@ -273,10 +252,27 @@ impl Instance {
     /// owned by its init: checked to be a listening TCP socket, since init
     /// is not trusted. Accepting on it needs no namespace change.
     pub async fn mirror_listener(&self) -> Result<std::net::TcpListener> {
+        let fd = self
+            .listening_socket(self.inner.control.mirror_socket(), "mirror")
+            .await?;
+        let listener = std::net::TcpListener::from(fd);
+        // A Unix socket has no IP address to report.
+        if !listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
+            return Err(not_listening("TCP"));
+        }
+        Ok(listener)
+    }
+
+    /// Wait (5 s at most) for the listening socket init answers `asked`
+    /// with, checked to be a listening stream socket.
+    async fn listening_socket(
+        &self,
+        asked: impl std::future::Future<Output = std::io::Result<crate::instance::control::OpenReply>>,
+        what: &str,
+    ) -> Result<std::os::fd::OwnedFd> {
         if !self.is_running() {
             return Err(Error::NotRunning);
         }
-        let asked = self.inner.control.mirror_socket();
         let opened = match tokio::time::timeout(Duration::from_secs(5), asked).await {
             Ok(Ok(Ok(opened))) => opened,
             Ok(Ok(Err((kind, message)))) => return Err(Error::File { kind, message }),
@@ -285,25 +281,19 @@ impl Instance {
             }
             Ok(Err(e)) => return Err(Error::Spawn(e.to_string())),
             Err(_) => {
-                return Err(Error::Spawn(
-                    "asking for the mirror socket timed out".into(),
-                ))
+                return Err(Error::Spawn(format!(
+                    "asking for the {what} socket timed out"
+                )))
             }
         };
         use nix::sys::socket::{getsockopt, sockopt};
         let listening = getsockopt(&opened.fd, sockopt::AcceptConn).unwrap_or(false);
         let stream = getsockopt(&opened.fd, sockopt::SockType)
             .is_ok_and(|t| t == nix::sys::socket::SockType::Stream);
-        let listener = std::net::TcpListener::from(opened.fd);
-        // A Unix socket has no IP address to report.
-        let inet = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
-        if !(listening && stream && inet) {
-            return Err(Error::File {
-                kind: FileErrorKind::NotRegular,
-                message: "init sent something other than a listening TCP socket".into(),
-            });
+        if !(listening && stream) {
+            return Err(not_listening("stream"));
         }
-        Ok(listener)
+        Ok(opened.fd)
     }
 
     /// List a directory inside the instance, resolved like [`Instance::open_file`]
@@ -629,4 +619,12 @@ async fn read_capped(
         }
     }
     (data, truncated)
+}
+
+/// What init sent instead of the listening socket asked for.
+fn not_listening(kind: &str) -> Error {
+    Error::File {
+        kind: FileErrorKind::NotRegular,
+        message: format!("init sent something other than a listening {kind} socket"),
+    }
 }

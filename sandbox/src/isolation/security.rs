@@ -174,41 +174,33 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_io_uring_register,
 ];
 
-/// What the nesting profile denies with EPERM: what reaches past the
-/// instance (modules, kexec, clocks, swap, reboot of the host's accounting,
-/// the kernel log), what exposes the host's kernel (BPF, perf), and io_uring,
-/// which bypasses seccomp. Most of these the kernel refuses anyway in a user
-/// namespace; denying them here keeps the attack surface as small as strict's.
-const NESTING_DENIED: &[libc::c_long] = &[
-    libc::SYS_acct,
-    libc::SYS_bpf,
-    libc::SYS_clock_adjtime,
-    libc::SYS_clock_settime,
-    libc::SYS_delete_module,
-    libc::SYS_finit_module,
-    libc::SYS_init_module,
-    libc::SYS_ioperm,
-    libc::SYS_iopl,
-    libc::SYS_kexec_file_load,
-    libc::SYS_kexec_load,
-    libc::SYS_lookup_dcookie,
-    libc::SYS_move_pages,
-    libc::SYS_nfsservctl,
-    libc::SYS_open_by_handle_at,
-    libc::SYS_perf_event_open,
-    libc::SYS_quotactl,
-    libc::SYS_settimeofday,
-    libc::SYS_swapon,
-    libc::SYS_swapoff,
-    libc::SYS__sysctl,
-    libc::SYS_syslog,
-    libc::SYS_uselib,
-    libc::SYS_userfaultfd,
-    libc::SYS_ustat,
-    libc::SYS_vhangup,
-    libc::SYS_io_uring_setup,
-    libc::SYS_io_uring_enter,
-    libc::SYS_io_uring_register,
+/// What the nesting profile takes out of [`DENIED`]: what runc, containerd
+/// and dockerd need to build containers inside the instance (mounts, the
+/// new mount API, pivot_root, setns, reboot of a nested pid namespace), and
+/// harmless queries. The keyring calls answer ENOSYS instead (see
+/// [`NESTING_NOT_IMPLEMENTED`]). Everything else stays denied: what reaches
+/// past the instance (modules, kexec, clocks, swap, the kernel log), what
+/// exposes the host's kernel (BPF, perf) and io_uring, which bypasses
+/// seccomp; most of it the kernel refuses anyway in a user namespace.
+const NESTING_ALLOWED: &[libc::c_long] = &[
+    libc::SYS_add_key,
+    libc::SYS_keyctl,
+    libc::SYS_request_key,
+    libc::SYS_kcmp,
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_name_to_handle_at,
+    libc::SYS_pivot_root,
+    libc::SYS_reboot,
+    libc::SYS_setns,
+    libc::SYS_sysfs,
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_open_tree,
+    libc::SYS_move_mount,
+    libc::SYS_mount_setattr,
 ];
 
 /// Answered with ENOSYS in the nesting profile: runc creates a session
@@ -249,48 +241,35 @@ pub fn mask_paths(profile: Profile) -> Result<(), String> {
     }
     for path in READ_ONLY {
         let p = Path::new(path);
-        if !p.exists() {
-            continue;
+        if p.exists() {
+            rebind(p, MsFlags::MS_RDONLY | proc_flags)
+                .map_err(|e| format!("make {path} read-only: {e}"))?;
         }
-        mount(
-            Some(p),
-            p,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .and_then(|()| {
-            mount(
-                None::<&str>,
-                p,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | proc_flags,
-                None::<&str>,
-            )
-        })
-        .map_err(|e| format!("make {path} read-only: {e}"))?;
     }
     if profile == Profile::Nesting {
-        let net = Path::new("/proc/sys/net");
-        mount(
-            Some(net),
-            net,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .and_then(|()| {
-            mount(
-                None::<&str>,
-                net,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | proc_flags,
-                None::<&str>,
-            )
-        })
-        .map_err(|e| format!("make /proc/sys/net writable: {e}"))?;
+        rebind(Path::new("/proc/sys/net"), proc_flags)
+            .map_err(|e| format!("make /proc/sys/net writable: {e}"))?;
     }
     Ok(())
+}
+
+/// Bind `path` over itself, then give that mount `flags`.
+fn rebind(path: &Path, flags: MsFlags) -> nix::Result<()> {
+    let none = None::<&str>;
+    mount(
+        Some(path),
+        path,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )?;
+    mount(
+        none,
+        path,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
+        none,
+    )
 }
 
 /// The seccomp filter as BPF: the denied calls, and namespace creation
@@ -298,12 +277,11 @@ pub fn mask_paths(profile: Profile) -> Result<(), String> {
 /// library falls back to `clone`, whose flags can be inspected).
 pub fn seccomp_programs(profile: Profile) -> Result<Vec<BpfProgram>, String> {
     let arch = seccompiler::TargetArch::x86_64;
-    let denied = match profile {
-        Profile::Strict => DENIED,
-        Profile::Nesting => NESTING_DENIED,
-    };
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        denied.iter().map(|&nr| (nr, vec![])).collect();
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED
+        .iter()
+        .filter(|nr| profile == Profile::Strict || !NESTING_ALLOWED.contains(nr))
+        .map(|&nr| (nr, vec![]))
+        .collect();
     let new_user = libc::CLONE_NEWUSER as u64;
     let flag_rule = |arg| {
         SeccompCondition::new(

@@ -158,34 +158,14 @@ fn handle(
     fds: Vec<OwnedFd>,
 ) {
     match request {
-        Request::MirrorSocket { id } => match mirror.listener() {
-            Ok(listener) => {
-                let event = Event::MirrorSocket { id };
-                let _ = agent::send(control.as_fd(), &event, &[listener.as_raw_fd()]);
-            }
-            Err(error) => {
-                let event = Event::FileFailed {
-                    id,
-                    kind: FileErrorKind::Other,
-                    error,
-                };
-                let _ = agent::send(control.as_fd(), &event, &[]);
-            }
-        },
-        Request::DockerSocket { id } => match docker_socket(docker) {
-            Ok(listener) => {
-                let event = Event::DockerSocket { id };
-                let _ = agent::send(control.as_fd(), &event, &[listener.as_raw_fd()]);
-            }
-            Err(error) => {
-                let event = Event::FileFailed {
-                    id,
-                    kind: FileErrorKind::Other,
-                    error,
-                };
-                let _ = agent::send(control.as_fd(), &event, &[]);
-            }
-        },
+        Request::MirrorSocket { id } => {
+            let listener = mirror.listener().map(|l| l.as_raw_fd());
+            send_listener(control, id, Event::MirrorSocket { id }, listener);
+        }
+        Request::DockerSocket { id } => {
+            let listener = docker_socket(docker).map(|l| l.as_raw_fd());
+            send_listener(control, id, Event::DockerSocket { id }, listener);
+        }
         Request::Spawn {
             id,
             argv,
@@ -283,6 +263,22 @@ fn handle(
             }
         }
     }
+}
+
+/// Answer a request for a listening socket: `event` with the socket
+/// attached, or why there is none.
+fn send_listener(control: &OwnedFd, id: u64, event: Event, listener: Result<RawFd, String>) {
+    let _ = match listener {
+        Ok(fd) => agent::send(control.as_fd(), &event, &[fd]),
+        Err(error) => {
+            let failed = Event::FileFailed {
+                id,
+                kind: FileErrorKind::Other,
+                error,
+            };
+            agent::send(control.as_fd(), &failed, &[])
+        }
+    };
 }
 
 /// The engine's listening socket inside the instance, and the device and
