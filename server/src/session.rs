@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod events;
+pub mod scenarios;
 pub mod sessions;
 pub mod store;
 pub mod templates;
