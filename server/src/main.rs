@@ -31,7 +31,7 @@ use crate::ops::config::{self, Config};
 use crate::ops::{config_file, logging, metrics};
 use crate::session::sessions::{Images, Policy, PortUrl, Sessions};
 use crate::session::store::{Store, StoredSession};
-use crate::session::{events, templates};
+use crate::session::{events, scenarios, templates};
 
 fn main() -> anyhow::Result<()> {
     // The runtime runs this binary as its launch server (which forks the
@@ -51,7 +51,24 @@ fn main() -> anyhow::Result<()> {
     } else {
         templates::load(config.templates.as_deref(), config.max_instances)?
     };
+    // Scenarios too; not served yet (the tutorial page is the next part of #14).
+    let scenarios = match (&config.command, &config.scenarios) {
+        (None, Some(dir)) => {
+            let catalog = scenarios::load_dir(dir)?;
+            scenarios::check_limits(dir, &catalog, config.max_instances)?;
+            catalog
+        }
+        _ => scenarios::Catalog::default(),
+    };
     logging::init(&config.log_format);
+    if let Some(dir) = &config.scenarios {
+        tracing::info!(
+            dir = %dir.display(),
+            scenarios = scenarios.scenarios.len(),
+            courses = scenarios.courses.len(),
+            "scenarios loaded"
+        );
+    }
     if !nix_is_root() {
         anyhow::bail!("the playground creates namespaces and cgroups and must run as root");
     }

@@ -47,6 +47,11 @@ pub struct Config {
     #[arg(long, env = "PLAYGROUND_TEMPLATES")]
     pub templates: Option<PathBuf>,
 
+    /// Folder of scenarios in Killercoda's format (see docs/scenarios.md),
+    /// checked at start.
+    #[arg(long, env = "PLAYGROUND_SCENARIOS")]
+    pub scenarios: Option<PathBuf>,
+
     /// How many instances one session may have at once.
     #[arg(long, env = "PLAYGROUND_MAX_INSTANCES", default_value_t = 5)]
     pub max_instances: u32,
