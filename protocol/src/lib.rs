@@ -6,6 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod tutorial;
+pub use tutorial::*;
+
 /// A session: a time-limited workspace that owns instances.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionInfo {
@@ -34,6 +37,10 @@ pub struct SessionInfo {
     #[serde(default)]
     pub read_only: bool,
     pub instances: Vec<InstanceInfo>,
+    /// The session's progress through its scenario, when it was started
+    /// from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tutorial: Option<TutorialState>,
 }
 
 /// Body of `POST /api/sessions` (it may also be empty).
@@ -43,6 +50,10 @@ pub struct CreateSession {
     /// Create the session's instances from this template (see `GET /api/templates`).
     #[serde(default)]
     pub template: Option<String>,
+    /// Or from this scenario (see `GET /api/scenarios`): its instances, its
+    /// files copied in, its first page's scripts started.
+    #[serde(default)]
+    pub scenario: Option<String>,
 }
 
 /// A ready-made set of instances (`GET /api/templates` lists them).
@@ -160,6 +171,8 @@ pub enum SessionEvent {
     Stats { name: String, stats: InstanceStats },
     /// The session ends in this many seconds (sent once, five minutes before).
     EndingSoon { expires_in_secs: u64 },
+    /// The session's tutorial progress changed (a page opened, a check ran).
+    Tutorial { tutorial: TutorialState },
     /// The session has ended; the stream closes after this message.
     Ended,
 }

@@ -45,7 +45,8 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn create_session() -> impl Strategy<Value = CreateSession> {
-    proptest::option::of(text()).prop_map(|template| CreateSession { template })
+    (proptest::option::of(text()), proptest::option::of(text()))
+        .prop_map(|(template, scenario)| CreateSession { template, scenario })
 }
 
 fn exec_request() -> impl Strategy<Value = ExecRequest> {

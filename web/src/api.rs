@@ -38,6 +38,7 @@ pub async fn create_session() -> ApiResult<SessionInfo> {
 pub async fn create_session_from(template: &str) -> ApiResult<SessionInfo> {
     let body = CreateSession {
         template: Some(template.to_owned()),
+        scenario: None,
     };
     let body = serde_json::to_string(&body).unwrap_or_else(|_| "{}".to_owned());
     json(

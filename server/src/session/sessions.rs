@@ -215,6 +215,7 @@ impl Session {
                 .values()
                 .map(|i| i.info(&self.id, policy))
                 .collect(),
+            tutorial: None,
         }
     }
 

@@ -127,6 +127,11 @@ impl SessionPage {
                     self.fetched_at = js_sys::Date::now();
                 }
             }
+            SessionEvent::Tutorial { tutorial } => {
+                if let Some(s) = &mut self.session {
+                    s.tutorial = Some(tutorial);
+                }
+            }
             SessionEvent::Ended => ctx.props().on_ended.emit(()),
         }
     }
