@@ -14,6 +14,7 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod browser;
 pub mod walkthrough;
 
 /// The image cache shared by every test server (built once, ~1 minute).

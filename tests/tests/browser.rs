@@ -2,75 +2,13 @@
 //! chromedriver, against the real server and a real instance. Needs the web
 //! app built into dist/ (the README's test command does that).
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::Locator;
+use playground_tests::browser::{
+    count, element_text, save_screenshot, screen_text, start_browser, wait_for,
+};
 use playground_tests::{repo_root, TestServer};
-use tokio::process::Command;
-
-/// A free TCP port on loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Headless Chromium through chromedriver (and the profile directory to keep).
-async fn start_browser() -> (fantoccini::Client, tokio::process::Child, tempfile::TempDir) {
-    let port = free_port();
-    let driver = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("chromedriver (apt-get install chromium-driver)");
-    let profile = tempfile::tempdir().unwrap();
-    let capabilities = serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--no-first-run", "--disable-sync", "--window-size=1280,800",
-                format!("--user-data-dir={}", profile.path().display()),
-            ]
-        }
-    });
-    let capabilities = match capabilities {
-        serde_json::Value::Object(map) => map,
-        _ => unreachable!(),
-    };
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let webdriver = format!("http://127.0.0.1:{port}");
-    let browser = wait_for("chromedriver", Duration::from_secs(20), || {
-        let mut builder = ClientBuilder::new(connector.clone());
-        builder.capabilities(capabilities.clone());
-        let url = webdriver.clone();
-        async move { builder.connect(&url).await.ok() }
-    })
-    .await;
-
-    (browser, driver, profile)
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn start_add_instance_and_type_into_the_terminal() {
@@ -309,15 +247,6 @@ async fn wait_for_prompt(browser: &fantoccini::Client, host: &str) {
         screen_text(browser).await.contains(&needle).then_some(())
     })
     .await;
-}
-
-/// Number of elements matching `css`.
-async fn count(browser: &fantoccini::Client, css: &str) -> usize {
-    browser
-        .find_all(Locator::Css(css))
-        .await
-        .map(|v| v.len())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -652,42 +581,10 @@ async fn drop_a_file_and_extend_the_session() {
     finish(browser, driver, result, server).await;
 }
 
-async fn save_screenshot(
-    browser: &fantoccini::Client,
-    name: &str,
-) -> Result<(), fantoccini::error::CmdError> {
-    let shot = browser.screenshot().await?;
-    let dir = repo_root().join("target/screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, shot).unwrap();
-    println!("screenshot: {}", path.display());
-    Ok(())
-}
-
-/// The trimmed text of the element `css`, if it exists and is not empty.
-async fn element_text(browser: &fantoccini::Client, css: &str) -> Option<String> {
-    let element = browser.find(Locator::Css(css)).await.ok()?;
-    let text = element.text().await.ok()?.trim().to_string();
-    (!text.is_empty()).then_some(text)
-}
-
 /// `10.x.y.z`.
 fn is_ten_net(text: &str) -> bool {
     let parts: Vec<&str> = text.split('.').collect();
     parts.len() == 4 && parts[0] == "10" && parts.iter().all(|p| p.parse::<u8>().is_ok())
-}
-
-/// The terminal's visible text (xterm's DOM renderer uses no-break spaces).
-async fn screen_text(browser: &fantoccini::Client) -> String {
-    let script = "const rows = document.querySelector('#terminal .xterm-rows');\
-                  return rows ? Array.from(rows.children).map(r => r.textContent).join('\\n') : '';";
-    browser
-        .execute(script, vec![])
-        .await
-        .ok()
-        .and_then(|v| v.as_str().map(|s| s.replace('\u{a0}', " ")))
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,121 @@
+//! Driving headless Chromium through chromedriver, shared by the browser
+//! tests: start it, wait for things on the page, read a terminal's screen,
+//! keep screenshots.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{ClientBuilder, Locator};
+use tokio::process::Command;
+
+use crate::repo_root;
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Headless Chromium through chromedriver (and the profile directory to keep).
+pub async fn start_browser() -> (fantoccini::Client, tokio::process::Child, tempfile::TempDir) {
+    let port = free_port();
+    let driver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver (apt-get install chromium-driver)");
+    let profile = tempfile::tempdir().unwrap();
+    let capabilities = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--disable-sync", "--window-size=1280,800",
+                format!("--user-data-dir={}", profile.path().display()),
+            ]
+        }
+    });
+    let capabilities = match capabilities {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!(),
+    };
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let webdriver = format!("http://127.0.0.1:{port}");
+    let browser = wait_for("chromedriver", Duration::from_secs(20), || {
+        let mut builder = ClientBuilder::new(connector.clone());
+        builder.capabilities(capabilities.clone());
+        let url = webdriver.clone();
+        async move { builder.connect(&url).await.ok() }
+    })
+    .await;
+
+    (browser, driver, profile)
+}
+
+/// Number of elements matching `css`.
+pub async fn count(browser: &fantoccini::Client, css: &str) -> usize {
+    browser
+        .find_all(Locator::Css(css))
+        .await
+        .map(|v| v.len())
+        .unwrap_or(0)
+}
+
+pub async fn save_screenshot(
+    browser: &fantoccini::Client,
+    name: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    let shot = browser.screenshot().await?;
+    let dir = repo_root().join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, shot).unwrap();
+    println!("screenshot: {}", path.display());
+    Ok(())
+}
+
+/// The trimmed text of the element `css`, if it exists and is not empty.
+pub async fn element_text(browser: &fantoccini::Client, css: &str) -> Option<String> {
+    let element = browser.find(Locator::Css(css)).await.ok()?;
+    let text = element.text().await.ok()?.trim().to_string();
+    (!text.is_empty()).then_some(text)
+}
+
+/// The session page's terminal's visible text.
+pub async fn screen_text(browser: &fantoccini::Client) -> String {
+    screen_text_in(browser, "#terminal").await
+}
+
+/// The visible text of the terminal inside the element `css` (xterm's DOM
+/// renderer uses no-break spaces).
+pub async fn screen_text_in(browser: &fantoccini::Client, css: &str) -> String {
+    let script = "const rows = document.querySelector(arguments[0] + ' .xterm-rows');\
+                  return rows ? Array.from(rows.children).map(r => r.textContent).join('\\n') : '';";
+    browser
+        .execute(script, vec![serde_json::json!(css)])
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(|s| s.replace('\u{a0}', " ")))
+        .unwrap_or_default()
+}
