@@ -38,6 +38,7 @@ async fn built_in_templates_create_instances_that_reach_each_other() {
         listed,
         [
             ("1-instance", "1 instance", 1),
+            ("2-instances", "2 instances", 2),
             ("3-instances", "3 instances", 3)
         ]
     );

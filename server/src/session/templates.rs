@@ -1,5 +1,5 @@
-//! Session templates: ready-made sets of instances. Two are built in
-//! (`1-instance`, `3-instances`); operators add more with `--templates`, a
+//! Session templates: ready-made sets of instances. Three are built in
+//! (`1-instance`, `2-instances`, `3-instances`); operators add more with `--templates`, a
 //! TOML file (see `templates.example.toml`).
 
 use std::collections::HashSet;
@@ -52,6 +52,12 @@ fn built_in() -> Vec<TemplateInfo> {
             name: "1-instance".into(),
             title: "1 instance".into(),
             instances: nodes(1),
+            profile: None,
+        },
+        TemplateInfo {
+            name: "2-instances".into(),
+            title: "2 instances".into(),
+            instances: nodes(2),
             profile: None,
         },
         TemplateInfo {
