@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod clients;
+pub mod embed;
 pub mod events;
 pub mod files;
 pub mod sessions;
@@ -27,29 +28,37 @@ use crate::ops::{logging, metrics, web};
 const API_BODY_LIMIT: usize = 1 << 20;
 
 /// The playground's own HTTP app: the health check, the API (each client
-/// within its request rate), metrics and the admin API, and the web app,
-/// each request timed and logged.
+/// within its request rate, callable from the pages of `embedding`'s
+/// origins), metrics and the admin API, the SDK and the web app, each
+/// request timed and logged, and only `/embed/...` pages framable.
 pub fn app(
     sessions: AppState,
     clients: Arc<ClientPolicy>,
     admin_token: Option<String>,
     web_dir: &Path,
+    embedding: embed::Embedding,
 ) -> Router {
+    let mut api = router().layer(axum::middleware::from_fn_with_state(
+        clients,
+        clients::limit,
+    ));
+    if let Some(cors) = embedding.cors() {
+        api = api.layer(cors);
+    }
     Router::new()
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
-        .nest(
-            "/api",
-            router().layer(axum::middleware::from_fn_with_state(
-                clients,
-                clients::limit,
-            )),
-        )
+        .nest("/api", api)
         .merge(admin::guarded(admin_token))
         .with_state(sessions)
+        .merge(embed::router())
         .merge(web::router(web_dir))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(embedding),
+            embed::frame_policy,
+        ))
         // A client that stops sending a body half-way does not hold the request.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             Duration::from_secs(30),

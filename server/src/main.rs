@@ -308,6 +308,7 @@ async fn serve(
         clients.clone(),
         config.admin_token.clone(),
         &config.web_dir,
+        api::embed::Embedding::new(&config.embed_origins),
     );
 
     // Requests for ports of instances go to the proxy, the rest to `app`.
