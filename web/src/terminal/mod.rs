@@ -9,6 +9,9 @@
 mod conn;
 mod socket;
 
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
+
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::HtmlElement;
@@ -16,7 +19,7 @@ use yew::prelude::*;
 
 use crate::xterm;
 use conn::TermConn;
-use socket::Target;
+use socket::{Inner, Target};
 
 /// What the terminal's connection is doing, for the banner over it.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,6 +57,23 @@ pub struct TerminalProps {
     /// The instance's init died: stop reconnecting, keep the output.
     #[prop_or_default]
     pub stopped: bool,
+    /// Told each time the shell is attached, with a way to type into it
+    /// (the embed page types what its parent page sends).
+    #[prop_or_default]
+    pub on_attached: Option<Callback<TermInput>>,
+}
+
+/// Types into a terminal's shell as the keyboard would; does nothing while
+/// it is not connected, or once the terminal is gone.
+#[derive(Clone)]
+pub struct TermInput(Weak<RefCell<Inner>>);
+
+impl TermInput {
+    pub fn send(&self, text: &str) {
+        if let Some(inner) = self.0.upgrade() {
+            socket::on_input(&inner, text.as_bytes(), true);
+        }
+    }
 }
 
 /// Hosts xterm in `#terminal`; a new (sid, name) tears down the old
@@ -68,20 +88,35 @@ pub fn terminal_view(props: &TerminalProps) -> Html {
         let set_state = state.setter();
         let conn = conn.clone();
         let look = (props.font_size, props.light);
+        let on_attached = props.on_attached.clone();
         use_effect_with(
             (props.sid.clone(), props.name.clone(), props.view, props.tab),
             move |(sid, name, view, tab)| {
                 set_state.set(ConnState::Connecting);
-                let on_state = Callback::from(move |s| set_state.set(s));
+                // Filled in once the connection exists (it reports states
+                // only later, from its socket's events).
+                let input = Rc::new(RefCell::new(None::<TermInput>));
+                let on_state = {
+                    let input = input.clone();
+                    Callback::from(move |s: ConnState| {
+                        let current = input.borrow().clone();
+                        if let (ConnState::Open, Some(cb), Some(i)) = (&s, &on_attached, current) {
+                            cb.emit(i);
+                        }
+                        set_state.set(s)
+                    })
+                };
                 let target = Target {
                     sid: sid.to_string(),
                     name: name.to_string(),
                     view: *view,
                     tab: *tab,
                 };
-                *conn.borrow_mut() = host
+                let started = host
                     .cast::<HtmlElement>()
                     .map(|el| TermConn::start(&el, target, look, on_state));
+                *input.borrow_mut() = started.as_ref().map(|c| TermInput(Rc::downgrade(&c.inner)));
+                *conn.borrow_mut() = started;
                 move || {
                     let old = conn.borrow_mut().take();
                     drop(old);
