@@ -204,6 +204,23 @@ async fn a_tutorial_site_runs_its_code_blocks_in_the_chosen_terminal() {
             )
             .await?;
         wait_frame_line(&browser, 0, "from-code-5").await;
+
+        // A frame takes orders from its parent page only: node1's frame
+        // posting to node2's is ignored.
+        browser.enter_frame(0).await?;
+        browser
+            .execute(
+                "parent.frames[1].postMessage(\
+                   {type: 'playground:run', text: 'echo from-sibling-$((1+1))\\n'}, '*');",
+                vec![],
+            )
+            .await?;
+        browser.enter_parent_frame().await?;
+        browser
+            .execute("window.session.run('node2', 'echo after-sibling');", vec![])
+            .await?;
+        let node2 = wait_frame_line(&browser, 1, "after-sibling").await;
+        assert!(!node2.contains("from-sibling"), "{node2}");
         save_screenshot(&browser, "embed-run-from-code.png").await?;
 
         // Ending it from the page ends the session.
@@ -228,6 +245,33 @@ async fn a_tutorial_site_runs_its_code_blocks_in_the_chosen_terminal() {
         let refused = page_result(&browser).await;
         let error = refused["error"].as_str().unwrap_or_default();
         assert!(error.contains("--embed-origins"), "{refused}");
+        // Nor may it frame an embed page: the browser shows its own error
+        // page in the frame instead.
+        browser
+            .execute(
+                "const f = document.createElement('iframe');\
+                 f.onload = () => { window.frameLoaded = true; };\
+                 f.src = arguments[0];\
+                 document.getElementById('t1').append(f);",
+                vec![serde_json::json!(server.url("/embed/s/x/node1"))],
+            )
+            .await?;
+        wait_for("the frame to load", Duration::from_secs(20), || async {
+            let v = browser.execute("return window.frameLoaded;", vec![]).await;
+            (v.ok()? == serde_json::Value::Bool(true)).then_some(())
+        })
+        .await;
+        browser.enter_frame(0).await?;
+        let inside = browser.execute("return location.href;", vec![]).await?;
+        println!("the unlisted origin's frame shows {inside}");
+        browser.enter_parent_frame().await?;
+        assert!(
+            !inside
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(&server.base),
+            "the embed page loaded in an unlisted origin's frame: {inside}"
+        );
         save_screenshot(&browser, "embed-refused-origin.png").await?;
         Ok::<_, fantoccini::error::CmdError>(())
     }
