@@ -260,6 +260,51 @@ async fn docker_basics_from_start_to_finish_and_after_a_restart() {
     server.finish(&sid).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hosts_checks_run_on_the_first_and_reach_the_second() {
+    let server = TestServer::start_nesting(&[&scenarios_arg()]).await;
+    let session = start_scenario(&server, "two-hosts").await;
+    let sid = session.id.clone();
+    let names: Vec<&str> = session.instances.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["node1", "node2"]);
+    // The intro's foreground script, typed into node1's first terminal.
+    let mut terminal = server.terminal(&sid, "node1", "").await;
+    terminal
+        .wait_for(
+            "This is node1; its neighbour is node2 at 10.",
+            Duration::from_secs(20),
+        )
+        .await;
+    terminal.close().await;
+    assert!(check(&server, &sid).await.passed, "the intro");
+
+    let hint = check(&server, &sid).await;
+    assert!(
+        !hint.passed && hint.output.contains("node1 gets no page from node2"),
+        "{hint:?}"
+    );
+    let out = server
+        .run(&sid, "node2", "docker run -d --name web -p 80:80 nginx")
+        .await;
+    assert_eq!(out.exit_code, 0, "{}", out.stderr);
+    // The automatic check, on node1, sees node2's page.
+    wait_until(
+        "step 1 to pass by itself",
+        Duration::from_secs(30),
+        || async { (tutorial(&server, &sid).await.page == 2).then_some(()) },
+    )
+    .await;
+    let out = server
+        .run(&sid, "node1", "curl -s http://node2/ -o ~/from-node2.html")
+        .await;
+    assert_eq!(out.exit_code, 0, "{}", out.stderr);
+    let result = check(&server, &sid).await;
+    assert!(result.passed, "{}", result.output);
+    let state = tutorial(&server, &sid).await;
+    assert!(state.finished && state.page == 3, "{state:?}");
+    server.finish(&sid).await;
+}
+
 /// A scenario folder written by the test: `files` are (path, contents).
 fn write_scenarios(dir: &Path, files: &[(&str, &str)]) {
     for (path, contents) in files {
