@@ -287,13 +287,19 @@ async fn two_hosts_checks_run_on_the_first_and_reach_the_second() {
         .run(&sid, "node2", "docker run -d --name web -p 80:80 nginx")
         .await;
     assert_eq!(out.exit_code, 0, "{}", out.stderr);
-    // The automatic check, on node1, sees node2's page.
+    // Automatic checks run only while a page watches the session: none yet.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(tutorial(&server, &sid).await.page, 1);
+    // A page's event stream: the check on node1 sees node2's page.
+    let url = server.ws_url(&format!("/api/sessions/{sid}/events"));
+    let (events, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     wait_until(
         "step 1 to pass by itself",
         Duration::from_secs(30),
         || async { (tutorial(&server, &sid).await.page == 2).then_some(()) },
     )
     .await;
+    drop(events);
     let out = server
         .run(&sid, "node1", "curl -s http://node2/ -o ~/from-node2.html")
         .await;
