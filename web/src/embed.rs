@@ -6,11 +6,16 @@
 //! The page it is framed in talks to it with `postMessage`, and only that
 //! page (messages from any other window are ignored):
 //! - `{type: "playground:run", text: "ls\n", interrupt?: true}` types the
-//!   text into the terminal (newlines as Enter; Ctrl-C first with
-//!   `interrupt`). Text that comes before the shell is attached waits.
+//!   text into the terminal (newlines as Enter). With `interrupt`, Ctrl-C
+//!   goes first and the text a moment later: typed at once, the shell would
+//!   take its first characters as part of the line Ctrl-C discards. Text
+//!   that comes before the shell is attached waits, in order.
 //! - Each time the shell is attached it posts `{type: "playground:ready",
 //!   instance, tab}` to its parent.
 
+use std::collections::VecDeque;
+
+use gloo_timers::callback::Timeout;
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -55,17 +60,53 @@ pub fn route() -> Option<EmbedProps> {
     })
 }
 
+/// How long after Ctrl-C the text follows: time for the shell to drop the
+/// interrupted line and print a new prompt.
+const AFTER_INTERRUPT_MS: u32 = 200;
+
+/// Text the parent asked to type, with Enter as `\r`.
+pub struct Typed {
+    text: String,
+    interrupt: bool,
+}
+
 pub enum Msg {
     Attached(TermInput),
-    /// Text to type, already with Enter as `\r` (and Ctrl-C before it).
-    Type(String),
+    Type(Typed),
+    /// The pause after a Ctrl-C is over.
+    Settled,
 }
 
 pub struct EmbedPage {
     input: Option<TermInput>,
-    /// What the parent sent before the shell was attached.
-    waiting: Vec<String>,
+    /// What waits to be typed: sent before the shell was attached, or
+    /// after a Ctrl-C that is still settling.
+    queue: VecDeque<Typed>,
+    settling: Option<Timeout>,
     listener: Closure<dyn FnMut(MessageEvent)>,
+}
+
+impl EmbedPage {
+    /// Type what waits, in order, pausing after each Ctrl-C.
+    fn pump(&mut self, ctx: &Context<Self>) {
+        let Some(input) = &self.input else { return };
+        if self.settling.is_some() {
+            return;
+        }
+        while let Some(next) = self.queue.front_mut() {
+            if next.interrupt {
+                input.send("\x03");
+                next.interrupt = false;
+                let link = ctx.link().clone();
+                self.settling = Some(Timeout::new(AFTER_INTERRUPT_MS, move || {
+                    link.send_message(Msg::Settled)
+                }));
+                return;
+            }
+            input.send(&next.text);
+            self.queue.pop_front();
+        }
+    }
 }
 
 impl Component for EmbedPage {
@@ -85,7 +126,8 @@ impl Component for EmbedPage {
         }
         EmbedPage {
             input: None,
-            waiting: Vec::new(),
+            queue: VecDeque::new(),
+            settling: None,
             listener,
         }
     }
@@ -93,16 +135,18 @@ impl Component for EmbedPage {
     fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
         match msg {
             Msg::Attached(input) => {
-                for text in self.waiting.drain(..) {
-                    input.send(&text);
-                }
                 self.input = Some(input);
+                self.pump(ctx);
                 tell_parent_ready(ctx.props());
             }
-            Msg::Type(text) => match &self.input {
-                Some(input) => input.send(&text),
-                None => self.waiting.push(text),
-            },
+            Msg::Type(typed) => {
+                self.queue.push_back(typed);
+                self.pump(ctx);
+            }
+            Msg::Settled => {
+                self.settling = None;
+                self.pump(ctx);
+            }
         }
         false
     }
@@ -135,9 +179,9 @@ fn parent() -> Option<web_sys::Window> {
     (!Object::is(&parent, &window)).then_some(parent)
 }
 
-/// The text a `playground:run` message from the parent asks to type, with
-/// line breaks as Enter and Ctrl-C first when it asks to interrupt.
-fn typed_text(event: &MessageEvent) -> Option<String> {
+/// What a `playground:run` message from the parent asks to type, with line
+/// breaks as Enter.
+fn typed_text(event: &MessageEvent) -> Option<Typed> {
     let parent = parent()?;
     if !Object::is(event.source()?.as_ref(), &parent) {
         return None;
@@ -150,11 +194,7 @@ fn typed_text(event: &MessageEvent) -> Option<String> {
     let text = field("text")?.as_string()?;
     let interrupt = field("interrupt").and_then(|v| v.as_bool()) == Some(true);
     let text = text.replace("\r\n", "\r").replace('\n', "\r");
-    Some(if interrupt {
-        format!("\x03{text}")
-    } else {
-        text
-    })
+    Some(Typed { text, interrupt })
 }
 
 fn tell_parent_ready(props: &EmbedProps) {
