@@ -5,7 +5,7 @@
 //! Also: what is refused to origins that are not listed, and that nothing is
 //! embeddable without the setting. Needs the web app built into dist/.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 use playground_tests::browser::{save_screenshot, screen_text_in, start_browser, wait_for};
@@ -103,16 +103,22 @@ async fn frame_text(browser: &fantoccini::Client, index: u16) -> String {
     text
 }
 
+/// Wait for a line reading `line` in the `index`th frame's terminal; on
+/// time-out, keep a screenshot and show both frames' text.
 async fn wait_frame_line(browser: &fantoccini::Client, index: u16, line: &str) -> String {
-    wait_for(
-        &format!("{line:?} in frame {index}"),
-        Duration::from_secs(60),
-        || async {
-            let text = frame_text(browser, index).await;
-            text.lines().any(|l| l.trim() == line).then_some(text)
-        },
-    )
-    .await
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = frame_text(browser, index).await;
+        if text.lines().any(|l| l.trim() == line) {
+            return text;
+        }
+        if Instant::now() > deadline {
+            let _ = save_screenshot(browser, "embed-failure.png").await;
+            let others = frame_text(browser, 1 - index.min(1)).await;
+            panic!("no {line:?} in frame {index}:\n{text}\nthe other frame:\n{others}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -124,7 +130,14 @@ async fn a_tutorial_site_runs_its_code_blocks_in_the_chosen_terminal() {
     let site = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let site_port = site.local_addr().unwrap().port();
     let site_origin = format!("http://127.0.0.1:{site_port}");
-    let server = TestServer::start(&["--embed-origins", &site_origin]).await;
+    let scenarios = repo_root().join("scenarios");
+    let server = TestServer::start(&[
+        "--embed-origins",
+        &site_origin,
+        "--scenarios",
+        scenarios.to_str().unwrap(),
+    ])
+    .await;
     serve_page(site, tutorial_page(&server.base));
 
     // What the server says, before any browser.
@@ -197,6 +210,7 @@ async fn a_tutorial_site_runs_its_code_blocks_in_the_chosen_terminal() {
         browser
             .execute("window.session.run('node1', 'sleep 600');", vec![])
             .await?;
+        wait_frame_line(&browser, 0, "root@node1:~# sleep 600").await;
         browser
             .execute(
                 "window.session.run('node1', 'echo from-code-$((2+3))', {interrupt: true});",
@@ -236,6 +250,38 @@ async fn a_tutorial_site_runs_its_code_blocks_in_the_chosen_terminal() {
             server.session(&sid).await.is_none(),
             "the session is still there"
         );
+
+        // From a scenario; an API error rejects with the API's own message.
+        let create = "const done = arguments[1];\
+                      Playground.connect().createSession({scenario: arguments[0]}).then(\
+                        async (s) => { const info = s.info; await s.end(); done({info}); },\
+                        (e) => done({error: e.message, status: e.status}));";
+        let tutorial = browser
+            .execute_async(create, vec![serde_json::json!("two-hosts")])
+            .await?;
+        let names: Vec<&str> = tutorial["info"]["instances"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no session from the scenario: {tutorial}"))
+            .iter()
+            .filter_map(|i| i["name"].as_str())
+            .collect();
+        assert_eq!(names, ["node1", "node2"], "{tutorial}");
+        assert!(tutorial["info"]["tutorial"].is_object(), "{tutorial}");
+        let unknown = browser
+            .execute_async(create, vec![serde_json::json!("no-such-scenario")])
+            .await?;
+        let direct: playground_protocol::ErrorBody = server
+            .http
+            .post(server.url("/api/sessions"))
+            .json(&serde_json::json!({"scenario": "no-such-scenario"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(unknown["status"], 404, "{unknown}");
+        assert_eq!(unknown["error"], direct.error.as_str(), "{unknown}");
 
         // The same page from an origin that is not listed (localhost is
         // not 127.0.0.1 to a browser): the SDK's promise rejects.
