@@ -157,17 +157,22 @@
 
     /**
      * Show instance `name`'s terminal in `target` (an element or a
-     * selector): an iframe filling it. `options.tab` picks one of the
-     * instance's four shells (0 to 3). Returns the iframe.
+     * selector): an iframe filling it. Options: `tab`, one of the
+     * instance's four shells (0 to 3); `theme`, "dark" (the default) or
+     * "light"; `fontSize` in pixels (14). Returns the iframe.
      */
     terminal(name, target, options) {
-      const tab = (options && options.tab) || 0;
+      const { tab = 0, theme, fontSize } = options || {};
       const host = element(target);
       const frame = document.createElement("iframe");
+      const query = new URLSearchParams();
+      if (tab) query.set("tab", tab);
+      if (theme === "light") query.set("theme", "light");
+      if (fontSize) query.set("font", fontSize);
       let src =
         `${this.playground.server}/embed/s/${encodeURIComponent(this.id)}` +
         `/${encodeURIComponent(name)}`;
-      if (tab) src += `?tab=${tab}`;
+      if (String(query)) src += `?${query}`;
       frame.src = src;
       frame.title = `Terminal of ${name}`;
       frame.className = "playground-terminal";

@@ -39,7 +39,7 @@ echo "ran-on-$(hostname)"</pre>
       const s = await pg.createSession({{template: "2-instances"}});
       window.session = s;
       s.terminal("node1", "#t1");
-      s.terminal("node2", document.getElementById("t2"));
+      s.terminal("node2", document.getElementById("t2"), {{theme: "light", fontSize: 16}});
       s.bindCode("pre.run-node2", "node2");
       window.result = {{id: s.id, instances: s.instances, port: s.portUrl("node1", 80)}};
     }} catch (e) {{
@@ -197,6 +197,16 @@ async fn a_tutorial_site_runs_its_code_blocks_in_the_chosen_terminal() {
         browser.find(Locator::Css("#code")).await?.click().await?;
         let node2 = wait_frame_line(&browser, 1, "ran-on-node2").await;
         assert!(node2.contains("echo embedded-$((6*7))"), "{node2}");
+        browser.enter_frame(1).await?;
+        let look = browser
+            .execute(
+                "return [document.documentElement.dataset.theme, \
+                         getComputedStyle(document.querySelector('.xterm-rows')).fontSize];",
+                vec![],
+            )
+            .await?;
+        browser.enter_parent_frame().await?;
+        assert_eq!(look, serde_json::json!(["light", "16px"]));
         let written = server.run(&sid, "node2", "cat /tmp/from-site").await.stdout;
         assert_eq!(written.trim(), "embedded-42");
         let node1 = frame_text(&browser, 0).await;

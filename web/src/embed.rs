@@ -1,6 +1,6 @@
 //! The page other sites show in a frame, `/embed/s/<session>/<instance>`
-//! (`?tab=N` for another of its shells): one terminal filling the frame,
-//! nothing else. `/sdk.js` makes these frames; the server lets only the
+//! (`?tab=N` for another of its shells, `theme=light`, `font=N` pixels): one
+//! terminal filling the frame, nothing else. `/sdk.js` makes these frames; the server lets only the
 //! origins of `--embed-origins` frame them (`server/src/api/embed.rs`).
 //!
 //! The page it is framed in talks to it with `postMessage`, and only that
@@ -22,6 +22,7 @@ use wasm_bindgen::JsCast;
 use web_sys::MessageEvent;
 use yew::prelude::*;
 
+use crate::settings::Settings;
 use crate::terminal::{TermInput, TerminalView};
 
 #[derive(Clone, Debug, PartialEq, Properties)]
@@ -30,6 +31,8 @@ pub struct EmbedProps {
     pub name: AttrValue,
     /// Which of the instance's shells (0..=3).
     pub tab: u8,
+    pub light: bool,
+    pub font_size: u8,
 }
 
 /// The embed page's properties when the address is one, else `None`.
@@ -47,16 +50,19 @@ pub fn route() -> Option<EmbedProps> {
             .unwrap_or_else(|_| s.to_owned())
     };
     let search = location.search().unwrap_or_default();
-    let tab = web_sys::UrlSearchParams::new_with_str(&search)
-        .ok()
-        .and_then(|p| p.get("tab"))
-        .and_then(|t| t.parse::<u8>().ok())
-        .filter(|t| *t <= 3)
-        .unwrap_or(0);
+    let params = web_sys::UrlSearchParams::new_with_str(&search).ok();
+    let param = |name: &str| params.as_ref().and_then(|p| p.get(name));
+    let number = |name: &str, range: std::ops::RangeInclusive<u8>| {
+        param(name)
+            .and_then(|t| t.parse::<u8>().ok())
+            .filter(|n| range.contains(n))
+    };
     Some(EmbedProps {
         sid: decode(sid).into(),
         name: decode(name).into(),
-        tab,
+        tab: number("tab", 0..=3).unwrap_or(0),
+        light: param("theme").as_deref() == Some("light"),
+        font_size: number("font", 8..=32).unwrap_or(14),
     })
 }
 
@@ -114,6 +120,12 @@ impl Component for EmbedPage {
     type Properties = EmbedProps;
 
     fn create(ctx: &Context<Self>) -> Self {
+        // The page's colours follow the terminal's.
+        Settings {
+            font_size: ctx.props().font_size,
+            light: ctx.props().light,
+        }
+        .apply();
         let link = ctx.link().clone();
         let listener = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             if let Some(text) = typed_text(&event) {
@@ -157,6 +169,7 @@ impl Component for EmbedPage {
         html! {
             <div id="embed" style="position:fixed;inset:0;display:flex;flex-direction:column;background:var(--term-bg)">
                 <TerminalView sid={props.sid.clone()} name={props.name.clone()} tab={props.tab}
+                    light={props.light} font_size={props.font_size}
                     on_attached={ctx.link().callback(Msg::Attached)} />
             </div>
         }
