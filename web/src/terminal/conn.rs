@@ -58,6 +58,7 @@ impl TermConn {
             retry: None,
             disposed: false,
             halted: false,
+            queued: Vec::new(),
         }));
         let weak = Rc::downgrade(&inner);
         let mut listeners: Vec<Closure<dyn FnMut(JsValue)>> = Vec::new();

@@ -57,6 +57,9 @@ pub(super) struct Inner {
     pub(super) disposed: bool,
     /// The instance stopped: never connect again.
     pub(super) halted: bool,
+    /// Input typed by the page (`type_input`) before the shell was
+    /// attached: sent once it is.
+    pub(super) queued: Vec<u8>,
 }
 
 /// The current WebSocket and the handlers that must live as long as it.
@@ -165,6 +168,10 @@ fn on_message(rc: &Rc<RefCell<Inner>>, ev: JsValue) {
                     inner.offset = Some(offset);
                     inner.acked = offset;
                     inner.attempt = 0;
+                    let queued = std::mem::take(&mut inner.queued);
+                    if let (Some(ws), false) = (open_socket(&inner), queued.is_empty()) {
+                        let _ = ws.send_with_u8_array(&queued);
+                    }
                     (inner.term.clone(), inner.on_state.clone())
                 };
                 term.focus();
@@ -296,6 +303,34 @@ pub(super) fn on_input(rc: &Rc<RefCell<Inner>>, bytes: &[u8], text: bool) {
             }
             return;
         }
+    };
+    restart.emit(ConnState::Connecting);
+    connect(rc);
+}
+
+/// Input from the page rather than the keyboard (a tutorial's command):
+/// sent now when the shell is attached, else when it is. After the shell
+/// exited, a new one is started for it.
+pub(super) fn type_input(rc: &Rc<RefCell<Inner>>, bytes: &[u8]) {
+    let restart = {
+        let mut inner = rc.borrow_mut();
+        if inner.halted || inner.target.view {
+            return;
+        }
+        let attached = inner.offset.is_some();
+        match open_socket(&inner) {
+            Some(ws) if attached && !inner.exited => {
+                let _ = ws.send_with_u8_array(bytes);
+                return;
+            }
+            _ => inner.queued.extend_from_slice(bytes),
+        }
+        if !inner.exited {
+            return;
+        }
+        inner.exited = false;
+        inner.attempt = 0;
+        inner.on_state.clone()
     };
     restart.emit(ConnState::Connecting);
     connect(rc);
