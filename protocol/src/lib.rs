@@ -172,7 +172,7 @@ pub enum SessionEvent {
     /// The session ends in this many seconds (sent once, five minutes before).
     EndingSoon { expires_in_secs: u64 },
     /// The session's tutorial progress changed (a page opened, a check ran).
-    Tutorial { tutorial: TutorialState },
+    Tutorial { tutorial: Box<TutorialState> },
     /// The session has ended; the stream closes after this message.
     Ended,
 }

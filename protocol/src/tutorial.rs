@@ -94,7 +94,9 @@ pub struct TutorialState {
     pub reached: u32,
     /// True once the last step is done.
     pub finished: bool,
-    /// The newest check of the page shown, when there is one.
+    /// The newest check, when there is one: of the page shown, or (when it
+    /// passed) of the page before, which it moved on from. Opening a page
+    /// clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check: Option<CheckResult>,
 }

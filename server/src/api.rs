@@ -9,6 +9,7 @@ pub mod files;
 pub mod sessions;
 pub mod state;
 pub mod terminals;
+pub mod tutorials;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -62,6 +63,8 @@ pub fn app(
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/templates", get(sessions::templates))
+        .route("/scenarios", get(tutorials::list))
+        .route("/scenarios/{*id}", get(tutorials::get))
         .route("/sessions", post(sessions::create_session))
         .route(
             "/sessions/{sid}",
@@ -88,6 +91,9 @@ pub fn router() -> Router<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/sessions/{sid}/events", get(events::events))
+        .route("/sessions/{sid}/tutorial/check", post(tutorials::check))
+        .route("/sessions/{sid}/tutorial/page", post(tutorials::open_page))
+        .route("/sessions/{sid}/tutorial/scripts", get(tutorials::scripts))
         .route("/view/{vid}", get(sessions::get_view))
         .route(
             "/view/{vid}/instances/{name}/terminal",

@@ -51,10 +51,10 @@ fn main() -> anyhow::Result<()> {
     } else {
         templates::load(config.templates.as_deref(), config.max_instances)?
     };
-    // Scenarios too; not served yet (the tutorial page is the next part of #14).
+    // Scenarios too (their backend may name a template).
     let scenarios = match (&config.command, &config.scenarios) {
         (None, Some(dir)) => {
-            let catalog = scenarios::load_dir(dir)?;
+            let catalog = scenarios::load_dir(dir, &templates)?;
             scenarios::check_limits(dir, &catalog, config.max_instances)?;
             catalog
         }
@@ -129,7 +129,10 @@ fn main() -> anyhow::Result<()> {
         store,
         stored,
         keep_networks,
-        templates,
+        Offer {
+            templates,
+            scenarios: Arc::new(scenarios),
+        },
         images,
     ))
 }
@@ -194,15 +197,25 @@ fn nix_is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// What a session may start from: the templates and the scenarios.
+struct Offer {
+    templates: Vec<playground_protocol::TemplateInfo>,
+    scenarios: Arc<scenarios::Catalog>,
+}
+
 async fn serve(
     config: Config,
     runtime: Runtime,
     store: Store,
     stored: Vec<StoredSession>,
     keep_networks: Vec<String>,
-    templates: Vec<playground_protocol::TemplateInfo>,
+    offer: Offer,
     images: Images,
 ) -> anyhow::Result<()> {
+    let Offer {
+        templates,
+        scenarios,
+    } = offer;
     let (pool, prefix) = config.network_pool;
     let networks = Networks::new(
         &config.data_dir,
@@ -248,6 +261,7 @@ async fn serve(
             session_ttl: config.session_ttl,
             session_max: config.session_max,
             templates,
+            scenarios,
             max_instances: config.max_instances,
             limits: Limits {
                 memory_bytes: config.instance_memory_mib << 20,

@@ -8,3 +8,4 @@ pub mod sessions;
 pub mod store;
 pub mod templates;
 pub mod terminal;
+pub mod tutorial;

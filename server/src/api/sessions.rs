@@ -54,9 +54,16 @@ pub async fn create_session(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: CreateSession = optional_json(&body)?;
-    let session = match request.template {
-        None => sessions.create(client).await?,
-        Some(name) => {
+    let session = match (request.template, request.scenario) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "give a template or a scenario, not both",
+            ))
+        }
+        (None, Some(id)) => sessions.create_from_scenario(&id, client).await?,
+        (None, None) => sessions.create(client).await?,
+        (Some(name), None) => {
             let template = sessions
                 .policy()
                 .templates

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::ops::metrics;
 use crate::session::admission::ConnectionPermit;
 use crate::session::sessions::{InstanceEntry, TABS};
-use crate::session::terminal::{ClientOptions, Terminal};
+use crate::session::terminal::ClientOptions;
 
 #[derive(Deserialize)]
 pub struct TerminalQuery {
@@ -79,22 +79,13 @@ async fn serve_terminal(
         ));
     }
     let mut from = query.from;
-    let terminal = {
-        let mut terminals = entry.terminals.lock().await;
-        let slot = &mut terminals[tab];
-        match slot.as_ref() {
-            Some(t) if !t.has_exited() => t.clone(),
-            _ => {
-                let cols = query.cols.unwrap_or(80).clamp(2, 1000);
-                let rows = query.rows.unwrap_or(24).clamp(2, 1000);
-                let t = Terminal::start(&entry.instance, cols, rows).await?;
-                *slot = Some(t.clone());
-                // Offsets of an earlier shell mean nothing in the new one.
-                from = None;
-                t
-            }
-        }
-    };
+    let cols = query.cols.unwrap_or(80).clamp(2, 1000);
+    let rows = query.rows.unwrap_or(24).clamp(2, 1000);
+    let (terminal, started) = entry.terminal(tab, cols, rows).await?;
+    if started {
+        // Offsets of an earlier shell mean nothing in the new one.
+        from = None;
+    }
     // The task outlives the request: it keeps the request's span (session
     // and instance ids) for its logs.
     let span = tracing::Span::current();

@@ -88,7 +88,8 @@ pub struct Scenario {
     pub imageid: String,
     /// The instances to start, in order: `host01` is the first.
     pub hostnames: Vec<String>,
-    pub profile: sandbox::Profile,
+    /// `None`: the server's default.
+    pub profile: Option<sandbox::Profile>,
     pub layout: Layout,
 }
 

@@ -17,8 +17,10 @@ use tokio::sync::{broadcast, Mutex};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::session::admission::{about_minutes, Capacity, ConnectionPermit, Connections};
+use crate::session::scenarios::Catalog;
 use crate::session::store::{Store, StoredInstance, StoredSession};
 use crate::session::terminal::Terminal;
+use crate::session::tutorial::{self, Tutorial};
 
 /// Builds the link for a port: (session id, instance name, port) -> URL.
 pub type PortUrl = Arc<dyn Fn(&str, &str, u16) -> String + Send + Sync>;
@@ -31,6 +33,8 @@ pub struct Policy {
     pub session_max: Duration,
     /// Built-in and configured templates.
     pub templates: Vec<TemplateInfo>,
+    /// The tutorials of `--scenarios`.
+    pub scenarios: Arc<Catalog>,
     pub max_instances: u32,
     pub limits: Limits,
     pub port_url: PortUrl,
@@ -92,6 +96,8 @@ pub struct Session {
     instances: Mutex<BTreeMap<String, Arc<InstanceEntry>>>,
     ended: AtomicBool,
     events: broadcast::Sender<SessionEvent>,
+    /// Its scenario and the learner's progress, when started from one.
+    pub tutorial: Option<Arc<Tutorial>>,
 }
 
 pub struct InstanceEntry {
@@ -119,6 +125,26 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 impl InstanceEntry {
+    /// The shell of terminal tab `tab`, started (at `cols` x `rows`) if it
+    /// has none or it exited; and whether it was started now.
+    pub async fn terminal(
+        &self,
+        tab: usize,
+        cols: u16,
+        rows: u16,
+    ) -> Result<(Arc<Terminal>, bool), ApiError> {
+        let mut terminals = self.terminals.lock().await;
+        let slot = &mut terminals[tab];
+        match slot.as_ref() {
+            Some(t) if !t.has_exited() => Ok((t.clone(), false)),
+            _ => {
+                let t = Terminal::start(&self.instance, cols, rows).await?;
+                *slot = Some(t.clone());
+                Ok((t, true))
+            }
+        }
+    }
+
     pub fn stats(&self, limits: &Limits) -> InstanceStats {
         let s = self.instance.stats();
         InstanceStats {
@@ -215,7 +241,7 @@ impl Session {
                 .values()
                 .map(|i| i.info(&self.id, policy))
                 .collect(),
-            tutorial: None,
+            tutorial: self.tutorial.as_ref().map(|t| t.state()),
         }
     }
 
@@ -374,6 +400,14 @@ impl Sessions {
     }
 
     pub async fn create(&self, client: Option<IpAddr>) -> Result<Arc<Session>, ApiError> {
+        self.open_session(client, None).await
+    }
+
+    async fn open_session(
+        &self,
+        client: Option<IpAddr>,
+        tutorial: Option<Arc<Tutorial>>,
+    ) -> Result<Arc<Session>, ApiError> {
         self.admit_session(client)?;
         let id = uuid::Uuid::new_v4().to_string();
         let viewer_id = uuid::Uuid::new_v4().to_string();
@@ -395,6 +429,7 @@ impl Sessions {
             instances: Mutex::new(BTreeMap::new()),
             ended: AtomicBool::new(false),
             events: broadcast::channel(256).0,
+            tutorial,
         });
         self.sessions
             .write()
@@ -463,6 +498,46 @@ impl Sessions {
             });
         }
         Ok(session)
+    }
+
+    /// Create a session for the scenario `id`: its instances, its files
+    /// copied in, its first page opened, its steps watched. If any of it
+    /// fails the session is ended and the error returned.
+    pub async fn create_from_scenario(
+        self: &Arc<Self>,
+        id: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Arc<Session>, ApiError> {
+        let scenario = self.policy.scenarios.scenario(id).cloned().ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no scenario named {id:?}"))
+        })?;
+        if self.capacity.limit() - self.capacity.used().min(self.capacity.limit())
+            < scenario.hostnames.len()
+        {
+            return Err(self.full_error());
+        }
+        let tutorial = Arc::new(Tutorial::new(Arc::new(scenario), None));
+        let session = self.open_session(client, Some(tutorial.clone())).await?;
+        let prepared = async {
+            for hostname in &tutorial.scenario.hostnames {
+                self.add_instance(&session, Some(hostname), tutorial.scenario.profile)
+                    .await?;
+            }
+            tutorial::begin(self, &session).await
+        };
+        if let Err(e) = prepared.await {
+            let _ = self.end(&session.id).await;
+            return Err(e);
+        }
+        tutorial::watch(self.clone(), session.clone());
+        Ok(session)
+    }
+
+    /// Store where a session is in its tutorial.
+    pub fn save_tutorial(&self, session: &Session, tutorial: &Tutorial) -> Result<(), ApiError> {
+        self.store
+            .set_tutorial(&session.id, &tutorial.stored())
+            .map_err(store_error)
     }
 
     /// A live session by its viewer id (for read-only views).
@@ -743,7 +818,7 @@ impl Sessions {
     /// networks, their still-running instances and the shells on their
     /// terminals. What cannot be taken back is removed and forgotten;
     /// sessions that expired while no server ran are ended.
-    pub async fn restore(&self, stored: Vec<StoredSession>) {
+    pub async fn restore(self: &Arc<Self>, stored: Vec<StoredSession>) {
         let now = SystemTime::now();
         for saved in stored {
             let sid = saved.id.clone();
@@ -806,6 +881,13 @@ impl Sessions {
             } else {
                 saved.viewer_id.clone()
             };
+            let tutorial = saved.tutorial.as_ref().and_then(|t| {
+                let scenario = self.policy.scenarios.scenario(&t.scenario);
+                if scenario.is_none() {
+                    tracing::warn!(session = %sid, scenario = %t.scenario, "its scenario is no longer in --scenarios; the session goes on without its tutorial");
+                }
+                Some(Arc::new(Tutorial::new(Arc::new(scenario?.clone()), Some(t))))
+            });
             let session = Arc::new(Session {
                 id: sid.clone(),
                 viewer_id,
@@ -817,7 +899,11 @@ impl Sessions {
                 instances: Mutex::new(instances),
                 ended: AtomicBool::new(false),
                 events: broadcast::channel(256).0,
+                tutorial,
             });
+            if session.tutorial.is_some() {
+                tutorial::watch(self.clone(), session.clone());
+            }
             self.sessions.write().unwrap().insert(sid, session);
         }
     }

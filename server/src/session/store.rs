@@ -19,6 +19,17 @@ pub struct StoredSession {
     pub created_at: SystemTime,
     pub expires_at: SystemTime,
     pub instances: Vec<StoredInstance>,
+    /// Its progress through a scenario, when it was started from one.
+    pub tutorial: Option<StoredTutorial>,
+}
+
+/// A session's place in its scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredTutorial {
+    pub scenario: String,
+    pub page: u32,
+    pub reached: u32,
+    pub finished: bool,
 }
 
 /// An instance as stored.
@@ -68,6 +79,13 @@ impl Store {
                  ip TEXT NOT NULL,
                  created_at INTEGER NOT NULL,
                  PRIMARY KEY (session_id, name)
+             );
+             CREATE TABLE IF NOT EXISTS tutorials (
+                 session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+                 scenario TEXT NOT NULL,
+                 page INTEGER NOT NULL,
+                 reached INTEGER NOT NULL,
+                 finished INTEGER NOT NULL
              );",
         )?;
         // A database of an earlier version lacks the column; such sessions
@@ -139,6 +157,25 @@ impl Store {
         Ok(())
     }
 
+    /// Record where a session is in its scenario (the first time, or after
+    /// it moved).
+    pub fn set_tutorial(&self, session_id: &str, tutorial: &StoredTutorial) -> Result<()> {
+        self.db.lock().unwrap().execute(
+            "INSERT INTO tutorials (session_id, scenario, page, reached, finished)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (session_id) DO UPDATE
+             SET page = excluded.page, reached = excluded.reached, finished = excluded.finished",
+            params![
+                session_id,
+                tutorial.scenario,
+                tutorial.page,
+                tutorial.reached,
+                tutorial.finished
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Every stored session with its instances.
     pub fn sessions(&self) -> Result<Vec<StoredSession>> {
         let db = self.db.lock().unwrap();
@@ -153,11 +190,15 @@ impl Store {
                     expires_at: time(row.get(2)?),
                     viewer_id: row.get(3)?,
                     instances: Vec::new(),
+                    tutorial: None,
                 })
             })?
             .collect::<Result<_>>()?;
         let mut query = db.prepare(
             "SELECT name, runtime_id, ip, created_at, profile FROM instances WHERE session_id = ?1 ORDER BY name",
+        )?;
+        let mut tutorials = db.prepare(
+            "SELECT scenario, page, reached, finished FROM tutorials WHERE session_id = ?1",
         )?;
         for session in &mut sessions {
             session.instances = query
@@ -175,6 +216,17 @@ impl Store {
                     })
                 })?
                 .collect::<Result<_>>()?;
+            session.tutorial = tutorials
+                .query_map(params![session.id], |row| {
+                    Ok(StoredTutorial {
+                        scenario: row.get(0)?,
+                        page: row.get(1)?,
+                        reached: row.get(2)?,
+                        finished: row.get(3)?,
+                    })
+                })?
+                .next()
+                .transpose()?;
         }
         Ok(sessions)
     }
@@ -209,6 +261,16 @@ mod tests {
                 created_at: now,
             };
             store.add_instance("s1", &instance).unwrap();
+            let mut tutorial = StoredTutorial {
+                scenario: "docker-basics".into(),
+                page: 0,
+                reached: 0,
+                finished: false,
+            };
+            store.set_tutorial("s1", &tutorial).unwrap();
+            (tutorial.page, tutorial.reached) = (2, 3);
+            store.set_tutorial("s1", &tutorial).unwrap();
+            store.set_tutorial("s2", &tutorial).unwrap();
             store.remove_session("s2").unwrap();
         }
         let store = Store::open(&path).unwrap();
@@ -217,6 +279,9 @@ mod tests {
         assert_eq!(sessions[0].expires_at, now + Duration::from_secs(90));
         assert_eq!(sessions[0].viewer_id, "v1");
         assert_eq!(sessions[0].instances[0].runtime_id, "s1-node1");
+        let tutorial = sessions[0].tutorial.as_ref().unwrap();
+        assert_eq!((tutorial.page, tutorial.reached), (2, 3));
+        assert_eq!(tutorial.scenario, "docker-basics");
         store.remove_instance("s1", "node1").unwrap();
         store.remove_session("s1").unwrap();
         assert!(store.sessions().unwrap().is_empty());

@@ -209,6 +209,12 @@ impl Terminal {
         self.pid
     }
 
+    /// Type `bytes` into the shell, as a client's keyboard would (the
+    /// tutorial's foreground scripts).
+    pub async fn type_input(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.pty.write_all(bytes).await
+    }
+
     pub fn has_exited(&self) -> bool {
         self.exit.borrow().is_some()
     }

@@ -129,7 +129,7 @@ impl SessionPage {
             }
             SessionEvent::Tutorial { tutorial } => {
                 if let Some(s) = &mut self.session {
-                    s.tutorial = Some(tutorial);
+                    s.tutorial = Some(*tutorial);
                 }
             }
             SessionEvent::Ended => ctx.props().on_ended.emit(()),

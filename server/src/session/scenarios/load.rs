@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::anyhow;
+use playground_protocol::TemplateInfo;
 use serde::Deserialize;
 
 use super::assets::{self, AssetSpec};
@@ -99,7 +100,9 @@ struct StructureItem {
 /// folder with an `index.json` is a scenario and every other folder holding
 /// scenarios (at any depth) a course, by name; with one, only what it
 /// lists, in its order (paths may reach other folders of `dir`, never out).
-pub fn load_dir(dir: &Path) -> anyhow::Result<Catalog> {
+/// `templates` are the server's: a `backend.imageid` naming one of them
+/// gets its instances.
+pub fn load_dir(dir: &Path, templates: &[TemplateInfo]) -> anyhow::Result<Catalog> {
     let root = dir
         .canonicalize()
         .map_err(|e| anyhow!("scenarios folder {}: {e}", dir.display()))?;
@@ -115,6 +118,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Catalog> {
     }
     let mut loader = Loader {
         root,
+        templates,
         scenarios: BTreeMap::new(),
         courses: HashMap::new(),
         visiting: HashSet::new(),
@@ -144,8 +148,9 @@ pub fn check_limits(dir: &Path, catalog: &Catalog, max_instances: u32) -> anyhow
     Ok(())
 }
 
-struct Loader {
+struct Loader<'a> {
     root: PathBuf,
+    templates: &'a [TemplateInfo],
     scenarios: BTreeMap<String, Scenario>,
     /// `None` while a course is being read, and for folders that hold no
     /// scenario.
@@ -155,7 +160,7 @@ struct Loader {
     visiting: HashSet<String>,
 }
 
-impl Loader {
+impl Loader<'_> {
     fn path(&self, rel: &str) -> PathBuf {
         if rel.is_empty() {
             self.root.clone()
@@ -247,7 +252,7 @@ impl Loader {
         }
         if dir.join("index.json").exists() {
             if !self.scenarios.contains_key(rel) {
-                let scenario = load_scenario(&self.root, rel)?;
+                let scenario = load_scenario(&self.root, rel, self.templates)?;
                 self.scenarios.insert(rel.to_owned(), scenario);
             }
             return Ok(Some(ItemKind::Scenario));
@@ -331,7 +336,7 @@ fn check_id(id: &str) -> Result<(), String> {
     }
 }
 
-fn load_scenario(root: &Path, id: &str) -> anyhow::Result<Scenario> {
+fn load_scenario(root: &Path, id: &str, templates: &[TemplateInfo]) -> anyhow::Result<Scenario> {
     let dir = root.join(id);
     let index_path = dir.join("index.json");
     let fail = |problem: String| anyhow!("scenario file {}: {problem}", index_path.display());
@@ -343,8 +348,7 @@ fn load_scenario(root: &Path, id: &str) -> anyhow::Result<Scenario> {
         .backend
         .map(|b| b.imageid)
         .unwrap_or_else(|| "ubuntu".to_owned());
-    let (count, profile) = backend::instances(&imageid).map_err(fail)?;
-    let hostnames: Vec<String> = (1..=count).map(|i| format!("node{i}")).collect();
+    let (hostnames, profile) = backend::instances(&imageid, templates).map_err(fail)?;
     let layout = match index.interface.and_then(|i| i.layout).as_deref() {
         None | Some("terminal") => Layout::Terminal,
         Some("ide") => Layout::Ide,

@@ -97,7 +97,7 @@ fn docker_scenario(root: &Path) {
 fn a_docker_scenario_loads() {
     let dir = tempfile::tempdir().unwrap();
     docker_scenario(dir.path());
-    let catalog = load_dir(dir.path()).unwrap();
+    let catalog = load_dir(dir.path(), &[]).unwrap();
     assert_eq!(catalog.scenarios.len(), 1);
     assert!(catalog.courses.is_empty());
     assert_eq!(
@@ -112,7 +112,7 @@ fn a_docker_scenario_loads() {
     let s = catalog.scenario("bind-mounts").unwrap();
     assert_eq!(s.title, "Bind mounts");
     assert_eq!(s.hostnames, ["node1"]);
-    assert_eq!(s.profile, sandbox::Profile::Nesting);
+    assert_eq!(s.profile, Some(sandbox::Profile::Nesting));
     assert_eq!(s.layout, Layout::Terminal);
     let intro = s.intro.as_ref().unwrap();
     assert_eq!(
@@ -218,7 +218,7 @@ fn courses_by_folder_and_by_structure_json() {
             ),
         ],
     );
-    let catalog = load_dir(dir.path()).unwrap();
+    let catalog = load_dir(dir.path(), &[]).unwrap();
     // scenario1 and course2/category1 are not listed: not loaded.
     let ids: Vec<&str> = catalog.scenarios.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(
@@ -276,7 +276,7 @@ fn error_with(files: &[(&str, &str)]) -> String {
     let dir = tempfile::tempdir().unwrap();
     docker_scenario(dir.path());
     write(dir.path(), files);
-    load_dir(dir.path()).unwrap_err().to_string()
+    load_dir(dir.path(), &[]).unwrap_err().to_string()
 }
 
 #[test]
@@ -366,7 +366,7 @@ fn a_symbolic_link_out_of_the_scenario_is_refused() {
     let intro = dir.path().join("bind-mounts/intro.md");
     std::fs::remove_file(&intro).unwrap();
     std::os::unix::fs::symlink("/etc/hostname", &intro).unwrap();
-    let e = load_dir(dir.path()).unwrap_err().to_string();
+    let e = load_dir(dir.path(), &[]).unwrap_err().to_string();
     assert!(e.contains("leads out"), "{e}");
 }
 
@@ -380,7 +380,7 @@ fn circles_between_courses_are_refused() {
             ("b/structure.json", r#"{"items": [{"path": "../a"}]}"#),
         ],
     );
-    let e = load_dir(dir.path()).unwrap_err().to_string();
+    let e = load_dir(dir.path(), &[]).unwrap_err().to_string();
     assert!(e.contains("lead back"), "{e}");
 }
 
@@ -400,7 +400,7 @@ fn katacoda_names_and_the_ide_layout() {
             ("s/fg.sh", "fg"),
         ],
     );
-    let catalog = load_dir(dir.path()).unwrap();
+    let catalog = load_dir(dir.path(), &[]).unwrap();
     let s = catalog.scenario("s").unwrap();
     assert_eq!(s.layout, Layout::Ide);
     assert_eq!(s.imageid, "ubuntu");
@@ -413,7 +413,7 @@ fn katacoda_names_and_the_ide_layout() {
 fn a_scenario_folder_given_itself_is_explained() {
     let dir = tempfile::tempdir().unwrap();
     docker_scenario(dir.path());
-    let e = load_dir(&dir.path().join("bind-mounts"))
+    let e = load_dir(&dir.path().join("bind-mounts"), &[])
         .unwrap_err()
         .to_string();
     assert!(e.contains("folder above"), "{e}");

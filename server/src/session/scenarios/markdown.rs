@@ -7,6 +7,7 @@
 //! | `` `cmd`{{copy}} `` | `<code class="copy">` |
 //! | `` `cmd`{{exec}} `` | `<code class="exec">` |
 //! | `` `cmd`{{exec interrupt}} `` | `<code class="exec interrupt">` (Ctrl-C first) |
+//! | `` `cmd`{{exec host2}} `` | `<code class="exec" data-host="2">` (in the second instance's terminal) |
 //! | `` `cmd`{{}} `` | `<code>` (nothing to click) |
 //! | a fenced block closed by ` ```{{exec}} ` (or the others) | `<pre class="exec">` and so on |
 //! | a fenced block with no annotation | `<pre>` (nothing to click) |
@@ -37,9 +38,13 @@ pub enum Action {
     /// `{{}}`, and fenced blocks without annotation.
     Nothing,
     Copy,
-    Exec,
-    /// Ctrl-C to the terminal first, then the command.
-    ExecInterrupt,
+    /// Run in the terminal: with `interrupt`, Ctrl-C first; with a host
+    /// (`{{exec host2}}`, Katacoda's `{{execute HOST2}}`), in that
+    /// instance's terminal (from 1), else in the one shown.
+    Exec {
+        interrupt: bool,
+        host: Option<u32>,
+    },
 }
 
 impl Action {
@@ -50,41 +55,74 @@ impl Action {
         match words.as_slice() {
             [] => Some(Action::Nothing),
             ["copy"] => Some(Action::Copy),
-            ["exec" | "execute"] => Some(Action::Exec),
-            ["exec" | "execute", "interrupt"] => Some(Action::ExecInterrupt),
+            ["exec" | "execute", options @ ..] => {
+                let (mut interrupt, mut host) = (false, None);
+                for option in options {
+                    if *option == "interrupt" && !interrupt {
+                        interrupt = true;
+                    } else if let Some(n) = host_number(option).filter(|_| host.is_none()) {
+                        host = Some(n);
+                    } else {
+                        return None;
+                    }
+                }
+                Some(Action::Exec { interrupt, host })
+            }
             _ => None,
         }
     }
 
-    fn word(self) -> &'static str {
+    /// The word carried in a fence's info string (`kc:<word>`).
+    fn word(self) -> String {
         match self {
-            Action::Nothing => "none",
-            Action::Copy => "copy",
-            Action::Exec => "exec",
-            Action::ExecInterrupt => "exec-interrupt",
+            Action::Nothing => "none".into(),
+            Action::Copy => "copy".into(),
+            Action::Exec { interrupt, host } => {
+                let mut word = "exec".to_string();
+                if interrupt {
+                    word.push_str("-interrupt");
+                }
+                if let Some(n) = host {
+                    word.push_str(&format!("-host{n}"));
+                }
+                word
+            }
         }
     }
 
     fn from_word(word: &str) -> Option<Action> {
-        [
-            Action::Nothing,
-            Action::Copy,
-            Action::Exec,
-            Action::ExecInterrupt,
-        ]
-        .into_iter()
-        .find(|a| a.word() == word)
-    }
-
-    /// The `class` attribute for it, with a leading space, or nothing.
-    fn class_attr(self) -> &'static str {
-        match self {
-            Action::Nothing => "",
-            Action::Copy => " class=\"copy\"",
-            Action::Exec => " class=\"exec\"",
-            Action::ExecInterrupt => " class=\"exec interrupt\"",
+        match word {
+            "none" => Some(Action::Nothing),
+            "copy" => Some(Action::Copy),
+            _ => Action::parse(&word.replace('-', " ")),
         }
     }
+
+    /// The attributes for it, with a leading space, or nothing.
+    fn attrs(self) -> String {
+        match self {
+            Action::Nothing => String::new(),
+            Action::Copy => " class=\"copy\"".into(),
+            Action::Exec { interrupt, host } => {
+                let class = if interrupt { "exec interrupt" } else { "exec" };
+                match host {
+                    Some(n) => format!(" class=\"{class}\" data-host=\"{n}\""),
+                    None => format!(" class=\"{class}\""),
+                }
+            }
+        }
+    }
+}
+
+/// `host2` or `HOST2` (Katacoda's spelling): 2.
+fn host_number(word: &str) -> Option<u32> {
+    let digits = word
+        .strip_prefix("host")
+        .or_else(|| word.strip_prefix("HOST"))?;
+    if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|&n| n >= 1)
 }
 
 /// A `{{TRAFFIC_...}}` placeholder.
@@ -269,7 +307,7 @@ fn annotate<'a>(events: impl Iterator<Item = Event<'a>>) -> Vec<Event<'a>> {
                     .map(|l| format!(" class=\"language-{}\"", escape_attr(&l)))
                     .unwrap_or_default();
                 out.push(Event::Html(
-                    format!("<pre{}><code{lang}>", action.class_attr()).into(),
+                    format!("<pre{}><code{lang}>", action.attrs()).into(),
                 ));
             }
             Event::End(TagEnd::CodeBlock) => {
@@ -316,7 +354,7 @@ fn leading_annotation(text: &str) -> Option<(Action, usize)> {
 }
 
 fn code_html<'a>(action: Action, code: &str) -> Event<'a> {
-    Event::InlineHtml(format!("<code{}>{}</code>", action.class_attr(), escape_text(code)).into())
+    Event::InlineHtml(format!("<code{}>{}</code>", action.attrs(), escape_text(code)).into())
 }
 
 /// Text, with bare `{{TRAFFIC_...}}` placeholders made links (not inside a
@@ -393,8 +431,8 @@ fn language_class(class: &str) -> bool {
 pub(super) fn sanitise(html: &str) -> String {
     let mut builder = ammonia::Builder::default();
     builder
-        .add_tag_attributes("code", ["class"])
-        .add_tag_attributes("pre", ["class"])
+        .add_tag_attributes("code", ["class", "data-host"])
+        .add_tag_attributes("pre", ["class", "data-host"])
         .add_tag_attributes("a", ["class", "data-host", "data-port"])
         .add_tag_attributes("details", ["open"])
         .attribute_filter(|element, attribute, value| match attribute {
@@ -421,6 +459,35 @@ pub(super) fn sanitise(html: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_in_a_chosen_instance() {
+        let html = render(
+            "`hostname`{{exec host2}} `a`{{execute HOST3}} `b`{{exec interrupt host1}} `c`{{exec host0}} `d`{{exec host2 host3}}\n\n```\nls\n```{{exec host2}}\n",
+        );
+        assert!(
+            html.contains("<code class=\"exec\" data-host=\"2\">hostname</code>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<code class=\"exec\" data-host=\"3\">a</code>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<code class=\"exec interrupt\" data-host=\"1\">b</code>"),
+            "{html}"
+        );
+        // Not annotations: left as written.
+        assert!(html.contains("c</code>{{exec host0}}"), "{html}");
+        assert!(html.contains("{{exec host2 host3}}"), "{html}");
+        assert!(
+            html.contains("<pre class=\"exec\" data-host=\"2\"><code>ls\n</code></pre>"),
+            "{html}"
+        );
+        // Raw HTML cannot put anything but digits there.
+        let html = render("<code class=\"exec\" data-host=\"1 onclick=x\">y</code>");
+        assert!(!html.contains("data-host"), "{html}");
+    }
 
     #[test]
     fn inline_annotations() {
@@ -531,7 +598,7 @@ mod tests {
             assert!(!html.contains(bad), "{bad} in {html}");
         }
         assert!(
-            html.contains("<code class=\"exec language-sh\">y</code>"),
+            html.contains("<code class=\"exec language-sh\" data-host=\"1\">y</code>"),
             "{html}"
         );
     }
