@@ -59,6 +59,7 @@ impl TermConn {
             disposed: false,
             halted: false,
             queued: Vec::new(),
+            flush_timer: None,
         }));
         let weak = Rc::downgrade(&inner);
         let mut listeners: Vec<Closure<dyn FnMut(JsValue)>> = Vec::new();
