@@ -245,6 +245,15 @@ async fn two_hosts_commands_run_on_their_host() {
 
         // A tutorial's link opens it directly.
         browser.goto(&server.url("/tutorials/two-hosts")).await?;
+        // The progress shows while the machines start (if it lasts long enough to see).
+        let starting = browser
+            .wait()
+            .at_most(Duration::from_secs(3))
+            .for_element(Locator::Css("#tutorial-starting"))
+            .await;
+        if starting.is_ok() {
+            save_screenshot(&browser, "tutorial-starting.png").await?;
+        }
         wait_step(&browser, "Introduction", Duration::from_secs(120)).await;
         browser
             .wait()
@@ -286,6 +295,99 @@ async fn two_hosts_commands_run_on_their_host() {
             .for_element(Locator::Css("#tutorial-finished"))
             .await?;
         save_screenshot(&browser, "tutorial-two-hosts-finished.png").await?;
+        Ok::<(), CmdError>(())
+    }
+    .await;
+    finish(browser, driver, result, server).await;
+}
+
+/// A scenario of the test's own for what the examples do not use: a port
+/// link inside a command, text to copy, the port picker, a step without a
+/// check, and a check that runs past its time limit.
+fn ui_scenario() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("ui-bits");
+    std::fs::create_dir_all(&root).unwrap();
+    let files = [
+        (
+            "index.json",
+            r#"{"title": "UI bits", "details": {"steps": [
+                {"title": "Ports and copies", "text": "ports.md"},
+                {"title": "A slow check", "text": "slow.md", "verify": "slow.sh"}]},
+               "backend": {"imageid": "ubuntu"}}"#,
+        ),
+        (
+            "ports.md",
+            "Serve: `docker run -d -p 8000:80 nginx`{{exec}}\n\n\
+             Its link: `echo \"link={{TRAFFIC_HOST1_8000}}\"`{{exec}}\n\n\
+             Copy `copied-text`{{copy}} or pick [a port]({{TRAFFIC_SELECTOR}}).\n",
+        ),
+        ("slow.md", "This check never ends.\n"),
+        ("slow.sh", "#!/bin/sh\nsleep 600\n"),
+    ];
+    for (name, text) in files {
+        std::fs::write(root.join(name), text).unwrap();
+    }
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn port_links_copy_picker_and_a_check_that_times_out() {
+    let scenarios = ui_scenario();
+    let server =
+        TestServer::start_nesting(&["--scenarios", scenarios.path().to_str().unwrap()]).await;
+    let (browser, driver, _profile) = start_browser().await;
+    let exec = |text: &str| {
+        format!(
+            "//div[@id='tutorial-text']//code[contains(@class, 'exec') and contains(., '{text}')]"
+        )
+    };
+    let result = async {
+        browser.goto(&server.url("/tutorials/ui-bits")).await?;
+        wait_step(&browser, "Step 1 of 2", Duration::from_secs(120)).await;
+        wait_screen(&browser, "root@node1", Duration::from_secs(30)).await;
+
+        // The placeholder inside a command becomes the port's link.
+        browser.find(Locator::XPath(&exec("docker run"))).await?.click().await?;
+        browser.find(Locator::XPath(&exec("link="))).await?.click().await?;
+        let screen = wait_screen(&browser, "-8000-node1", Duration::from_secs(30)).await;
+        assert!(screen.contains("link=http"), "{screen}");
+
+        // Copy: marked copied for a moment.
+        browser.find(Locator::Css("#tutorial-text code.copy")).await?.click().await?;
+        wait_for("the copied mark", Duration::from_secs(5), || async {
+            let marked = browser
+                .execute(
+                    "return document.querySelector('#tutorial-text code.copy').classList.contains('copied');",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            (marked == serde_json::Value::Bool(true)).then_some(())
+        })
+        .await;
+
+        // The port picker lists the port once nginx listens.
+        click(&browser, "#tutorial-text a.traffic-selector").await?;
+        browser.wait().for_element(Locator::Css("#traffic-selector")).await?;
+        let href = wait_for("port 8000 in the picker", DOCKER, || async {
+            let a = browser
+                .find(Locator::Css("#traffic-selector .port-pick[data-port='8000']"))
+                .await
+                .ok()?;
+            a.attr("href").await.ok().flatten()
+        })
+        .await;
+        assert!(href.contains("-8000-node1"), "{href}");
+        save_screenshot(&browser, "tutorial-port-picker.png").await?;
+
+        // A step without a check: Next. Then a check that hangs: said so.
+        click(&browser, "#tutorial-forward[data-action='next']").await?;
+        wait_step(&browser, "Step 2 of 2", Duration::from_secs(20)).await;
+        click(&browser, "#tutorial-forward[data-action='check']").await?;
+        let hint = wait_text(&browser, "#tutorial-hint", "took too long", Duration::from_secs(60)).await;
+        println!("timed out: {hint}");
+        save_screenshot(&browser, "tutorial-check-timeout.png").await?;
         Ok::<(), CmdError>(())
     }
     .await;
