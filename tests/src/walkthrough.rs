@@ -221,7 +221,7 @@ pub async fn play_with_docker(server: &TestServer, sid: &str, node: &str) {
 
     sh.term.send("docker exec -it web sh\r").await;
     sh.term
-        .send("cat /var/www/html/index.html; echo EXEC-$(cat /proc/1/comm)-$((7*6))\r")
+        .send("cat /usr/share/nginx/html/index.html; echo EXEC-$(cat /proc/1/comm)-$((7*6))\r")
         .await;
     let shown = sh.term.wait_for("EXEC-nginx-42", WAIT).await;
     assert!(

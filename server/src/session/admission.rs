@@ -108,6 +108,13 @@ impl Connections {
     }
 }
 
+impl Connections {
+    /// How many are open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
         self.open.fetch_sub(1, Ordering::AcqRel);
@@ -149,7 +156,9 @@ mod tests {
         let a = connections.try_open(2).unwrap();
         let _b = connections.try_open(2).unwrap();
         assert!(connections.try_open(2).is_none());
+        assert_eq!(connections.open(), 2);
         drop(a);
+        assert_eq!(connections.open(), 1);
         assert!(connections.try_open(2).is_some());
     }
 

@@ -269,6 +269,12 @@ impl Session {
         let _ = self.events.send(event);
     }
 
+    /// Whether a page (or any client) has a terminal or the event stream
+    /// of this session open.
+    pub fn is_watched(&self) -> bool {
+        self.connections.open() > 0
+    }
+
     pub fn has_ended(&self) -> bool {
         self.ended.load(Ordering::Acquire)
     }

@@ -8,7 +8,7 @@
 //! kept for the author) and its foreground script is typed into the first
 //! terminal. A step's verify script is its check: exit status 0 unlocks and
 //! shows the next page. Check runs it on request, and a watcher runs it
-//! every few seconds while the step is shown, so a step completes the
+//! every few seconds while a page shows the step, so a step completes the
 //! moment the learner has done it.
 
 use std::sync::{Arc, Mutex as StdMutex};
@@ -509,13 +509,18 @@ pub async fn open(
     Ok(state)
 }
 
-/// Check the step shown every few seconds until the session ends.
+/// Check the step shown every few seconds while a page shows the session
+/// (a terminal or its event stream is open), until the session ends: a
+/// class of sessions nobody looks at costs nothing.
 pub fn watch(sessions: Arc<Sessions>, session: Arc<Session>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(AUTO_CHECK_EVERY).await;
             if session.has_ended() {
                 return;
+            }
+            if !session.is_watched() {
+                continue;
             }
             if let Err(e) = check(&sessions, &session, true).await {
                 tracing::debug!(session = %session.id, "automatic check: {}", e.message);
