@@ -349,7 +349,9 @@ async fn port_links_copy_picker_and_a_check_that_times_out() {
 
         // The placeholder inside a command becomes the port's link.
         browser.find(Locator::XPath(&exec("docker run"))).await?.click().await?;
-        browser.find(Locator::XPath(&exec("link="))).await?.click().await?;
+        // (By keyboard: the commands take the focus, Enter runs them.)
+        let echo = browser.find(Locator::XPath(&exec("link="))).await?;
+        echo.send_keys("\u{E007}").await?;
         let screen = wait_screen(&browser, "-8000-node1", Duration::from_secs(30)).await;
         assert!(screen.contains("link=http"), "{screen}");
 

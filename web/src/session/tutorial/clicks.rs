@@ -4,7 +4,7 @@
 
 use gloo_timers::callback::Timeout;
 use wasm_bindgen::JsCast;
-use web_sys::{Element, MouseEvent};
+use web_sys::{Element, Event};
 
 /// The annotated elements, by the classes the server's Markdown gives them.
 const CLICKABLE: &str = "pre.exec, code.exec, .copy, a.traffic, a.traffic-selector";
@@ -32,8 +32,8 @@ pub enum Click {
     Selector,
 }
 
-/// The annotated element under a click inside `root`, if any.
-pub fn classify(ev: &MouseEvent, root: &Element) -> Option<Click> {
+/// The annotated element under a click (or Enter on it) inside `root`, if any.
+pub fn classify(ev: &Event, root: &Element) -> Option<Click> {
     let target: Element = ev.target()?.dyn_into().ok()?;
     let element = target.closest(CLICKABLE).ok()??;
     if !root.contains(Some(&element)) {
@@ -73,6 +73,37 @@ pub fn flash(element: &Element, class: &'static str, ms: u32) {
         let _ = element.class_list().remove_1(class);
     })
     .forget();
+}
+
+/// Make the commands and texts to copy under `root` reachable by keyboard
+/// and say what a click does (`host_name(n)`: the n-th host's name).
+pub fn describe_actions(root: &Element, host_name: impl Fn(usize) -> Option<String>) {
+    let Ok(found) = root.query_selector_all("pre.exec, code.exec, .copy") else {
+        return;
+    };
+    for i in 0..found.length() {
+        let Some(el) = found.get(i).and_then(|n| n.dyn_into::<Element>().ok()) else {
+            continue;
+        };
+        if el.has_attribute("tabindex") {
+            continue;
+        }
+        let title = if el.class_list().contains("exec") {
+            let host = el
+                .get_attribute("data-host")
+                .and_then(|n| n.trim().parse().ok())
+                .and_then(&host_name);
+            match host {
+                Some(name) => format!("Run in {name}'s terminal"),
+                None => "Run in the terminal".to_owned(),
+            }
+        } else {
+            "Copy".to_owned()
+        };
+        let _ = el.set_attribute("tabindex", "0");
+        let _ = el.set_attribute("role", "button");
+        let _ = el.set_attribute("title", &title);
+    }
 }
 
 /// Give every `a.traffic` under `root` its real address (`link(host,

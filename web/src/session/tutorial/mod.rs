@@ -18,13 +18,13 @@ use gloo_timers::callback::Timeout;
 use playground_protocol::{
     CheckResult, InstanceInfo, PageKind, ScenarioInfo, TutorialPage, TutorialState,
 };
-use web_sys::{Element, MouseEvent};
+use web_sys::{Element, Event, KeyboardEvent};
 use yew::prelude::*;
 
 use super::format::fill_template;
 use crate::api::{self, ApiResult};
 use crate::terminal::clipboard;
-use clicks::{classify, fill_traffic_links, flash, Click};
+use clicks::{classify, describe_actions, fill_traffic_links, flash, Click};
 use port_picker::PortPicker;
 use text::{command_input, fill_traffic, forward, page_label, step_number, without_title, Forward};
 
@@ -64,7 +64,8 @@ pub enum Msg {
     Checked(u32, ApiResult<CheckResult>),
     Open(u32),
     Opened(ApiResult<TutorialState>),
-    Click(MouseEvent),
+    /// A click in the page's text, or Enter on one of its commands.
+    Click(Event),
     CloseSelector,
     HideNotice,
 }
@@ -110,12 +111,18 @@ impl TutorialPane {
         Some(inst.ports.iter().find(|p| p.port == port)?.url.clone())
     }
 
-    fn click(&mut self, ctx: &Context<Self>, ev: MouseEvent) -> bool {
+    fn click(&mut self, ctx: &Context<Self>, ev: Event) -> bool {
         let props = ctx.props();
         let Some(root) = self.text_ref.cast::<Element>() else {
             return false;
         };
-        match classify(&ev, &root) {
+        let click = classify(&ev, &root);
+        if ev.type_() == "keydown" && matches!(click, Some(Click::Traffic { .. } | Click::Selector))
+        {
+            // Links answer Enter with a click of their own.
+            return false;
+        }
+        match click {
             Some(Click::Exec {
                 host,
                 text,
@@ -420,6 +427,7 @@ impl Component for TutorialPane {
         let props = ctx.props();
         if let Some(root) = self.text_ref.cast::<Element>() {
             fill_traffic_links(&root, |n, port| self.port_link(props, n, port));
+            describe_actions(&root, |n| self.host(props, n));
         }
         let page = Some(props.state.page);
         if self.drawn.replace(page) != page {
@@ -469,7 +477,10 @@ impl Component for TutorialPane {
                 <div class="tutorial-scroll" ref={self.scroll_ref.clone()}>
                     <h1 id="tutorial-title" class="tutorial-title">{ page.title.clone() }</h1>
                     <div id="tutorial-text" class="tutorial-text" ref={self.text_ref.clone()}
-                         onclick={ctx.link().callback(Msg::Click)}>
+                         onclick={ctx.link().callback(|e: MouseEvent| Msg::Click(e.into()))}
+                         onkeydown={ctx.link().batch_callback(|e: KeyboardEvent| {
+                             (e.key() == "Enter").then(|| Msg::Click(e.into()))
+                         })}>
                         { body }
                     </div>
                     { self.hint(state) }
