@@ -213,6 +213,16 @@ async fn docker_basics_from_the_landing_page_to_the_finish() {
         click(&browser, ".step-dot[data-page='0']").await?;
         wait_step(&browser, "Introduction", Duration::from_secs(10)).await;
         assert_eq!(count(&browser, "#tutorial-finished").await, 0);
+
+        // The light theme covers the pane too.
+        click(&browser, "#theme-toggle").await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("html[data-theme='light']"))
+            .await?;
+        // (after the colours' transitions)
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        save_screenshot(&browser, "tutorial-light.png").await?;
         Ok::<(), CmdError>(())
     }
     .await;
