@@ -207,6 +207,8 @@ async fn docker_basics_from_the_landing_page_to_the_finish() {
         println!("notice: {notice}");
         assert_eq!(count(&browser, "#tutorial-forward").await, 0);
         save_screenshot(&browser, "tutorial-finished.png").await?;
+        let title = element_text(&browser, "#tutorial-title").await;
+        assert_eq!(title.as_deref(), Some("Done"), "the finish's own heading");
 
         // A done page opens again from its dot (the intro: steps with a
         // check pass again by themselves and move on).
@@ -305,6 +307,10 @@ async fn two_hosts_commands_run_on_their_host() {
             .for_element(Locator::Css("#tutorial-finished"))
             .await?;
         save_screenshot(&browser, "tutorial-two-hosts-finished.png").await?;
+        // A narrow window: the tutorial above the terminals.
+        browser.set_window_size(760, 900).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        save_screenshot(&browser, "tutorial-narrow.png").await?;
         Ok::<(), CmdError>(())
     }
     .await;

@@ -26,7 +26,9 @@ use crate::api::{self, ApiResult};
 use crate::terminal::clipboard;
 use clicks::{classify, describe_actions, fill_traffic_links, flash, Click};
 use port_picker::PortPicker;
-use text::{command_input, fill_traffic, forward, page_label, step_number, without_title, Forward};
+use text::{
+    command_input, fill_traffic, forward, heading_and_body, page_label, step_number, Forward,
+};
 
 /// How long "Step N done" stays.
 const NOTICE_MS: u32 = 6_000;
@@ -458,9 +460,8 @@ impl Component for TutorialPane {
         let Some(page) = pages.get(index) else {
             return html! { <aside id="tutorial" class="tutorial"></aside> };
         };
-        let body = Html::from_html_unchecked(AttrValue::from(
-            without_title(&page.html, &page.title).to_owned(),
-        ));
+        let (title, body) = heading_and_body(page);
+        let body = Html::from_html_unchecked(AttrValue::from(body.to_owned()));
         let finished = state.finished && index + 1 >= pages.len();
         html! {
             <aside id="tutorial" class="tutorial" data-page={index.to_string()}
@@ -475,7 +476,7 @@ impl Component for TutorialPane {
                     </div>
                 </div>
                 <div class="tutorial-scroll" ref={self.scroll_ref.clone()}>
-                    <h1 id="tutorial-title" class="tutorial-title">{ page.title.clone() }</h1>
+                    <h1 id="tutorial-title" class="tutorial-title">{ title }</h1>
                     <div id="tutorial-text" class="tutorial-text" ref={self.text_ref.clone()}
                          onclick={ctx.link().callback(|e: MouseEvent| Msg::Click(e.into()))}
                          onkeydown={ctx.link().batch_callback(|e: KeyboardEvent| {

@@ -46,25 +46,35 @@ pub fn fill_traffic(text: &str, link: impl Fn(usize, u16) -> Option<String>) -> 
     out
 }
 
-/// A page's HTML without its leading `<h1>` when that repeats the title the
-/// pane shows above it (Markdown pages usually start with their title).
-pub fn without_title<'a>(html: &'a str, title: &str) -> &'a str {
-    let trimmed = html.trim_start();
-    let Some(rest) = trimmed.strip_prefix("<h1>") else {
-        return html;
-    };
-    let Some((heading, after)) = rest.split_once("</h1>") else {
-        return html;
-    };
-    let escaped = title
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
-    if heading.trim() == escaped.trim() || heading.trim() == title.trim() {
-        after.trim_start_matches('\n')
-    } else {
-        html
+/// The heading and the HTML below it. Markdown pages usually start with
+/// their title: a leading `<h1>` that repeats the page's title is not shown
+/// twice, and on the intro and finish (whose titles may be made up) a
+/// leading `<h1>` of their own becomes the heading.
+pub fn heading_and_body(page: &TutorialPage) -> (String, &str) {
+    let own = page
+        .html
+        .trim_start()
+        .strip_prefix("<h1>")
+        .and_then(|rest| {
+            let (inner, after) = rest.split_once("</h1>")?;
+            // Only a plain-text heading; one with markup stays in the body.
+            (!inner.contains('<')).then(|| (unescape(inner.trim()), after.trim_start_matches('\n')))
+        });
+    match own {
+        Some((text, body)) if text == page.title.trim() || page.kind != PageKind::Step => {
+            (text, body)
+        }
+        _ => (page.title.clone(), &page.html),
     }
+}
+
+/// The entities a sanitiser writes in text.
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }
 
 /// The step indicator: `Introduction`, `Step 2 of 3`, `Finish`.
@@ -180,15 +190,27 @@ mod tests {
     }
 
     #[test]
-    fn repeated_titles() {
-        let html = "<h1>Run a container</h1>\n<p>Text</p>\n";
-        assert_eq!(without_title(html, "Run a container"), "<p>Text</p>\n");
-        assert_eq!(without_title(html, "Step 1"), html);
+    fn headings() {
+        let mut p = page(PageKind::Step, true);
+        p.title = "Run a container".into();
+        p.html = "<h1>Run a container</h1>\n<p>Text</p>\n".into();
         assert_eq!(
-            without_title("<h1>A &amp; B</h1><p>x</p>", "A & B"),
-            "<p>x</p>"
+            heading_and_body(&p),
+            ("Run a container".into(), "<p>Text</p>\n")
         );
-        assert_eq!(without_title("<p>x</p>", "x"), "<p>x</p>");
+        // A step's own title wins over a different heading, which stays.
+        p.title = "Step 1".into();
+        assert_eq!(heading_and_body(&p), ("Step 1".into(), p.html.as_str()));
+        // The finish's heading replaces a made-up title.
+        let mut f = page(PageKind::Finish, false);
+        f.title = "Finished".into();
+        f.html = "<h1>Done &amp; dusted</h1><p>x</p>".into();
+        assert_eq!(heading_and_body(&f), ("Done & dusted".into(), "<p>x</p>"));
+        // No heading, or one with markup: the title, the HTML as it is.
+        f.html = "<p>x</p>".into();
+        assert_eq!(heading_and_body(&f), ("Finished".into(), "<p>x</p>"));
+        f.html = "<h1><code>ls</code></h1>".into();
+        assert_eq!(heading_and_body(&f), ("Finished".into(), f.html.as_str()));
     }
 
     #[test]
