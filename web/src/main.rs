@@ -4,6 +4,7 @@
 mod api;
 mod app;
 mod backoff;
+mod catalog;
 mod editor;
 mod events;
 mod session;

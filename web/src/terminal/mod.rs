@@ -7,6 +7,7 @@
 //! `socket.rs` speaks the terminal's WebSocket protocol.
 
 mod conn;
+mod input;
 mod socket;
 
 use wasm_bindgen::prelude::*;
@@ -16,6 +17,7 @@ use yew::prelude::*;
 
 use crate::xterm;
 use conn::TermConn;
+pub use input::TerminalInput;
 use socket::Target;
 
 /// What the terminal's connection is doing, for the banner over it.
@@ -113,6 +115,36 @@ pub fn terminal_view(props: &TerminalProps) -> Html {
                 fit.fit();
             }
         });
+    }
+    {
+        // The visible shell takes the page's typed input (a tutorial's
+        // commands); declared after the connection's effect, so it
+        // registers the connection that effect made.
+        let conn = conn.clone();
+        let input = use_context::<TerminalInput>();
+        use_effect_with(
+            (
+                props.sid.clone(),
+                props.name.clone(),
+                props.tab,
+                props.active,
+            ),
+            move |(_, name, _, active)| {
+                let name = name.to_string();
+                let registered = match (input, conn.borrow().as_ref(), *active) {
+                    (Some(input), Some(c), true) => {
+                        input.register(&name, &c.inner);
+                        Some((input, std::rc::Rc::downgrade(&c.inner)))
+                    }
+                    _ => None,
+                };
+                move || {
+                    if let Some((input, weak)) = registered {
+                        input.unregister(&name, &weak);
+                    }
+                }
+            },
+        );
     }
     {
         let conn = conn.clone();
