@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod class;
 mod tutorial;
+pub use class::*;
 pub use tutorial::*;
 
 /// A session: a time-limited workspace that owns instances.
@@ -41,6 +43,9 @@ pub struct SessionInfo {
     /// from one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tutorial: Option<TutorialState>,
+    /// Whether an instructor asked to help, or helps (sessions of a class).
+    #[serde(default)]
+    pub help: HelpState,
 }
 
 /// Body of `POST /api/sessions` (it may also be empty).
@@ -173,6 +178,10 @@ pub enum SessionEvent {
     EndingSoon { expires_in_secs: u64 },
     /// The session's tutorial progress changed (a page opened, a check ran).
     Tutorial { tutorial: Box<TutorialState> },
+    /// The instructor asked to help, or help began or ended.
+    Help { state: HelpState },
+    /// A message from the class's instructor, for the page to show.
+    Message { text: String, at: String },
     /// The session has ended; the stream closes after this message.
     Ended,
 }

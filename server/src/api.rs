@@ -3,6 +3,7 @@
 //! answered by the file of its feature.
 
 pub mod admin;
+pub mod classes;
 pub mod clients;
 pub mod embed;
 pub mod events;
@@ -36,6 +37,7 @@ pub fn app(
     sessions: AppState,
     clients: Arc<ClientPolicy>,
     admin_token: Option<String>,
+    classes: Arc<crate::classes::Classes>,
     web_dir: &Path,
     embedding: embed::Embedding,
 ) -> Router {
@@ -46,6 +48,10 @@ pub fn app(
     if let Some(cors) = embedding.cors() {
         api = api.layer(cors);
     }
+    let access = classes::ClassAccess {
+        classes,
+        admin_token: admin_token.clone().map(Arc::new),
+    };
     Router::new()
         .route(
             "/healthz",
@@ -55,6 +61,7 @@ pub fn app(
         .merge(admin::guarded(admin_token))
         .with_state(sessions)
         .merge(embed::router())
+        .layer(axum::Extension(access))
         .merge(web::router(web_dir))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(embedding),
@@ -100,6 +107,20 @@ pub fn router() -> Router<AppState> {
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/sessions/{sid}/events", get(events::events))
+        .route(
+            "/sessions/{sid}/help",
+            post(classes::answer_help).delete(classes::stop_help),
+        )
+        .route("/classes", get(classes::list).post(classes::create))
+        .route("/classes/{id}", get(classes::get).delete(classes::end))
+        .route("/classes/{id}/roster.csv", get(classes::csv))
+        .route("/classes/{id}/extend", post(classes::extend))
+        .route("/classes/{id}/broadcast", post(classes::broadcast))
+        .route(
+            "/classes/{id}/students/{student}/help",
+            post(classes::request_help).delete(classes::end_help),
+        )
+        .route("/join/{code}", get(classes::join_info).post(classes::join))
         .route("/sessions/{sid}/tutorial/check", post(tutorials::check))
         .route("/sessions/{sid}/tutorial/page", post(tutorials::open_page))
         .route("/sessions/{sid}/tutorial/scripts", get(tutorials::scripts))
@@ -109,6 +130,10 @@ pub fn router() -> Router<AppState> {
             get(terminals::view_terminal),
         )
         .route("/view/{vid}/events", get(events::view_events))
+        .route(
+            "/help/{key}/instances/{name}/terminal",
+            get(terminals::help_terminal),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such API endpoint") })
         // JSON bodies are small; uploads (above) have their own limit.
         .layer(axum::extract::DefaultBodyLimit::max(API_BODY_LIMIT))

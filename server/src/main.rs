@@ -4,6 +4,8 @@
 // The HTTP surface: routes, one file per feature (sessions, terminals,
 // files, events, admin), client limits, the routers' shared state.
 mod api;
+// Classes: labs for a group of students, run by an instructor.
+mod classes;
 // The built-in Docker Engine API that instances' `docker` talks to.
 mod engine;
 // ApiError, the error answer that both the session model and the API give.
@@ -291,14 +293,19 @@ async fn serve(
     let clients =
         clients::ClientPolicy::new(config.requests_per_second, config.trust_forwarded_for);
     sessions.restore(stored).await;
+    let class_store = classes::store::ClassStore::open(&config.data_dir.join("state.db"))
+        .context("state database (classes)")?;
+    let classes = classes::Classes::open(sessions.clone(), class_store).context("classes")?;
 
     let sweeper = {
         let sessions = sessions.clone();
         let clients = clients.clone();
+        let classes = classes.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             for n in 0u64.. {
                 tick.tick().await;
+                classes.end_due().await;
                 sessions.end_expired().await;
                 if n % 60 == 0 {
                     clients.forget_quiet();
@@ -313,7 +320,7 @@ async fn serve(
         .capacity_instances
         .set(sessions.capacity().limit() as i64);
     let admin = match config.admin_listen {
-        Some(address) => Some(serve_admin(address, sessions.clone()).await?),
+        Some(address) => Some(serve_admin(address, sessions.clone(), classes.clone()).await?),
         None => None,
     };
 
@@ -321,6 +328,7 @@ async fn serve(
         sessions.clone(),
         clients.clone(),
         config.admin_token.clone(),
+        classes,
         &config.web_dir,
         api::embed::Embedding::new(&config.embed_origins),
     );
@@ -346,13 +354,19 @@ async fn serve(
 async fn serve_admin(
     address: std::net::SocketAddr,
     sessions: Arc<Sessions>,
+    classes: Arc<classes::Classes>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("listen on {address} (--admin-listen)"))?;
     let address = listener.local_addr()?;
+    let access = api::classes::ClassAccess {
+        classes,
+        admin_token: None,
+    };
     let app = admin::open()
         .with_state(sessions)
+        .layer(axum::Extension(access))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(logging::request_span));
     // Tests and scripts may wait for this line too.
     println!("playground admin listening on http://{address}/");

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod events;
+pub mod help;
 pub mod scenarios;
 pub mod sessions;
 pub mod store;

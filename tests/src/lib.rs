@@ -555,6 +555,25 @@ impl TermClient {
         .await;
     }
 
+    /// Whether the server ends the connection within `window` (output
+    /// arriving meanwhile is kept).
+    pub async fn closed_within(&mut self, window: Duration) -> bool {
+        tokio::time::timeout(window, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        self.offset += bytes.len() as u64;
+                        self.screen.extend_from_slice(&bytes);
+                    }
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }

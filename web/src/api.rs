@@ -4,7 +4,8 @@ use std::fmt;
 
 use gloo_net::http::{Request, Response};
 use playground_protocol::{
-    CreateSession, DirEntry, ErrorBody, InstanceInfo, SessionInfo, TemplateInfo,
+    CatalogEntry, CheckResult, CreateSession, DirEntry, ErrorBody, InstanceInfo, OpenPage,
+    ScenarioInfo, SessionInfo, TemplateInfo, TutorialState,
 };
 use serde::de::DeserializeOwned;
 
@@ -40,13 +41,39 @@ pub async fn create_session_from(template: &str) -> ApiResult<SessionInfo> {
         template: Some(template.to_owned()),
         scenario: None,
     };
-    let body = serde_json::to_string(&body).unwrap_or_else(|_| "{}".to_owned());
-    json(
-        Request::post("/api/sessions")
-            .header("content-type", "application/json")
-            .body(body),
-    )
-    .await
+    json(post_json("/api/sessions", &body)).await
+}
+
+/// `POST /api/sessions` for a tutorial: answers once its instances are up
+/// and its files copied in.
+pub async fn create_tutorial_session(scenario: &str) -> ApiResult<SessionInfo> {
+    let body = CreateSession {
+        template: None,
+        scenario: Some(scenario.to_owned()),
+    };
+    json(post_json("/api/sessions", &body)).await
+}
+
+/// `GET /api/scenarios` (404 from a server without tutorials).
+pub async fn scenarios() -> ApiResult<Vec<CatalogEntry>> {
+    json(Request::get("/api/scenarios").build()).await
+}
+
+/// `GET /api/scenarios/{id}`: its pages. The id's `/` stay as they are.
+pub async fn scenario(id: &str) -> ApiResult<ScenarioInfo> {
+    let path: Vec<String> = id.split('/').map(encode).collect();
+    json(Request::get(&format!("/api/scenarios/{}", path.join("/"))).build()).await
+}
+
+/// Run the shown page's check (also how Start and Next move on).
+pub async fn tutorial_check(sid: &str) -> ApiResult<CheckResult> {
+    json(post(&format!("{}/tutorial/check", session_url(sid)))).await
+}
+
+/// Open a page already reached.
+pub async fn tutorial_open(sid: &str, page: u32) -> ApiResult<TutorialState> {
+    let url = format!("{}/tutorial/page", session_url(sid));
+    json(post_json(&url, &OpenPage { page })).await
 }
 
 /// `GET /api/templates` (404 from a server that has none).
@@ -144,6 +171,14 @@ fn base_url(sid: &str, view: bool) -> String {
 
 fn session_url(sid: &str) -> String {
     format!("/api/sessions/{}", encode(sid))
+}
+
+/// `POST` with a JSON body.
+fn post_json<T: serde::Serialize>(url: &str, body: &T) -> Result<Request, gloo_net::Error> {
+    let body = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    Request::post(url)
+        .header("content-type", "application/json")
+        .body(body)
 }
 
 /// `POST` with the empty JSON object the API expects as body.

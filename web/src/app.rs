@@ -1,12 +1,14 @@
-//! Top level: routing between the landing page (`/`) and a session
-//! (`/s/{sid}`), and the error banner every page shares.
+//! Top level: routing between the landing page (`/`), a tutorial being
+//! started (`/tutorials/{id}`) and a session (`/s/{sid}`), and the error
+//! banner every page shares.
 
-use playground_protocol::{SessionInfo, TemplateInfo};
+use playground_protocol::{CatalogEntry, ScenarioInfo, SessionInfo, TemplateInfo};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use yew::prelude::*;
 
 use crate::api;
+use crate::catalog::{tutorial_path, Catalog};
 use crate::session::SessionPage;
 use crate::settings::Settings;
 
@@ -16,6 +18,9 @@ pub enum Route {
     Session(String),
     /// A read-only view (`/v/{viewer_id}`).
     View(String),
+    /// Start a tutorial (`/tutorials/{id}`; ids may hold `/`): a new
+    /// session replaces this address once its instances are up.
+    Tutorial(String),
 }
 
 impl Route {
@@ -31,10 +36,27 @@ impl Route {
                         .unwrap_or_else(|_| s.to_owned())
                 })
         };
+        let tutorial = path
+            .strip_prefix("/tutorials/")
+            .map(|s| s.trim_end_matches('/'))
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let parts: Vec<String> = s
+                    .split('/')
+                    .map(|p| {
+                        js_sys::decode_uri_component(p)
+                            .map(String::from)
+                            .unwrap_or_else(|_| p.to_owned())
+                    })
+                    .collect();
+                parts.join("/")
+            });
         if let Some(sid) = id("/s/") {
             Route::Session(sid)
         } else if let Some(vid) = id("/v/") {
             Route::View(vid)
+        } else if let Some(scenario) = tutorial {
+            Route::Tutorial(scenario)
         } else {
             Route::Landing
         }
@@ -49,6 +71,7 @@ impl Route {
             Route::View(vid) => {
                 format!("/v/{}", String::from(js_sys::encode_uri_component(vid)))
             }
+            Route::Tutorial(id) => tutorial_path(id),
         }
     }
 }
@@ -69,6 +92,12 @@ pub enum Msg {
     StartTemplate(String),
     Templates(api::ApiResult<Vec<TemplateInfo>>),
     Started(api::ApiResult<SessionInfo>),
+    Catalog(api::ApiResult<Vec<CatalogEntry>>),
+    /// A tutorial was picked on the landing page.
+    OpenTutorial(String),
+    /// The tutorial's title and machines, for the page shown while it starts.
+    TutorialInfo(String, api::ApiResult<ScenarioInfo>),
+    TutorialStarted(String, api::ApiResult<SessionInfo>),
     PopState,
     SessionEnded,
     SessionClosed,
@@ -85,6 +114,12 @@ pub struct App {
     starting: bool,
     /// What `GET /api/templates` offered (empty when the server has none).
     templates: Vec<TemplateInfo>,
+    /// What `GET /api/scenarios` offered (empty when the server has none).
+    catalog: Vec<CatalogEntry>,
+    /// The tutorial being started, once `GET /api/scenarios/{id}` answered.
+    tutorial_info: Option<ScenarioInfo>,
+    /// Why the tutorial could not start (shown on its page, not a banner).
+    tutorial_error: Option<String>,
     error: Option<String>,
     _popstate: Closure<dyn FnMut(web_sys::Event)>,
 }
@@ -149,6 +184,8 @@ impl App {
                     </p>
                     { self.start_button(ctx, "Start") }
                     { self.template_chooser(ctx) }
+                    <Catalog entries={self.catalog.clone()}
+                        on_open={ctx.link().callback(Msg::OpenTutorial)} />
                     <ul class="features">
                         <li>
                             <strong>{ "Real shells" }</strong>
@@ -166,6 +203,74 @@ impl App {
                 </main>
                 <footer class="footer">{ "Open source · Apache-2.0" }</footer>
             </div>
+        }
+    }
+
+    /// While a tutorial's session starts, and why it could not.
+    fn tutorial_start(&self, ctx: &Context<Self>, id: &str) -> Html {
+        let info = self.tutorial_info.as_ref().filter(|i| i.summary.id == id);
+        let title = info.map_or_else(|| "Tutorial".to_owned(), |i| i.summary.title.clone());
+        let machines = info.map_or_else(String::new, |i| i.summary.hosts.join(" and "));
+        let back = ctx.link().callback(|e: MouseEvent| {
+            e.prevent_default();
+            Msg::SessionClosed
+        });
+        html! {
+            <div class="page">
+                <header class="topbar">
+                    <span class="brand"><span class="brand-mark">{ ">_" }</span>{ "Playground" }</span>
+                </header>
+                <main class="landing tutorial-start">
+                    <h2>{ title }</h2>
+                    if let Some(error) = &self.tutorial_error {
+                        <div id="tutorial-start-error" class="start-error" role="alert">
+                            <strong>{ "This tutorial could not start." }</strong>
+                            <span>{ error.clone() }</span>
+                        </div>
+                        <a class="btn btn-secondary" href="/" onclick={back}>{ "All tutorials" }</a>
+                    } else {
+                        <div id="tutorial-starting" class="start-progress">
+                            <span class="spinner"></span>
+                            <span>
+                                if machines.is_empty() {
+                                    { "Starting your machines…" }
+                                } else {
+                                    { format!("Starting {machines}…") }
+                                }
+                            </span>
+                        </div>
+                        <div class="progress-track"><div class="progress-run"></div></div>
+                        <p class="tagline">{ "Each machine is a fresh Linux system with Docker; the tutorial's files are copied in before it opens." }</p>
+                    }
+                </main>
+            </div>
+        }
+    }
+
+    /// Ask for a new session of tutorial `id` (and its title meanwhile).
+    fn start_tutorial(&mut self, ctx: &Context<Self>, id: String) {
+        self.starting = true;
+        self.tutorial_error = None;
+        let info_id = id.clone();
+        ctx.link().send_future(async move {
+            let info = api::scenario(&info_id).await;
+            Msg::TutorialInfo(info_id, info)
+        });
+        ctx.link().send_future(async move {
+            let result = api::create_tutorial_session(&id).await;
+            Msg::TutorialStarted(id, result)
+        });
+    }
+
+    /// The landing page's lists, unless already loaded.
+    fn load_lists(&self, ctx: &Context<Self>) {
+        if self.templates.is_empty() {
+            ctx.link()
+                .send_future(async { Msg::Templates(api::templates().await) });
+        }
+        if self.catalog.is_empty() {
+            ctx.link()
+                .send_future(async { Msg::Catalog(api::scenarios().await) });
         }
     }
 
@@ -198,24 +303,28 @@ impl Component for App {
             .add_event_listener_with_callback("popstate", popstate.as_ref().unchecked_ref());
         Settings::load().apply();
         let route = Route::current();
-        if route == Route::Landing {
-            match template_param() {
-                // A tutorial's link: start that template at once.
-                Some(name) => ctx.link().send_message(Msg::StartTemplate(name)),
-                None => ctx
-                    .link()
-                    .send_future(async { Msg::Templates(api::templates().await) }),
-            }
-        }
-        App {
-            route,
+        let mut app = App {
+            route: route.clone(),
             initial: None,
             ended: false,
             starting: false,
             templates: Vec::new(),
+            catalog: Vec::new(),
+            tutorial_info: None,
+            tutorial_error: None,
             error: None,
             _popstate: popstate,
+        };
+        match route {
+            Route::Landing => match template_param() {
+                // A tutorial's link: start that template at once.
+                Some(name) => ctx.link().send_message(Msg::StartTemplate(name)),
+                None => app.load_lists(ctx),
+            },
+            Route::Tutorial(id) => app.start_tutorial(ctx, id),
+            Route::Session(_) | Route::View(_) => {}
         }
+        app
     }
 
     fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
@@ -250,18 +359,53 @@ impl Component for App {
                     }
                     Err(e) => {
                         self.error = Some(format!("Could not start a session: {e}"));
-                        if self.templates.is_empty() {
-                            ctx.link()
-                                .send_future(async { Msg::Templates(api::templates().await) });
-                        }
+                        self.load_lists(ctx);
                     }
+                }
+            }
+            // A server without tutorials answers 404: no list then.
+            Msg::Catalog(result) => self.catalog = result.unwrap_or_default(),
+            Msg::OpenTutorial(id) => {
+                if self.starting {
+                    return false;
+                }
+                self.navigate(Route::Tutorial(id.clone()));
+                self.start_tutorial(ctx, id);
+            }
+            Msg::TutorialInfo(id, result) => match result {
+                Ok(info) if self.route == Route::Tutorial(id) => self.tutorial_info = Some(info),
+                _ => return false,
+            },
+            Msg::TutorialStarted(id, result) => {
+                self.starting = false;
+                if self.route != Route::Tutorial(id) {
+                    // The user went elsewhere meanwhile; the session expires by itself.
+                    return false;
+                }
+                match result {
+                    Ok(info) => {
+                        // Replace, not push: Back should not start it again.
+                        let route = Route::Session(info.id.clone());
+                        if let Ok(history) = window().history() {
+                            let _ = history.replace_state_with_url(
+                                &JsValue::NULL,
+                                "",
+                                Some(&route.path()),
+                            );
+                        }
+                        self.route = route;
+                        self.ended = false;
+                        self.initial = Some(info);
+                    }
+                    Err(e) => self.tutorial_error = Some(e.message),
                 }
             }
             Msg::PopState => {
                 self.route = Route::current();
-                if self.route == Route::Landing && self.templates.is_empty() {
-                    ctx.link()
-                        .send_future(async { Msg::Templates(api::templates().await) });
+                match self.route.clone() {
+                    Route::Landing => self.load_lists(ctx),
+                    Route::Tutorial(id) => self.start_tutorial(ctx, id),
+                    Route::Session(_) | Route::View(_) => {}
                 }
                 self.initial = None;
                 self.ended = false;
@@ -271,10 +415,7 @@ impl Component for App {
                 self.initial = None;
                 self.ended = false;
                 self.navigate(Route::Landing);
-                if self.templates.is_empty() {
-                    ctx.link()
-                        .send_future(async { Msg::Templates(api::templates().await) });
-                }
+                self.load_lists(ctx);
             }
             Msg::Error(text) => self.error = Some(text),
             Msg::DismissError => self.error = None,
@@ -296,6 +437,7 @@ impl Component for App {
         };
         let page = match (&self.route, self.ended) {
             (Route::Landing, _) => self.landing(ctx),
+            (Route::Tutorial(id), _) => self.tutorial_start(ctx, id),
             (Route::Session(_) | Route::View(_), true) => self.ended(ctx),
             (Route::View(vid), false) => html! {
                 <SessionPage key={format!("view/{vid}")} sid={vid.clone()} view=true

@@ -23,7 +23,7 @@ use web_sys::MessageEvent;
 use yew::prelude::*;
 
 use crate::settings::Settings;
-use crate::terminal::{TermInput, TerminalView};
+use crate::terminal::{TerminalInput, TerminalView};
 
 #[derive(Clone, Debug, PartialEq, Properties)]
 pub struct EmbedProps {
@@ -77,14 +77,16 @@ pub struct Typed {
 }
 
 pub enum Msg {
-    Attached(TermInput),
+    Attached,
     Type(Typed),
     /// The pause after a Ctrl-C is over.
     Settled,
 }
 
 pub struct EmbedPage {
-    input: Option<TermInput>,
+    /// Types into the terminal (it registers itself with it).
+    input: TerminalInput,
+    attached: bool,
     /// What waits to be typed: sent before the shell was attached, or
     /// after a Ctrl-C that is still settling.
     queue: VecDeque<Typed>,
@@ -95,13 +97,13 @@ pub struct EmbedPage {
 impl EmbedPage {
     /// Type what waits, in order, pausing after each Ctrl-C.
     fn pump(&mut self, ctx: &Context<Self>) {
-        let Some(input) = &self.input else { return };
-        if self.settling.is_some() {
+        if !self.attached || self.settling.is_some() {
             return;
         }
+        let name = ctx.props().name.clone();
         while let Some(next) = self.queue.front_mut() {
             if next.interrupt {
-                input.send("\x03");
+                self.input.send(&name, b"\x03");
                 next.interrupt = false;
                 let link = ctx.link().clone();
                 self.settling = Some(Timeout::new(AFTER_INTERRUPT_MS, move || {
@@ -109,7 +111,7 @@ impl EmbedPage {
                 }));
                 return;
             }
-            input.send(&next.text);
+            self.input.send(&name, next.text.as_bytes());
             self.queue.pop_front();
         }
     }
@@ -137,7 +139,8 @@ impl Component for EmbedPage {
                 .add_event_listener_with_callback("message", listener.as_ref().unchecked_ref());
         }
         EmbedPage {
-            input: None,
+            input: TerminalInput::default(),
+            attached: false,
             queue: VecDeque::new(),
             settling: None,
             listener,
@@ -146,8 +149,8 @@ impl Component for EmbedPage {
 
     fn update(&mut self, ctx: &Context<Self>, msg: Msg) -> bool {
         match msg {
-            Msg::Attached(input) => {
-                self.input = Some(input);
+            Msg::Attached => {
+                self.attached = true;
                 self.pump(ctx);
                 tell_parent_ready(ctx.props());
             }
@@ -168,9 +171,11 @@ impl Component for EmbedPage {
         // Inline, so the session page's stylesheet needs nothing for it.
         html! {
             <div id="embed" style="position:fixed;inset:0;display:flex;flex-direction:column;background:var(--term-bg)">
-                <TerminalView sid={props.sid.clone()} name={props.name.clone()} tab={props.tab}
-                    light={props.light} font_size={props.font_size}
-                    on_attached={ctx.link().callback(Msg::Attached)} />
+                <ContextProvider<TerminalInput> context={self.input.clone()}>
+                    <TerminalView sid={props.sid.clone()} name={props.name.clone()} tab={props.tab}
+                        light={props.light} font_size={props.font_size}
+                        on_attached={ctx.link().callback(|()| Msg::Attached)} />
+                </ContextProvider<TerminalInput>>
             </div>
         }
     }

@@ -1,6 +1,6 @@
 //! The operator's side: Prometheus metrics at `/metrics` and the admin API
-//! under `/api/admin/` (every session with its instances' resource use, and
-//! ending a session).
+//! under `/api/admin/` (every session with its instances' resource use,
+//! ending a session, and the instructors' tokens).
 //!
 //! On the main address these answer only `Authorization: Bearer <--admin-token>`;
 //! without a token configured they are off there (404). On `--admin-listen`,
@@ -18,6 +18,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use playground_protocol::{AdminInstance, AdminSession, InstanceStatus};
 
+use crate::api::classes;
 use crate::api::state::AppState;
 use crate::error::ApiError;
 use crate::ops::metrics;
@@ -31,6 +32,14 @@ fn routes() -> Router<AppState> {
         .route("/metrics", get(serve_metrics))
         .route("/api/admin/sessions", get(list_sessions))
         .route("/api/admin/sessions/{sid}", delete(end_session))
+        .route(
+            "/api/admin/instructors",
+            get(classes::list_instructors).post(classes::add_instructor),
+        )
+        .route(
+            "/api/admin/instructors/{id}",
+            delete(classes::remove_instructor),
+        )
 }
 
 /// The admin page: it holds no data, and asks for the token itself.

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::api::clients::ClientAddr;
 use crate::api::state::AppState;
 use crate::error::ApiError;
+use crate::session::sessions::Draw;
 
 /// Default and largest exec timeout.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -61,7 +62,11 @@ pub async fn create_session(
                 "give a template or a scenario, not both",
             ))
         }
-        (None, Some(id)) => sessions.create_from_scenario(&id, client).await?,
+        (None, Some(id)) => {
+            sessions
+                .create_from_scenario(&id, client, Draw::Free)
+                .await?
+        }
         (None, None) => sessions.create(client).await?,
         (Some(name), None) => {
             let template = sessions
@@ -73,7 +78,9 @@ pub async fn create_session(
                 .ok_or_else(|| {
                     ApiError::new(StatusCode::NOT_FOUND, format!("no template named {name:?}"))
                 })?;
-            sessions.create_from_template(&template, client).await?
+            sessions
+                .create_from_template(&template, client, Draw::Free)
+                .await?
         }
     };
     let info = session.info(sessions.policy(), false).await;

@@ -41,7 +41,32 @@ pub async fn terminal(
     let session = sessions.get(&sid)?;
     let entry = session.instance(&name).await?;
     let permit = session.open_connection(sessions.policy())?;
-    serve_terminal(entry, query, upgrade, false, permit).await
+    let access = Access::Owner(session.last_input.clone());
+    serve_terminal(entry, query, upgrade, access, permit).await
+}
+
+/// A helper's terminal: writable while the session's owner accepts help.
+pub async fn help_terminal(
+    State(sessions): State<AppState>,
+    Path((key, name)): Path<(String, String)>,
+    query: TerminalQueryResult,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let session = sessions.get_helped(&key)?;
+    let entry = session.instance(&name).await?;
+    let permit = session.open_connection(sessions.policy())?;
+    let access = Access::Helper(session.help.watch());
+    serve_terminal(entry, query, upgrade, access, permit).await
+}
+
+/// Who is at the keyboard.
+enum Access {
+    /// The session's owner: each keystroke is its activity.
+    Owner(Arc<std::sync::atomic::AtomicU64>),
+    /// A read-only view.
+    Viewer,
+    /// A helper, while help is active.
+    Helper(tokio::sync::watch::Receiver<bool>),
 }
 
 pub async fn view_terminal(
@@ -53,14 +78,14 @@ pub async fn view_terminal(
     let session = sessions.get_view(&vid)?;
     let entry = session.instance(&name).await?;
     let permit = session.open_connection(sessions.policy())?;
-    serve_terminal(entry, query, upgrade, true, permit).await
+    serve_terminal(entry, query, upgrade, Access::Viewer, permit).await
 }
 
 async fn serve_terminal(
     entry: Arc<InstanceEntry>,
     query: TerminalQueryResult,
     upgrade: WebSocketUpgrade,
-    read_only: bool,
+    access: Access,
     permit: ConnectionPermit,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -92,10 +117,17 @@ async fn serve_terminal(
     Ok(upgrade.max_message_size(1 << 20).on_upgrade(move |socket| {
         let open = metrics::OpenGauge::new(&metrics::get().terminals);
         async move {
+            let (read_only, input_while, activity) = match access {
+                Access::Owner(activity) => (false, None, Some(activity)),
+                Access::Viewer => (true, None, None),
+                Access::Helper(active) => (false, Some(active), None),
+            };
             let client = ClientOptions {
                 from,
                 acks: query.ack,
                 read_only,
+                input_while,
+                activity,
             };
             terminal.serve(socket, client).await;
             drop(open);

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, Mutex};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::session::admission::{about_minutes, Capacity, ConnectionPermit, Connections};
+use crate::session::help::Help;
 use crate::session::scenarios::Catalog;
 use crate::session::store::{Store, StoredInstance, StoredSession};
 use crate::session::terminal::Terminal;
@@ -98,6 +99,10 @@ pub struct Session {
     events: broadcast::Sender<SessionEvent>,
     /// Its scenario and the learner's progress, when started from one.
     pub tutorial: Option<Arc<Tutorial>>,
+    /// Someone else typing in its terminals, while its owner agrees.
+    pub help: Help,
+    /// Unix seconds of the owner's last keystroke in a terminal (0: none yet).
+    pub last_input: Arc<AtomicU64>,
 }
 
 pub struct InstanceEntry {
@@ -109,6 +114,16 @@ pub struct InstanceEntry {
     /// The instance's shells, one per terminal tab, each started on the
     /// first connection to its tab. Tab 0's is the one file paths follow.
     pub terminals: Mutex<[Option<Arc<Terminal>>; TABS]>,
+}
+
+/// Where a new session's first instances take their share of the host from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Draw {
+    /// What is free, within the per-address limit of sessions.
+    Free,
+    /// A reservation (a class's seats): no per-address limit, since a
+    /// classroom often shares one address.
+    Reserved,
 }
 
 /// Terminal tabs per instance (`?tab=0` to `?tab=3`).
@@ -242,6 +257,7 @@ impl Session {
                 .map(|i| i.info(&self.id, policy))
                 .collect(),
             tutorial: self.tutorial.as_ref().map(|t| t.state()),
+            help: self.help.state(),
         }
     }
 
@@ -406,15 +422,18 @@ impl Sessions {
     }
 
     pub async fn create(&self, client: Option<IpAddr>) -> Result<Arc<Session>, ApiError> {
-        self.open_session(client, None).await
+        self.open_session(client, None, Draw::Free).await
     }
 
     async fn open_session(
         &self,
         client: Option<IpAddr>,
         tutorial: Option<Arc<Tutorial>>,
+        draw: Draw,
     ) -> Result<Arc<Session>, ApiError> {
-        self.admit_session(client)?;
+        if draw == Draw::Free {
+            self.admit_session(client)?;
+        }
         let id = uuid::Uuid::new_v4().to_string();
         let viewer_id = uuid::Uuid::new_v4().to_string();
         let network = self.networks.create(&id).await?;
@@ -436,6 +455,8 @@ impl Sessions {
             ended: AtomicBool::new(false),
             events: broadcast::channel(256).0,
             tutorial,
+            help: Help::default(),
+            last_input: Arc::new(AtomicU64::new(0)),
         });
         self.sessions
             .write()
@@ -452,19 +473,18 @@ impl Sessions {
         &self,
         template: &TemplateInfo,
         client: Option<IpAddr>,
+        draw: Draw,
     ) -> Result<Arc<Session>, ApiError> {
-        if self.capacity.limit() - self.capacity.used().min(self.capacity.limit())
-            < template.instances.len()
-        {
+        if draw == Draw::Free && self.capacity.free() < template.instances.len() {
             return Err(self.full_error());
         }
-        let session = self.create(client).await?;
+        let session = self.open_session(client, None, draw).await?;
         let mut created = Vec::new();
         // Checked when the templates were loaded.
         let profile = template.profile.as_deref().and_then(|p| p.parse().ok());
         for spec in &template.instances {
             match self
-                .add_instance(&session, Some(&spec.hostname), profile)
+                .add_instance_drawing(&session, Some(&spec.hostname), profile, draw)
                 .await
             {
                 Ok(entry) => created.push((entry, spec.run.clone())),
@@ -513,20 +533,22 @@ impl Sessions {
         self: &Arc<Self>,
         id: &str,
         client: Option<IpAddr>,
+        draw: Draw,
     ) -> Result<Arc<Session>, ApiError> {
         let scenario = self.policy.scenarios.scenario(id).cloned().ok_or_else(|| {
             ApiError::new(StatusCode::NOT_FOUND, format!("no scenario named {id:?}"))
         })?;
-        if self.capacity.limit() - self.capacity.used().min(self.capacity.limit())
-            < scenario.hostnames.len()
-        {
+        if draw == Draw::Free && self.capacity.free() < scenario.hostnames.len() {
             return Err(self.full_error());
         }
         let tutorial = Arc::new(Tutorial::new(Arc::new(scenario), None));
-        let session = self.open_session(client, Some(tutorial.clone())).await?;
+        let session = self
+            .open_session(client, Some(tutorial.clone()), draw)
+            .await?;
         let prepared = async {
             for hostname in &tutorial.scenario.hostnames {
-                self.add_instance(&session, Some(hostname), tutorial.scenario.profile)
+                let profile = tutorial.scenario.profile;
+                self.add_instance_drawing(&session, Some(hostname), profile, draw)
                     .await?;
             }
             tutorial::begin(self, &session).await
@@ -544,6 +566,26 @@ impl Sessions {
         self.store
             .set_tutorial(&session.id, &tutorial.stored())
             .map_err(store_error)
+    }
+
+    /// The live session whose active help `key` opens.
+    pub fn get_helped(&self, key: &str) -> Result<Arc<Session>, ApiError> {
+        let sessions = self.sessions.read().unwrap();
+        let session = sessions
+            .values()
+            .find(|s| s.help.knows(key) && s.is_live())
+            .cloned();
+        match session {
+            Some(s) if s.help.admits(key) => Ok(s),
+            Some(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "the student has not accepted help (yet)",
+            )),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "this help has ended: ask again",
+            )),
+        }
     }
 
     /// A live session by its viewer id (for read-only views).
@@ -657,6 +699,17 @@ impl Sessions {
         name: Option<&str>,
         profile: Option<Profile>,
     ) -> Result<Arc<InstanceEntry>, ApiError> {
+        self.add_instance_drawing(session, name, profile, Draw::Free)
+            .await
+    }
+
+    async fn add_instance_drawing(
+        &self,
+        session: &Session,
+        name: Option<&str>,
+        profile: Option<Profile>,
+        draw: Draw,
+    ) -> Result<Arc<InstanceEntry>, ApiError> {
         let profile = profile.unwrap_or(self.policy.profile);
         let mut instances = session.instances.lock().await;
         if !session.is_live() {
@@ -701,7 +754,11 @@ impl Sessions {
                 )
             })?;
         let ip = session.network.address(host);
-        let slot = self.capacity.try_take().ok_or_else(|| self.full_error())?;
+        let slot = match draw {
+            Draw::Free => self.capacity.try_take(),
+            Draw::Reserved => self.capacity.take_reserved(),
+        };
+        let slot = slot.ok_or_else(|| self.full_error())?;
         let spec = InstanceSpec {
             id: format!("{}-{name}", session.id.replace('-', "")),
             hostname: name.clone(),
@@ -906,6 +963,8 @@ impl Sessions {
                 ended: AtomicBool::new(false),
                 events: broadcast::channel(256).0,
                 tutorial,
+                help: Help::default(),
+                last_input: Arc::new(AtomicU64::new(0)),
             });
             if session.tutorial.is_some() {
                 tutorial::watch(self.clone(), session.clone());

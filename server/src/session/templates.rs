@@ -108,7 +108,7 @@ pub fn load(file: Option<&Path>, max_instances: u32) -> anyhow::Result<Vec<Templ
         }
         if !names.insert(t.name.clone()) {
             return Err(fail(format!(
-                "template name {:?} is used more than once (1-instance and 3-instances are built in)",
+                "template name {:?} is used more than once (1-instance, 2-instances and 3-instances are built in)",
                 t.name
             )));
         }
@@ -179,8 +179,8 @@ mod tests {
     fn files_are_validated() {
         let good = "[[template]]\nname = \"swarm\"\ntitle = \"Swarm\"\n[[template.instance]]\nhostname = \"manager1\"\nrun = [\"true\"]\n";
         let all = load_text(good, 5).unwrap();
-        assert_eq!(all.len(), 3);
-        assert_eq!(all[2].instances[0].run, ["true"]);
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[3].instances[0].run, ["true"]);
         let bad = good.replace("manager1", "Manager1");
         assert!(load_text(&bad, 5)
             .unwrap_err()
@@ -189,15 +189,15 @@ mod tests {
         let dup = good.replace("swarm", "3-instances");
         assert!(load_text(&dup, 5).is_err());
         assert!(load_text(good, 0).is_err());
-        assert_eq!(load(None, 2).unwrap().len(), 1);
+        assert_eq!(load(None, 2).unwrap().len(), 2);
     }
 
     #[test]
     fn the_example_file_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates.example.toml");
         let all = load(Some(&path), 5).unwrap();
-        assert_eq!(all[2].name, "swarm");
-        assert_eq!(all[2].instances.len(), 3);
+        assert_eq!(all[3].name, "swarm");
+        assert_eq!(all[3].instances.len(), 3);
     }
 }
 

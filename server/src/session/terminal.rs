@@ -80,6 +80,12 @@ pub struct ClientOptions {
     pub acks: bool,
     /// Output only: keyboard input and resizes are ignored.
     pub read_only: bool,
+    /// Input taken only while this is true, and the connection ends when it
+    /// turns false (a helper's, see `help.rs`).
+    pub input_while: Option<watch::Receiver<bool>>,
+    /// Set to the time (Unix seconds) of each keystroke: the owner's
+    /// activity.
+    pub activity: Option<Arc<AtomicU64>>,
 }
 
 impl Output {
@@ -264,7 +270,11 @@ impl Terminal {
             from,
             acks,
             read_only,
+            input_while,
+            activity,
         } = options;
+        let allowed = input_while.clone();
+        let may_type = move || allowed.as_ref().is_none_or(|a| *a.borrow());
         let client = self.next_client.fetch_add(1, Ordering::Relaxed);
         let (start, missed) = self.output.lock().unwrap().attach(client, from);
         let (mut sink, mut stream) = socket.split();
@@ -277,8 +287,11 @@ impl Terminal {
         let input = async move {
             while let Some(Ok(message)) = stream.next().await {
                 match message {
-                    Message::Binary(_) if read_only => {}
+                    Message::Binary(_) if read_only || !may_type() => {}
                     Message::Binary(bytes) => {
+                        if let Some(activity) = &activity {
+                            activity.store(unix_now(), Ordering::Relaxed);
+                        }
                         if this.pty.write_all(&bytes).await.is_err() {
                             break;
                         }
@@ -359,10 +372,23 @@ impl Terminal {
             }
         };
 
+        // A helper's connection ends with the help.
+        let revoked = async move {
+            let Some(mut allowed) = input_while else {
+                return std::future::pending().await;
+            };
+            while *allowed.borrow_and_update() {
+                if allowed.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+
         // Whether the client was told the stream ended (the shell exited).
         let stream_over = tokio::select! {
             () = input => false,
             r = output => r.unwrap_or(false),
+            () = revoked => false,
         };
         if acks && !stream_over {
             // The connection ended (dropped, or closed by a client that may
@@ -380,6 +406,12 @@ impl Terminal {
             self.progress.notify_one();
         }
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn paused_now(paused: &mut watch::Receiver<bool>) -> bool {

@@ -2,6 +2,7 @@
 //! (requests to the server, and their answers), open a port, open more
 //! shells, upload and download files.
 
+use gloo_timers::callback::Timeout;
 use playground_protocol::{FileInfo, InstanceInfo, SessionInfo};
 use web_sys::File;
 use yew::prelude::*;
@@ -9,6 +10,7 @@ use yew::prelude::*;
 use super::files_bar::Upload;
 use super::format::{fill_template, parse_port};
 use super::terminal_tabs::{forget_tabs, save_tabs, MAX_TABS};
+use super::tutorial::Exec;
 use super::{Msg, SessionPage};
 use crate::api::{self, ApiError, ApiResult};
 use crate::upload;
@@ -254,4 +256,41 @@ impl SessionPage {
         }
         false
     }
+
+    /// Type a tutorial's command: into the named instance's terminal (shown
+    /// first), else the one shown. After Ctrl-C the shell gets a moment:
+    /// the interrupted program's exit may flush what follows it.
+    pub(super) fn exec(&mut self, exec: Exec) -> bool {
+        let name = match exec.instance {
+            Some(name)
+                if self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.instances.iter().any(|i| i.name == name)) =>
+            {
+                name
+            }
+            _ => match self.selected.clone() {
+                Some(name) => name,
+                None => return false,
+            },
+        };
+        let switch = self.selected.as_deref() != Some(name.as_str());
+        self.selected = Some(name.clone());
+        match exec.interrupt {
+            Some(first) => {
+                self.inputs.send(&name, first.as_bytes());
+                let inputs = self.inputs.clone();
+                Timeout::new(INTERRUPT_PAUSE_MS, move || {
+                    inputs.send(&name, exec.input.as_bytes())
+                })
+                .forget();
+            }
+            None => self.inputs.send(&name, exec.input.as_bytes()),
+        }
+        switch
+    }
 }
+
+/// Between a tutorial's Ctrl-C and the command after it.
+const INTERRUPT_PAUSE_MS: u32 = 300;

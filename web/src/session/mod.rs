@@ -1,6 +1,7 @@
 //! The session page: header with countdown and "Close session", a sidebar
 //! listing the instances, and the selected instance's details (address,
-//! memory, CPU, open ports) above its terminal.
+//! memory, CPU, open ports) above its terminal. A tutorial's session adds
+//! the tutorial pane on the left (`tutorial/`).
 //!
 //! The page follows the session's event stream (see `events.rs`): the state
 //! comes from each `snapshot` and is kept current by the events after it. A
@@ -24,11 +25,14 @@ mod share;
 mod sync;
 mod terminal_tabs;
 mod topbar;
+mod tutorial;
 
 use std::collections::HashMap;
 
 use gloo_timers::callback::Interval;
-use playground_protocol::{FileInfo, InstanceInfo, InstanceStatus, SessionEvent, SessionInfo};
+use playground_protocol::{
+    FileInfo, InstanceInfo, InstanceStatus, SessionEvent, SessionInfo, TutorialState,
+};
 use web_sys::File;
 use yew::prelude::*;
 
@@ -36,6 +40,7 @@ use crate::api::ApiResult;
 use crate::editor::Editor;
 use crate::events::{EventStream, LinkState};
 use crate::settings::{Settings, MAX_FONT, MIN_FONT};
+use crate::terminal::TerminalInput;
 use banners::{EndingBanner, ExitedNote};
 use cpu_meter::CpuMeter;
 use files_bar::{FilesBar, Upload};
@@ -45,6 +50,7 @@ use ports_bar::PortsBar;
 use share::Share;
 use terminal_tabs::{load_tabs, Tabs, TerminalTabs};
 use topbar::TopBar;
+use tutorial::{Exec, TutorialPane};
 
 /// How often the poll timer fires.
 const POLL_TICK_MS: u32 = 5_000;
@@ -102,6 +108,10 @@ pub enum Msg {
     DismissUpload(u32),
     DownloadInput(String),
     Download,
+    /// A newer tutorial state, from the tutorial pane's own requests.
+    Tutorial(TutorialState),
+    /// Type a tutorial's command into a terminal.
+    Exec(Exec),
 }
 
 pub struct SessionPage {
@@ -134,6 +144,8 @@ pub struct SessionPage {
     uploads: Vec<Upload>,
     next_upload: u32,
     download_path: String,
+    /// Lets the tutorial type into the visible terminals.
+    inputs: TerminalInput,
     _events: EventStream,
     _poll: Interval,
     _tick: Interval,
@@ -252,6 +264,7 @@ impl Component for SessionPage {
             uploads: Vec::new(),
             next_upload: 0,
             download_path: String::new(),
+            inputs: TerminalInput::default(),
             _events: events,
             _poll: poll,
             _tick: tick,
@@ -334,6 +347,13 @@ impl Component for SessionPage {
                 false
             }
             Msg::Download => self.download(ctx),
+            Msg::Tutorial(state) => {
+                if let Some(s) = &mut self.session {
+                    s.tutorial = Some(state);
+                }
+                true
+            }
+            Msg::Exec(exec) => self.exec(exec),
         }
     }
 
@@ -350,8 +370,21 @@ impl Component for SessionPage {
             .iter()
             .filter_map(|(name, m)| Some((name.clone(), m.percent?)))
             .collect();
+        let tutorial = self.session.as_ref().and_then(|s| {
+            let state = s.tutorial.clone()?;
+            let key = state.scenario.clone();
+            Some(html! {
+                <TutorialPane {key} sid={ctx.props().sid.clone()} {view} {state}
+                    port_url_template={s.port_url_template.clone()} instances={s.instances.clone()}
+                    on_state={link.callback(Msg::Tutorial)} on_exec={link.callback(Msg::Exec)}
+                    on_error={ctx.props().on_error.clone()} />
+            })
+        });
+        // Beside a tutorial one machine needs no list: its name heads the terminal.
+        let list = tutorial.is_none() || instances.len() > 1;
         html! {
-            <div class="page session-page">
+            <ContextProvider<TerminalInput> context={self.inputs.clone()}>
+            <div class={classes!("page", "session-page", tutorial.is_some().then_some("with-tutorial"))}>
                 <TopBar {view} link={self.link} remaining={self.session.is_some().then(|| self.remaining_secs())}
                     settings={self.settings} closing={self.closing}
                     on_font_smaller={link.callback(|_| Msg::FontSmaller)}
@@ -369,12 +402,16 @@ impl Component for SessionPage {
                         extending={self.extending} on_extend={link.callback(|_| Msg::Extend)} />
                 }
                 <div class="workspace">
-                    <InstanceList {view} {instances} max={max} selected={self.selected.clone()}
-                        cpu={cpu} adding={self.adding}
-                        on_add={link.callback(|_| Msg::AddInstance)} on_select={link.callback(Msg::Select)} />
+                    { for tutorial }
+                    if list {
+                        <InstanceList {view} {instances} max={max} selected={self.selected.clone()}
+                            cpu={cpu} adding={self.adding}
+                            on_add={link.callback(|_| Msg::AddInstance)} on_select={link.callback(Msg::Select)} />
+                    }
                     { self.content(ctx) }
                 </div>
             </div>
+            </ContextProvider<TerminalInput>>
         }
     }
 }

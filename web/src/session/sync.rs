@@ -132,6 +132,13 @@ impl SessionPage {
                     s.tutorial = Some(*tutorial);
                 }
             }
+            SessionEvent::Help { state } => {
+                if let Some(s) = &mut self.session {
+                    s.help = state;
+                }
+            }
+            // Not shown yet: the class pages come next (#15).
+            SessionEvent::Message { .. } => {}
             SessionEvent::Ended => ctx.props().on_ended.emit(()),
         }
     }

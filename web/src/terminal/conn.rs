@@ -58,6 +58,8 @@ impl TermConn {
             retry: None,
             disposed: false,
             halted: false,
+            queued: Vec::new(),
+            flush_timer: None,
         }));
         let weak = Rc::downgrade(&inner);
         let mut listeners: Vec<Closure<dyn FnMut(JsValue)>> = Vec::new();

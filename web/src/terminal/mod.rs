@@ -7,10 +7,8 @@
 //! `socket.rs` speaks the terminal's WebSocket protocol.
 
 mod conn;
+mod input;
 mod socket;
-
-use std::cell::RefCell;
-use std::rc::{Rc, Weak};
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -19,7 +17,8 @@ use yew::prelude::*;
 
 use crate::xterm;
 use conn::TermConn;
-use socket::{Inner, Target};
+pub use input::TerminalInput;
+use socket::Target;
 
 /// What the terminal's connection is doing, for the banner over it.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,23 +56,10 @@ pub struct TerminalProps {
     /// The instance's init died: stop reconnecting, keep the output.
     #[prop_or_default]
     pub stopped: bool,
-    /// Told each time the shell is attached, with a way to type into it
-    /// (the embed page types what its parent page sends).
+    /// Told each time the shell is attached (the embed page tells the page
+    /// it is framed in).
     #[prop_or_default]
-    pub on_attached: Option<Callback<TermInput>>,
-}
-
-/// Types into a terminal's shell as the keyboard would; does nothing while
-/// it is not connected, or once the terminal is gone.
-#[derive(Clone)]
-pub struct TermInput(Weak<RefCell<Inner>>);
-
-impl TermInput {
-    pub fn send(&self, text: &str) {
-        if let Some(inner) = self.0.upgrade() {
-            socket::on_input(&inner, text.as_bytes(), true);
-        }
-    }
+    pub on_attached: Option<Callback<()>>,
 }
 
 /// Hosts xterm in `#terminal`; a new (sid, name) tears down the old
@@ -93,30 +79,21 @@ pub fn terminal_view(props: &TerminalProps) -> Html {
             (props.sid.clone(), props.name.clone(), props.view, props.tab),
             move |(sid, name, view, tab)| {
                 set_state.set(ConnState::Connecting);
-                // Filled in once the connection exists (it reports states
-                // only later, from its socket's events).
-                let input = Rc::new(RefCell::new(None::<TermInput>));
-                let on_state = {
-                    let input = input.clone();
-                    Callback::from(move |s: ConnState| {
-                        let current = input.borrow().clone();
-                        if let (ConnState::Open, Some(cb), Some(i)) = (&s, &on_attached, current) {
-                            cb.emit(i);
-                        }
-                        set_state.set(s)
-                    })
-                };
+                let on_state = Callback::from(move |s: ConnState| {
+                    if let (ConnState::Open, Some(cb)) = (&s, &on_attached) {
+                        cb.emit(());
+                    }
+                    set_state.set(s)
+                });
                 let target = Target {
                     sid: sid.to_string(),
                     name: name.to_string(),
                     view: *view,
                     tab: *tab,
                 };
-                let started = host
+                *conn.borrow_mut() = host
                     .cast::<HtmlElement>()
                     .map(|el| TermConn::start(&el, target, look, on_state));
-                *input.borrow_mut() = started.as_ref().map(|c| TermInput(Rc::downgrade(&c.inner)));
-                *conn.borrow_mut() = started;
                 move || {
                     let old = conn.borrow_mut().take();
                     drop(old);
@@ -148,6 +125,36 @@ pub fn terminal_view(props: &TerminalProps) -> Html {
                 fit.fit();
             }
         });
+    }
+    {
+        // The visible shell takes the page's typed input (a tutorial's
+        // commands); declared after the connection's effect, so it
+        // registers the connection that effect made.
+        let conn = conn.clone();
+        let input = use_context::<TerminalInput>();
+        use_effect_with(
+            (
+                props.sid.clone(),
+                props.name.clone(),
+                props.tab,
+                props.active,
+            ),
+            move |(_, name, _, active)| {
+                let name = name.to_string();
+                let registered = match (input, conn.borrow().as_ref(), *active) {
+                    (Some(input), Some(c), true) => {
+                        input.register(&name, &c.inner);
+                        Some((input, std::rc::Rc::downgrade(&c.inner)))
+                    }
+                    _ => None,
+                };
+                move || {
+                    if let Some((input, weak)) = registered {
+                        input.unregister(&name, &weak);
+                    }
+                }
+            },
+        );
     }
     {
         let conn = conn.clone();

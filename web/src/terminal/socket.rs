@@ -25,6 +25,8 @@ const HIGH_WATERMARK: u64 = 128 * 1024;
 const ACK_EVERY: u64 = 32 * 1024;
 /// Below this many, ask it to resume.
 const LOW_WATERMARK: u64 = 16 * 1024;
+/// How long queued input waits for a new shell's first output.
+const QUIET_SHELL_MS: u32 = 1_500;
 /// Which terminal to connect to.
 pub(super) struct Target {
     pub(super) sid: String,
@@ -57,6 +59,13 @@ pub(super) struct Inner {
     pub(super) disposed: bool,
     /// The instance stopped: never connect again.
     pub(super) halted: bool,
+    /// Input typed by the page (`type_input`) before the shell was
+    /// attached: sent once it is and has said something (its prompt), so a
+    /// new shell does not echo it twice, before and after the prompt.
+    pub(super) queued: Vec<u8>,
+    /// Attached with input queued: waiting for the shell's first output,
+    /// or for this timer if it stays silent.
+    pub(super) flush_timer: Option<Timeout>,
 }
 
 /// The current WebSocket and the handlers that must live as long as it.
@@ -165,6 +174,14 @@ fn on_message(rc: &Rc<RefCell<Inner>>, ev: JsValue) {
                     inner.offset = Some(offset);
                     inner.acked = offset;
                     inner.attempt = 0;
+                    if !inner.queued.is_empty() {
+                        let weak = Rc::downgrade(rc);
+                        inner.flush_timer = Some(Timeout::new(QUIET_SHELL_MS, move || {
+                            if let Some(rc) = weak.upgrade() {
+                                flush_queued(&rc);
+                            }
+                        }));
+                    }
                     (inner.term.clone(), inner.on_state.clone())
                 };
                 term.focus();
@@ -232,12 +249,25 @@ fn schedule_reconnect(rc: &Rc<RefCell<Inner>>) {
     cb.emit(ConnState::Reconnecting { attempt, delay_ms });
 }
 
+/// Send the page's queued input (see `Inner::queued`).
+fn flush_queued(rc: &Rc<RefCell<Inner>>) {
+    let mut inner = rc.borrow_mut();
+    inner.flush_timer = None;
+    let queued = std::mem::take(&mut inner.queued);
+    if let (Some(ws), false) = (open_socket(&inner), queued.is_empty()) {
+        let _ = ws.send_with_u8_array(&queued);
+    }
+}
+
 /// Raw output from the shell: count it, hand it to xterm, and apply the
 /// watermarks.
 fn on_output(rc: &Rc<RefCell<Inner>>, bytes: Uint8Array) {
     let len = u64::from(bytes.length());
     if len == 0 {
         return;
+    }
+    if rc.borrow().flush_timer.is_some() {
+        flush_queued(rc);
     }
     let term = {
         let mut inner = rc.borrow_mut();
@@ -296,6 +326,34 @@ pub(super) fn on_input(rc: &Rc<RefCell<Inner>>, bytes: &[u8], text: bool) {
             }
             return;
         }
+    };
+    restart.emit(ConnState::Connecting);
+    connect(rc);
+}
+
+/// Input from the page rather than the keyboard (a tutorial's command):
+/// sent now when the shell is attached, else when it is. After the shell
+/// exited, a new one is started for it.
+pub(super) fn type_input(rc: &Rc<RefCell<Inner>>, bytes: &[u8]) {
+    let restart = {
+        let mut inner = rc.borrow_mut();
+        if inner.halted || inner.target.view {
+            return;
+        }
+        let attached = inner.offset.is_some() && inner.flush_timer.is_none();
+        match open_socket(&inner) {
+            Some(ws) if attached && !inner.exited => {
+                let _ = ws.send_with_u8_array(bytes);
+                return;
+            }
+            _ => inner.queued.extend_from_slice(bytes),
+        }
+        if !inner.exited {
+            return;
+        }
+        inner.exited = false;
+        inner.attempt = 0;
+        inner.on_state.clone()
     };
     restart.emit(ConnState::Connecting);
     connect(rc);
