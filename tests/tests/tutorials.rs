@@ -249,6 +249,11 @@ async fn docker_basics_from_start_to_finish_and_after_a_restart() {
     // Back to step 1 (done pages open again), then where we were.
     let response = open_page(&server, &sid, 1).await;
     assert_eq!(response.status(), 200);
+    // A step done and opened again stays open while the page (the event
+    // stream) watches: its check passing again moves nobody on.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(tutorial(&server, &sid).await.page, 1);
+    drop(events);
     assert_eq!(open_page(&server, &sid, 4).await.status(), 200);
 
     // A restart of the server keeps the place.

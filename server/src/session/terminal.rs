@@ -221,6 +221,13 @@ impl Terminal {
         self.pty.write_all(bytes).await
     }
 
+    /// Wait (at most `timeout`) until the shell has written something: its
+    /// prompt.
+    pub async fn first_output(&self, timeout: Duration) {
+        let mut end = self.end.subscribe();
+        let _ = tokio::time::timeout(timeout, end.wait_for(|&end| end > 0)).await;
+    }
+
     pub fn has_exited(&self) -> bool {
         self.exit.borrow().is_some()
     }

@@ -337,7 +337,11 @@ async fn enter(session: &Arc<Session>, tutorial: &Arc<Tutorial>, page: u32) {
         let path = format!("/tmp/tutorial-{kind}-foreground.sh");
         let typed = async {
             entry.instance.write_file(&path, script).await?;
-            let (terminal, _) = entry.terminal(0, 80, 24).await?;
+            let (terminal, started) = entry.terminal(0, 80, 24).await?;
+            if started {
+                // Typed after the prompt, so the shell does not echo it twice.
+                terminal.first_output(Duration::from_secs(5)).await;
+            }
             terminal
                 .type_input(format!("bash {path}\r").as_bytes())
                 .await
@@ -407,12 +411,16 @@ pub async fn check(
     } else {
         tutorial.checking.lock().await
     };
-    let page = tutorial.state().page;
+    let state = tutorial.state();
+    let page = state.page;
     let all = pages(&tutorial.scenario);
     let Some((kind, content)) = all.get(page as usize).copied() else {
         return Ok(None);
     };
-    if automatic && (content.verify.is_none() || kind != PageKind::Step) {
+    // By itself only on the step to do: a step done and opened again is
+    // read, not moved on from.
+    let to_do = page == state.reached && !state.finished;
+    if automatic && (content.verify.is_none() || kind != PageKind::Step || !to_do) {
         return Ok(None);
     }
     let (passed, output, timed_out) = match &content.verify {
