@@ -42,7 +42,7 @@ pub fn app(
     embedding: embed::Embedding,
 ) -> Router {
     let mut api = router().layer(axum::middleware::from_fn_with_state(
-        clients,
+        (clients, sessions.clone()),
         clients::limit,
     ));
     if let Some(cors) = embedding.cors() {
