@@ -111,12 +111,18 @@ async fn a_flood_of_requests_is_slowed_down_not_served() {
     assert_eq!(retry_after.as_ref().unwrap(), "1");
     // A live session has its own share (a classroom shares one address),
     // and reading the templates costs nothing.
-    assert_eq!(server.get(&format!("/api/sessions/{sid}")).await.status(), 200);
+    assert_eq!(
+        server.get(&format!("/api/sessions/{sid}")).await.status(),
+        200
+    );
     assert_eq!(server.get("/api/templates").await.status(), 200);
     // The page itself is not limited, and the API answers again after a pause.
     assert!(server.get("/").await.status().is_success());
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(server.get("/api/sessions/no-such-session").await.status(), 404);
+    assert_eq!(
+        server.get("/api/sessions/no-such-session").await.status(),
+        404
+    );
     server.finish(&sid).await;
 }
 
