@@ -5,6 +5,7 @@ mod api;
 mod app;
 mod backoff;
 mod catalog;
+mod classes;
 mod editor;
 mod events;
 mod session;
