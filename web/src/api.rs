@@ -158,7 +158,11 @@ pub fn terminal_path(sid: &str, name: &str, view: bool, tab: u8) -> String {
 /// Path of an instance's terminal WebSocket for an instructor helping,
 /// through the help key (writable only while the student agrees).
 pub fn help_terminal_path(key: &str, name: &str, tab: u8) -> String {
-    let mut path = format!("/api/help/{}/instances/{}/terminal", encode(key), encode(name));
+    let mut path = format!(
+        "/api/help/{}/instances/{}/terminal",
+        encode(key),
+        encode(name)
+    );
     if tab > 0 {
         path.push_str(&format!("?tab={tab}"));
     }
@@ -184,7 +188,10 @@ fn session_url(sid: &str) -> String {
 }
 
 /// `POST` with a JSON body.
-pub(crate) fn post_json<T: serde::Serialize>(url: &str, body: &T) -> Result<Request, gloo_net::Error> {
+pub(crate) fn post_json<T: serde::Serialize>(
+    url: &str,
+    body: &T,
+) -> Result<Request, gloo_net::Error> {
     let body = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
     Request::post(url)
         .header("content-type", "application/json")
@@ -225,7 +232,9 @@ pub(crate) async fn send(req: Result<Request, gloo_net::Error>) -> ApiResult<Res
     })
 }
 
-pub(crate) async fn json<T: DeserializeOwned>(req: Result<Request, gloo_net::Error>) -> ApiResult<T> {
+pub(crate) async fn json<T: DeserializeOwned>(
+    req: Result<Request, gloo_net::Error>,
+) -> ApiResult<T> {
     let resp = send(req).await?;
     resp.json::<T>().await.map_err(|e| ApiError {
         status: Some(resp.status()),

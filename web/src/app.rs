@@ -91,7 +91,10 @@ impl Route {
             }
             Route::Classes => "/classes".to_owned(),
             Route::Class(id) => {
-                format!("/classes/{}", String::from(js_sys::encode_uri_component(id)))
+                format!(
+                    "/classes/{}",
+                    String::from(js_sys::encode_uri_component(id))
+                )
             }
         }
     }
@@ -245,7 +248,10 @@ impl App {
     /// "Join a class": a code box that opens `/join/{code}`.
     fn join_box(&self, ctx: &Context<Self>) -> Html {
         let oninput = ctx.link().callback(|e: InputEvent| {
-            Msg::CodeInput(e.target_unchecked_into::<web_sys::HtmlInputElement>().value())
+            Msg::CodeInput(
+                e.target_unchecked_into::<web_sys::HtmlInputElement>()
+                    .value(),
+            )
         });
         let onsubmit = ctx.link().callback(|e: SubmitEvent| {
             e.prevent_default();

@@ -3,8 +3,7 @@
 
 use gloo_net::http::Request;
 use playground_protocol::{
-    Broadcast, ClassInfo, CreateClass, HelpAnswer, HelpGrant, JoinClass, JoinInfo, Joined,
-    Roster,
+    Broadcast, ClassInfo, CreateClass, HelpAnswer, HelpGrant, JoinClass, JoinInfo, Joined, Roster,
 };
 
 use crate::api::{empty, encode, json, post_json, send, ApiError, ApiResult};

@@ -116,10 +116,9 @@ impl ClassDashboard {
             if s.help == HelpState::None && self.help_keys.contains_key(&s.id) {
                 self.help_keys.remove(&s.id);
                 let note = match was {
-                    HelpState::Active => format!(
-                        "Help ended: {}'s terminal is read-only again.",
-                        s.name
-                    ),
+                    HelpState::Active => {
+                        format!("Help ended: {}'s terminal is read-only again.", s.name)
+                    }
                     HelpState::Requested => format!("{} declined help.", s.name),
                     HelpState::None => continue,
                 };
@@ -133,10 +132,17 @@ impl ClassDashboard {
 
     fn join_card(&self, class: &ClassInfo) -> Html {
         let link = absolute(&class.join_path);
+        let origin = link
+            .strip_suffix(&class.join_path)
+            .unwrap_or_default()
+            .to_owned();
         html! {
             <section id="join-card" class="panel join-big">
                 <span class="join-big-label">{ "Join at" }</span>
-                <a id="join-link" class="join-big-link" href={link.clone()} target="_blank">{ link }</a>
+                <a id="join-link" class="join-big-link" href={link} target="_blank">
+                    // Broken after the host if need be, never inside the code.
+                    { origin }<wbr /><span class="join-big-path">{ class.join_path.clone() }</span>
+                </a>
                 <span class="join-big-label">{ "or type the code" }</span>
                 <span id="join-code" class="join-big-code">{ class.code.clone() }</span>
                 <div class="join-big-meta">
@@ -234,9 +240,8 @@ impl Component for ClassDashboard {
                 }
                 Err(_) => {
                     let link = link.clone();
-                    self._retry = Some(Timeout::new(RETRY_MS, move || {
-                        link.send_message(Msg::Poll)
-                    }));
+                    self._retry =
+                        Some(Timeout::new(RETRY_MS, move || link.send_message(Msg::Poll)));
                     return false;
                 }
             },
@@ -259,9 +264,11 @@ impl Component for ClassDashboard {
                     Ok(grant) => {
                         self.help_keys.insert(student.clone(), grant.key);
                         // The roster's next version says so too; show it now.
-                        if let Some(row) = self.roster.as_mut().and_then(|r| {
-                            r.students.iter_mut().find(|s| s.id == student)
-                        }) {
+                        if let Some(row) = self
+                            .roster
+                            .as_mut()
+                            .and_then(|r| r.students.iter_mut().find(|s| s.id == student))
+                        {
                             row.help = grant.state;
                         }
                     }
@@ -303,9 +310,9 @@ impl Component for ClassDashboard {
                     return false;
                 }
                 self.sending = true;
-                link.send_future(
-                    async move { Msg::Broadcasted(api::broadcast(&token, &id, &text).await) },
-                );
+                link.send_future(async move {
+                    Msg::Broadcasted(api::broadcast(&token, &id, &text).await)
+                });
             }
             Msg::Broadcasted(result) => {
                 self.sending = false;
@@ -376,7 +383,10 @@ impl Component for ClassDashboard {
 
     fn view(&self, ctx: &Context<Self>) -> Html {
         let link = ctx.link();
-        let back = ctx.props().on_list.reform(|e: MouseEvent| e.prevent_default());
+        let back = ctx
+            .props()
+            .on_list
+            .reform(|e: MouseEvent| e.prevent_default());
         let header = |title: Html, actions: Html| {
             html! {
                 <header class="topbar">

@@ -49,9 +49,8 @@ impl Component for JoinPage {
                     name: String::new(),
                     token: Some(token),
                 };
-                ctx.link().send_future(async move {
-                    Msg::Joined(true, api::join(&code, &body).await)
-                });
+                ctx.link()
+                    .send_future(async move { Msg::Joined(true, api::join(&code, &body).await) });
                 true
             }
             None => false,
@@ -85,9 +84,8 @@ impl Component for JoinPage {
                 self.error = None;
                 let code = ctx.props().code.clone();
                 let body = JoinClass { name, token: None };
-                ctx.link().send_future(async move {
-                    Msg::Joined(false, api::join(&code, &body).await)
-                });
+                ctx.link()
+                    .send_future(async move { Msg::Joined(false, api::join(&code, &body).await) });
             }
             Msg::Joined(resumed, result) => {
                 self.busy = false;

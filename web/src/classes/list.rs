@@ -88,7 +88,10 @@ impl ClassesPage {
 
     fn token_form(&self, ctx: &Context<Self>) -> Html {
         let oninput = ctx.link().callback(|e: InputEvent| {
-            Msg::Input(Field::Token, e.target_unchecked_into::<HtmlInputElement>().value())
+            Msg::Input(
+                Field::Token,
+                e.target_unchecked_into::<HtmlInputElement>().value(),
+            )
         });
         let onsubmit = ctx.link().callback(|e: SubmitEvent| {
             e.prevent_default();
@@ -148,7 +151,9 @@ impl ClassesPage {
             })
         };
         let onchange = ctx.link().callback(|e: Event| {
-            let select = e.target().and_then(|t| t.dyn_into::<HtmlSelectElement>().ok());
+            let select = e
+                .target()
+                .and_then(|t| t.dyn_into::<HtmlSelectElement>().ok());
             Msg::Input(Field::Kind, select.map(|s| s.value()).unwrap_or_default())
         });
         let onsubmit = ctx.link().callback(|e: SubmitEvent| {
@@ -327,9 +332,8 @@ impl Component for ClassesPage {
                 };
                 self.creating = true;
                 self.create_error = None;
-                ctx.link().send_future(async move {
-                    Msg::Created(api::create(&token, &body).await)
-                });
+                ctx.link()
+                    .send_future(async move { Msg::Created(api::create(&token, &body).await) });
             }
             Msg::Created(result) => {
                 self.creating = false;

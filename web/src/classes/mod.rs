@@ -29,7 +29,11 @@ fn storage() -> Option<web_sys::Storage> {
 }
 
 pub fn load(key: &str) -> Option<String> {
-    storage()?.get_item(key).ok().flatten().filter(|v| !v.is_empty())
+    storage()?
+        .get_item(key)
+        .ok()
+        .flatten()
+        .filter(|v| !v.is_empty())
 }
 
 pub fn store(key: &str, value: &str) {

@@ -24,15 +24,15 @@ pub fn class_progress(props: &ProgressProps) -> Html {
         html! {
             <li class="step-progress" data-step={(i + 1).to_string()}>
                 <span class="step-progress-title">{ format!("{}. {}", i + 1, step.title) }</span>
-                <span class="step-bar" title={format!("{} done, {} on it", step.done, step.on_it)}>
-                    <span class="step-bar-done" style={format!("width: {done:.1}%")}></span>
-                    <span class="step-bar-on" style={format!("width: {on_it:.1}%")}></span>
-                </span>
                 <span class="step-progress-count">
                     <strong class="step-done">{ step.done }</strong>{ " done" }
                     if step.on_it > 0 {
                         <span class="step-on">{ format!(" · {} on it", step.on_it) }</span>
                     }
+                </span>
+                <span class="step-bar" title={format!("{} done, {} on it", step.done, step.on_it)}>
+                    <span class="step-bar-done" style={format!("width: {done:.1}%")}></span>
+                    <span class="step-bar-on" style={format!("width: {on_it:.1}%")}></span>
                 </span>
             </li>
         }

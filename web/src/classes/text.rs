@@ -118,7 +118,10 @@ mod tests {
         };
         assert_eq!(current_step(None, &steps), "—");
         assert_eq!(current_step(Some(&state(0, false)), &steps), "Introduction");
-        assert_eq!(current_step(Some(&state(2, false)), &steps), "2. Make another");
+        assert_eq!(
+            current_step(Some(&state(2, false)), &steps),
+            "2. Make another"
+        );
         assert_eq!(current_step(Some(&state(3, false)), &steps), "Finish");
         assert_eq!(current_step(Some(&state(3, true)), &steps), "Finished");
     }

@@ -72,7 +72,9 @@ pub fn watch_panel(props: &WatchProps) -> Html {
         },
     };
     let terminal = match (&name, s.live) {
-        (_, false) => html! { <div class="watch-empty">{ "This student's session has ended." }</div> },
+        (_, false) => {
+            html! { <div class="watch-empty">{ "This student's session has ended." }</div> }
+        }
         (None, true) => html! { <div class="watch-empty">{ "No machines yet." }</div> },
         (Some(n), true) => {
             let (sid, key) = if helping {
