@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use fantoccini::error::CmdError;
 use fantoccini::{Client, Locator};
-use playground_protocol::{InstructorInfo, Joined};
+use playground_protocol::{ClassInfo, InstructorInfo, Joined};
 use playground_tests::browser::{
     count, element_text, save_screenshot, screen_text_in, start_browser, wait_for,
 };
@@ -387,6 +387,51 @@ async fn a_class_from_the_instructors_and_a_students_browser() {
         save_screenshot(&teacher, "class-list.png").await?;
         click(&teacher, "#class-list .class-row").await?;
         wait_text(&teacher, "#join-code", &code, SHORT).await;
+
+        // A class that opens tomorrow says when on its join page.
+        let tomorrow = humantime::format_rfc3339_seconds(
+            std::time::SystemTime::now() + Duration::from_secs(86_400),
+        )
+        .to_string();
+        let response = server
+            .http
+            .post(server.url("/api/classes"))
+            .bearer_auth(&token)
+            .json(
+                &serde_json::json!({"title": "Tomorrow's lab", "template": "1-instance",
+                                       "seats": 1, "starts_at": tomorrow}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let later: ClassInfo = response.json().await.unwrap();
+        student
+            .goto(&format!("{}/join/{}", server.base, later.code))
+            .await?;
+        wait_text(&student, "#join-state", "Opens at", SHORT).await;
+        assert_eq!(count(&student, "#join-form").await, 0);
+        save_screenshot(&student, "class-join-scheduled.png").await?;
+
+        // The instructor ends the class (after a second click); the join
+        // link then says so, and the stored seat is gone.
+        click(&teacher, "#end-class").await?;
+        click(&teacher, "#end-class-confirm").await?;
+        wait_text(&teacher, "#class-state", "Ended", SHORT).await;
+        wait_text(
+            &teacher,
+            "tr.student-row[data-name='Ada'] .student-live",
+            "ended",
+            SHORT,
+        )
+        .await;
+        student
+            .goto(&format!("{}/join/{code}", server.base))
+            .await?;
+        wait_text(&student, "#join-state", "This class has ended", SHORT).await;
+        let gone = wait_text(&student, "#join-error", "not available", SHORT).await;
+        println!("after the end: {gone}");
+        save_screenshot(&student, "class-join-ended.png").await?;
         Ok::<(), CmdError>(())
     }
     .await;

@@ -121,7 +121,14 @@ impl ClassesPage {
                 e.prevent_default();
                 id.clone()
             });
-            let what = c.scenario.clone().or_else(|| c.template.clone()).unwrap_or_default();
+            // The tutorial's or template's title, when the server lists it.
+            let what = match (&c.scenario, &c.template) {
+                (Some(id), _) => (self.scenarios.iter().find(|s| &s.id == id))
+                    .map_or_else(|| id.clone(), |s| s.title.clone()),
+                (None, Some(name)) => (self.templates.iter().find(|t| &t.name == name))
+                    .map_or_else(|| name.clone(), |t| t.title.clone()),
+                (None, None) => String::new(),
+            };
             html! {
                 <a class="class-row" {href} onclick={open} data-class={c.id.clone()}>
                     <span class="class-row-title">{ c.title.clone() }</span>
