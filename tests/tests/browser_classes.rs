@@ -343,6 +343,9 @@ async fn a_class_from_the_instructors_and_a_students_browser() {
         println!("message: {message}");
         save_screenshot(&student, "class-message.png").await?;
         click(&student, ".class-message .dismiss").await?;
+        click(&teacher, "#extend-class").await?;
+        let extended = wait_text(&teacher, "#class-extended", "Extended", SHORT).await;
+        println!("extend: {extended}");
         wait_for("the message to go", SHORT, || async {
             (count(&student, ".class-message").await == 0).then_some(())
         })

@@ -71,6 +71,8 @@ pub struct ClassDashboard {
     sent: Option<String>,
     confirm_end: bool,
     busy: bool,
+    /// Said after Extend worked.
+    extended: Option<String>,
     now: u64,
     _retry: Option<Timeout>,
     _tick: Interval,
@@ -156,6 +158,9 @@ impl ClassDashboard {
                         <span>{ format!("Opens {}", local_time(start)) }</span>
                     }
                 </div>
+                if let Some(note) = &self.extended {
+                    <span id="class-extended" class="muted small">{ note.clone() }</span>
+                }
             </section>
         }
     }
@@ -213,6 +218,7 @@ impl Component for ClassDashboard {
             sent: None,
             confirm_end: false,
             busy: false,
+            extended: None,
             now: 0,
             _retry: None,
             _tick: tick,
@@ -333,6 +339,15 @@ impl Component for ClassDashboard {
                 self.busy = false;
                 match result {
                     Ok(class) => {
+                        let at = clock_time(&String::from(js_sys::Date::new_0().to_iso_string()));
+                        self.extended = Some(match &class.ends_at {
+                            Some(end) => {
+                                format!("Extended at {at}: the class now ends {}.", local_time(end))
+                            }
+                            None => {
+                                format!("Extended at {at}: every student's session has more time.")
+                            }
+                        });
                         if let Some(r) = &mut self.roster {
                             r.class = class;
                         }
