@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod classes;
 pub mod clients;
+pub mod embed;
 pub mod events;
 pub mod files;
 pub mod sessions;
@@ -29,15 +30,24 @@ use crate::ops::{logging, metrics, web};
 const API_BODY_LIMIT: usize = 1 << 20;
 
 /// The playground's own HTTP app: the health check, the API (each client
-/// within its request rate), metrics and the admin API, and the web app,
-/// each request timed and logged.
+/// within its request rate, callable from the pages of `embedding`'s
+/// origins), metrics and the admin API, the SDK and the web app, each
+/// request timed and logged, and only `/embed/...` pages framable.
 pub fn app(
     sessions: AppState,
     clients: Arc<ClientPolicy>,
     admin_token: Option<String>,
     classes: Arc<crate::classes::Classes>,
     web_dir: &Path,
+    embedding: embed::Embedding,
 ) -> Router {
+    let mut api = router().layer(axum::middleware::from_fn_with_state(
+        (clients, sessions.clone()),
+        clients::limit,
+    ));
+    if let Some(cors) = embedding.cors() {
+        api = api.layer(cors);
+    }
     let access = classes::ClassAccess {
         classes,
         admin_token: admin_token.clone().map(Arc::new),
@@ -47,17 +57,16 @@ pub fn app(
             "/healthz",
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
-        .nest(
-            "/api",
-            router().layer(axum::middleware::from_fn_with_state(
-                clients,
-                clients::limit,
-            )),
-        )
+        .nest("/api", api)
         .merge(admin::guarded(admin_token))
         .with_state(sessions)
+        .merge(embed::router())
         .layer(axum::Extension(access))
         .merge(web::router(web_dir))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(embedding),
+            embed::frame_policy,
+        ))
         // A client that stops sending a body half-way does not hold the request.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             Duration::from_secs(30),

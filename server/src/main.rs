@@ -330,6 +330,7 @@ async fn serve(
         config.admin_token.clone(),
         classes,
         &config.web_dir,
+        api::embed::Embedding::new(&config.embed_origins),
     );
 
     // Requests for ports of instances go to the proxy, the rest to `app`.

@@ -110,11 +110,5 @@ pub async fn scripts(
     Path(sid): Path<String>,
 ) -> Result<Json<Vec<ScriptRun>>, ApiError> {
     let session = sessions.get(&sid)?;
-    let tutorial = session.tutorial.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "this session was not started from a scenario: it has no tutorial",
-        )
-    })?;
-    Ok(Json(tutorial.scripts()))
+    Ok(Json(tutorial::the_tutorial(&session)?.scripts()))
 }

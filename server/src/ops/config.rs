@@ -203,6 +203,13 @@ pub struct Config {
     #[arg(long, env = "PLAYGROUND_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
 
+    /// Sites whose pages may embed the playground (comma-separated origins
+    /// like `https://tutorial.example`): they may call the API from the
+    /// browser (CORS) and show `/embed/...` pages in frames. None by default:
+    /// no other site may call the API or frame any page.
+    #[arg(long, env = "PLAYGROUND_EMBED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub embed_origins: Vec<String>,
+
     /// Log lines as readable `text` or as one JSON object per line (`json`),
     /// for log collectors. Levels are set with RUST_LOG (default info).
     #[arg(long, env = "PLAYGROUND_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
@@ -328,6 +335,87 @@ fn parse_domain(text: &str) -> Result<String, String> {
         Err(format!(
             "{text} is not a domain name like localhost or play.example.com"
         ))
+    }
+}
+
+/// A web origin as browsers send it in `Origin`: `scheme://host[:port]`,
+/// lower-case, without the scheme's default port, a path or a trailing
+/// slash, so it compares equal to what browsers send.
+fn parse_origin(text: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!("{text:?} is not an origin like https://tutorial.example or http://127.0.0.1:8000: {why}")
+    };
+    let lower = text.trim().to_ascii_lowercase();
+    let (scheme, rest) = lower.split_once("://").ok_or_else(|| bad("no scheme"))?;
+    let default_port = match scheme {
+        "http" => "80",
+        "https" => "443",
+        _ => return Err(bad("the scheme must be http or https")),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains(['/', '?', '#', '@']) {
+        return Err(bad("only scheme, host and port: no path, query or user"));
+    }
+    // The port follows the last ':' unless that is inside an IPv6 address.
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (rest, None),
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        parse_domain(host).is_ok_and(|d| d == host)
+    };
+    if !host_ok {
+        return Err(bad("the host must be a domain name or an IP address"));
+    }
+    match port {
+        None => Ok(format!("{scheme}://{host}")),
+        Some(port) if port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            if port == default_port {
+                Ok(format!("{scheme}://{host}"))
+            } else {
+                Ok(format!("{scheme}://{host}:{port}"))
+            }
+        }
+        Some(_) => Err(bad("the port must be a number from 1 to 65535")),
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::parse_origin;
+
+    #[test]
+    fn origins_are_normalised_like_browsers_send_them() {
+        for (given, origin) in [
+            ("https://Tutorial.Example", "https://tutorial.example"),
+            ("https://tutorial.example/", "https://tutorial.example"),
+            ("https://tutorial.example:443", "https://tutorial.example"),
+            ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+            ("http://localhost:80", "http://localhost"),
+            ("http://[::1]:3000", "http://[::1]:3000"),
+        ] {
+            assert_eq!(parse_origin(given).as_deref(), Ok(origin), "{given}");
+        }
+    }
+
+    #[test]
+    fn anything_but_an_origin_is_refused_with_the_reason() {
+        for (given, why) in [
+            ("tutorial.example", "no scheme"),
+            ("ftp://tutorial.example", "http or https"),
+            ("https://tutorial.example/docs", "no path"),
+            ("https://user@tutorial.example", "no path"),
+            ("https://", "host"),
+            ("https://tutorial.example:0", "port"),
+            ("https://tutorial.example:99999", "port"),
+            ("https://*.example", "host"),
+            ("*", "no scheme"),
+        ] {
+            let error = parse_origin(given).unwrap_err();
+            assert!(error.contains(why), "{given}: {error}");
+        }
     }
 }
 

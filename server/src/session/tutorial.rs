@@ -178,7 +178,7 @@ impl Tutorial {
     }
 }
 
-fn the_tutorial(session: &Session) -> Result<Arc<Tutorial>, ApiError> {
+pub fn the_tutorial(session: &Session) -> Result<Arc<Tutorial>, ApiError> {
     session.tutorial.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -239,17 +239,22 @@ async fn copy_assets(
         .collect();
     dirs.sort();
     dirs.dedup();
-    if !dirs.is_empty() {
-        let mut argv = vec!["mkdir".to_string(), "-p".to_string(), "--".to_string()];
-        argv.extend(dirs);
+    // A command that must succeed; its error output says why not.
+    let run = |argv: Vec<String>| async {
         let out = (entry.instance)
             .exec(argv, Vec::new(), Duration::from_secs(30), 4096)
             .await?;
-        if out.exit_code != 0 {
-            return Err(failed(
+        match out.exit_code {
+            0 => Ok(()),
+            _ => Err(failed(
                 String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
+            )),
         }
+    };
+    if !dirs.is_empty() {
+        let mut argv = vec!["mkdir".to_string(), "-p".to_string(), "--".to_string()];
+        argv.extend(dirs);
+        run(argv).await?;
     }
     for asset in assets {
         let contents = tokio::fs::read(&asset.source)
@@ -271,14 +276,7 @@ async fn copy_assets(
                 "--".into(),
                 asset.target.clone(),
             ];
-            let out = (entry.instance)
-                .exec(argv, Vec::new(), Duration::from_secs(30), 4096)
-                .await?;
-            if out.exit_code != 0 {
-                return Err(failed(
-                    String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                ));
-            }
+            run(argv).await?;
         }
     }
     Ok(())

@@ -60,6 +60,10 @@ pub struct TerminalProps {
     /// The instance's init died: stop reconnecting, keep the output.
     #[prop_or_default]
     pub stopped: bool,
+    /// Told each time the shell is attached (the embed page tells the page
+    /// it is framed in).
+    #[prop_or_default]
+    pub on_attached: Option<Callback<()>>,
 }
 
 /// Hosts xterm in `#terminal`; a new (sid, name) tears down the old
@@ -74,6 +78,7 @@ pub fn terminal_view(props: &TerminalProps) -> Html {
         let set_state = state.setter();
         let conn = conn.clone();
         let look = (props.font_size, props.light);
+        let on_attached = props.on_attached.clone();
         use_effect_with(
             (
                 props.sid.clone(),
@@ -84,7 +89,12 @@ pub fn terminal_view(props: &TerminalProps) -> Html {
             ),
             move |(sid, name, view, help, tab)| {
                 set_state.set(ConnState::Connecting);
-                let on_state = Callback::from(move |s| set_state.set(s));
+                let on_state = Callback::from(move |s: ConnState| {
+                    if let (ConnState::Open, Some(cb)) = (&s, &on_attached) {
+                        cb.emit(());
+                    }
+                    set_state.set(s)
+                });
                 let target = Target {
                     sid: sid.to_string(),
                     name: name.to_string(),
