@@ -28,6 +28,7 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::ApiError;
 use crate::session::sessions::{Draw, Session, Sessions};
+use crate::session::tutorial;
 use store::{hash, ClassStore, StoredClass, StoredInstructor, StoredStudent};
 
 pub use roster::{csv, roster};
@@ -448,9 +449,7 @@ impl Classes {
                     .await?
             }
             Source::Scenario(id) => {
-                (self.sessions)
-                    .create_from_scenario(id, client, Draw::Reserved)
-                    .await?
+                tutorial::start(&self.sessions, id, client, Draw::Reserved).await?
             }
         };
         let token = uuid::Uuid::new_v4().to_string();

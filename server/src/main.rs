@@ -293,6 +293,7 @@ async fn serve(
     let clients =
         clients::ClientPolicy::new(config.requests_per_second, config.trust_forwarded_for);
     sessions.restore(stored).await;
+    session::tutorial::watch_all(&sessions);
     let class_store = classes::store::ClassStore::open(&config.data_dir.join("state.db"))
         .context("state database (classes)")?;
     let classes = classes::Classes::open(sessions.clone(), class_store).context("classes")?;

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod events;
 pub mod help;
+pub mod progress;
 pub mod scenarios;
 pub mod sessions;
 pub mod store;

@@ -17,6 +17,7 @@ use crate::api::clients::ClientAddr;
 use crate::api::state::AppState;
 use crate::error::ApiError;
 use crate::session::sessions::Draw;
+use crate::session::tutorial;
 
 /// Default and largest exec timeout.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -62,11 +63,7 @@ pub async fn create_session(
                 "give a template or a scenario, not both",
             ))
         }
-        (None, Some(id)) => {
-            sessions
-                .create_from_scenario(&id, client, Draw::Free)
-                .await?
-        }
+        (None, Some(id)) => tutorial::start(&sessions, &id, client, Draw::Free).await?,
         (None, None) => sessions.create(client).await?,
         (Some(name), None) => {
             let template = sessions

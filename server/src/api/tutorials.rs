@@ -13,7 +13,7 @@ use crate::api::state::AppState;
 use crate::error::ApiError;
 use crate::session::scenarios::{Catalog, Item, ItemKind, Layout, Scenario};
 use crate::session::sessions::Policy;
-use crate::session::tutorial;
+use crate::session::{progress, tutorial};
 
 fn summary(scenario: &Scenario, policy: &Policy) -> ScenarioSummary {
     ScenarioSummary {
@@ -77,7 +77,7 @@ pub async fn get(
             Layout::Ide => "ide".into(),
             Layout::Other(other) => other.clone(),
         },
-        pages: tutorial::page_infos(scenario),
+        pages: progress::page_infos(scenario),
     }))
 }
 

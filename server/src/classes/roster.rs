@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use playground_protocol::{PageKind, Roster, StepProgress, StudentRow, TutorialState};
 
 use super::{rfc3339, Class, Classes, Source};
-use crate::session::tutorial;
+use crate::session::progress;
 
 /// The steps of the class's scenario, as (page index, title).
 fn steps(classes: &Classes, class: &Class) -> Vec<(u32, String)> {
@@ -19,7 +19,7 @@ fn steps(classes: &Classes, class: &Class) -> Vec<(u32, String)> {
     let Some(scenario) = policy.scenarios.scenario(id) else {
         return Vec::new();
     };
-    (tutorial::page_infos(scenario).into_iter().enumerate())
+    (progress::page_infos(scenario).into_iter().enumerate())
         .filter(|(_, p)| p.kind == PageKind::Step)
         .map(|(i, p)| (i as u32, p.title))
         .collect()

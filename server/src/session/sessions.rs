@@ -18,10 +18,10 @@ use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::session::admission::{about_minutes, Capacity, ConnectionPermit, Connections};
 use crate::session::help::Help;
+use crate::session::progress::Tutorial;
 use crate::session::scenarios::Catalog;
 use crate::session::store::{Store, StoredInstance, StoredSession};
 use crate::session::terminal::Terminal;
-use crate::session::tutorial::{self, Tutorial};
 
 /// Builds the link for a port: (session id, instance name, port) -> URL.
 pub type PortUrl = Arc<dyn Fn(&str, &str, u16) -> String + Send + Sync>;
@@ -364,7 +364,7 @@ impl Sessions {
 
     /// The refusal when the host runs all the instances it may: how full,
     /// and when the first session ends (and so frees instances).
-    fn full_error(&self) -> ApiError {
+    pub(super) fn full_error(&self) -> ApiError {
         let sessions = self.sessions.read().unwrap();
         let running = sessions.len();
         let wait = sessions
@@ -425,7 +425,7 @@ impl Sessions {
         self.open_session(client, None, Draw::Free).await
     }
 
-    async fn open_session(
+    pub(super) async fn open_session(
         &self,
         client: Option<IpAddr>,
         tutorial: Option<Arc<Tutorial>>,
@@ -523,41 +523,6 @@ impl Sessions {
                 }
             });
         }
-        Ok(session)
-    }
-
-    /// Create a session for the scenario `id`: its instances, its files
-    /// copied in, its first page opened, its steps watched. If any of it
-    /// fails the session is ended and the error returned.
-    pub async fn create_from_scenario(
-        self: &Arc<Self>,
-        id: &str,
-        client: Option<IpAddr>,
-        draw: Draw,
-    ) -> Result<Arc<Session>, ApiError> {
-        let scenario = self.policy.scenarios.scenario(id).cloned().ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, format!("no scenario named {id:?}"))
-        })?;
-        if draw == Draw::Free && self.capacity.free() < scenario.hostnames.len() {
-            return Err(self.full_error());
-        }
-        let tutorial = Arc::new(Tutorial::new(Arc::new(scenario), None));
-        let session = self
-            .open_session(client, Some(tutorial.clone()), draw)
-            .await?;
-        let prepared = async {
-            for hostname in &tutorial.scenario.hostnames {
-                let profile = tutorial.scenario.profile;
-                self.add_instance_drawing(&session, Some(hostname), profile, draw)
-                    .await?;
-            }
-            tutorial::begin(self, &session).await
-        };
-        if let Err(e) = prepared.await {
-            let _ = self.end(&session.id).await;
-            return Err(e);
-        }
-        tutorial::watch(self.clone(), session.clone());
         Ok(session)
     }
 
@@ -703,7 +668,7 @@ impl Sessions {
             .await
     }
 
-    async fn add_instance_drawing(
+    pub(super) async fn add_instance_drawing(
         &self,
         session: &Session,
         name: Option<&str>,
@@ -881,7 +846,7 @@ impl Sessions {
     /// networks, their still-running instances and the shells on their
     /// terminals. What cannot be taken back is removed and forgotten;
     /// sessions that expired while no server ran are ended.
-    pub async fn restore(self: &Arc<Self>, stored: Vec<StoredSession>) {
+    pub async fn restore(&self, stored: Vec<StoredSession>) {
         let now = SystemTime::now();
         for saved in stored {
             let sid = saved.id.clone();
@@ -966,9 +931,6 @@ impl Sessions {
                 help: Help::default(),
                 last_input: Arc::new(AtomicU64::new(0)),
             });
-            if session.tutorial.is_some() {
-                tutorial::watch(self.clone(), session.clone());
-            }
             self.sessions.write().unwrap().insert(sid, session);
         }
     }

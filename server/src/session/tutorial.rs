@@ -1,6 +1,7 @@
-//! A session's way through its scenario: the page shown and how far the
-//! learner got (stored, so a reload or a restart keeps them), the pages'
-//! scripts, and the checks.
+//! A session's way through its scenario, in its instances: starting a
+//! session of a scenario, the pages' scripts, the checks, moving between
+//! pages (stored, so a reload or a restart keeps them; the data itself is
+//! `progress.rs`).
 //!
 //! Scripts run on the scenario's first instance (Killercoda's `host01`):
 //! the assets are copied before the first page shows; when a page opens
@@ -11,19 +12,19 @@
 //! every few seconds while a page shows the step, so a step completes the
 //! moment the learner has done it.
 
-use std::sync::{Arc, Mutex as StdMutex};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::http::StatusCode;
 use playground_protocol::{
-    CheckResult, PageKind, ScriptKind, ScriptRun, SessionEvent, TutorialPage, TutorialState,
+    CheckResult, PageKind, ScriptKind, ScriptRun, SessionEvent, TutorialState,
 };
 use tokio::io::AsyncWriteExt;
 
 use crate::error::ApiError;
-use crate::session::scenarios::{Page, Scenario};
-use crate::session::sessions::{InstanceEntry, Session, Sessions};
-use crate::session::store::StoredTutorial;
+use crate::session::progress::{pages, Tutorial};
+use crate::session::sessions::{Draw, InstanceEntry, Session, Sessions};
 
 /// How long a verify script may run before it is stopped and reported.
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -35,8 +36,6 @@ const AUTO_CHECK_EVERY: Duration = Duration::from_secs(3);
 const SCRIPT_OUTPUT: usize = 64 * 1024;
 /// Most output of a verify script shown as the hint.
 const HINT_OUTPUT: usize = 4 * 1024;
-/// Script runs kept per session for the author.
-const SCRIPT_RUNS: usize = 50;
 
 /// Runs a script given on standard input as a file, with standard input
 /// closed, from root's home: the script may read input of its own or hold
@@ -44,139 +43,6 @@ const SCRIPT_RUNS: usize = 50;
 const RUNNER: &str = "export HOME=/root; cd /root 2>/dev/null; \
     f=$(mktemp /tmp/.tutorial-script.XXXXXX) || exit 125; cat >\"$f\"; \
     bash \"$f\" </dev/null; s=$?; rm -f \"$f\"; exit $s";
-
-/// A session's tutorial: its scenario and the learner's progress.
-pub struct Tutorial {
-    pub scenario: Arc<Scenario>,
-    progress: StdMutex<Progress>,
-    /// One verify script at a time: Check and the watcher take turns.
-    checking: tokio::sync::Mutex<()>,
-    /// The newest script runs, each with a number to find it again.
-    scripts: StdMutex<ScriptLog>,
-}
-
-#[derive(Default)]
-struct ScriptLog {
-    next: u64,
-    runs: std::collections::VecDeque<(u64, ScriptRun)>,
-}
-
-struct Progress {
-    page: u32,
-    reached: u32,
-    finished: bool,
-    last_check: Option<CheckResult>,
-}
-
-/// The pages in order: the intro, the steps, the finish.
-pub fn pages(scenario: &Scenario) -> Vec<(PageKind, &Page)> {
-    let intro = scenario.intro.iter().map(|p| (PageKind::Intro, p));
-    let steps = scenario.steps.iter().map(|p| (PageKind::Step, p));
-    let finish = scenario.finish.iter().map(|p| (PageKind::Finish, p));
-    intro.chain(steps).chain(finish).collect()
-}
-
-/// The pages as the tutorial page shows them (titles made up where a page
-/// has none; scripts stay here).
-pub fn page_infos(scenario: &Scenario) -> Vec<TutorialPage> {
-    let mut step = 0;
-    pages(scenario)
-        .into_iter()
-        .map(|(kind, page)| {
-            let made_up = match kind {
-                PageKind::Intro => scenario.title.clone(),
-                PageKind::Step => {
-                    step += 1;
-                    format!("Step {step}")
-                }
-                PageKind::Finish => "Finished".to_string(),
-            };
-            TutorialPage {
-                kind,
-                title: page.title.clone().unwrap_or(made_up),
-                html: page.html.clone(),
-                has_check: page.verify.is_some(),
-            }
-        })
-        .collect()
-}
-
-impl Tutorial {
-    /// A tutorial at its first page, or where `stored` says it was.
-    pub fn new(scenario: Arc<Scenario>, stored: Option<&StoredTutorial>) -> Tutorial {
-        let last = pages(&scenario).len().saturating_sub(1) as u32;
-        let (page, reached, finished) = stored
-            .map(|s| (s.page.min(last), s.reached.min(last), s.finished))
-            .unwrap_or((0, 0, false));
-        Tutorial {
-            scenario,
-            progress: StdMutex::new(Progress {
-                page: page.min(reached),
-                reached,
-                finished,
-                last_check: None,
-            }),
-            checking: tokio::sync::Mutex::new(()),
-            scripts: StdMutex::new(ScriptLog::default()),
-        }
-    }
-
-    pub fn state(&self) -> TutorialState {
-        let p = self.progress.lock().unwrap();
-        TutorialState {
-            scenario: self.scenario.id.clone(),
-            page: p.page,
-            reached: p.reached,
-            finished: p.finished,
-            last_check: p.last_check.clone(),
-        }
-    }
-
-    pub fn stored(&self) -> StoredTutorial {
-        let p = self.progress.lock().unwrap();
-        StoredTutorial {
-            scenario: self.scenario.id.clone(),
-            page: p.page,
-            reached: p.reached,
-            finished: p.finished,
-        }
-    }
-
-    pub fn scripts(&self) -> Vec<ScriptRun> {
-        let log = self.scripts.lock().unwrap();
-        log.runs.iter().map(|(_, run)| run.clone()).collect()
-    }
-
-    /// Keep a run (the oldest goes past [`SCRIPT_RUNS`]); its number.
-    fn record(&self, run: ScriptRun) -> u64 {
-        let mut log = self.scripts.lock().unwrap();
-        if log.runs.len() >= SCRIPT_RUNS {
-            log.runs.pop_front();
-        }
-        let id = log.next;
-        log.next += 1;
-        log.runs.push_back((id, run));
-        id
-    }
-
-    /// Fill in a run that has ended, unless it is gone already.
-    fn ended(&self, id: u64, fill: impl FnOnce(&mut ScriptRun)) {
-        let mut log = self.scripts.lock().unwrap();
-        if let Some((_, run)) = log.runs.iter_mut().find(|(n, _)| *n == id) {
-            fill(run);
-        }
-    }
-
-    /// The index of the last step (the page whose passing finishes the
-    /// tutorial).
-    fn last_step(&self) -> Option<u32> {
-        let pages = pages(&self.scenario);
-        pages
-            .iter()
-            .rposition(|(kind, _)| *kind == PageKind::Step)
-            .map(|i| i as u32)
-    }
-}
 
 pub fn the_tutorial(session: &Session) -> Result<Arc<Tutorial>, ApiError> {
     session.tutorial.clone().ok_or_else(|| {
@@ -202,6 +68,54 @@ async fn first_host(
             ),
         )
     })
+}
+
+/// Create a session for the scenario `id`: its instances, its files
+/// copied in, its first page opened, its steps watched. If any of it
+/// fails the session is ended and the error returned.
+pub async fn start(
+    sessions: &Arc<Sessions>,
+    id: &str,
+    client: Option<IpAddr>,
+    draw: Draw,
+) -> Result<Arc<Session>, ApiError> {
+    let scenario = sessions
+        .policy()
+        .scenarios
+        .scenario(id)
+        .cloned()
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no scenario named {id:?}")))?;
+    if draw == Draw::Free && sessions.capacity().free() < scenario.hostnames.len() {
+        return Err(sessions.full_error());
+    }
+    let tutorial = Arc::new(Tutorial::new(Arc::new(scenario), None));
+    let session = sessions
+        .open_session(client, Some(tutorial.clone()), draw)
+        .await?;
+    let prepared = async {
+        for hostname in &tutorial.scenario.hostnames {
+            let profile = tutorial.scenario.profile;
+            sessions
+                .add_instance_drawing(&session, Some(hostname), profile, draw)
+                .await?;
+        }
+        begin(sessions, &session).await
+    };
+    if let Err(e) = prepared.await {
+        let _ = sessions.end(&session.id).await;
+        return Err(e);
+    }
+    watch(sessions.clone(), session.clone());
+    Ok(session)
+}
+
+/// Watch the steps of every tutorial session (after a restart took them back).
+pub fn watch_all(sessions: &Arc<Sessions>) {
+    for session in sessions.all() {
+        if session.tutorial.is_some() {
+            watch(sessions.clone(), session);
+        }
+    }
 }
 
 /// Copy the scenario's assets into the session's instances, then open the
