@@ -155,6 +155,20 @@ pub fn terminal_path(sid: &str, name: &str, view: bool, tab: u8) -> String {
     path
 }
 
+/// Path of an instance's terminal WebSocket for an instructor helping,
+/// through the help key (writable only while the student agrees).
+pub fn help_terminal_path(key: &str, name: &str, tab: u8) -> String {
+    let mut path = format!(
+        "/api/help/{}/instances/{}/terminal",
+        encode(key),
+        encode(name)
+    );
+    if tab > 0 {
+        path.push_str(&format!("?tab={tab}"));
+    }
+    path
+}
+
 /// Path of a session's event stream WebSocket (without scheme and host).
 pub fn events_path(sid: &str, view: bool) -> String {
     format!("{}/events", base_url(sid, view))
@@ -174,7 +188,10 @@ fn session_url(sid: &str) -> String {
 }
 
 /// `POST` with a JSON body.
-fn post_json<T: serde::Serialize>(url: &str, body: &T) -> Result<Request, gloo_net::Error> {
+pub(crate) fn post_json<T: serde::Serialize>(
+    url: &str,
+    body: &T,
+) -> Result<Request, gloo_net::Error> {
     let body = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
     Request::post(url)
         .header("content-type", "application/json")
@@ -188,7 +205,7 @@ fn post(url: &str) -> Result<Request, gloo_net::Error> {
         .body("{}")
 }
 
-async fn send(req: Result<Request, gloo_net::Error>) -> ApiResult<Response> {
+pub(crate) async fn send(req: Result<Request, gloo_net::Error>) -> ApiResult<Response> {
     let req = req.map_err(|e| ApiError {
         status: None,
         message: format!("Could not build the request: {e}"),
@@ -215,7 +232,9 @@ async fn send(req: Result<Request, gloo_net::Error>) -> ApiResult<Response> {
     })
 }
 
-async fn json<T: DeserializeOwned>(req: Result<Request, gloo_net::Error>) -> ApiResult<T> {
+pub(crate) async fn json<T: DeserializeOwned>(
+    req: Result<Request, gloo_net::Error>,
+) -> ApiResult<T> {
     let resp = send(req).await?;
     resp.json::<T>().await.map_err(|e| ApiError {
         status: Some(resp.status()),
@@ -223,11 +242,11 @@ async fn json<T: DeserializeOwned>(req: Result<Request, gloo_net::Error>) -> Api
     })
 }
 
-async fn empty(req: Result<Request, gloo_net::Error>) -> ApiResult<()> {
+pub(crate) async fn empty(req: Result<Request, gloo_net::Error>) -> ApiResult<()> {
     send(req).await.map(|_| ())
 }
 
 /// Percent-encode a path segment (ids and names are plain, but be safe).
-fn encode(segment: &str) -> String {
+pub(crate) fn encode(segment: &str) -> String {
     String::from(js_sys::encode_uri_component(segment))
 }

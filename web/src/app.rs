@@ -1,6 +1,7 @@
 //! Top level: routing between the landing page (`/`), a tutorial being
-//! started (`/tutorials/{id}`) and a session (`/s/{sid}`), and the error
-//! banner every page shares.
+//! started (`/tutorials/{id}`), a session (`/s/{sid}`), the class pages
+//! (`/join/{code}`, `/classes`, `/classes/{id}`), and the error banner
+//! every page shares.
 
 use playground_protocol::{CatalogEntry, ScenarioInfo, SessionInfo, TemplateInfo};
 use wasm_bindgen::prelude::*;
@@ -9,6 +10,7 @@ use yew::prelude::*;
 
 use crate::api;
 use crate::catalog::{tutorial_path, Catalog};
+use crate::classes::{text::clean_code, ClassDashboard, ClassesPage, JoinPage};
 use crate::session::SessionPage;
 use crate::settings::Settings;
 
@@ -21,6 +23,12 @@ pub enum Route {
     /// Start a tutorial (`/tutorials/{id}`; ids may hold `/`): a new
     /// session replaces this address once its instances are up.
     Tutorial(String),
+    /// A class's join page (`/join/{code}`).
+    Join(String),
+    /// The instructor's classes (`/classes`).
+    Classes,
+    /// A class's dashboard (`/classes/{id}`).
+    Class(String),
 }
 
 impl Route {
@@ -57,6 +65,12 @@ impl Route {
             Route::View(vid)
         } else if let Some(scenario) = tutorial {
             Route::Tutorial(scenario)
+        } else if let Some(code) = id("/join/") {
+            Route::Join(code)
+        } else if let Some(class) = id("/classes/") {
+            Route::Class(class)
+        } else if path.trim_end_matches('/') == "/classes" {
+            Route::Classes
         } else {
             Route::Landing
         }
@@ -72,6 +86,16 @@ impl Route {
                 format!("/v/{}", String::from(js_sys::encode_uri_component(vid)))
             }
             Route::Tutorial(id) => tutorial_path(id),
+            Route::Join(code) => {
+                format!("/join/{}", String::from(js_sys::encode_uri_component(code)))
+            }
+            Route::Classes => "/classes".to_owned(),
+            Route::Class(id) => {
+                format!(
+                    "/classes/{}",
+                    String::from(js_sys::encode_uri_component(id))
+                )
+            }
         }
     }
 }
@@ -98,6 +122,12 @@ pub enum Msg {
     /// The tutorial's title and machines, for the page shown while it starts.
     TutorialInfo(String, api::ApiResult<ScenarioInfo>),
     TutorialStarted(String, api::ApiResult<SessionInfo>),
+    /// The landing page's class code box.
+    CodeInput(String),
+    JoinCode,
+    /// Joined a class (or back to its session): show the session.
+    Joined(SessionInfo),
+    Go(Route),
     PopState,
     SessionEnded,
     SessionClosed,
@@ -121,6 +151,8 @@ pub struct App {
     /// Why the tutorial could not start (shown on its page, not a banner).
     tutorial_error: Option<String>,
     error: Option<String>,
+    /// What the landing page's class code box holds.
+    code: String,
     _popstate: Closure<dyn FnMut(web_sys::Event)>,
 }
 
@@ -184,6 +216,7 @@ impl App {
                     </p>
                     { self.start_button(ctx, "Start") }
                     { self.template_chooser(ctx) }
+                    { self.join_box(ctx) }
                     <Catalog entries={self.catalog.clone()}
                         on_open={ctx.link().callback(Msg::OpenTutorial)} />
                     <ul class="features">
@@ -201,8 +234,36 @@ impl App {
                         </li>
                     </ul>
                 </main>
-                <footer class="footer">{ "Open source · Apache-2.0" }</footer>
+                <footer class="footer">
+                    { "Open source · Apache-2.0 · " }
+                    <a id="instructors-link" href="/classes"
+                       onclick={ctx.link().callback(|e: MouseEvent| { e.prevent_default(); Msg::Go(Route::Classes) })}>
+                        { "For instructors" }
+                    </a>
+                </footer>
             </div>
+        }
+    }
+
+    /// "Join a class": a code box that opens `/join/{code}`.
+    fn join_box(&self, ctx: &Context<Self>) -> Html {
+        let oninput = ctx.link().callback(|e: InputEvent| {
+            Msg::CodeInput(
+                e.target_unchecked_into::<web_sys::HtmlInputElement>()
+                    .value(),
+            )
+        });
+        let onsubmit = ctx.link().callback(|e: SubmitEvent| {
+            e.prevent_default();
+            Msg::JoinCode
+        });
+        html! {
+            <form id="join-code-form" class="join-code-box" {onsubmit}>
+                <label for="join-code-input">{ "Joining a class?" }</label>
+                <input id="join-code-input" class="text-input code-input" type="text" maxlength="12"
+                    placeholder="Class code" autocomplete="off" spellcheck="false" {oninput} />
+                <button id="join-code-go" type="submit" class="btn btn-secondary">{ "Join" }</button>
+            </form>
         }
     }
 
@@ -313,6 +374,7 @@ impl Component for App {
             tutorial_info: None,
             tutorial_error: None,
             error: None,
+            code: String::new(),
             _popstate: popstate,
         };
         match route {
@@ -322,7 +384,11 @@ impl Component for App {
                 None => app.load_lists(ctx),
             },
             Route::Tutorial(id) => app.start_tutorial(ctx, id),
-            Route::Session(_) | Route::View(_) => {}
+            Route::Session(_)
+            | Route::View(_)
+            | Route::Join(_)
+            | Route::Classes
+            | Route::Class(_) => {}
         }
         app
     }
@@ -405,11 +471,36 @@ impl Component for App {
                 match self.route.clone() {
                     Route::Landing => self.load_lists(ctx),
                     Route::Tutorial(id) => self.start_tutorial(ctx, id),
-                    Route::Session(_) | Route::View(_) => {}
+                    Route::Session(_)
+                    | Route::View(_)
+                    | Route::Join(_)
+                    | Route::Classes
+                    | Route::Class(_) => {}
                 }
                 self.initial = None;
                 self.ended = false;
             }
+            Msg::CodeInput(text) => {
+                self.code = clean_code(&text);
+                return false;
+            }
+            Msg::JoinCode => {
+                if self.code.is_empty() {
+                    return false;
+                }
+                self.navigate(Route::Join(self.code.to_uppercase()));
+            }
+            Msg::Joined(info) => {
+                // Replace, not push: Back should not join again.
+                let route = Route::Session(info.id.clone());
+                if let Ok(history) = window().history() {
+                    let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&route.path()));
+                }
+                self.route = route;
+                self.ended = false;
+                self.initial = Some(info);
+            }
+            Msg::Go(route) => self.navigate(route),
             Msg::SessionEnded => self.ended = true,
             Msg::SessionClosed => {
                 self.initial = None;
@@ -438,6 +529,17 @@ impl Component for App {
         let page = match (&self.route, self.ended) {
             (Route::Landing, _) => self.landing(ctx),
             (Route::Tutorial(id), _) => self.tutorial_start(ctx, id),
+            (Route::Join(code), _) => html! {
+                <JoinPage key={code.clone()} code={code.clone()}
+                    on_joined={ctx.link().callback(Msg::Joined)} />
+            },
+            (Route::Classes, _) => html! {
+                <ClassesPage on_open={ctx.link().callback(|id| Msg::Go(Route::Class(id)))} />
+            },
+            (Route::Class(id), _) => html! {
+                <ClassDashboard key={id.clone()} id={id.clone()}
+                    on_list={ctx.link().callback(|_| Msg::Go(Route::Classes))} />
+            },
             (Route::Session(_) | Route::View(_), true) => self.ended(ctx),
             (Route::View(vid), false) => html! {
                 <SessionPage key={format!("view/{vid}")} sid={vid.clone()} view=true

@@ -6,6 +6,7 @@ mod api;
 mod app;
 mod backoff;
 mod catalog;
+mod classes;
 mod editor;
 mod embed;
 mod events;

@@ -13,6 +13,7 @@ use super::terminal_tabs::{forget_tabs, save_tabs, MAX_TABS};
 use super::tutorial::Exec;
 use super::{Msg, SessionPage};
 use crate::api::{self, ApiError, ApiResult};
+use crate::classes::api as class_api;
 use crate::upload;
 
 impl SessionPage {
@@ -294,3 +295,31 @@ impl SessionPage {
 
 /// Between a tutorial's Ctrl-C and the command after it.
 const INTERRUPT_PAUSE_MS: u32 = 300;
+
+impl SessionPage {
+    /// The student answers a request to help (`Some(accept)`) or ends help (`None`).
+    pub(super) fn answer_help(&mut self, ctx: &Context<Self>, answer: Option<bool>) -> bool {
+        if self.help_busy || ctx.props().view {
+            return false;
+        }
+        self.help_busy = true;
+        let sid = ctx.props().sid.clone();
+        ctx.link().send_future(async move {
+            let result = match answer {
+                Some(accept) => class_api::answer_help(&sid, accept).await,
+                None => class_api::stop_help(&sid).await,
+            };
+            Msg::HelpDone(result)
+        });
+        true
+    }
+
+    /// The `help` event that follows says what the state is now.
+    pub(super) fn help_done(&mut self, ctx: &Context<Self>, result: ApiResult<()>) -> bool {
+        self.help_busy = false;
+        if let Err(e) = result {
+            self.report(ctx, "Could not answer the instructor", &e);
+        }
+        true
+    }
+}

@@ -15,6 +15,7 @@
 
 mod actions;
 mod banners;
+mod class_banners;
 mod cpu_meter;
 mod files_bar;
 pub mod format;
@@ -42,6 +43,7 @@ use crate::events::{EventStream, LinkState};
 use crate::settings::{Settings, MAX_FONT, MIN_FONT};
 use crate::terminal::TerminalInput;
 use banners::{EndingBanner, ExitedNote};
+use class_banners::{ClassMessage, ClassMessages, HelpBanner};
 use cpu_meter::CpuMeter;
 use files_bar::{FilesBar, Upload};
 use instance_header::InstanceHeader;
@@ -112,6 +114,12 @@ pub enum Msg {
     Tutorial(TutorialState),
     /// Type a tutorial's command into a terminal.
     Exec(Exec),
+    /// The student's answer to the instructor's request to help.
+    AnswerHelp(bool),
+    /// The student ends help.
+    EndHelp,
+    HelpDone(ApiResult<()>),
+    DismissMessage(u32),
 }
 
 pub struct SessionPage {
@@ -146,6 +154,11 @@ pub struct SessionPage {
     download_path: String,
     /// Lets the tutorial type into the visible terminals.
     inputs: TerminalInput,
+    /// The instructor's messages (a class's session), newest last.
+    messages: Vec<ClassMessage>,
+    next_message: u32,
+    /// An answer about help is under way.
+    help_busy: bool,
     _events: EventStream,
     _poll: Interval,
     _tick: Interval,
@@ -265,6 +278,9 @@ impl Component for SessionPage {
             next_upload: 0,
             download_path: String::new(),
             inputs: TerminalInput::default(),
+            messages: Vec::new(),
+            next_message: 0,
+            help_busy: false,
             _events: events,
             _poll: poll,
             _tick: tick,
@@ -354,6 +370,13 @@ impl Component for SessionPage {
                 true
             }
             Msg::Exec(exec) => self.exec(exec),
+            Msg::AnswerHelp(accept) => self.answer_help(ctx, Some(accept)),
+            Msg::EndHelp => self.answer_help(ctx, None),
+            Msg::HelpDone(result) => self.help_done(ctx, result),
+            Msg::DismissMessage(id) => {
+                self.messages.retain(|m| m.id != id);
+                true
+            }
         }
     }
 
@@ -400,6 +423,13 @@ impl Component for SessionPage {
                     <EndingBanner remaining={self.remaining_secs()}
                         can_extend={!view && self.session.as_ref().is_some_and(|s| s.can_extend)}
                         extending={self.extending} on_extend={link.callback(|_| Msg::Extend)} />
+                }
+                if !view {
+                    <HelpBanner state={self.session.as_ref().map(|s| s.help).unwrap_or_default()}
+                        busy={self.help_busy} on_answer={link.callback(Msg::AnswerHelp)}
+                        on_end={link.callback(|_| Msg::EndHelp)} />
+                    <ClassMessages messages={self.messages.clone()}
+                        on_dismiss={link.callback(Msg::DismissMessage)} />
                 }
                 <div class="workspace">
                     { for tutorial }

@@ -5,6 +5,7 @@
 use playground_protocol::{InstanceInfo, InstanceStatus, SessionEvent, SessionInfo};
 use yew::prelude::*;
 
+use super::class_banners::ClassMessage;
 use super::{Msg, SessionPage, ENDING_SOON_SECS, LIVE_POLL_MS};
 use crate::api::{self, ApiResult};
 use crate::events::LinkState;
@@ -137,8 +138,14 @@ impl SessionPage {
                     s.help = state;
                 }
             }
-            // Not shown yet: the class pages come next (#15).
-            SessionEvent::Message { .. } => {}
+            SessionEvent::Message { text, at } => {
+                self.next_message += 1;
+                self.messages.push(ClassMessage {
+                    id: self.next_message,
+                    text,
+                    at,
+                });
+            }
             SessionEvent::Ended => ctx.props().on_ended.emit(()),
         }
     }

@@ -43,6 +43,10 @@ pub struct TerminalProps {
     /// `sid` is a viewer id: connect through the read-only view, send no input.
     #[prop_or_default]
     pub view: bool,
+    /// `sid` is a help key: connect through `/api/help/{key}/...`, writable
+    /// while the session's owner lets the instructor help.
+    #[prop_or_default]
+    pub help: bool,
     /// Which shell of the instance (0..=3).
     #[prop_or_default]
     pub tab: u8,
@@ -76,8 +80,14 @@ pub fn terminal_view(props: &TerminalProps) -> Html {
         let look = (props.font_size, props.light);
         let on_attached = props.on_attached.clone();
         use_effect_with(
-            (props.sid.clone(), props.name.clone(), props.view, props.tab),
-            move |(sid, name, view, tab)| {
+            (
+                props.sid.clone(),
+                props.name.clone(),
+                props.view,
+                props.help,
+                props.tab,
+            ),
+            move |(sid, name, view, help, tab)| {
                 set_state.set(ConnState::Connecting);
                 let on_state = Callback::from(move |s: ConnState| {
                     if let (ConnState::Open, Some(cb)) = (&s, &on_attached) {
@@ -89,6 +99,7 @@ pub fn terminal_view(props: &TerminalProps) -> Html {
                     sid: sid.to_string(),
                     name: name.to_string(),
                     view: *view,
+                    help: *help,
                     tab: *tab,
                 };
                 *conn.borrow_mut() = host

@@ -32,6 +32,8 @@ pub(super) struct Target {
     pub(super) sid: String,
     pub(super) name: String,
     pub(super) view: bool,
+    /// `sid` is an instructor's help key.
+    pub(super) help: bool,
     pub(super) tab: u8,
 }
 
@@ -91,10 +93,12 @@ fn ws_url(t: &Target, from: Option<u64>) -> String {
         _ => "ws:",
     };
     let host = location.host().unwrap_or_default();
-    let mut url = format!(
-        "{scheme}//{host}{}",
+    let path = if t.help {
+        api::help_terminal_path(&t.sid, &t.name, t.tab)
+    } else {
         api::terminal_path(&t.sid, &t.name, t.view, t.tab)
-    );
+    };
+    let mut url = format!("{scheme}//{host}{path}");
     // Acknowledge what arrives, so output in flight when the network drops
     // is kept for the reconnect.
     let sep = if url.contains('?') { '&' } else { '?' };
