@@ -72,7 +72,13 @@ pub struct Class {
     students: Mutex<Vec<StoredStudent>>,
     /// Bumped on every change a roster shows.
     version: watch::Sender<u64>,
+    /// When resource figures last bumped it: they change all the time, so
+    /// they move the roster at most every [`STATS_EVERY`].
+    stats_bumped: Mutex<std::time::Instant>,
 }
+
+/// How often fresh CPU and memory figures alone change the roster.
+const STATS_EVERY: Duration = Duration::from_secs(5);
 
 impl Class {
     pub fn id(&self) -> String {
@@ -81,6 +87,16 @@ impl Class {
 
     fn bump(&self) {
         self.version.send_modify(|v| *v += 1);
+    }
+
+    /// Fresh resource figures: a change, unless one was shown lately.
+    fn stats_changed(&self) {
+        let mut last = self.stats_bumped.lock().unwrap();
+        if last.elapsed() >= STATS_EVERY {
+            *last = std::time::Instant::now();
+            drop(last);
+            self.bump();
+        }
     }
 
     pub fn version(&self) -> u64 {
@@ -208,6 +224,7 @@ impl Classes {
                 source,
                 students: Mutex::new(students),
                 version: watch::channel(1).0,
+                stats_bumped: Mutex::new(std::time::Instant::now()),
             });
             for student in class.students.lock().unwrap().iter() {
                 if let Ok(session) = classes.sessions.get(&student.session_id) {
@@ -355,6 +372,7 @@ impl Classes {
             source,
             students: Mutex::new(Vec::new()),
             version: watch::channel(1).0,
+            stats_bumped: Mutex::new(std::time::Instant::now()),
         });
         tracing::info!(class = %class.id(), seats = request.seats, "class created");
         self.classes
@@ -640,7 +658,12 @@ fn follow(class: &Arc<Class>, session: &Arc<Session>) {
     tokio::spawn(async move {
         loop {
             let ended = match events.recv().await {
-                Ok(SessionEvent::Stats { .. } | SessionEvent::PortsChanged { .. }) => continue,
+                Ok(SessionEvent::PortsChanged { .. }) => continue,
+                Ok(SessionEvent::Stats { .. }) => {
+                    let Some(class) = class.upgrade() else { return };
+                    class.stats_changed();
+                    continue;
+                }
                 Ok(SessionEvent::Ended) | Err(broadcast::error::RecvError::Closed) => true,
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => false,
             };

@@ -41,15 +41,16 @@ impl Help {
         self.inner.lock().unwrap().state
     }
 
-    /// The helper asks (again): a new key, replacing any earlier one; help
-    /// already active stays active with the new key.
+    /// The helper asks: a new request with a new key, or, asking again (a
+    /// reloaded dashboard), the request or help there is, with its key: one
+    /// key at a time, so none outlives the help it was for.
     pub fn request(&self) -> (HelpState, String) {
-        let key = uuid::Uuid::new_v4().to_string();
         let mut inner = self.inner.lock().unwrap();
-        if inner.state == HelpState::None {
+        if inner.state == HelpState::None || inner.key.is_none() {
             inner.state = HelpState::Requested;
+            inner.key = Some(uuid::Uuid::new_v4().to_string());
         }
-        inner.key = Some(key.clone());
+        let key = inner.key.clone().expect("set above");
         (inner.state, key)
     }
 
@@ -117,12 +118,16 @@ mod tests {
         let mut active = help.watch();
         assert_eq!(help.answer(true).unwrap(), HelpState::Active);
         assert!(help.admits(&key) && *active.borrow_and_update());
-        // Asking again while active keeps it active, with a new key only.
-        let (state, newer) = help.request();
-        assert_eq!(state, HelpState::Active);
+        // Asking again while active gives the same help and key.
+        assert_eq!(help.request(), (HelpState::Active, key.clone()));
+        help.end();
+        assert!(!help.admits(&key) && !*active.borrow_and_update());
+        // A new request after the end: a new key; the old one opens nothing.
+        let (_, newer) = help.request();
+        assert_ne!(newer, key);
+        help.answer(true).unwrap();
         assert!(!help.admits(&key) && help.admits(&newer));
         help.end();
-        assert!(!help.admits(&newer) && !*active.borrow_and_update());
         assert_eq!(help.state(), HelpState::None);
         let (_, key) = help.request();
         assert_eq!(help.answer(false).unwrap(), HelpState::None);
