@@ -17,6 +17,8 @@ mod ops;
 mod proxy;
 // The HTTP/1.1 listener (timeouts, connection bound, graceful stop).
 mod serve;
+// SSH into instances (being built, see ssh.rs).
+mod ssh;
 // The session model: sessions and instances, their store, templates,
 // terminals, admission and the events watcher.
 mod session;
