@@ -224,6 +224,25 @@ pub struct FileInfo {
     pub size: u64,
 }
 
+/// Body of `POST /api/sessions/{sid}/ssh-keys`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddSshKey {
+    /// A public key line, as in `~/.ssh/id_ed25519.pub`.
+    pub key: String,
+}
+
+/// A public key a session's owner added for SSH.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SshKeyInfo {
+    /// `SHA256:...`, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    /// The key without its comment (`ssh-ed25519 AAAA...`).
+    pub key: String,
+    #[serde(default)]
+    pub comment: String,
+}
+
 /// Every error answer of the REST API.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -9,6 +9,7 @@ pub mod embed;
 pub mod events;
 pub mod files;
 pub mod sessions;
+pub mod ssh;
 pub mod state;
 pub mod terminals;
 pub mod tutorials;
@@ -121,6 +122,11 @@ pub fn router() -> Router<AppState> {
             post(classes::request_help).delete(classes::end_help),
         )
         .route("/join/{code}", get(classes::join_info).post(classes::join))
+        .route("/sessions/{sid}/ssh-keys", get(ssh::list).post(ssh::add))
+        .route(
+            "/sessions/{sid}/ssh-keys/{*fingerprint}",
+            axum::routing::delete(ssh::remove),
+        )
         .route("/sessions/{sid}/tutorial/check", post(tutorials::check))
         .route("/sessions/{sid}/tutorial/page", post(tutorials::open_page))
         .route("/sessions/{sid}/tutorial/scripts", get(tutorials::scripts))

@@ -7,8 +7,6 @@ pub mod help;
 pub mod progress;
 pub mod scenarios;
 pub mod sessions;
-// Keys for SSH (#16, being built: not used by the server yet).
-#[allow(dead_code)]
 pub mod ssh_keys;
 pub mod store;
 pub mod templates;

@@ -20,6 +20,7 @@ use crate::session::admission::{about_minutes, Capacity, ConnectionPermit, Conne
 use crate::session::help::Help;
 use crate::session::progress::Tutorial;
 use crate::session::scenarios::Catalog;
+use crate::session::ssh_keys::{SshKey, SshKeys};
 use crate::session::store::{Store, StoredInstance, StoredSession};
 use crate::session::terminal::Terminal;
 
@@ -103,6 +104,8 @@ pub struct Session {
     pub help: Help,
     /// Unix seconds of the owner's last keystroke in a terminal (0: none yet).
     pub last_input: Arc<AtomicU64>,
+    /// Public keys its owner added for SSH.
+    pub ssh_keys: SshKeys,
 }
 
 pub struct InstanceEntry {
@@ -457,6 +460,7 @@ impl Sessions {
             tutorial,
             help: Help::default(),
             last_input: Arc::new(AtomicU64::new(0)),
+            ssh_keys: SshKeys::default(),
         });
         self.sessions
             .write()
@@ -524,6 +528,29 @@ impl Sessions {
             });
         }
         Ok(session)
+    }
+
+    /// Add a public key for SSH to the session (stored with it).
+    pub fn add_ssh_key(&self, session: &Session, key: SshKey) -> Result<(), ApiError> {
+        if session.ssh_keys.add(key.clone())? {
+            if let Err(e) = self.store.add_ssh_key(&session.id, &key) {
+                session.ssh_keys.remove(&key.fingerprint);
+                return Err(store_error(e));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn remove_ssh_key(&self, session: &Session, fingerprint: &str) -> Result<(), ApiError> {
+        if !session.ssh_keys.remove(fingerprint) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("this session has no key {fingerprint}"),
+            ));
+        }
+        self.store
+            .remove_ssh_key(&session.id, fingerprint)
+            .map_err(store_error)
     }
 
     /// Store where a session is in its tutorial.
@@ -930,6 +957,7 @@ impl Sessions {
                 tutorial,
                 help: Help::default(),
                 last_input: Arc::new(AtomicU64::new(0)),
+                ssh_keys: SshKeys::new(saved.ssh_keys.clone()),
             });
             self.sessions.write().unwrap().insert(sid, session);
         }

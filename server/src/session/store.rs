@@ -21,6 +21,8 @@ pub struct StoredSession {
     pub instances: Vec<StoredInstance>,
     /// Its progress through a scenario, when it was started from one.
     pub tutorial: Option<StoredTutorial>,
+    /// The public keys its owner added for SSH.
+    pub ssh_keys: Vec<crate::session::ssh_keys::SshKey>,
 }
 
 /// A session's place in its scenario.
@@ -79,6 +81,13 @@ impl Store {
                  ip TEXT NOT NULL,
                  created_at INTEGER NOT NULL,
                  PRIMARY KEY (session_id, name)
+             );
+             CREATE TABLE IF NOT EXISTS ssh_keys (
+                 session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                 fingerprint TEXT NOT NULL,
+                 openssh TEXT NOT NULL,
+                 comment TEXT NOT NULL,
+                 PRIMARY KEY (session_id, fingerprint)
              );
              CREATE TABLE IF NOT EXISTS tutorials (
                  session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
@@ -176,6 +185,27 @@ impl Store {
         Ok(())
     }
 
+    pub fn add_ssh_key(
+        &self,
+        session_id: &str,
+        key: &crate::session::ssh_keys::SshKey,
+    ) -> Result<()> {
+        self.db.lock().unwrap().execute(
+            "INSERT OR IGNORE INTO ssh_keys (session_id, fingerprint, openssh, comment)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![session_id, key.fingerprint, key.openssh, key.comment],
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_ssh_key(&self, session_id: &str, fingerprint: &str) -> Result<()> {
+        self.db.lock().unwrap().execute(
+            "DELETE FROM ssh_keys WHERE session_id = ?1 AND fingerprint = ?2",
+            params![session_id, fingerprint],
+        )?;
+        Ok(())
+    }
+
     /// Every stored session with its instances.
     pub fn sessions(&self) -> Result<Vec<StoredSession>> {
         let db = self.db.lock().unwrap();
@@ -191,11 +221,15 @@ impl Store {
                     viewer_id: row.get(3)?,
                     instances: Vec::new(),
                     tutorial: None,
+                    ssh_keys: Vec::new(),
                 })
             })?
             .collect::<Result<_>>()?;
         let mut query = db.prepare(
             "SELECT name, runtime_id, ip, created_at, profile FROM instances WHERE session_id = ?1 ORDER BY name",
+        )?;
+        let mut ssh_keys = db.prepare(
+            "SELECT fingerprint, openssh, comment FROM ssh_keys WHERE session_id = ?1 ORDER BY rowid",
         )?;
         let mut tutorials = db.prepare(
             "SELECT scenario, page, reached, finished FROM tutorials WHERE session_id = ?1",
@@ -213,6 +247,15 @@ impl Store {
                             .get::<_, String>(4)?
                             .parse()
                             .unwrap_or(sandbox::Profile::Strict),
+                    })
+                })?
+                .collect::<Result<_>>()?;
+            session.ssh_keys = ssh_keys
+                .query_map(params![session.id], |row| {
+                    Ok(crate::session::ssh_keys::SshKey {
+                        fingerprint: row.get(0)?,
+                        openssh: row.get(1)?,
+                        comment: row.get(2)?,
                     })
                 })?
                 .collect::<Result<_>>()?;
@@ -271,6 +314,14 @@ mod tests {
             (tutorial.page, tutorial.reached) = (2, 3);
             store.set_tutorial("s1", &tutorial).unwrap();
             store.set_tutorial("s2", &tutorial).unwrap();
+            let key = crate::session::ssh_keys::SshKey {
+                fingerprint: "SHA256:abc".into(),
+                openssh: "ssh-ed25519 AAAA".into(),
+                comment: "ada".into(),
+            };
+            store.add_ssh_key("s1", &key).unwrap();
+            store.add_ssh_key("s1", &key).unwrap();
+            store.add_ssh_key("s2", &key).unwrap();
             store.remove_session("s2").unwrap();
         }
         let store = Store::open(&path).unwrap();
@@ -282,6 +333,9 @@ mod tests {
         let tutorial = sessions[0].tutorial.as_ref().unwrap();
         assert_eq!((tutorial.page, tutorial.reached), (2, 3));
         assert_eq!(tutorial.scenario, "docker-basics");
+        assert_eq!(sessions[0].ssh_keys.len(), 1);
+        store.remove_ssh_key("s1", "SHA256:abc").unwrap();
+        assert!(store.sessions().unwrap()[0].ssh_keys.is_empty());
         store.remove_instance("s1", "node1").unwrap();
         store.remove_session("s1").unwrap();
         assert!(store.sessions().unwrap().is_empty());

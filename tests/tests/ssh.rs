@@ -1,0 +1,108 @@
+//! SSH into instances (#16, being built): so far the session's keys through
+//! the API, with keys made by the real `ssh-keygen`.
+
+use std::path::Path;
+use std::process::Command;
+
+use playground_protocol::SshKeyInfo;
+use playground_tests::TestServer;
+
+/// A new key pair made by `ssh-keygen`; its public line.
+fn keygen(dir: &Path, name: &str, kind: &[&str]) -> String {
+    let path = dir.join(name);
+    let status = Command::new("ssh-keygen")
+        .args(kind)
+        .args(["-N", "", "-q", "-C", &format!("{name}@test"), "-f"])
+        .arg(&path)
+        .status()
+        .expect("ssh-keygen (apt-get install openssh-client)");
+    assert!(status.success());
+    std::fs::read_to_string(path.with_extension("pub")).unwrap()
+}
+
+/// `ssh-keygen -l`'s fingerprint of a public key file.
+fn fingerprint(dir: &Path, name: &str) -> String {
+    let out = Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(dir.join(format!("{name}.pub")))
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+async fn add(server: &TestServer, sid: &str, key: &str) -> reqwest::Response {
+    server
+        .http
+        .post(server.url(&format!("/api/sessions/{sid}/ssh-keys")))
+        .json(&serde_json::json!({ "key": key }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn list(server: &TestServer, sid: &str) -> Vec<SshKeyInfo> {
+    let path = format!("/api/sessions/{sid}/ssh-keys");
+    server.get(&path).await.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sessions_keys_are_checked_kept_and_removed() {
+    let keys = tempfile::tempdir().unwrap();
+    let ada = keygen(keys.path(), "ada", &["-t", "ed25519"]);
+    let rsa = keygen(keys.path(), "rsa", &["-t", "rsa", "-b", "3072"]);
+    let weak = keygen(keys.path(), "weak", &["-t", "rsa", "-b", "1024"]);
+    let server = TestServer::start(&[]).await;
+    let sid = server.create_session().await.id;
+    let other = server.create_session().await.id;
+
+    let response = add(&server, &sid, &ada).await;
+    assert_eq!(response.status(), 201);
+    let added: SshKeyInfo = response.json().await.unwrap();
+    assert_eq!(added.fingerprint, fingerprint(keys.path(), "ada"));
+    assert_eq!(added.comment, "ada@test");
+    assert_eq!(
+        add(&server, &sid, &ada).await.status(),
+        201,
+        "the same key again"
+    );
+    assert_eq!(add(&server, &sid, &rsa).await.status(), 201);
+    assert_eq!(list(&server, &sid).await.len(), 2);
+    assert!(
+        list(&server, &other).await.is_empty(),
+        "keys are per session"
+    );
+
+    for (line, reason) in [
+        (weak.as_str(), "fewer than 2048"),
+        ("ssh-ed25519 AAAAnot", "not an OpenSSH public key"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----", "private key"),
+    ] {
+        let response = add(&server, &sid, line).await;
+        assert_eq!(response.status(), 422);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains(reason), "{body}");
+    }
+
+    // Kept across a restart of the server.
+    let data_dir = server.stop_keeping_instances().await;
+    let server = TestServer::start_in(data_dir, &[]).await;
+    let kept = list(&server, &sid).await;
+    assert_eq!(kept.len(), 2);
+
+    // Removed by fingerprint (which may hold '/' and '+').
+    let rsa_fingerprint = fingerprint(keys.path(), "rsa");
+    let url = server.url(&format!("/api/sessions/{sid}/ssh-keys/{rsa_fingerprint}"));
+    let response = server.http.delete(url.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(server.http.delete(url).send().await.unwrap().status(), 404);
+    let left = list(&server, &sid).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].fingerprint, added.fingerprint);
+    server.delete_session(&other).await;
+    server.finish(&sid).await;
+}
