@@ -41,7 +41,7 @@ mod storage;
 
 pub use containers::container::{Bind, ContainerProcess, ProcessIo, ProcessSpec, RunSpec};
 pub use containers::stats::{system_cpu, ContainerUsage, InterfaceCounters, SystemCpu};
-pub use instance::handle::{ExecOutput, Instance, InstanceFile, PtyProcess};
+pub use instance::handle::{ExecOutput, Instance, InstanceFile, PipedProcess, PtyProcess};
 pub use instance::pty::Pty;
 pub use instance::runtime::Runtime;
 pub use instance::state::{InstanceSpec, RuntimeConfig};

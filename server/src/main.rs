@@ -322,6 +322,10 @@ async fn serve(
     metrics::get()
         .capacity_instances
         .set(sessions.capacity().limit() as i64);
+    let ssh = match config.ssh_listen {
+        Some(address) => Some(ssh::serve(address, &config.data_dir, sessions.clone()).await?),
+        None => None,
+    };
     let admin = match config.admin_listen {
         Some(address) => Some(serve_admin(address, sessions.clone(), classes.clone()).await?),
         None => None,
@@ -346,6 +350,9 @@ async fn serve(
     watcher.abort();
     if let Some(admin) = admin {
         admin.abort();
+    }
+    if let Some(ssh) = ssh {
+        ssh.abort();
     }
     // Instances keep running; the next start takes them back.
     // `playground teardown` removes everything instead.

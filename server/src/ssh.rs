@@ -2,16 +2,47 @@
 //! learner's own `ssh`, `scp` and `sftp` reach an instance of their session
 //! as `<instance>.<session id>@<host>`, with keys the session's owner added.
 //!
-//! Done: the user name (`user.rs`), the host key (`host_key.rs`), the
-//! session's keys (`session/ssh_keys.rs`, stored with the session, the API
-//! in `api/ssh.rs`). Next: the keys on the page, the server on
-//! `--ssh-listen` (russh: publickey only, refusals alike and slow, a rate
-//! per address), shells as terminal tabs, exec with exit status, the
-//! instance's own sftp-server, `-L` forwarding; agent, X11 and remote
-//! forwarding refused with a message.
-
-// Not wired into the server yet.
-#![allow(dead_code)]
+//! Done (on this branch): the user name (`user.rs`), the host key
+//! (`host_key.rs`), the session's keys (`session/ssh_keys.rs`, stored with
+//! the session, API in `api/ssh.rs`), the server on `--ssh-listen`
+//! (`server.rs`: publickey only, refusals alike after 1 s, commands with
+//! pipes and their exit status, shells on a PTY with window changes, agent
+//! forwarding refused). Next: shells as terminal tabs (surviving a
+//! restart), env, the instance's own sftp-server and scp (the images need
+//! openssh-sftp-server and openssh-client), `-L` forwarding, rate limits
+//! and metrics, the page's key form and `ssh` command, README.
 
 pub mod host_key;
+pub mod server;
 pub mod user;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::session::sessions::Sessions;
+
+/// Listen on `address` and serve SSH until the task is aborted.
+pub async fn serve(
+    address: SocketAddr,
+    data_dir: &Path,
+    sessions: Arc<Sessions>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let host_key = host_key::load_or_create(data_dir)?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listen on {address} (--ssh-listen)"))?;
+    let address = listener.local_addr()?;
+    let config = Arc::new(server::config(host_key));
+    // Tests and scripts may wait for this line.
+    println!("playground ssh listening on {address}");
+    Ok(tokio::spawn(async move {
+        use russh::server::Server as _;
+        let mut server = server::SshServer { sessions };
+        if let Err(e) = server.run_on_socket(config, &listener).await {
+            tracing::error!("ssh: {e}");
+        }
+    }))
+}

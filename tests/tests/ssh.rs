@@ -106,3 +106,109 @@ async fn a_sessions_keys_are_checked_kept_and_removed() {
     server.delete_session(&other).await;
     server.finish(&sid).await;
 }
+
+/// `ssh` with the key `key` (only it) to `user` on the server's SSH port.
+fn ssh(port: u16, key: &Path, user: &str, args: &[&str]) -> std::process::Command {
+    let mut command = Command::new("ssh");
+    command
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args([
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "BatchMode=yes",
+        ])
+        .arg("-i")
+        .arg(key)
+        .args(["-p", &port.to_string()])
+        .arg(format!("{user}@127.0.0.1"))
+        .args(args);
+    command
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_and_shells_over_ssh_with_added_keys_only() {
+    let keys = tempfile::tempdir().unwrap();
+    let ada = keygen(keys.path(), "ada", &["-t", "ed25519"]);
+    keygen(keys.path(), "eve", &["-t", "ed25519"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("--ssh-listen=127.0.0.1:{port}");
+    let server = TestServer::start(&[&listen]).await;
+    let sid = server.create_session().await.id;
+    server.add_instance(&sid).await;
+    assert_eq!(add(&server, &sid, &ada).await.status(), 201);
+    let user = format!("node1.{sid}");
+    let ada_key = keys.path().join("ada");
+
+    // A command, its output, its error output and its exit status.
+    let out = tokio::task::spawn_blocking({
+        let (key, user) = (ada_key.clone(), user.clone());
+        move || {
+            ssh(port, &key, &user, &["hostname; echo oops >&2; exit 3"])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "node1\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+
+    // A shell on a PTY.
+    let out = tokio::task::spawn_blocking({
+        let (key, user) = (ada_key.clone(), user.clone());
+        move || {
+            let mut child = ssh(port, &key, &user, &["-tt"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin
+                .write_all(b"echo shell-$((6*7)); tty; exit 4\n")
+                .unwrap();
+            child.wait_with_output().unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("shell-42") && text.contains("/dev/pts/"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(4));
+
+    // Refused alike: a key not added, an instance or session that is not there.
+    for (key, user) in [
+        (keys.path().join("eve"), user.clone()),
+        (ada_key.clone(), format!("node2.{sid}")),
+        (
+            ada_key.clone(),
+            "node1.00000000-0000-4000-8000-000000000000".to_string(),
+        ),
+        (ada_key.clone(), "root".to_string()),
+    ] {
+        let out = tokio::task::spawn_blocking(move || {
+            ssh(port, &key, &user, &["true"]).output().unwrap()
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.status.code(), Some(255));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied (publickey)"));
+    }
+    server.finish(&sid).await;
+}

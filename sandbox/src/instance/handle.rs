@@ -39,6 +39,17 @@ pub struct PtyProcess {
     pub exit: oneshot::Receiver<i32>,
 }
 
+/// A process with pipes for its standard input, output and error (what an
+/// SSH client's command runs as).
+pub struct PipedProcess {
+    pub pid: i32,
+    pub stdin: pipe::Sender,
+    pub stdout: pipe::Receiver,
+    pub stderr: pipe::Receiver,
+    /// Resolves with the exit code (fails if the instance dies first).
+    pub exit: oneshot::Receiver<i32>,
+}
+
 /// What a command run with [`Instance::exec`] produced.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ExecOutput {
@@ -431,6 +442,24 @@ impl Instance {
             })
     }
 
+    /// Start `argv` with pipes for its standard streams, `env` (`NAME=value`)
+    /// added to the instance's usual environment.
+    pub async fn spawn_piped(&self, argv: Vec<String>, env: Vec<String>) -> Result<PipedProcess> {
+        let spawned = self.spawn(argv, env, None).await?;
+        let mut fds = spawned.fds.into_iter();
+        let (Some(stdin), Some(stdout), Some(stderr)) = (fds.next(), fds.next(), fds.next()) else {
+            return Err(Error::Spawn("init sent too few pipes".into()));
+        };
+        let io = |e: std::io::Error| Error::Spawn(e.to_string());
+        Ok(PipedProcess {
+            pid: spawned.pid,
+            stdin: pipe::Sender::from_owned_fd(stdin).map_err(io)?,
+            stdout: pipe::Receiver::from_owned_fd(stdout).map_err(io)?,
+            stderr: pipe::Receiver::from_owned_fd(stderr).map_err(io)?,
+            exit: spawned.exit,
+        })
+    }
+
     /// Start `argv` on a new PTY of the instance (e.g. `bash -l`).
     pub async fn spawn_pty(&self, argv: Vec<String>, cols: u16, rows: u16) -> Result<PtyProcess> {
         let env = vec!["TERM=xterm-256color".to_string()];
@@ -460,17 +489,14 @@ impl Instance {
         timeout: Duration,
         max_output: usize,
     ) -> Result<ExecOutput> {
-        let spawned = self.spawn(argv, Vec::new(), None).await?;
-        let pid = spawned.pid;
-        let mut fds = spawned.fds.into_iter();
-        let (Some(stdin_w), Some(stdout_r), Some(stderr_r)) = (fds.next(), fds.next(), fds.next())
-        else {
-            return Err(Error::Spawn("init sent too few pipes".into()));
-        };
-        let io = |e: std::io::Error| Error::Spawn(e.to_string());
-        let mut stdin_w = pipe::Sender::from_owned_fd(stdin_w).map_err(io)?;
-        let stdout_r = pipe::Receiver::from_owned_fd(stdout_r).map_err(io)?;
-        let stderr_r = pipe::Receiver::from_owned_fd(stderr_r).map_err(io)?;
+        let PipedProcess {
+            pid,
+            stdin: mut stdin_w,
+            stdout: stdout_r,
+            stderr: stderr_r,
+            exit,
+        } = self.spawn_piped(argv, Vec::new()).await?;
+        let spawned_exit = exit;
 
         tokio::spawn(async move {
             // A command that does not read its input must not block us.
@@ -481,7 +507,7 @@ impl Instance {
         let stderr = tokio::spawn(read_capped(stderr_r, max_output, exited));
 
         let mut out = ExecOutput::default();
-        let mut exit = spawned.exit;
+        let mut exit = spawned_exit;
         out.exit_code = match tokio::time::timeout(timeout, &mut exit).await {
             Ok(Ok(code)) => code,
             Ok(Err(_)) => return Err(Error::NotRunning),

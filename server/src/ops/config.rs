@@ -203,6 +203,12 @@ pub struct Config {
     #[arg(long, env = "PLAYGROUND_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
 
+    /// Where the SSH server listens (e.g. 0.0.0.0:2222); off when absent.
+    /// Users log in as `<instance>.<session id>` with a key they added to
+    /// their session.
+    #[arg(long, env = "PLAYGROUND_SSH_LISTEN")]
+    pub ssh_listen: Option<SocketAddr>,
+
     /// Sites whose pages may embed the playground (comma-separated origins
     /// like `https://tutorial.example`): they may call the API from the
     /// browser (CORS) and show `/embed/...` pages in frames. None by default:

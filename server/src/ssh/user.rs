@@ -34,7 +34,8 @@ fn is_session_id(s: &str) -> bool {
         })
 }
 
-/// The user name for `instance` of `session` (what the page shows).
+/// The user name for `instance` of `session` (what the page will show).
+#[cfg(test)]
 pub fn name(instance: &str, session: &str) -> String {
     format!("{instance}.{session}")
 }
