@@ -6,11 +6,13 @@
 //! (`host_key.rs`), the session's keys (`session/ssh_keys.rs`, stored with
 //! the session, API in `api/ssh.rs`), the server on `--ssh-listen`
 //! (`server.rs`: publickey only, refusals alike after 1 s, commands with
-//! pipes and their exit status, shells on a PTY with window changes, agent
-//! forwarding refused). Next: shells as terminal tabs (surviving a
-//! restart), env, the instance's own sftp-server and scp (the images need
-//! openssh-sftp-server and openssh-client), `-L` forwarding, rate limits
-//! and metrics, the page's key form and `ssh` command, README.
+//! pipes and their exit status, shells on a PTY with window changes,
+//! `LANG`/`LC_*` from the client, `-L` to ports inside the instance, the
+//! `sftp` subsystem as the instance's own sftp-server, agent forwarding
+//! refused). Next: the images need openssh-sftp-server (a version bump of
+//! both, done when this lands), shells as terminal tabs (surviving a
+//! restart), refusal messages for X11 and remote forwarding, rate limits and
+//! metrics, the page's key form and `ssh` command, README, figures.
 
 pub mod host_key;
 pub mod server;

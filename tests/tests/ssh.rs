@@ -192,6 +192,55 @@ async fn commands_and_shells_over_ssh_with_added_keys_only() {
     );
     assert_eq!(out.status.code(), Some(4));
 
+    // Environment variables: the locale's pass, others do not.
+    let out = tokio::task::spawn_blocking({
+        let (key, user) = (ada_key.clone(), user.clone());
+        move || {
+            ssh(
+                port,
+                &key,
+                &user,
+                &[
+                    "-o",
+                    "SetEnv=LC_GREETING=hello EVIL=1",
+                    "echo \"$LC_GREETING-${EVIL:-unset}\"",
+                ],
+            )
+            .output()
+            .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello-unset\n");
+
+    // `-L`: a local port reaching a server inside the instance.
+    server
+        .exec(&sid, "node1", "cd /tmp && echo forwarded > index.html && (setsid python3 -m http.server 8000 >/dev/null 2>&1 &)")
+        .await;
+    let local = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let forward = format!("{local}:localhost:8000");
+    let mut tunnel = ssh(port, &ada_key, &user, &["-N", "-L", &forward])
+        .spawn()
+        .unwrap();
+    let mut body = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{local}/")).await {
+            body = response.text().await.unwrap_or_default();
+            if body.contains("forwarded") {
+                break;
+            }
+        }
+    }
+    let _ = tunnel.kill();
+    let _ = tunnel.wait();
+    assert_eq!(body, "forwarded\n");
+
     // Refused alike: a key not added, an instance or session that is not there.
     for (key, user) in [
         (keys.path().join("eve"), user.clone()),

@@ -35,6 +35,7 @@ impl russh::server::Server for SshServer {
             channels: HashMap::new(),
             sizes: HashMap::new(),
             ptys: HashMap::new(),
+            env: HashMap::new(),
         }
     }
 }
@@ -64,6 +65,14 @@ pub struct Connection {
     sizes: HashMap<ChannelId, (u16, u16)>,
     /// Running shells' PTYs, for window changes.
     ptys: HashMap<ChannelId, Arc<sandbox::Pty>>,
+    /// Variables a client sent for a channel (`SendEnv`), those allowed.
+    env: HashMap<ChannelId, Vec<String>>,
+}
+
+/// Variables a client may set: the locale and the terminal's colours, as
+/// OpenSSH's sshd accepts by default (`AcceptEnv LANG LC_*`).
+fn allowed_env(name: &str) -> bool {
+    name == "LANG" || name.starts_with("LC_") || name == "COLORTERM"
 }
 
 impl Connection {
@@ -199,7 +208,8 @@ impl Handler for Connection {
         };
         let command = String::from_utf8_lossy(data).into_owned();
         let argv = vec!["/bin/bash".to_string(), "-c".to_string(), command];
-        match entry.instance.spawn_piped(argv, Vec::new()).await {
+        let env = self.env.remove(&channel).unwrap_or_default();
+        match entry.instance.spawn_piped(argv, env).await {
             Ok(process) => {
                 session.channel_success(channel)?;
                 tokio::spawn(run_command(ch, process));
@@ -210,6 +220,95 @@ impl Handler for Connection {
                 session.channel_failure(channel)
             }
         }
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let safe = allowed_env(name)
+            && value.len() <= 256
+            && !value.contains(['\0', '\n'])
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if safe {
+            self.env
+                .entry(channel)
+                .or_default()
+                .push(format!("{name}={value}"));
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
+    }
+
+    /// `sftp` (and `scp`, which speaks SFTP): the instance's own
+    /// sftp-server, so paths and permissions are the instance's.
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let entry = self.entry.clone();
+        let ch = self.channels.remove(&channel);
+        let (Some(entry), Some(ch), "sftp") = (entry, ch, name) else {
+            return session.channel_failure(channel);
+        };
+        let argv = vec!["/usr/lib/openssh/sftp-server".to_string()];
+        match entry.instance.spawn_piped(argv, Vec::new()).await {
+            Ok(process) => {
+                session.channel_success(channel)?;
+                tokio::spawn(run_command(ch, process));
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(instance = %entry.name, "ssh sftp: {e}");
+                session.channel_failure(channel)
+            }
+        }
+    }
+
+    /// `ssh -L`: a connection to a port inside the instance (only there:
+    /// the host named must be the instance itself).
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(entry) = self.entry.clone() else {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let local = matches!(host, "localhost" | "127.0.0.1" | "::1") || host == entry.name;
+        let port = u16::try_from(port).ok().filter(|&p| p > 0);
+        let (true, Some(port)) = (local, port) else {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        match entry.instance.connect(port).await {
+            Ok(stream) => {
+                reply.accept().await;
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let mut ch = channel.into_stream();
+                    let _ = tokio::io::copy_bidirectional(&mut stream, &mut ch).await;
+                });
+            }
+            Err(_) => reply.reject(russh::ChannelOpenFailure::ConnectFailed).await,
+        }
+        Ok(())
     }
 
     async fn agent_request(
