@@ -189,6 +189,10 @@ pub struct HelpGrant {
     /// active: `/api/help/{key}/instances/{name}/terminal`. Until the
     /// student accepts, and after help ends, it is refused.
     pub key: String,
+    /// The first roster version that shows this request: a roster of an
+    /// older version (one already on its way) does not know of it yet.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// Body of `POST /api/sessions/{sid}/help`: the student's answer.

@@ -515,7 +515,14 @@ impl Classes {
         let session = self.student_session(class, student)?;
         let (state, key) = session.help.request();
         session.publish(SessionEvent::Help { state });
-        Ok(HelpGrant { state, key })
+        // Now, not when the event reaches `follow`: the answer names the
+        // roster version that shows the request.
+        class.bump();
+        Ok(HelpGrant {
+            state,
+            key,
+            version: class.version(),
+        })
     }
 
     /// Stop helping (or withdraw the request).

@@ -64,6 +64,9 @@ pub struct ClassDashboard {
     cpu: HashMap<String, f64>,
     selected: Option<String>,
     help_keys: HashMap<String, String>,
+    /// Per student, the roster version from which a request to help shows:
+    /// an older roster (already on its way when we asked) is not news of it.
+    help_since: HashMap<String, u64>,
     notices: HashMap<String, String>,
     asking: bool,
     message: String,
@@ -90,8 +93,21 @@ impl ClassDashboard {
     }
 
     /// Take a new roster: CPU rates, and what happened to help.
-    fn apply(&mut self, roster: Roster) {
+    fn apply(&mut self, mut roster: Roster) {
         let now = js_sys::Date::now();
+        // A roster older than our request to help keeps the help we know of.
+        let known: HashMap<String, HelpState> = (self.roster.iter())
+            .flat_map(|r| r.students.iter().map(|s| (s.id.clone(), s.help)))
+            .collect();
+        for s in &mut roster.students {
+            if self
+                .help_since
+                .get(&s.id)
+                .is_some_and(|&v| roster.version < v)
+            {
+                s.help = known.get(&s.id).copied().unwrap_or(s.help);
+            }
+        }
         for s in &roster.students {
             let sample = (s.cpu_seconds, now);
             if let Some(before) = self.samples.get(&s.id) {
@@ -211,6 +227,7 @@ impl Component for ClassDashboard {
             cpu: HashMap::new(),
             selected: None,
             help_keys: HashMap::new(),
+            help_since: HashMap::new(),
             notices: HashMap::new(),
             asking: false,
             message: String::new(),
@@ -269,6 +286,7 @@ impl Component for ClassDashboard {
                 match result {
                     Ok(grant) => {
                         self.help_keys.insert(student.clone(), grant.key);
+                        self.help_since.insert(student.clone(), grant.version);
                         // The roster's next version says so too; show it now.
                         if let Some(row) = self
                             .roster
