@@ -119,3 +119,34 @@ pub async fn screen_text_in(browser: &fantoccini::Client, css: &str) -> String {
         .and_then(|v| v.as_str().map(|s| s.replace('\u{a0}', " ")))
         .unwrap_or_default()
 }
+
+/// Wait until the element `css` holds `needle`; its text then.
+pub async fn wait_text(
+    browser: &fantoccini::Client,
+    css: &str,
+    needle: &str,
+    timeout: Duration,
+) -> String {
+    let what = format!("{needle:?} in {css}");
+    wait_for(&what, timeout, || async {
+        element_text(browser, css)
+            .await
+            .filter(|t| t.contains(needle))
+    })
+    .await
+}
+
+/// Wait until the terminal inside `css` shows `needle`; its screen then.
+pub async fn wait_screen_in(
+    browser: &fantoccini::Client,
+    css: &str,
+    needle: &str,
+    timeout: Duration,
+) -> String {
+    let what = format!("{needle:?} in the terminal {css}");
+    wait_for(&what, timeout, || async {
+        let text = screen_text_in(browser, css).await;
+        text.contains(needle).then_some(text)
+    })
+    .await
+}

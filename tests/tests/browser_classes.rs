@@ -16,7 +16,8 @@ use fantoccini::error::CmdError;
 use fantoccini::{Client, Locator};
 use playground_protocol::{ClassInfo, InstructorInfo, Joined};
 use playground_tests::browser::{
-    count, element_text, save_screenshot, screen_text_in, start_browser, wait_for,
+    count, element_text, save_screenshot, screen_text_in, start_browser, wait_for, wait_screen_in,
+    wait_text,
 };
 use playground_tests::{repo_root, TestServer};
 
@@ -74,27 +75,6 @@ async fn fill(browser: &Client, css: &str, text: &str) -> Result<(), CmdError> {
         .await?;
     input.clear().await?;
     input.send_keys(text).await
-}
-
-/// Wait until the element `css` holds `needle`; its text then.
-async fn wait_text(browser: &Client, css: &str, needle: &str, timeout: Duration) -> String {
-    let what = format!("{needle:?} in {css}");
-    wait_for(&what, timeout, || async {
-        element_text(browser, css)
-            .await
-            .filter(|t| t.contains(needle))
-    })
-    .await
-}
-
-/// Wait until the terminal inside `css` shows `needle`.
-async fn wait_screen(browser: &Client, css: &str, needle: &str, timeout: Duration) -> String {
-    let what = format!("{needle:?} in the terminal {css}");
-    wait_for(&what, timeout, || async {
-        let text = screen_text_in(browser, css).await;
-        text.contains(needle).then_some(text)
-    })
-    .await
 }
 
 async fn wait_present(browser: &Client, css: &str, timeout: Duration) {
@@ -210,7 +190,7 @@ async fn a_class_from_the_instructors_and_a_students_browser() {
         .await;
         let session_url = student.current_url().await?;
         assert!(session_url.path().starts_with("/s/"), "{session_url}");
-        wait_screen(&student, "#terminal", "root@node1", Duration::from_secs(60)).await;
+        wait_screen_in(&student, "#terminal", "root@node1", Duration::from_secs(60)).await;
 
         // A second student joins through the API.
         let response = server
@@ -272,9 +252,9 @@ async fn a_class_from_the_instructors_and_a_students_browser() {
         // The instructor opens Ada's terminal: read-only and live.
         click(&teacher, "tr.student-row[data-name='Ada']").await?;
         wait_present(&teacher, "#watch-terminal[data-mode='view']", SHORT).await;
-        wait_screen(&teacher, "#watch-terminal", "root@node1", SHORT).await;
+        wait_screen_in(&teacher, "#watch-terminal", "root@node1", SHORT).await;
         type_in(&student, "#terminal", "echo typed-by-ada\u{E007}").await?;
-        wait_screen(&teacher, "#watch-terminal", "typed-by-ada", SHORT).await;
+        wait_screen_in(&teacher, "#watch-terminal", "typed-by-ada", SHORT).await;
         save_screenshot(&teacher, "class-dashboard.png").await?;
         // Keys in the read-only view go nowhere.
         type_in(&teacher, "#watch-terminal", "echo from-the-view\u{E007}").await?;
@@ -306,9 +286,9 @@ async fn a_class_from_the_instructors_and_a_students_browser() {
             SHORT,
         )
         .await;
-        wait_screen(&teacher, "#watch-terminal", "root@node1", SHORT).await;
+        wait_screen_in(&teacher, "#watch-terminal", "root@node1", SHORT).await;
         type_in(&teacher, "#watch-terminal", "echo typed-by-grace\u{E007}").await?;
-        wait_screen(&student, "#terminal", "typed-by-grace", SHORT).await;
+        wait_screen_in(&student, "#terminal", "typed-by-grace", SHORT).await;
         save_screenshot(&teacher, "class-helping.png").await?;
         save_screenshot(&student, "class-help-active.png").await?;
         let screen = screen_text_in(&student, "#terminal").await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use fantoccini::error::CmdError;
 use fantoccini::{Client, Locator};
 use playground_tests::browser::{
-    count, element_text, save_screenshot, screen_text, start_browser, wait_for,
+    count, element_text, save_screenshot, start_browser, wait_for, wait_screen_in, wait_text,
 };
 use playground_tests::{repo_root, TestServer};
 
@@ -35,25 +35,9 @@ async fn click(browser: &Client, css: &str) -> Result<(), CmdError> {
         .await
 }
 
-/// Wait until the element `css` holds `needle`; its text then.
-async fn wait_text(browser: &Client, css: &str, needle: &str, timeout: Duration) -> String {
-    let what = format!("{needle:?} in {css}");
-    wait_for(&what, timeout, || async {
-        element_text(browser, css)
-            .await
-            .filter(|t| t.contains(needle))
-    })
-    .await
-}
-
 /// Wait until the visible terminal shows `needle`.
 async fn wait_screen(browser: &Client, needle: &str, timeout: Duration) -> String {
-    let what = format!("{needle:?} in the terminal");
-    wait_for(&what, timeout, || async {
-        let text = screen_text(browser).await;
-        text.contains(needle).then_some(text)
-    })
-    .await
+    wait_screen_in(browser, "#terminal", needle, timeout).await
 }
 
 /// The step indicator reads `label` (a check passing moves it on).
