@@ -9,10 +9,6 @@
 //! annotations to sanitised HTML (`markdown.rs`), asset globs to file lists
 //! (`assets.rs`), Killercoda's environments to our instances (`backend.rs`).
 
-// Loaded and checked at start; read by the tutorial page, the next part of
-// #14, which is not written yet.
-#![allow(dead_code)]
-
 mod assets;
 mod backend;
 mod load;

@@ -117,8 +117,6 @@ impl SshKeys {
     }
 
     /// Whether `key` is one of them (compared by the key, not the comment).
-    // The SSH server's question; it is not wired in yet (#16).
-    #[allow(dead_code)]
     pub fn admits(&self, key: &PublicKey) -> bool {
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
         self.keys
