@@ -46,6 +46,22 @@ pub struct SessionInfo {
     /// Whether an instructor asked to help, or helps (sessions of a class).
     #[serde(default)]
     pub help: HelpState,
+    /// How to reach the instances over SSH, when the server offers it (and
+    /// never in a read-only view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshAccess>,
+}
+
+/// Where the SSH server listens: log in to an instance with
+/// `ssh -p {port} {instance}.{session id}@{host}` and a key added to the
+/// session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshAccess {
+    /// The host name users connect to (`--ssh-host`); empty: the host the
+    /// page was loaded from.
+    #[serde(default)]
+    pub host: String,
+    pub port: u16,
 }
 
 /// Body of `POST /api/sessions` (it may also be empty).
@@ -124,6 +140,11 @@ pub struct InstanceInfo {
     /// `nesting` (the real dockerd inside) or `strict` (the built-in engine).
     #[serde(default)]
     pub profile: String,
+    /// Terminal tabs `0..shells` may have a running shell: one past the
+    /// highest tab whose shell runs (an SSH login opens a tab too), so a
+    /// page shows at least this many tabs.
+    #[serde(default)]
+    pub shells: u8,
 }
 
 /// A listening TCP port of an instance.
@@ -182,6 +203,9 @@ pub enum SessionEvent {
     Help { state: HelpState },
     /// A message from the class's instructor, for the page to show.
     Message { text: String, at: String },
+    /// An instance's running shells changed (an SSH login opened a tab):
+    /// its new `InstanceInfo::shells`.
+    ShellsChanged { name: String, shells: u8 },
     /// The session has ended; the stream closes after this message.
     Ended,
 }

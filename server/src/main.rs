@@ -283,6 +283,7 @@ async fn serve(
                 .parse()
                 .map_err(anyhow::Error::msg)?,
             images,
+            ssh: Default::default(),
         },
         config.capacity_instances(),
         engine,
@@ -323,7 +324,15 @@ async fn serve(
         .capacity_instances
         .set(sessions.capacity().limit() as i64);
     let ssh = match config.ssh_listen {
-        Some(address) => Some(ssh::serve(address, &config.data_dir, sessions.clone()).await?),
+        Some(address) => Some(
+            ssh::serve(
+                address,
+                config.ssh_host.clone(),
+                &config.data_dir,
+                sessions.clone(),
+            )
+            .await?,
+        ),
         None => None,
     };
     let admin = match config.admin_listen {

@@ -29,6 +29,7 @@ use crate::session::sessions::Sessions;
 /// Listen on `address` and serve SSH until the task is aborted.
 pub async fn serve(
     address: SocketAddr,
+    public_host: Option<String>,
     data_dir: &Path,
     sessions: Arc<Sessions>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
@@ -37,6 +38,10 @@ pub async fn serve(
         .await
         .with_context(|| format!("listen on {address} (--ssh-listen)"))?;
     let address = listener.local_addr()?;
+    let _ = sessions.policy().ssh.set(playground_protocol::SshAccess {
+        host: public_host.unwrap_or_default(),
+        port: address.port(),
+    });
     let config = Arc::new(server::config(host_key));
     // Tests and scripts may wait for this line.
     println!("playground ssh listening on {address}");

@@ -209,6 +209,11 @@ pub struct Config {
     #[arg(long, env = "PLAYGROUND_SSH_LISTEN")]
     pub ssh_listen: Option<SocketAddr>,
 
+    /// The host name the page shows in its `ssh` commands (e.g.
+    /// play.example.org); by default the host the page was loaded from.
+    #[arg(long, env = "PLAYGROUND_SSH_HOST")]
+    pub ssh_host: Option<String>,
+
     /// Sites whose pages may embed the playground (comma-separated origins
     /// like `https://tutorial.example`): they may call the API from the
     /// browser (CORS) and show `/embed/...` pages in frames. None by default:

@@ -50,6 +50,8 @@ pub struct Policy {
     pub profile: Profile,
     /// Each profile's image.
     pub images: Images,
+    /// Where the SSH server listens, once it does (`--ssh-listen`).
+    pub ssh: std::sync::OnceLock<playground_protocol::SshAccess>,
 }
 
 /// The read-only root file system each profile's instances start from.
@@ -205,7 +207,20 @@ impl InstanceEntry {
             },
             stats: running.then(|| self.stats(&policy.limits)),
             profile: self.profile.name().to_string(),
+            shells: self.shells(),
         }
+    }
+
+    /// One past the highest tab whose shell runs (0: none). Read without
+    /// waiting: while a tab's shell is being started the answer is the one
+    /// from before it (the start then publishes the change).
+    pub fn shells(&self) -> u8 {
+        let Ok(terminals) = self.terminals.try_lock() else {
+            return 0;
+        };
+        (terminals.iter())
+            .rposition(|t| t.as_ref().is_some_and(|t| !t.has_exited()))
+            .map_or(0, |i| i as u8 + 1)
     }
 }
 
@@ -259,6 +274,11 @@ impl Session {
                 .values()
                 .map(|i| i.info(&self.id, policy))
                 .collect(),
+            ssh: if view {
+                None
+            } else {
+                policy.ssh.get().cloned()
+            },
             tutorial: self.tutorial.as_ref().map(|t| t.state()),
             help: self.help.state(),
         }

@@ -146,6 +146,11 @@ impl SessionPage {
                     at,
                 });
             }
+            SessionEvent::ShellsChanged { name, shells } => {
+                if let Some(inst) = self.instance_mut(&name) {
+                    inst.shells = shells;
+                }
+            }
             SessionEvent::Ended => ctx.props().on_ended.emit(()),
         }
     }
