@@ -7,6 +7,7 @@
 
 pub mod host_key;
 pub mod limit;
+pub mod requests;
 pub mod server;
 pub mod user;
 

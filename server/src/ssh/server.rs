@@ -22,7 +22,7 @@ use crate::ops::metrics::{self, SshLogin};
 use crate::session::sessions::{InstanceEntry, Session as PlaygroundSession, Sessions};
 use crate::session::terminal::{Follower, Terminal};
 use crate::ssh::limit::Limiter;
-use crate::ssh::user;
+use crate::ssh::{requests, user};
 use playground_protocol::SessionEvent;
 
 impl Connection {
@@ -72,12 +72,6 @@ pub struct Connection {
     env: HashMap<ChannelId, Vec<String>>,
     /// What a channel asked for and was refused, said when its shell starts.
     refused: HashMap<ChannelId, Vec<&'static str>>,
-}
-
-/// Variables a client may set: the locale and the terminal's colours, as
-/// OpenSSH's sshd accepts by default (`AcceptEnv LANG LC_*`).
-fn allowed_env(name: &str) -> bool {
-    name == "LANG" || name.starts_with("LC_") || name == "COLORTERM"
 }
 
 impl Connection {
@@ -175,22 +169,9 @@ impl Handler for Connection {
         _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // A client whose own input is no terminal (ssh -tt < file) says 0x0.
-        let size = match (cols, rows) {
-            (0, _) | (_, 0) => (80, 24),
-            _ => (cols.clamp(2, 1000) as u16, rows.clamp(2, 1000) as u16),
-        };
-        let term = if !term.is_empty()
-            && term.len() <= 64
-            && term
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
-        {
-            term.to_string()
-        } else {
-            "xterm-256color".to_string()
-        };
-        self.ptys.insert(channel, (size.0, size.1, term));
+        let (cols, rows) = requests::window(cols, rows);
+        self.ptys
+            .insert(channel, (cols, rows, requests::terminal_type(term)));
         session.channel_success(channel)
     }
 
@@ -204,7 +185,8 @@ impl Handler for Connection {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         if let Some(terminal) = self.shells.get(&channel) {
-            let _ = terminal.resize(cols.clamp(2, 1000) as u16, rows.clamp(2, 1000) as u16);
+            let (cols, rows) = requests::window(cols, rows);
+            let _ = terminal.resize(cols, rows);
         }
         Ok(())
     }
@@ -293,18 +275,12 @@ impl Handler for Connection {
         value: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let safe = allowed_env(name)
-            && value.len() <= 256
-            && !value.contains(['\0', '\n'])
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if safe {
-            self.env
-                .entry(channel)
-                .or_default()
-                .push(format!("{name}={value}"));
-            session.channel_success(channel)
-        } else {
-            session.channel_failure(channel)
+        match requests::env_var(name, value) {
+            Some(var) => {
+                self.env.entry(channel).or_default().push(var);
+                session.channel_success(channel)
+            }
+            None => session.channel_failure(channel),
         }
     }
 
@@ -353,9 +329,7 @@ impl Handler for Connection {
                 .await;
             return Ok(());
         };
-        let local = matches!(host, "localhost" | "127.0.0.1" | "::1") || host == entry.name;
-        let port = u16::try_from(port).ok().filter(|&p| p > 0);
-        let (true, Some(port)) = (local, port) else {
+        let Some(port) = requests::forward_port(host, port, &entry.name) else {
             reply
                 .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
