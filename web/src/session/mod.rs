@@ -144,7 +144,8 @@ pub struct SessionPage {
     port_error: Option<String>,
     extending: bool,
     settings: Settings,
-    /// Per instance: how many shells, and the visible one.
+    /// Per instance: how many shells the user opened here, and the visible
+    /// one (the instance's running `shells` may show more: `tab_state`).
     tabs: Tabs,
     editor_open: bool,
     share_open: bool,
@@ -186,7 +187,7 @@ impl SessionPage {
             };
         };
         let exited = inst.status == InstanceStatus::Exited;
-        let (count, active) = self.tabs.get(&inst.name).copied().unwrap_or((1, 0));
+        let (count, active) = self.tab_state(inst);
         let can_open_port = !ctx.props().view
             && self
                 .session
