@@ -194,7 +194,7 @@ impl Component for SshBar {
                 <button id="ssh-copy" class="btn btn-secondary btn-sm" title="Copy the command"
                         onclick={copy("ssh-command")}>{ "Copy" }</button>
                 if no_keys {
-                    <span class="portbar-hint">{ "Add your public key under “SSH keys” first." }</span>
+                    <span class="portbar-hint">{ "Add your public key first →" }</span>
                 }
                 <div class="spacer"></div>
                 <button id="ssh-keys-toggle" class="btn btn-secondary btn-sm"
