@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod browser;
+pub mod ssh;
 pub mod walkthrough;
 
 /// The image cache shared by every test server (built once, ~1 minute).

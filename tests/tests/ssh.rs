@@ -1,39 +1,9 @@
 //! SSH into instances (#16, being built): so far the session's keys through
 //! the API, with keys made by the real `ssh-keygen`.
 
-use std::path::Path;
-use std::process::Command;
-
 use playground_protocol::SshKeyInfo;
+use playground_tests::ssh::{fingerprint, keygen, ssh};
 use playground_tests::TestServer;
-
-/// A new key pair made by `ssh-keygen`; its public line.
-fn keygen(dir: &Path, name: &str, kind: &[&str]) -> String {
-    let path = dir.join(name);
-    let status = Command::new("ssh-keygen")
-        .args(kind)
-        .args(["-N", "", "-q", "-C", &format!("{name}@test"), "-f"])
-        .arg(&path)
-        .status()
-        .expect("ssh-keygen (apt-get install openssh-client)");
-    assert!(status.success());
-    std::fs::read_to_string(path.with_extension("pub")).unwrap()
-}
-
-/// `ssh-keygen -l`'s fingerprint of a public key file.
-fn fingerprint(dir: &Path, name: &str) -> String {
-    let out = Command::new("ssh-keygen")
-        .args(["-l", "-E", "sha256", "-f"])
-        .arg(dir.join(format!("{name}.pub")))
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
-}
 
 async fn add(server: &TestServer, sid: &str, key: &str) -> reqwest::Response {
     server
@@ -105,32 +75,6 @@ async fn a_sessions_keys_are_checked_kept_and_removed() {
     assert_eq!(left[0].fingerprint, added.fingerprint);
     server.delete_session(&other).await;
     server.finish(&sid).await;
-}
-
-/// `ssh` with the key `key` (only it) to `user` on the server's SSH port.
-fn ssh(port: u16, key: &Path, user: &str, args: &[&str]) -> std::process::Command {
-    let mut command = Command::new("ssh");
-    command
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args([
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "BatchMode=yes",
-        ])
-        .arg("-i")
-        .arg(key)
-        .args(["-p", &port.to_string()])
-        .arg(format!("{user}@127.0.0.1"))
-        .args(args);
-    command
 }
 
 #[tokio::test(flavor = "multi_thread")]
