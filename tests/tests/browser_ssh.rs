@@ -48,15 +48,25 @@ async fn the_ssh_command_keys_and_the_tab_an_ssh_login_opens() {
     let keys = tempfile::tempdir().unwrap();
     let ada = keygen(keys.path(), "ada", &["-t", "ed25519"]);
     let ada_fingerprint = fingerprint(keys.path(), "ada");
+    let bob = keygen(keys.path(), "bob", &["-t", "rsa", "-b", "3072"]);
+    let bob_fingerprint = fingerprint(keys.path(), "bob");
     let server = TestServer::start(&["--ssh-listen=127.0.0.1:0"]).await;
     let session = server.create_session().await;
-    let sid = session.id.clone();
+    let (sid, viewer) = (session.id.clone(), session.viewer_id.clone());
     let port = session.ssh.expect("the session's SSH access").port;
     assert_ne!(port, 0);
     server.add_instance(&sid).await;
     let (browser, driver, _profile) = start_browser().await;
 
     let result = async {
+        // A read-only view offers no SSH (the server tells it nothing of it).
+        browser.goto(&server.url(&format!("/v/{viewer}"))).await?;
+        browser
+            .wait()
+            .for_element(Locator::Css("#terminal"))
+            .await?;
+        assert_eq!(count(&browser, ".sshbar").await, 0);
+
         browser.goto(&server.url(&format!("/s/{sid}"))).await?;
         browser
             .wait()
@@ -149,7 +159,49 @@ async fn the_ssh_command_keys_and_the_tab_an_ssh_login_opens() {
             .unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].fingerprint, ada_fingerprint);
+
+        // A second key (RSA, whose fingerprint may hold '/' and '+'),
+        // removed again with its button.
+        field.send_keys(bob.trim()).await?;
+        browser
+            .find(Locator::Css("#ssh-key-add"))
+            .await?
+            .click()
+            .await?;
+        let bob_row = format!(".ssh-key[data-fingerprint='{bob_fingerprint}']");
+        wait_text(&browser, &bob_row, "bob@test", Duration::from_secs(10)).await;
+        wait_text(
+            &browser,
+            "#ssh-keys-toggle",
+            "SSH keys (2)",
+            Duration::from_secs(5),
+        )
+        .await;
         save_screenshot(&browser, "ssh-keys.png").await?;
+        browser
+            .find(Locator::Css(&format!("{bob_row} .ssh-key-remove")))
+            .await?
+            .click()
+            .await?;
+        wait_for("bob's key to go", Duration::from_secs(10), || async {
+            (count(&browser, &bob_row).await == 0).then_some(())
+        })
+        .await;
+        wait_text(
+            &browser,
+            "#ssh-keys-toggle",
+            "SSH keys (1)",
+            Duration::from_secs(5),
+        )
+        .await;
+        let stored: Vec<SshKeyInfo> = server
+            .get(&format!("/api/sessions/{sid}/ssh-keys"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1, "{stored:?}");
+        assert_eq!(count(&browser, "#ssh-keys-error").await, 0);
 
         // Escape closes the panel and gives the focus back to its button.
         field.send_keys("\u{E00C}").await?;

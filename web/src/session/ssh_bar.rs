@@ -129,6 +129,9 @@ impl Component for SshBar {
             Msg::Add => return self.add(ctx),
             Msg::Added(result) => {
                 self.adding = false;
+                // The disabled button lost the focus: back to the field, for
+                // the next key or to fix this one.
+                self.focus = Some("ssh-key-input");
                 match result {
                     Ok(key) => {
                         let keys = self.keys.get_or_insert_with(Vec::new);
