@@ -1,20 +1,12 @@
-//! SSH into instances (issue #16, in progress on this branch): the
-//! learner's own `ssh`, `scp` and `sftp` reach an instance of their session
-//! as `<instance>.<session id>@<host>`, with keys the session's owner added.
-//!
-//! Done (on this branch): the user name (`user.rs`), the host key
-//! (`host_key.rs`), the session's keys (`session/ssh_keys.rs`, stored with
-//! the session, API in `api/ssh.rs`), the server on `--ssh-listen`
-//! (`server.rs`: publickey only, refusals alike after 1 s, commands with
-//! pipes and their exit status, shells on a PTY with window changes,
-//! `LANG`/`LC_*` from the client, `-L` to ports inside the instance, the
-//! `sftp` subsystem as the instance's own sftp-server, agent forwarding
-//! refused). Next: the images need openssh-sftp-server (a version bump of
-//! both, done when this lands), shells as terminal tabs (surviving a
-//! restart), refusal messages for X11 and remote forwarding, rate limits and
-//! metrics, the page's key form and `ssh` command, README, figures.
+//! SSH into instances (`--ssh-listen`): the learner's own `ssh`, `scp` and
+//! `sftp` reach an instance of their session as `<instance>.<session
+//! id>@<host>`, with keys the session's owner added (`session/ssh_keys.rs`,
+//! API in `api/ssh.rs`). The user name (`user.rs`), the host key made once
+//! and kept in the data directory (`host_key.rs`), per-address limits
+//! (`limit.rs`), a connection's handler (`server.rs`).
 
 pub mod host_key;
+pub mod limit;
 pub mod server;
 pub mod user;
 
@@ -24,6 +16,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::ops::metrics;
 use crate::session::sessions::Sessions;
 
 /// Listen on `address` and serve SSH until the task is aborted.
@@ -45,11 +38,38 @@ pub async fn serve(
     let config = Arc::new(server::config(host_key));
     // Tests and scripts may wait for this line.
     println!("playground ssh listening on {address}");
+    let limiter = Arc::new(limit::Limiter::default());
     Ok(tokio::spawn(async move {
-        use russh::server::Server as _;
-        let mut server = server::SshServer { sessions };
-        if let Err(e) = server.run_on_socket(config, &listener).await {
-            tracing::error!("ssh: {e}");
+        loop {
+            let (socket, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, say: wait rather than spin.
+                    tracing::warn!("ssh: accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Some(permit) = limiter.connect(peer.ip()) else {
+                metrics::get().ssh_login(metrics::SshLogin::turned_away);
+                tracing::debug!(%peer, "ssh: address over its limits, turned away");
+                continue;
+            };
+            let handler = server::Connection::new(sessions.clone(), limiter.clone(), peer.ip());
+            let config = config.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let _open = metrics::OpenGauge::new(&metrics::get().ssh_connections);
+                let _ = socket.set_nodelay(true);
+                match russh::server::run_stream(config, socket, handler).await {
+                    Ok(session) => {
+                        if let Err(e) = session.await {
+                            tracing::debug!(%peer, "ssh: connection ended: {e}");
+                        }
+                    }
+                    Err(e) => tracing::debug!(%peer, "ssh: handshake: {e}"),
+                }
+            });
         }
     }))
 }

@@ -460,9 +460,20 @@ impl Instance {
         })
     }
 
-    /// Start `argv` on a new PTY of the instance (e.g. `bash -l`).
-    pub async fn spawn_pty(&self, argv: Vec<String>, cols: u16, rows: u16) -> Result<PtyProcess> {
-        let env = vec!["TERM=xterm-256color".to_string()];
+    /// Start `argv` on a new PTY of the instance (e.g. `bash -l`), `env`
+    /// (`NAME=value`) added to the instance's usual environment and
+    /// `TERM=xterm-256color` (which `env` may replace).
+    pub async fn spawn_pty(
+        &self,
+        argv: Vec<String>,
+        env: Vec<String>,
+        cols: u16,
+        rows: u16,
+    ) -> Result<PtyProcess> {
+        let mut env = env;
+        if !env.iter().any(|v| v.starts_with("TERM=")) {
+            env.push("TERM=xterm-256color".to_string());
+        }
         let spawned = self
             .spawn(argv, env, Some(WindowSize { cols, rows }))
             .await?;

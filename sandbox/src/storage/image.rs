@@ -40,7 +40,7 @@ pub struct ImageSpec {
 pub const NESTING: ImageSpec = ImageSpec {
     // The name carries the version: a new build goes beside the old one,
     // which instances kept across a server upgrade still run on.
-    name: "debian-trixie-2",
+    name: "debian-trixie-3",
     suite: "trixie",
     packages: &[
         "docker.io",
@@ -54,23 +54,26 @@ pub const NESTING: ImageSpec = ImageSpec {
         "util-linux",
     ],
     // 2: refuse swarm services that need IPVS, with the reason.
-    version: "2",
+    // 3: sftp-server, for SSH's sftp and scp.
+    version: "3",
     finish: configure_dockerd,
 };
 
 /// The strict profile's image.
 pub const STRICT: ImageSpec = ImageSpec {
-    name: "debian-bookworm",
+    name: "debian-bookworm-3",
     suite: "bookworm",
     packages: &[],
-    // 2: the `docker` client.
-    version: "2",
+    // 2: the `docker` client. 3: sftp-server, for SSH's sftp and scp.
+    version: "3",
     finish: add_docker_client,
 };
 
 /// Packages on top of debootstrap's minbase variant, in every image.
 const BASE_PACKAGES: &[&str] = &[
     "bash",
+    // What `sftp` and `scp` run over SSH (no sshd: the server speaks SSH).
+    "openssh-sftp-server",
     "procps",
     "iproute2",
     "iputils-ping",

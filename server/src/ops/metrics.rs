@@ -58,6 +58,22 @@ pub struct StatusClassLabels {
     pub status_class: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum SshLogin {
+    accepted,
+    /// A key, user name or session that does not go together.
+    refused,
+    /// A connection turned away: its address failed too often or holds too
+    /// many connections.
+    turned_away,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SshLoginLabels {
+    pub result: SshLogin,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub method: String,
@@ -97,6 +113,8 @@ pub struct Metrics {
     pub instance_start_seconds: Histogram,
     pub api_seconds: HistogramFamily<RouteLabels>,
     pub errors: Family<ErrorLabels, Counter>,
+    pub ssh_logins: Family<SshLoginLabels, Counter>,
+    pub ssh_connections: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -119,6 +137,8 @@ impl Metrics {
             instance_start_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
             api_seconds: Family::new_with_constructor(latency_histogram),
             errors: Family::default(),
+            ssh_logins: Family::default(),
+            ssh_connections: Gauge::default(),
         };
         let registry = &mut m.registry;
         registry.register("sessions", "Live sessions", m.sessions.clone());
@@ -159,7 +179,23 @@ impl Metrics {
             "Error answers (4xx and 5xx), by source and status code",
             m.errors.clone(),
         );
+        registry.register(
+            "ssh_logins",
+            "SSH logins accepted and refused, and connections turned away by the per-address limits",
+            m.ssh_logins.clone(),
+        );
+        registry.register(
+            "ssh_connections",
+            "Open SSH connections",
+            m.ssh_connections.clone(),
+        );
         m
+    }
+
+    pub fn ssh_login(&self, result: SshLogin) {
+        self.ssh_logins
+            .get_or_create(&SshLoginLabels { result })
+            .inc();
     }
 
     pub fn proxy_bytes(&self, direction: Direction, bytes: u64) {

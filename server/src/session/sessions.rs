@@ -158,11 +158,36 @@ impl InstanceEntry {
         match slot.as_ref() {
             Some(t) if !t.has_exited() => Ok((t.clone(), false)),
             _ => {
-                let t = Terminal::start(&self.instance, cols, rows).await?;
+                let t = Terminal::start(&self.instance, Vec::new(), cols, rows).await?;
                 *slot = Some(t.clone());
                 Ok((t, true))
             }
         }
+    }
+
+    /// Start a shell (at `cols` x `rows`, `env` added) in the first tab that
+    /// has none running: an SSH login's, which the page then shows as a tab.
+    pub async fn open_free_tab(
+        &self,
+        env: Vec<String>,
+        cols: u16,
+        rows: u16,
+    ) -> Result<(usize, Arc<Terminal>), ApiError> {
+        let mut terminals = self.terminals.lock().await;
+        let Some(tab) = (terminals.iter()).position(|t| t.as_ref().is_none_or(|t| t.has_exited()))
+        else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "{} already has {TABS} shells open, the most an instance has; \
+                     exit one (on the page or over SSH) and log in again",
+                    self.name
+                ),
+            ));
+        };
+        let t = Terminal::start(&self.instance, env, cols, rows).await?;
+        terminals[tab] = Some(t.clone());
+        Ok((tab, t))
     }
 
     pub fn stats(&self, limits: &Limits) -> InstanceStats {

@@ -178,14 +178,16 @@ impl Output {
 }
 
 impl Terminal {
-    /// Start a login shell in `instance` and begin collecting its output.
+    /// Start a login shell in `instance` (`env` added to its environment)
+    /// and begin collecting its output.
     pub async fn start(
         instance: &Instance,
+        env: Vec<String>,
         cols: u16,
         rows: u16,
     ) -> Result<Arc<Terminal>, sandbox::Error> {
         let process = instance
-            .spawn_pty(vec!["/bin/bash".into(), "-l".into()], cols, rows)
+            .spawn_pty(vec!["/bin/bash".into(), "-l".into()], env, cols, rows)
             .await?;
         Ok(Terminal::attach(process))
     }
@@ -412,6 +414,88 @@ impl Terminal {
             self.output.lock().unwrap().detach(client);
             self.progress.notify_one();
         }
+    }
+}
+
+/// A client that is not a WebSocket (an SSH login's channel): it reads
+/// the stream from where it attached, at its own pace (the reader waits
+/// for it as for any client), types, and resizes. Detached when dropped.
+pub struct Follower {
+    terminal: Arc<Terminal>,
+    client: u64,
+    cursor: u64,
+}
+
+impl Terminal {
+    /// Follow the stream from its start (all that is kept).
+    pub fn follow(self: &Arc<Self>) -> Follower {
+        let client = self.next_client.fetch_add(1, Ordering::Relaxed);
+        let (cursor, _) = self.output.lock().unwrap().attach(client, None);
+        Follower {
+            terminal: self.clone(),
+            client,
+            cursor,
+        }
+    }
+
+    pub fn resize(&self, cols: u16, rows: u16) -> std::io::Result<()> {
+        self.pty.resize(cols, rows)
+    }
+
+    /// End the shell as a closed terminal would: `SIGHUP` to it (a shell
+    /// passes it on to its jobs), once more if it lives on after a while.
+    pub fn hang_up(self: &Arc<Self>, instance: Instance) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut exit = this.exit.subscribe();
+            for _ in 0..2 {
+                if instance.signal(this.pid, libc::SIGHUP).await.is_err() {
+                    return;
+                }
+                let exited = exit.wait_for(|code| code.is_some());
+                if tokio::time::timeout(Duration::from_secs(1), exited)
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+impl Follower {
+    /// The next output, or the shell's exit code once all is read.
+    pub async fn next(&mut self) -> Result<Vec<u8>, i32> {
+        let terminal = &self.terminal;
+        let mut end = terminal.end.subscribe();
+        let mut exit = terminal.exit.subscribe();
+        loop {
+            let (from, chunk) = terminal.output.lock().unwrap().read_from(self.cursor);
+            if !chunk.is_empty() {
+                self.cursor = from + chunk.len() as u64;
+                terminal.move_cursor(self.client, self.cursor);
+                return Ok(chunk);
+            }
+            if let Some(code) = *exit.borrow_and_update() {
+                return Err(code);
+            }
+            tokio::select! {
+                r = end.changed() => if r.is_err() { return Err(128 + libc::SIGKILL) },
+                r = exit.changed() => if r.is_err() { return Err(128 + libc::SIGKILL) },
+            }
+        }
+    }
+
+    pub fn terminal(&self) -> &Arc<Terminal> {
+        &self.terminal
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.terminal.output.lock().unwrap().detach(self.client);
+        self.terminal.progress.notify_one();
     }
 }
 

@@ -1,11 +1,12 @@
 //! The SSH server (russh): one connection's handler. Public keys only, and
 //! only a key the session's owner added, for `<instance>.<session id>`;
 //! every refusal looks the same and takes the same time. A session channel
-//! runs a command (with pipes, its exit status sent back) or, with a PTY,
-//! a login shell; window changes follow.
-//!
-//! In progress (#16): shells are not terminal tabs yet, no sftp, no `-L`,
-//! no rate limit or metrics.
+//! runs a command (with pipes, its exit status sent back), the `sftp`
+//! subsystem (the instance's own sftp-server), or a login shell: with a
+//! PTY that shell is one of the instance's terminal tabs, which the page
+//! shows and which outlives a server restart like any other; window
+//! changes follow. `-L` reaches ports inside the instance; agent, X11 and
+//! remote forwarding are refused, with a line saying so.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,25 +18,25 @@ use russh::server::{
 use russh::{Channel, ChannelId, ChannelMsg};
 use tokio::io::AsyncWriteExt;
 
-use crate::session::sessions::{InstanceEntry, Sessions};
+use crate::ops::metrics::{self, SshLogin};
+use crate::session::sessions::{InstanceEntry, Session as PlaygroundSession, Sessions};
+use crate::session::terminal::{Follower, Terminal};
+use crate::ssh::limit::Limiter;
 use crate::ssh::user;
+use playground_protocol::SessionEvent;
 
-/// Makes a handler per connection.
-pub struct SshServer {
-    pub sessions: Arc<Sessions>,
-}
-
-impl russh::server::Server for SshServer {
-    type Handler = Connection;
-
-    fn new_client(&mut self, _peer: Option<std::net::SocketAddr>) -> Connection {
+impl Connection {
+    pub fn new(sessions: Arc<Sessions>, limiter: Arc<Limiter>, peer: std::net::IpAddr) -> Self {
         Connection {
-            sessions: self.sessions.clone(),
-            entry: None,
+            sessions,
+            limiter,
+            peer,
+            login: None,
             channels: HashMap::new(),
-            sizes: HashMap::new(),
             ptys: HashMap::new(),
+            shells: HashMap::new(),
             env: HashMap::new(),
+            refused: HashMap::new(),
         }
     }
 }
@@ -57,16 +58,20 @@ pub fn config(host_key: russh::keys::PrivateKey) -> russh::server::Config {
 
 pub struct Connection {
     sessions: Arc<Sessions>,
-    /// The instance this connection logged in to.
-    entry: Option<Arc<InstanceEntry>>,
+    limiter: Arc<Limiter>,
+    peer: std::net::IpAddr,
+    /// The session and instance this connection logged in to.
+    login: Option<(Arc<PlaygroundSession>, Arc<InstanceEntry>)>,
     /// Session channels opened and not yet running anything.
     channels: HashMap<ChannelId, Channel<Msg>>,
-    /// The PTY size a channel asked for.
-    sizes: HashMap<ChannelId, (u16, u16)>,
-    /// Running shells' PTYs, for window changes.
-    ptys: HashMap<ChannelId, Arc<sandbox::Pty>>,
+    /// The PTY a channel asked for: its size and `TERM`.
+    ptys: HashMap<ChannelId, (u16, u16, String)>,
+    /// Running shells (terminal tabs), for window changes.
+    shells: HashMap<ChannelId, Arc<Terminal>>,
     /// Variables a client sent for a channel (`SendEnv`), those allowed.
     env: HashMap<ChannelId, Vec<String>>,
+    /// What a channel asked for and was refused, said when its shell starts.
+    refused: HashMap<ChannelId, Vec<&'static str>>,
 }
 
 /// Variables a client may set: the locale and the terminal's colours, as
@@ -76,20 +81,41 @@ fn allowed_env(name: &str) -> bool {
 }
 
 impl Connection {
-    /// The instance `user` names, if `key` may log in to it.
+    /// The session and instance `user` names, if `key` may log in to it
+    /// and this address has not failed too often.
     async fn admitted(
         &self,
         name: &str,
         key: &russh::keys::PublicKey,
-    ) -> Option<Arc<InstanceEntry>> {
+    ) -> Option<(Arc<PlaygroundSession>, Arc<InstanceEntry>)> {
+        if !self.limiter.allows(self.peer) {
+            return None;
+        }
         let target = user::parse(name)?;
         let session = self.sessions.get(&target.session).ok()?;
         if !session.ssh_keys.admits(key) {
             return None;
         }
-        session.instance(&target.instance).await.ok()
+        let entry = session.instance(&target.instance).await.ok()?;
+        Some((session, entry))
+    }
+
+    /// A refusal, counted against the address.
+    fn refuse(&self) -> Auth {
+        self.limiter.failed(self.peer);
+        metrics::get().ssh_login(SshLogin::refused);
+        reject()
+    }
+
+    fn entry(&self) -> Option<Arc<InstanceEntry>> {
+        self.login.as_ref().map(|(_, entry)| entry.clone())
     }
 }
+
+/// Lines a shell's user sees for what its connection asked and was refused.
+const AGENT_REFUSED: &str =
+    "playground: agent forwarding is refused: instances never hold your keys";
+const X11_REFUSED: &str = "playground: X11 forwarding is not offered";
 
 fn reject() -> Auth {
     Auth::Reject {
@@ -108,7 +134,7 @@ impl Handler for Connection {
     ) -> Result<Auth, Self::Error> {
         Ok(match self.admitted(user, offer.public_key).await {
             Some(_) => Auth::Accept,
-            None => reject(),
+            None => self.refuse(),
         })
     }
 
@@ -118,11 +144,12 @@ impl Handler for Connection {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         match self.admitted(user, key.public_key).await {
-            Some(entry) => {
-                self.entry = Some(entry);
+            Some(login) => {
+                self.login = Some(login);
+                metrics::get().ssh_login(SshLogin::accepted);
                 Ok(Auth::Accept)
             }
-            None => Ok(reject()),
+            None => Ok(self.refuse()),
         }
     }
 
@@ -140,7 +167,7 @@ impl Handler for Connection {
     async fn pty_request(
         &mut self,
         channel: ChannelId,
-        _term: &str,
+        term: &str,
         cols: u32,
         rows: u32,
         _pix_width: u32,
@@ -153,7 +180,17 @@ impl Handler for Connection {
             (0, _) | (_, 0) => (80, 24),
             _ => (cols.clamp(2, 1000) as u16, rows.clamp(2, 1000) as u16),
         };
-        self.sizes.insert(channel, size);
+        let term = if !term.is_empty()
+            && term.len() <= 64
+            && term
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+        {
+            term.to_string()
+        } else {
+            "xterm-256color".to_string()
+        };
+        self.ptys.insert(channel, (size.0, size.1, term));
         session.channel_success(channel)
     }
 
@@ -166,32 +203,59 @@ impl Handler for Connection {
         _pix_height: u32,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(pty) = self.ptys.get(&channel) {
-            let _ = pty.resize(cols.clamp(2, 1000) as u16, rows.clamp(2, 1000) as u16);
+        if let Some(terminal) = self.shells.get(&channel) {
+            let _ = terminal.resize(cols.clamp(2, 1000) as u16, rows.clamp(2, 1000) as u16);
         }
         Ok(())
     }
 
+    /// With a PTY: a new terminal tab of the instance. Without (`ssh -T`):
+    /// a login shell on pipes, as sshd does.
     async fn shell_request(
         &mut self,
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (Some(entry), Some(ch)) = (self.entry.clone(), self.channels.remove(&channel)) else {
+        let (Some((owner, entry)), Some(ch)) = (self.login.clone(), self.channels.remove(&channel))
+        else {
             return session.channel_failure(channel);
         };
-        let (cols, rows) = self.sizes.get(&channel).copied().unwrap_or((80, 24));
-        let argv = vec!["/bin/bash".to_string(), "-l".to_string()];
-        match entry.instance.spawn_pty(argv, cols, rows).await {
-            Ok(process) => {
+        let mut env = self.env.remove(&channel).unwrap_or_default();
+        let Some((cols, rows, term)) = self.ptys.remove(&channel) else {
+            let argv = vec!["/bin/bash".to_string(), "-l".to_string()];
+            return match entry.instance.spawn_piped(argv, env).await {
+                Ok(process) => {
+                    session.channel_success(channel)?;
+                    tokio::spawn(run_command(ch, process));
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::warn!(instance = %entry.name, "ssh shell: {e}");
+                    session.channel_failure(channel)
+                }
+            };
+        };
+        env.push(format!("TERM={term}"));
+        match entry.open_free_tab(env, cols, rows).await {
+            Ok((tab, terminal)) => {
                 session.channel_success(channel)?;
-                let pty = Arc::new(process.pty);
-                self.ptys.insert(channel, pty.clone());
-                tokio::spawn(run_shell(ch, pty, process.exit));
+                tracing::info!(instance = %entry.name, tab, "ssh shell");
+                let notes = self.refused.remove(&channel).unwrap_or_default();
+                for note in notes {
+                    session.extended_data(channel, 1, format!("{note}\r\n").into_bytes())?;
+                }
+                self.shells.insert(channel, terminal.clone());
+                publish_shells(&owner, &entry);
+                tokio::spawn(async move {
+                    run_tab(ch, terminal.follow(), entry.instance.clone()).await;
+                    // Once ended, the tab is free again (the page may say so).
+                    publish_shells(&owner, &entry);
+                });
                 Ok(())
             }
             Err(e) => {
-                tracing::warn!(instance = %entry.name, "ssh shell: {e}");
+                // Said on the user's terminal, then the request fails.
+                session.extended_data(channel, 1, format!("{}\r\n", e.message).into_bytes())?;
                 session.channel_failure(channel)
             }
         }
@@ -203,7 +267,7 @@ impl Handler for Connection {
         data: &[u8],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let (Some(entry), Some(ch)) = (self.entry.clone(), self.channels.remove(&channel)) else {
+        let (Some(entry), Some(ch)) = (self.entry(), self.channels.remove(&channel)) else {
             return session.channel_failure(channel);
         };
         let command = String::from_utf8_lossy(data).into_owned();
@@ -252,7 +316,7 @@ impl Handler for Connection {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let entry = self.entry.clone();
+        let entry = self.entry();
         let ch = self.channels.remove(&channel);
         let (Some(entry), Some(ch), "sftp") = (entry, ch, name) else {
             return session.channel_failure(channel);
@@ -283,7 +347,7 @@ impl Handler for Connection {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let Some(entry) = self.entry.clone() else {
+        let Some(entry) = self.entry() else {
             reply
                 .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
@@ -316,31 +380,65 @@ impl Handler for Connection {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<bool, Self::Error> {
+        self.refused.entry(channel).or_default().push(AGENT_REFUSED);
         session.channel_failure(channel)?;
+        Ok(false)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refused.entry(channel).or_default().push(X11_REFUSED);
+        session.channel_failure(channel)
+    }
+
+    /// `ssh -R`: refused (the client says "remote port forwarding failed");
+    /// programs in an instance reach the world through its own network,
+    /// and the playground's port links publish its ports.
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        tracing::debug!(address, port = *port, "ssh: remote forwarding refused");
         Ok(false)
     }
 }
 
-/// A shell on a PTY: bytes both ways until it exits; its exit status.
-async fn run_shell(
-    mut channel: Channel<Msg>,
-    pty: Arc<sandbox::Pty>,
-    exit: tokio::sync::oneshot::Receiver<i32>,
-) {
+/// Tell the session's pages that `entry`'s running shells changed.
+fn publish_shells(owner: &PlaygroundSession, entry: &InstanceEntry) {
+    owner.publish(SessionEvent::ShellsChanged {
+        name: entry.name.clone(),
+        shells: entry.shells(),
+    });
+}
+
+/// A terminal tab's shell on an SSH channel: its output from the start
+/// (the prompt), keystrokes to it, until it exits (its exit status is
+/// sent) or the connection ends (the shell is hung up, as sshd does, so
+/// tabs of gone logins do not pile up).
+async fn run_tab(mut channel: Channel<Msg>, mut follower: Follower, instance: sandbox::Instance) {
+    let terminal = follower.terminal().clone();
     let writer = channel.make_writer();
-    let output = {
-        let pty = pty.clone();
-        async move {
-            let mut writer = writer;
-            let mut buf = vec![0u8; 16 * 1024];
-            loop {
-                match pty.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if writer.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
+    let output = async move {
+        let mut writer = writer;
+        loop {
+            match follower.next().await {
+                Ok(chunk) => {
+                    if writer.write_all(&chunk).await.is_err() {
+                        return None;
                     }
+                }
+                Err(code) => {
+                    let _ = writer.flush().await;
+                    return Some(code);
                 }
             }
         }
@@ -348,18 +446,19 @@ async fn run_shell(
     let input = async {
         while let Some(message) = channel.wait().await {
             match message {
-                ChannelMsg::Data { data } if pty.write_all(&data).await.is_err() => break,
+                ChannelMsg::Data { data } if terminal.type_input(&data).await.is_err() => break,
                 ChannelMsg::Eof | ChannelMsg::Close => break,
                 _ => {}
             }
         }
     };
     tokio::select! {
-        () = output => {}
-        () = input => {}
+        code = output => match code {
+            Some(code) => finish(&channel, code).await,
+            None => terminal.hang_up(instance),
+        },
+        () = input => terminal.hang_up(instance),
     }
-    let code = exit.await.unwrap_or(128 + libc::SIGKILL);
-    finish(&channel, code).await;
 }
 
 /// A command with pipes: stdin from the client, stdout and stderr to it,
