@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{ClientBuilder, Locator};
 use tokio::process::Command;
 
-use crate::repo_root;
+use crate::{repo_root, TestServer};
 
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
@@ -149,4 +149,18 @@ pub async fn wait_screen_in(
         text.contains(needle).then_some(text)
     })
     .await
+}
+
+/// Close the browser and its driver, then fail if the steps failed (after
+/// cleaning up), then stop the server.
+pub async fn finish(
+    browser: fantoccini::Client,
+    mut driver: tokio::process::Child,
+    result: Result<(), fantoccini::error::CmdError>,
+    server: TestServer,
+) {
+    let _ = browser.close().await;
+    let _ = driver.kill().await;
+    result.expect("browser steps");
+    server.stop().await;
 }

@@ -1,6 +1,7 @@
 //! The real OpenSSH client against the playground's SSH server: keys made
-//! by `ssh-keygen`, `ssh`/`scp`/`sftp` commands with only the given key,
-//! and `ssh` on a terminal of its own (for window sizes).
+//! by `ssh-keygen` and their fingerprints, `ssh`/`scp`/`sftp` commands with
+//! only the given key, and `ssh` on a terminal of its own (for window
+//! sizes). Shared by `tests/tests/ssh.rs` and the page's `browser_ssh.rs`.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -20,6 +21,21 @@ pub fn keygen(dir: &Path, name: &str, kind: &[&str]) -> String {
         .expect("ssh-keygen (apt-get install openssh-client)");
     assert!(status.success());
     std::fs::read_to_string(path.with_extension("pub")).unwrap()
+}
+
+/// `ssh-keygen -l`'s fingerprint of the public key `dir/name.pub`.
+pub fn fingerprint(dir: &Path, name: &str) -> String {
+    let out = Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(dir.join(format!("{name}.pub")))
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
 }
 
 /// A TCP port free on loopback now.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 use playground_tests::browser::{
-    count, element_text, save_screenshot, screen_text, start_browser, wait_for,
+    count, element_text, finish, save_screenshot, screen_text, start_browser, wait_for,
 };
 use playground_tests::{repo_root, TestServer};
 
@@ -183,20 +183,6 @@ async fn start_add_instance_and_type_into_the_terminal() {
     }
     .await;
     finish(browser, driver, result, server).await;
-}
-
-/// Close the browser and its driver, then fail if the steps failed (after
-/// cleaning up), then stop the server.
-async fn finish(
-    browser: fantoccini::Client,
-    mut driver: tokio::process::Child,
-    result: Result<(), fantoccini::error::CmdError>,
-    server: TestServer,
-) {
-    let _ = browser.close().await;
-    let _ = driver.kill().await;
-    result.expect("browser steps");
-    server.stop().await;
 }
 
 /// Type a command into the visible terminal and wait for a line of output.

@@ -8,7 +8,8 @@ use std::time::Duration;
 use fantoccini::error::CmdError;
 use fantoccini::{Client, Locator};
 use playground_tests::browser::{
-    count, element_text, save_screenshot, start_browser, wait_for, wait_screen_in, wait_text,
+    count, element_text, finish, save_screenshot, start_browser, wait_for, wait_screen_in,
+    wait_text,
 };
 use playground_tests::{repo_root, TestServer};
 
@@ -394,18 +395,4 @@ async fn port_links_copy_picker_and_a_check_that_times_out() {
     }
     .await;
     finish(browser, driver, result, server).await;
-}
-
-/// Close the browser and its driver, then fail if the steps failed (after
-/// cleaning up), then stop the server.
-async fn finish(
-    browser: Client,
-    mut driver: tokio::process::Child,
-    result: Result<(), CmdError>,
-    server: TestServer,
-) {
-    let _ = browser.close().await;
-    let _ = driver.kill().await;
-    result.expect("browser steps");
-    server.stop().await;
 }

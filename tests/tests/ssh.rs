@@ -8,23 +8,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use playground_protocol::{SessionInfo, SshKeyInfo};
-use playground_tests::ssh::{file_client, free_port, keygen, ssh, PtySsh};
+use playground_tests::ssh::{file_client, fingerprint, free_port, keygen, ssh, PtySsh};
 use playground_tests::TestServer;
-
-/// `ssh-keygen -l`'s fingerprint of a public key file.
-fn fingerprint(dir: &Path, name: &str) -> String {
-    let out = Command::new("ssh-keygen")
-        .args(["-l", "-E", "sha256", "-f"])
-        .arg(dir.join(format!("{name}.pub")))
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string()
-}
 
 async fn add(server: &TestServer, sid: &str, key: &str) -> reqwest::Response {
     server

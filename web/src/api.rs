@@ -4,8 +4,8 @@ use std::fmt;
 
 use gloo_net::http::{Request, Response};
 use playground_protocol::{
-    CatalogEntry, CheckResult, CreateSession, DirEntry, ErrorBody, InstanceInfo, OpenPage,
-    ScenarioInfo, SessionInfo, TemplateInfo, TutorialState,
+    AddSshKey, CatalogEntry, CheckResult, CreateSession, DirEntry, ErrorBody, InstanceInfo,
+    OpenPage, ScenarioInfo, SessionInfo, SshKeyInfo, TemplateInfo, TutorialState,
 };
 use serde::de::DeserializeOwned;
 
@@ -138,6 +138,26 @@ pub async fn create_instance(sid: &str) -> ApiResult<InstanceInfo> {
 
 pub async fn delete_instance(sid: &str, name: &str) -> ApiResult<()> {
     let url = format!("{}/instances/{}", session_url(sid), encode(name));
+    empty(Request::delete(&url).build()).await
+}
+
+/// The public keys that may log in to the session's instances over SSH.
+pub async fn ssh_keys(sid: &str) -> ApiResult<Vec<SshKeyInfo>> {
+    json(Request::get(&format!("{}/ssh-keys", session_url(sid))).build()).await
+}
+
+/// Add a public key line; a 422's message says why a key cannot be used.
+pub async fn add_ssh_key(sid: &str, key: &str) -> ApiResult<SshKeyInfo> {
+    let body = AddSshKey {
+        key: key.to_owned(),
+    };
+    json(post_json(&format!("{}/ssh-keys", session_url(sid)), &body)).await
+}
+
+/// Remove a key by its fingerprint (`SHA256:...`, whose `/` and `+` are
+/// encoded).
+pub async fn remove_ssh_key(sid: &str, fingerprint: &str) -> ApiResult<()> {
+    let url = format!("{}/ssh-keys/{}", session_url(sid), encode(fingerprint));
     empty(Request::delete(&url).build()).await
 }
 

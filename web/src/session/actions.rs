@@ -9,7 +9,7 @@ use yew::prelude::*;
 
 use super::files_bar::Upload;
 use super::format::{fill_template, parse_port};
-use super::terminal_tabs::{forget_tabs, save_tabs, MAX_TABS};
+use super::terminal_tabs::{forget_tabs, save_tabs, shown_tabs, MAX_TABS};
 use super::tutorial::Exec;
 use super::{Msg, SessionPage};
 use crate::api::{self, ApiError, ApiResult};
@@ -172,26 +172,39 @@ impl SessionPage {
         true
     }
 
+    /// How many tabs `inst` shows, and the visible one: the shells opened
+    /// on this page, and at least those running on the server (an SSH
+    /// login's shell gets its tab, without being switched to).
+    pub(super) fn tab_state(&self, inst: &InstanceInfo) -> (u8, u8) {
+        let (opened, active) = self.tabs.get(&inst.name).copied().unwrap_or((1, 0));
+        let count = shown_tabs(opened, inst.shells);
+        (count, active.min(count - 1))
+    }
+
     /// Show shell `n` of the selected instance.
     pub(super) fn select_tab(&mut self, n: u8) -> bool {
-        let Some(name) = self.selected.clone() else {
+        let Some(inst) = self.selected_instance() else {
             return false;
         };
-        let entry = self.tabs.entry(name).or_insert((1, 0));
-        entry.1 = n.min(entry.0.saturating_sub(1));
+        let (count, _) = self.tab_state(inst);
+        let name = inst.name.clone();
+        self.tabs.insert(name, (count, n.min(count - 1)));
         true
     }
 
     /// Open one more shell in the selected instance, and show it.
     pub(super) fn new_tab(&mut self, ctx: &Context<Self>) -> bool {
-        let Some(name) = self.selected.clone() else {
+        let Some(inst) = self.selected_instance() else {
             return false;
         };
-        let entry = self.tabs.entry(name).or_insert((1, 0));
-        if entry.0 < MAX_TABS {
-            entry.0 += 1;
-            entry.1 = entry.0 - 1;
-        }
+        let (count, active) = self.tab_state(inst);
+        let name = inst.name.clone();
+        let tabs = if count < MAX_TABS {
+            (count + 1, count)
+        } else {
+            (count, active)
+        };
+        self.tabs.insert(name, tabs);
         save_tabs(&ctx.props().sid, &self.tabs);
         true
     }

@@ -1,8 +1,8 @@
 //! Pure text helpers of the session page (durations, sizes, percentages,
-//! port numbers), kept apart from the components so they are unit-tested
-//! on the host.
+//! port numbers, the `ssh` command), kept apart from the components so they
+//! are unit-tested on the host.
 
-use playground_protocol::InstanceStats;
+use playground_protocol::{InstanceStats, SshAccess};
 
 /// A port number typed by a person: 1–65535, surrounding blanks and a
 /// leading `:` allowed.
@@ -98,6 +98,41 @@ pub fn format_percent(p: f64) -> String {
         format!("{p:.0}%")
     }
 }
+/// The `ssh` command that logs in to `instance` of session `sid`: at the
+/// server's SSH host, or at the page's own host name (`page_host`) when it
+/// names none; `-p` only off the standard port.
+pub fn ssh_command(instance: &str, sid: &str, access: &SshAccess, page_host: &str) -> String {
+    let host = if access.host.is_empty() {
+        page_host
+    } else {
+        access.host.as_str()
+    };
+    // `location.hostname` keeps an IPv6 address in brackets; ssh wants it bare.
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = match access.port {
+        22 => String::new(),
+        p => format!("-p {p} "),
+    };
+    format!("ssh {port}{instance}.{sid}@{host}")
+}
+
+/// A public key's type as `ssh-keygen -l` names it (`ED25519`, `RSA`,
+/// `ECDSA`, `ED25519-SK`), from its line (`ssh-ed25519 AAAA...`).
+pub fn key_kind(key: &str) -> &str {
+    let algorithm = key.split_whitespace().next().unwrap_or_default();
+    match algorithm {
+        "ssh-ed25519" => "ED25519",
+        "ssh-rsa" => "RSA",
+        "sk-ssh-ed25519@openssh.com" => "ED25519-SK",
+        "sk-ecdsa-sha2-nistp256@openssh.com" => "ECDSA-SK",
+        a if a.starts_with("ecdsa-sha2-") => "ECDSA",
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +186,36 @@ mod tests {
     fn percents() {
         assert_eq!(format_percent(25.0), "25%");
         assert_eq!(format_percent(0.42), "0.4%");
+    }
+
+    #[test]
+    fn ssh_commands() {
+        let sid = "0b6f3c1e-5d2a-4c8e-9f10-1a2b3c4d5e6f";
+        let access = |host: &str, port| SshAccess {
+            host: host.to_owned(),
+            port,
+        };
+        assert_eq!(
+            ssh_command("node1", sid, &access("", 2222), "play.example.org"),
+            format!("ssh -p 2222 node1.{sid}@play.example.org")
+        );
+        assert_eq!(
+            ssh_command("node2", sid, &access("ssh.example.org", 22), "localhost"),
+            format!("ssh node2.{sid}@ssh.example.org")
+        );
+        assert_eq!(
+            ssh_command("node1", sid, &access("", 22), "[::1]"),
+            format!("ssh node1.{sid}@::1")
+        );
+    }
+
+    #[test]
+    fn key_kinds() {
+        assert_eq!(key_kind("ssh-ed25519 AAAAC3Nz"), "ED25519");
+        assert_eq!(key_kind("ssh-rsa AAAAB3Nz"), "RSA");
+        assert_eq!(key_kind("ecdsa-sha2-nistp384 AAAA"), "ECDSA");
+        assert_eq!(key_kind("sk-ssh-ed25519@openssh.com AAAA"), "ED25519-SK");
+        assert_eq!(key_kind("ssh-dss AAAA"), "ssh-dss");
+        assert_eq!(key_kind(""), "");
     }
 }

@@ -23,6 +23,8 @@ mod instance_header;
 mod instance_list;
 mod ports_bar;
 mod share;
+mod ssh_bar;
+mod ssh_keys;
 mod sync;
 mod terminal_tabs;
 mod topbar;
@@ -50,6 +52,7 @@ use instance_header::InstanceHeader;
 use instance_list::InstanceList;
 use ports_bar::PortsBar;
 use share::Share;
+use ssh_bar::SshBar;
 use terminal_tabs::{load_tabs, Tabs, TerminalTabs};
 use topbar::TopBar;
 use tutorial::{Exec, TutorialPane};
@@ -144,7 +147,8 @@ pub struct SessionPage {
     port_error: Option<String>,
     extending: bool,
     settings: Settings,
-    /// Per instance: how many shells, and the visible one.
+    /// Per instance: how many shells the user opened here, and the visible
+    /// one (the instance's running `shells` may show more: `tab_state`).
     tabs: Tabs,
     editor_open: bool,
     share_open: bool,
@@ -186,7 +190,12 @@ impl SessionPage {
             };
         };
         let exited = inst.status == InstanceStatus::Exited;
-        let (count, active) = self.tabs.get(&inst.name).copied().unwrap_or((1, 0));
+        let (count, active) = self.tab_state(inst);
+        let ssh = self
+            .session
+            .as_ref()
+            .and_then(|s| s.ssh.clone())
+            .filter(|_| !ctx.props().view);
         let can_open_port = !ctx.props().view
             && self
                 .session
@@ -214,6 +223,9 @@ impl SessionPage {
                             on_dismiss={ctx.link().callback(Msg::DismissUpload)}
                             on_download_input={ctx.link().callback(Msg::DownloadInput)}
                             on_download={ctx.link().callback(|_| Msg::Download)} />
+                    }
+                    if let Some(access) = ssh {
+                        <SshBar sid={ctx.props().sid.clone()} name={inst.name.clone()} {access} />
                     }
                 }
                 <div class="work-area">

@@ -53,8 +53,8 @@ pub fn share(props: &ShareProps) -> Html {
     }
 }
 
-/// Copies the value of the input `id`.
-fn copy(id: &'static str) -> Callback<MouseEvent> {
+/// Copies the value of the input `id` (also the SSH bar's command).
+pub(super) fn copy(id: &'static str) -> Callback<MouseEvent> {
     Callback::from(move |_: MouseEvent| {
         let doc = web_sys::window().and_then(|w| w.document());
         let input = doc

@@ -1,6 +1,8 @@
 //! The selected instance's shells: a tab per shell (up to four), a terminal
 //! per tab, and the drop zone for uploads. The shell counts are kept in
-//! localStorage, so a reload opens as many shells again.
+//! localStorage, so a reload opens as many shells again; an instance shows
+//! at least the tabs whose shells run on the server (an SSH login opens
+//! one), see `shown_tabs`.
 
 use std::collections::HashMap;
 
@@ -103,6 +105,13 @@ pub fn terminal_tabs(props: &TerminalTabsProps) -> Html {
     }
 }
 
+/// How many tabs an instance shows: those the user opened on this page
+/// (`opened`), and at least those that may have a running shell
+/// (`InstanceInfo::shells`), one to `MAX_TABS`.
+pub fn shown_tabs(opened: u8, shells: u8) -> u8 {
+    opened.max(shells).clamp(1, MAX_TABS)
+}
+
 fn local_storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
 }
@@ -136,5 +145,19 @@ pub fn load_tabs(sid: &str) -> Tabs {
 pub fn forget_tabs(sid: &str) {
     if let Some(store) = local_storage() {
         let _ = store.remove_item(&tabs_key(sid));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_shells_add_tabs() {
+        assert_eq!(shown_tabs(0, 0), 1);
+        assert_eq!(shown_tabs(1, 0), 1);
+        assert_eq!(shown_tabs(1, 2), 2, "an SSH login's tab");
+        assert_eq!(shown_tabs(3, 2), 3, "tabs opened here stay");
+        assert_eq!(shown_tabs(2, 9), MAX_TABS);
     }
 }
