@@ -64,6 +64,11 @@ async fn a_sessions_keys_are_checked_kept_and_removed() {
         assert!(body["error"].as_str().unwrap().contains(reason), "{body}");
     }
 
+    // A read-only view has no part in SSH: its id opens no key list.
+    let viewer = server.session(&sid).await.unwrap().viewer_id;
+    let response = add(&server, &viewer, &ada).await;
+    assert_eq!(response.status(), 404);
+
     // Kept across a restart of the server.
     let data_dir = server.stop_keeping_instances().await;
     let server = TestServer::start_in(data_dir, &[]).await;
@@ -413,12 +418,23 @@ async fn failures_are_limited_and_logins_survive_a_crash() {
     let (sid, port, key) = (setup.sid.clone(), setup.port, setup.key());
     let out = output(setup.ssh(&["echo kept > /root/state"])).await;
     assert!(out.status.success());
+    // A shell over SSH with something only it knows.
+    let mut shell = PtySsh::spawn(setup.ssh(&[]), 80, 24);
+    shell.wait_for("# ", Duration::from_secs(20));
+    shell.type_text("export MARK=kept-$((40+2))\r");
+    tokio::time::sleep(Duration::from_millis(300)).await;
 
     let data_dir = setup.server.crash().await;
+    drop(shell);
     let listen = format!("--ssh-listen=127.0.0.1:{port}");
     let server = TestServer::start_in(data_dir, &[&listen, "--admin-listen=127.0.0.1:0"]).await;
     let out = output(ssh(port, &key, &setup.user, &["cat /root/state"])).await;
     assert_eq!(String::from_utf8_lossy(&out.stdout), "kept\n");
+    // The SSH login's shell is a tab like the page's: it outlived the crash.
+    let mut tab = server.terminal(&sid, "node1", "?tab=0").await;
+    tab.send("echo $MARK\r").await;
+    tab.wait_for("kept-42", Duration::from_secs(10)).await;
+    tab.close().await;
 
     // Twenty refusals at once (each takes a second), then the address is
     // turned away before any key is looked at, even the right one.

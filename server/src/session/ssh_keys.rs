@@ -39,8 +39,12 @@ pub fn parse(line: &str) -> Result<(SshKey, PublicKey), ApiError> {
             "this is a private key: never paste it anywhere; paste the .pub file's line".into(),
         ));
     }
-    let key = PublicKey::from_openssh(line)
-        .map_err(|e| unprocessable(format!("not an OpenSSH public key line ({e})")))?;
+    let key = PublicKey::from_openssh(line).map_err(|e| {
+        unprocessable(format!(
+            "this is not an OpenSSH public key: paste the whole line of your .pub file, \
+                 starting with ssh-ed25519 or ssh-rsa (reading it failed: {e})"
+        ))
+    })?;
     match key.algorithm() {
         Algorithm::Dsa => {
             return Err(unprocessable(
