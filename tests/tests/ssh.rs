@@ -273,10 +273,14 @@ async fn an_ssh_shell_is_a_terminal_tab_of_the_instance() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut command = setup.ssh(&["-A"]);
-    command.env("SSH_AUTH_SOCK", &agent_sock);
+    // X11 too, as from a desktop's terminal.
+    let mut command = setup.ssh(&["-A", "-X"]);
+    command
+        .env("SSH_AUTH_SOCK", &agent_sock)
+        .env("DISPLAY", ":0");
     let mut ssh = PtySsh::spawn(command, 100, 30);
     let refused = ssh.wait_for("agent forwarding is refused", Duration::from_secs(20));
+    ssh.wait_for("X11 forwarding is not offered", Duration::from_secs(5));
     let _ = agent.kill();
     let _ = agent.wait();
     assert!(
