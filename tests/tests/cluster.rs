@@ -282,3 +282,106 @@ async fn sessions_spread_work_through_either_gateway_and_survive_a_node_crash() 
     }
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_creates_at_once_through_two_gateways_never_overcommit_a_node() {
+    let c = Cluster::start(3, 2, &["--capacity-instances=2"]).await;
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let gateway = c.gateway(i % 2);
+        let (http, url) = (gateway.http.clone(), gateway.url("/api/sessions"));
+        tasks.push(tokio::spawn(async move {
+            let response = http.post(url).send().await.unwrap();
+            if response.status() == 201 {
+                let info: serde_json::Value = response.json().await.unwrap();
+                Ok(info["id"].as_str().unwrap().to_string())
+            } else {
+                Err(refusal(response).await)
+            }
+        }));
+    }
+    let mut created = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(sid) => created.push(sid),
+            Err((status, retry, error)) => {
+                assert_eq!(status, 503, "{error}");
+                assert!(retry.is_some(), "no Retry-After: {error}");
+                assert!(
+                    error.starts_with("the playground is full: 6 sessions"),
+                    "{error}"
+                );
+            }
+        }
+    }
+    assert_eq!(created.len(), 6, "{:?}", c.placements());
+    let placed = c.placements();
+    assert_eq!(placed.len(), 3, "{placed:?}");
+    assert!(placed.iter().all(|(_, n)| *n == 2), "{placed:?}");
+    // Each node has exactly the sessions placed on it, and room for an
+    // instance in each: none refuses one.
+    for sid in &created {
+        let node = c.node(index(&c.node_of(sid).unwrap()));
+        assert!(node.session(sid).await.is_some(), "{sid} not on its node");
+    }
+    let mut instances = Vec::new();
+    for (i, sid) in created.iter().enumerate() {
+        let gateway = c.gateway(i % 2);
+        instances.push((sid.clone(), gateway.add_instance(sid).await));
+    }
+    for sid in &created {
+        let i = index(&c.node_of(sid).unwrap());
+        let gateway = c.gateway(0);
+        let response = gateway
+            .http
+            .delete(gateway.url(&format!("/api/sessions/{sid}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+        let left = wait_until_clean(sid, c.node(i).data_dir.path(), T).await;
+        assert!(left.is_empty(), "{sid} left {left:?}");
+    }
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_forgets_sessions_of_a_node_that_never_came_back() {
+    let mut c = Cluster::start(1, 1, &["--capacity-instances=2", "--session-ttl=3s"]).await;
+    let sid = c.gateway(0).create_session().await.id;
+    c.gateway(0).add_instance(&sid).await;
+    c.crash_node(0).await;
+    let crashed = Instant::now();
+    // Gone while within its time (and its lease lapsed) ...
+    loop {
+        let (status, _, error) =
+            refusal(c.gateway(0).get(&format!("/api/sessions/{sid}")).await).await;
+        if status == 503 && error.starts_with("this session's host is gone") {
+            break;
+        }
+        assert!(
+            crashed.elapsed() < LEASE + Duration::from_secs(5),
+            "{status} {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // ... then, past its end, forgotten by the gateway's sweep (every 10 s).
+    loop {
+        let status = c
+            .gateway(0)
+            .get(&format!("/api/sessions/{sid}"))
+            .await
+            .status();
+        if status == 404 {
+            break;
+        }
+        assert!(
+            crashed.elapsed() < Duration::from_secs(40),
+            "still {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(c.node_of(&sid), None);
+    // The crashed node's data directory is torn down with the cluster.
+    c.stop().await;
+}
