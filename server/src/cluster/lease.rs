@@ -54,7 +54,11 @@ fn now_ms() -> u64 {
 /// Bytes free for instances' disks under the data directory.
 fn free_disk(dir: &std::path::Path) -> i64 {
     nix::sys::statvfs::statvfs(dir)
-        .map(|s| (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64) as i64)
+        .map(|s| {
+            s.blocks_available()
+                .saturating_mul(s.fragment_size())
+                .min(i64::MAX as u64) as i64
+        })
         .unwrap_or(0)
 }
 
