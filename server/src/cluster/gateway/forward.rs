@@ -15,7 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::cluster::{Secret, SECRET_HEADER};
+use crate::cluster::{Secret, SECRET_HEADER, SESSION_ID_HEADER, VIEWER_ID_HEADER};
 use crate::proxy::{strip_hop_by_hop, upgrade_protocol, Client};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -97,6 +97,9 @@ impl Forwarder {
             headers.insert(X_FORWARDED_FOR, value);
         }
         headers.insert(SECRET_HEADER, self.secret.clone());
+        // Only the gateway chooses a new session's ids, never the client.
+        headers.remove(SESSION_ID_HEADER);
+        headers.remove(VIEWER_ID_HEADER);
         for (name, value) in extra {
             headers.insert(name.clone(), value.clone());
         }
