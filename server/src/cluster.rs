@@ -83,9 +83,14 @@ impl Secret {
     /// Whether `given` is the secret, in time that does not depend on
     /// where they differ.
     pub fn matches(&self, given: &[u8]) -> bool {
-        let ours = self.value.as_bytes();
-        ours.len() == given.len() && ours.iter().zip(given).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0
+        same_secret(self.value.as_bytes(), given)
     }
+}
+
+/// Whether `a` and `b` are equal, in time that does not depend on where
+/// they differ.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@ use crate::{DataDir, TestServer};
 /// default 10.100.0.0/16, 10.123.0.0/16).
 static NEXT_POOL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(171);
 
+/// Every gateway's `--admin-token` (opens its `/metrics`).
+pub const ADMIN_TOKEN: &str = "gateway-admin-token-for-tests";
+
 /// The header with the cluster's secret (see the cluster contract).
 pub const SECRET_HEADER: &str = "x-playground-cluster";
 
@@ -90,6 +93,7 @@ impl Cluster {
     async fn start_gateway(&self, listen: &str) -> TestServer {
         let mut flags = self.cluster_flags();
         flags.push(format!("--listen={listen}"));
+        flags.push(format!("--admin-token={ADMIN_TOKEN}"));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         TestServer::start_gateway(&flags).await
     }
@@ -171,6 +175,29 @@ impl Cluster {
                 Some((node.to_string(), n.parse().ok()?))
             })
             .collect()
+    }
+
+    /// The value of `name` (with labels, e.g. `x{a="b"}`) in every
+    /// gateway's `/metrics`, added up.
+    pub async fn gateway_metric(&self, name: &str) -> f64 {
+        let mut total = 0.0;
+        for gateway in self.gateways.iter().flatten() {
+            let text = gateway
+                .http
+                .get(gateway.url("/metrics"))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            total += text
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .map_or(0.0, |v| v.trim().parse().unwrap());
+        }
+        total
     }
 
     /// Stop every node (tearing down its data directory) and gateway.

@@ -64,6 +64,20 @@ async fn sessions_spread_work_through_either_gateway_and_survive_a_node_crash() 
     let health = c.gateway(1).get("/healthz").await;
     assert_eq!(health.status(), 200);
     assert_eq!(c.gateway(1).get("/api/templates").await.status(), 200);
+    // An unknown session is unknown; classes are not routed yet, and say so.
+    let unknown = c.gateway(0).get("/api/sessions/no-such-session").await;
+    assert_eq!(unknown.status(), 404);
+    let (status, _, error) = refusal(c.gateway(0).get("/api/classes").await).await;
+    assert_eq!(status, 501);
+    assert!(error.contains("single-host"), "{error}");
+    // The gateway's metrics need the admin token; each gateway counts the
+    // three live nodes.
+    assert_eq!(c.gateway(0).get("/metrics").await.status(), 401);
+    assert_eq!(
+        c.gateway_metric("playground_gateway_cluster_nodes{state=\"live\"}")
+            .await,
+        6.0
+    );
 
     // Three sessions through alternating gateways: one on each node.
     let mut sessions: Vec<(String, String)> = Vec::new();
@@ -315,6 +329,10 @@ async fn fifty_creates_at_once_through_two_gateways_never_overcommit_a_node() {
         }
     }
     assert_eq!(created.len(), 6, "{:?}", c.placements());
+    let placed = "playground_gateway_placements_total{outcome=\"placed\"}";
+    let full = "playground_gateway_placements_total{outcome=\"full\"}";
+    assert_eq!(c.gateway_metric(placed).await, 6.0);
+    assert_eq!(c.gateway_metric(full).await, 44.0);
     let placed = c.placements();
     assert_eq!(placed.len(), 3, "{placed:?}");
     assert!(placed.iter().all(|(_, n)| *n == 2), "{placed:?}");

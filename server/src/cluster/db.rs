@@ -242,6 +242,31 @@ impl Db {
             .await?)
     }
 
+    /// Nodes live and down, the live ones' capacity and use, and sessions
+    /// placed: a gateway's metrics.
+    pub async fn counts(&self) -> anyhow::Result<crate::cluster::gateway::ClusterCounts> {
+        let client = self.client().await?;
+        let nodes = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE lease_until > now()), \
+                 count(*) FILTER (WHERE lease_until <= now()), \
+                 coalesce(sum(capacity) FILTER (WHERE lease_until > now()), 0), \
+                 coalesce(sum(used) FILTER (WHERE lease_until > now()), 0) FROM nodes",
+                &[],
+            )
+            .await?;
+        let sessions = client
+            .query_one("SELECT count(*) FROM placements", &[])
+            .await?;
+        Ok(crate::cluster::gateway::ClusterCounts {
+            live_nodes: nodes.get(0),
+            down_nodes: nodes.get(1),
+            capacity: nodes.get(2),
+            used: nodes.get(3),
+            sessions: sessions.get(0),
+        })
+    }
+
     /// Whether the database answers (a gateway's health).
     pub async fn ping(&self) -> anyhow::Result<()> {
         self.client().await?.simple_query("SELECT 1").await?;

@@ -14,6 +14,7 @@
 //! restarted, added or removed at any time.
 
 mod forward;
+mod metrics;
 mod route;
 mod sweep;
 
@@ -39,6 +40,8 @@ use crate::ops::{logging, web};
 use crate::proxy::Client;
 use crate::session::sessions::SessionIds;
 use forward::{Forwarder, Unreachable};
+pub use metrics::ClusterCounts;
+use metrics::{Kind, Outcome};
 use route::Route;
 
 /// Largest body of `POST /api/sessions` (kept to send again to another node).
@@ -51,6 +54,8 @@ struct Gateway {
     domain: String,
     /// The page's files.
     web: Router,
+    /// `--admin-token`: opens `/metrics`.
+    admin_token: Option<String>,
 }
 
 /// Run the gateway until `shutdown`.
@@ -75,7 +80,12 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
         forwarder: Forwarder::new(&secret, config.trust_forwarded_for),
         domain: config.proxy_domain.clone(),
         web,
+        admin_token: config.admin_token.clone(),
     });
+    let admin = match config.admin_listen {
+        Some(address) => Some(serve_metrics(address, gateway.clone()).await?),
+        None => None,
+    };
     let app = Router::new()
         .fallback(dispatch)
         .with_state(gateway)
@@ -85,46 +95,132 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
     println!("playground listening on http://{address}/");
     crate::serve::serve(listener, app, shutdown).await;
     sweeper.abort();
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     Ok(())
 }
 
+/// `/metrics` without a token on `address` (--admin-listen).
+async fn serve_metrics(
+    address: std::net::SocketAddr,
+    gateway: Arc<Gateway>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listen on {address} (--admin-listen)"))?;
+    let address = listener.local_addr()?;
+    let app = Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(gateway): State<Arc<Gateway>>| async move {
+                gateway.metrics().await
+            }),
+        )
+        .with_state(gateway);
+    // Tests and scripts may wait for this line, as for a node.
+    println!("playground admin listening on http://{address}/");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("admin address: {e}");
+        }
+    }))
+}
+
 async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let (kind, response) = route_request(&gateway, request).await;
+    metrics::get().request(kind, response.status());
+    response
+}
+
+async fn route_request(gateway: &Gateway, request: Request) -> (Kind, Response) {
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
     let path = request.uri().path();
     if let Some(sid) = crate::proxy::port_session(host, path, &gateway.domain) {
-        return match sid {
+        let response = match sid {
             Some(sid) => gateway.to_owner(&sid, false, request).await,
             // A malformed port address: any node answers with its page.
             None => gateway.to_any(request).await,
         };
+        return (Kind::port, response);
     }
     if path == "/healthz" {
-        return gateway.health().await;
+        return (Kind::health, gateway.health().await);
+    }
+    if path == "/metrics" {
+        let response = match gateway.admitted(&request) {
+            Ok(()) => gateway.metrics().await,
+            Err(refusal) => refusal.into_response(),
+        };
+        return (Kind::metrics, response);
     }
     if let Some(rest) = path.strip_prefix("/api/") {
         return match route::route(request.method(), rest) {
-            Route::Create => gateway.create(request).await,
-            Route::Session(sid) => gateway.to_owner(&sid, false, request).await,
-            Route::View(vid) => gateway.to_owner(&vid, true, request).await,
-            Route::NotInCluster => ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "classes, help keys and the admin API are not served through a cluster's \
-                 gateway yet: run classes on a single-host playground",
-            )
-            .into_response(),
-            Route::AnyNode => gateway.to_any(request).await,
+            Route::Create => (Kind::create, gateway.create(request).await),
+            Route::Session(sid) => (Kind::session, gateway.to_owner(&sid, false, request).await),
+            Route::View(vid) => (Kind::view, gateway.to_owner(&vid, true, request).await),
+            Route::NotInCluster => (
+                Kind::not_in_cluster,
+                ApiError::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    "classes, help keys and the admin API are not served through a cluster's \
+                     gateway yet: run classes on a single-host playground",
+                )
+                .into_response(),
+            ),
+            Route::AnyNode => (Kind::any_node, gateway.to_any(request).await),
         };
     }
-    match gateway.web.clone().call(request).await {
+    let response = match gateway.web.clone().call(request).await {
         Ok(response) => response,
         Err(never) => match never {},
-    }
+    };
+    (Kind::page, response)
 }
 
 impl Gateway {
+    /// Whether a request may read `/metrics` (the admin token), as on a node.
+    fn admitted(&self, request: &Request) -> Result<(), ApiError> {
+        let Some(token) = &self.admin_token else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "metrics are off on this address: start the gateway with --admin-token (then \
+                 send Authorization: Bearer <token>) or --admin-listen",
+            ));
+        };
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(given) if super::same_secret(given.trim().as_bytes(), token.as_bytes()) => Ok(()),
+            Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "wrong admin token")),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "send the admin token as Authorization: Bearer <token>",
+            )),
+        }
+    }
+
+    async fn metrics(&self) -> Response {
+        let counts = match self.db.counts().await {
+            Ok(counts) => Some(counts),
+            Err(e) => {
+                tracing::warn!("metrics: the cluster's counts: {e:#}");
+                None
+            }
+        };
+        (
+            [(header::CONTENT_TYPE, crate::ops::metrics::CONTENT_TYPE)],
+            metrics::get().render(counts),
+        )
+            .into_response()
+    }
+
     async fn health(&self) -> Response {
         match self.db.ping().await {
             Ok(()) => (StatusCode::OK, "ok").into_response(),
@@ -151,6 +247,7 @@ impl Gateway {
             Err(e) => return database_error(e),
         };
         if !owner.live {
+            metrics::get().host_gone();
             return host_gone(&owner);
         }
         // What to remember of the answer.
@@ -209,7 +306,10 @@ impl Gateway {
         let mut exclude: Vec<String> = Vec::new();
         let mut refusal: Option<Response> = None;
         loop {
-            let (node, address) = match placement::place(&self.db, &ids, &exclude).await {
+            let started = std::time::Instant::now();
+            let placed = placement::place(&self.db, &ids, &exclude).await;
+            metrics::get().placement_took(started.elapsed());
+            let (node, address) = match placed {
                 Ok(Placed::On(node, address)) => (node, address),
                 Ok(Placed::Full {
                     sessions,
@@ -217,6 +317,7 @@ impl Gateway {
                     capacity,
                     wait_secs,
                 }) => {
+                    metrics::get().placement(Outcome::full);
                     return refusal.unwrap_or_else(|| {
                         ApiError::new(
                             StatusCode::SERVICE_UNAVAILABLE,
@@ -224,9 +325,12 @@ impl Gateway {
                         )
                         .retry_after(wait_secs)
                         .into_response()
-                    })
+                    });
                 }
-                Ok(Placed::NoNode) => return refusal.unwrap_or_else(no_node),
+                Ok(Placed::NoNode) => {
+                    metrics::get().placement(Outcome::no_node);
+                    return refusal.unwrap_or_else(no_node);
+                }
                 Err(e) => return database_error(e),
             };
             let mut again = Request::new(Body::from(body.clone()));
@@ -239,6 +343,7 @@ impl Gateway {
             let answer = self.forwarder.send(&address, again, &headers).await;
             match answer {
                 Ok(response) if response.status() == StatusCode::CREATED => {
+                    metrics::get().placement(Outcome::placed);
                     tracing::info!(session = %ids.id, node = %node, "session placed");
                     return self.remember_expiry(&ids.id, response).await;
                 }
@@ -249,11 +354,13 @@ impl Gateway {
                     }
                     // Full by its own count (instances the gateway did not
                     // know of yet): the next node may have room.
+                    metrics::get().placement(Outcome::node_refused);
                     exclude.push(node);
                     refusal = Some(response);
                 }
                 Err(Unreachable(why)) => {
                     self.forget(&ids.id).await;
+                    metrics::get().placement(Outcome::node_silent);
                     tracing::warn!(node = %node, "placing a session: the node does not answer: {why}");
                     refusal = Some(node_silent(&node, &why));
                     exclude.push(node);
