@@ -58,6 +58,15 @@ pub struct Owner {
     pub lease_until: SystemTime,
 }
 
+/// The cluster as the database shows it when scraped.
+pub struct ClusterCounts {
+    pub live_nodes: i64,
+    pub down_nodes: i64,
+    pub capacity: i64,
+    pub used: i64,
+    pub sessions: i64,
+}
+
 impl Db {
     /// Connect to `url` (`--cluster`) and make the tables if missing.
     pub async fn open(url: &str) -> anyhow::Result<Arc<Db>> {
@@ -244,7 +253,7 @@ impl Db {
 
     /// Nodes live and down, the live ones' capacity and use, and sessions
     /// placed: a gateway's metrics.
-    pub async fn counts(&self) -> anyhow::Result<crate::cluster::gateway::ClusterCounts> {
+    pub async fn counts(&self) -> anyhow::Result<ClusterCounts> {
         let client = self.client().await?;
         let nodes = client
             .query_one(
@@ -258,7 +267,7 @@ impl Db {
         let sessions = client
             .query_one("SELECT count(*) FROM placements", &[])
             .await?;
-        Ok(crate::cluster::gateway::ClusterCounts {
+        Ok(ClusterCounts {
             live_nodes: nodes.get(0),
             down_nodes: nodes.get(1),
             capacity: nodes.get(2),

@@ -40,7 +40,6 @@ use crate::ops::{logging, web};
 use crate::proxy::Client;
 use crate::session::sessions::SessionIds;
 use forward::{Forwarder, Unreachable};
-pub use metrics::ClusterCounts;
 use metrics::{Kind, Outcome};
 use route::Route;
 

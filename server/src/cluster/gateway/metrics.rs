@@ -17,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::cluster::db::ClusterCounts;
+
 /// What a request was routed to.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types)]
@@ -68,15 +70,6 @@ pub enum NodeState {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NodeLabels {
     state: NodeState,
-}
-
-/// The cluster as the database shows it when scraped.
-pub struct ClusterCounts {
-    pub live_nodes: i64,
-    pub down_nodes: i64,
-    pub capacity: i64,
-    pub used: i64,
-    pub sessions: i64,
 }
 
 pub struct Metrics {
