@@ -154,6 +154,13 @@ async fn sessions_spread_work_through_either_gateway_and_survive_a_node_crash() 
         assert_eq!(page.status(), 200, "gateway {g}");
         assert_eq!(page.text().await.unwrap(), "port-through-gateway\n");
     }
+    // And the path form on the page's own host.
+    let page = c
+        .gateway(1)
+        .get(&format!("/proxy/{sid}/{name}/8000/"))
+        .await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.text().await.unwrap(), "port-through-gateway\n");
 
     // Three more (six instances of six), then the seventh is refused.
     for i in 3..6 {
@@ -214,6 +221,7 @@ async fn sessions_spread_work_through_either_gateway_and_survive_a_node_crash() 
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
+    eprintln!("host gone after {:?}", crashed.elapsed());
     assert_eq!(status, 503);
     assert_eq!(retry.as_deref(), Some("10"));
     assert!(
