@@ -154,6 +154,13 @@ async fn sessions_spread_work_through_either_gateway_and_survive_a_node_crash() 
         assert_eq!(page.status(), 200, "gateway {g}");
         assert_eq!(page.text().await.unwrap(), "port-through-gateway\n");
     }
+    // A port's own /healthz is the program's (here a 404), not the node's.
+    let health = proxy_client(&link)
+        .get(link.join("/healthz").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 404);
     // And the path form on the page's own host.
     let page = c
         .gateway(1)

@@ -1,7 +1,7 @@
 //! A cluster node's side: registration at start (see [`super::lease`]) and
-//! the guard in front of its router and port proxy. The guard answers
-//! `/healthz` (200 `ok` while the lease is current), refuses with 403 any
-//! request without the cluster's secret, and turns the ids a gateway chose
+//! the guard in front of its router and port proxy. The guard answers a
+//! probe's `/healthz` (200 `ok` while the lease is current), refuses with
+//! 403 any other request without the cluster's secret, and turns the ids a gateway chose
 //! for a new session into the session model's [`SessionIds`]. It takes its
 //! headers off before the request goes on, so no program inside an
 //! instance ever sees the secret.
@@ -125,7 +125,13 @@ where
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        if request.uri().path() == "/healthz" {
+        let allowed = request
+            .headers()
+            .get(SECRET_HEADER)
+            .is_some_and(|v| self.secret.matches(v.as_bytes()));
+        // A probe's health check. (With the secret, `/healthz` is a port's
+        // own page that a gateway forwards: it goes on.)
+        if !allowed && request.uri().path() == "/healthz" {
             let answer = match self.lease.current() {
                 Ok(_) => (StatusCode::OK, "ok".to_string()).into_response(),
                 Err(ago) => (
@@ -139,14 +145,11 @@ where
             };
             return Box::pin(async move { Ok(answer) });
         }
-        let headers = request.headers_mut();
-        let allowed = headers
-            .get(SECRET_HEADER)
-            .is_some_and(|v| self.secret.matches(v.as_bytes()));
         if !allowed {
             let answer = ApiError::new(StatusCode::FORBIDDEN, NOT_THROUGH_GATEWAY).into_response();
             return Box::pin(async move { Ok(answer) });
         }
+        let headers = request.headers_mut();
         headers.remove(SECRET_HEADER);
         let id = headers.remove(SESSION_ID_HEADER);
         let viewer_id = headers.remove(VIEWER_ID_HEADER);
