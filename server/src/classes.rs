@@ -463,11 +463,11 @@ impl Classes {
         let session = match &class.source {
             Source::Template(t) => {
                 (self.sessions)
-                    .create_from_template(t, client, Draw::Reserved)
+                    .create_from_template(t, client, Draw::Reserved, None)
                     .await?
             }
             Source::Scenario(id) => {
-                tutorial::start(&self.sessions, id, client, Draw::Reserved).await?
+                tutorial::start(&self.sessions, id, client, Draw::Reserved, None).await?
             }
         };
         let token = uuid::Uuid::new_v4().to_string();

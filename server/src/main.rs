@@ -6,6 +6,8 @@
 mod api;
 // Classes: labs for a group of students, run by an instructor.
 mod classes;
+// Many hosts: a node's registration and guard, the gateway (--cluster).
+mod cluster;
 // The built-in Docker Engine API that instances' `docker` talks to.
 mod engine;
 // ApiError, the error answer that both the session model and the API give.
@@ -49,6 +51,14 @@ fn main() -> anyhow::Result<()> {
         config_file::apply(config_file::read(&path)?);
     }
     let config = Config::parse_from(args);
+    // A gateway runs no instances: no root, no images, no state of its own.
+    if matches!(config.command, Some(config::Command::Gateway)) {
+        logging::init(&config.log_format);
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return tokio.block_on(cluster::gateway::run(&config, shutdown_signal()));
+    }
     // Checked before anything else, so a bad file stops the start at once.
     let templates = if matches!(config.command, Some(config::Command::Teardown)) {
         Vec::new()
@@ -293,8 +303,11 @@ async fn serve(
         capacity = sessions.capacity().limit(),
         "instances this host may run at once"
     );
-    let clients =
-        clients::ClientPolicy::new(config.requests_per_second, config.trust_forwarded_for);
+    // A cluster node serves only its gateways, which say who the client is.
+    let clients = clients::ClientPolicy::new(
+        config.requests_per_second,
+        config.trust_forwarded_for || config.cluster.is_some(),
+    );
     sessions.restore(stored).await;
     session::tutorial::watch_all(&sessions);
     let class_store = classes::store::ClassStore::open(&config.data_dir.join("state.db"))
@@ -351,9 +364,34 @@ async fn serve(
 
     // Requests for ports of instances go to the proxy, the rest to `app`.
     let app = proxy::front(app, proxy::Proxy::new(proxy_settings, sessions.clone()));
+    // With --cluster: registered (and its lease kept) before it serves.
+    let node = match &config.cluster {
+        Some(url) => Some(
+            cluster::node::Node::start(
+                cluster::node::NodeSettings {
+                    url,
+                    secret_file: config.cluster_secret_file.as_deref(),
+                    advertise: config.advertise.as_deref(),
+                    name: config.node_name.as_deref(),
+                    data_dir: &config.data_dir,
+                    capacity: config.capacity_instances(),
+                },
+                address,
+                sessions.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     // Tests and scripts wait for this exact line.
     println!("playground listening on http://{address}/");
-    serve::serve(listener, app, shutdown_signal()).await;
+    match &node {
+        Some(node) => serve::serve(listener, node.guard(app), shutdown_signal()).await,
+        None => serve::serve(listener, app, shutdown_signal()).await,
+    }
+    if let Some(node) = node {
+        node.stop();
+    }
 
     sweeper.abort();
     watcher.abort();

@@ -38,6 +38,8 @@ use address::{PathRoute, Target};
 use page::Page;
 
 pub use address::{port_url, ProxySettings};
+// A cluster's gateway forwards with the same rules for headers.
+pub(crate) use forward::{strip_hop_by_hop, upgrade_protocol};
 pub use handover::{Client, ClientIo};
 
 /// The proxy: where browsers reach the playground, and the sessions whose
@@ -134,6 +136,20 @@ impl Proxy {
             }
             PathRoute::Malformed => Claim::Answer(Page::bad_path(path).into_response()),
         })
+    }
+}
+
+/// For a cluster's gateway, which sends a port's requests to the node of
+/// its session: `None` when a request (its `Host`, its path) is not for a
+/// port; `Some(None)` when it is but names no session (malformed: the node
+/// answers it with its own page); else the session's id.
+pub fn port_session(host: Option<&str>, path: &str, domain: &str) -> Option<Option<String>> {
+    if let Some(prefix) = host.and_then(|h| address::host_prefix(h, domain)) {
+        return Some(address::parse_label(&prefix).map(|t| t.sid));
+    }
+    match address::parse_path(path)? {
+        PathRoute::Forward { target, .. } => Some(Some(target.sid)),
+        PathRoute::AddSlash(_) | PathRoute::Malformed => Some(None),
     }
 }
 

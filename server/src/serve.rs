@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower_service::Service;
 
-use crate::proxy::{Client, ClientIo, Front};
+use crate::proxy::{Client, ClientIo};
 
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
@@ -30,11 +30,19 @@ const MAX_CONNECTIONS: usize = 10_000;
 /// How long a stop waits for in-flight requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-pub async fn serve(
+/// Serve `front` (the node's proxy and router, a cluster node's guard
+/// around them, or a gateway) on `listener` until `shutdown`.
+pub async fn serve<S>(
     listener: TcpListener,
-    front: Front,
+    front: S,
     shutdown: impl std::future::Future<Output = ()>,
-) {
+) where
+    S: Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     // Connections watch this and finish their request in flight, then close.
     let (stopping, stop) = tokio::sync::watch::channel(false);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -96,15 +104,22 @@ pub async fn serve(
 
 /// The router (or proxy) for one connection, as hyper wants it, with the
 /// client's address in every request.
-fn service(
-    front: Front,
+fn service<S>(
+    front: S,
     client: Client,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = axum::response::Response,
     Error = Infallible,
     Future = impl Send,
-> + Clone {
+> + Clone
+where
+    S: Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut request = request.map(Body::new);
         request.extensions_mut().insert(ConnectInfo(client.addr));

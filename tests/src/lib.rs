@@ -15,6 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod browser;
+pub mod cluster;
+pub mod postgres;
 pub mod ssh;
 pub mod walkthrough;
 
@@ -99,8 +101,11 @@ impl TestServer {
             .filter(|a| *a != NESTING)
             .chain(profile)
             .collect();
-        let mut child = Command::new(binary())
-            .arg("--listen=127.0.0.1:0")
+        // A test may choose the address (a cluster's nodes on 127.0.0.2-4).
+        let listen =
+            (!args.iter().any(|a| a.starts_with("--listen"))).then_some("--listen=127.0.0.1:0");
+        let child = Command::new(binary())
+            .args(listen)
             .arg(format!("--data-dir={}", data_dir.path().display()))
             .arg(format!("--images-dir={}", images_dir().display()))
             .arg(format!("--web-dir={}", repo_root().join("dist").display()))
@@ -112,6 +117,35 @@ impl TestServer {
             .kill_on_drop(true)
             .spawn()
             .expect("start playground");
+        Self::started(child, data_dir).await
+    }
+
+    /// Start `playground gateway` with `args` (global flags): it runs no
+    /// instances; its data directory stays empty.
+    pub async fn start_gateway(args: &[&str]) -> TestServer {
+        let data_dir = tempfile::Builder::new()
+            .prefix("playground-gateway-")
+            .tempdir()
+            .unwrap();
+        let listen =
+            (!args.iter().any(|a| a.starts_with("--listen"))).then_some("--listen=127.0.0.1:0");
+        let child = Command::new(binary())
+            .args(listen)
+            .arg(format!("--web-dir={}", repo_root().join("dist").display()))
+            .args(args)
+            .arg("gateway")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start playground gateway");
+        Self::started(child, data_dir).await
+    }
+
+    /// Wait for a started server's "listening" line.
+    async fn started(mut child: Child, data_dir: tempfile::TempDir) -> TestServer {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         // The first start on a machine builds the image: allow for it.
@@ -279,6 +313,12 @@ impl TestServer {
     pub async fn stop(mut self) {
         self.stop_inner().await;
         teardown(self.data_dir.path());
+    }
+
+    /// Stop gracefully, with no teardown (a gateway, which has no
+    /// instances).
+    pub async fn stop_process(mut self) {
+        self.stop_inner().await;
     }
 
     /// Stop gracefully but leave the instances running (to start again on

@@ -21,6 +21,12 @@ impl ApiError {
     pub fn is_not_found(&self) -> bool {
         self.status == Some(404)
     }
+
+    /// The session's host (a cluster node) stopped answering: a gateway's
+    /// 503, worth showing even while the page is reconnecting.
+    pub fn is_host_gone(&self) -> bool {
+        self.status == Some(503) && self.message.starts_with("this session's host is gone")
+    }
 }
 
 impl fmt::Display for ApiError {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::api::clients::ClientAddr;
 use crate::api::state::AppState;
 use crate::error::ApiError;
-use crate::session::sessions::Draw;
+use crate::session::sessions::{Draw, SessionIds};
 use crate::session::tutorial;
 
 /// Default and largest exec timeout.
@@ -53,9 +53,12 @@ pub async fn templates(State(sessions): State<AppState>) -> Json<Vec<TemplateInf
 pub async fn create_session(
     State(sessions): State<AppState>,
     Extension(ClientAddr(client)): Extension<ClientAddr>,
+    chosen: Option<Extension<SessionIds>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: CreateSession = optional_json(&body)?;
+    // Only a cluster node's guard sets these (from its gateway's headers).
+    let ids = chosen.map(|Extension(ids)| ids);
     let session = match (request.template, request.scenario) {
         (Some(_), Some(_)) => {
             return Err(ApiError::new(
@@ -63,8 +66,8 @@ pub async fn create_session(
                 "give a template or a scenario, not both",
             ))
         }
-        (None, Some(id)) => tutorial::start(&sessions, &id, client, Draw::Free).await?,
-        (None, None) => sessions.create(client).await?,
+        (None, Some(id)) => tutorial::start(&sessions, &id, client, Draw::Free, ids).await?,
+        (None, None) => sessions.create(client, ids).await?,
         (Some(name), None) => {
             let template = sessions
                 .policy()
@@ -76,7 +79,7 @@ pub async fn create_session(
                     ApiError::new(StatusCode::NOT_FOUND, format!("no template named {name:?}"))
                 })?;
             sessions
-                .create_from_template(&template, client, Draw::Free)
+                .create_from_template(&template, client, Draw::Free, ids)
                 .await?
         }
     };

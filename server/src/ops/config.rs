@@ -226,6 +226,28 @@ pub struct Config {
     #[arg(long, env = "PLAYGROUND_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 
+    /// PostgreSQL database of a cluster (`postgres://user:pass@host/db`, or
+    /// `host=/run/postgresql dbname=playground`): this process becomes a
+    /// node that registers there (address, capacity, a lease it renews),
+    /// reached only through `playground gateway`. Required by `gateway`.
+    /// Absent: a single host, state in SQLite, no PostgreSQL at all.
+    #[arg(long, env = "PLAYGROUND_CLUSTER", hide_env_values = true)]
+    pub cluster: Option<String>,
+
+    /// File holding the secret gateways and nodes show each other (one
+    /// line, at least 32 characters). Required with --cluster.
+    #[arg(long, env = "PLAYGROUND_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+
+    /// Where gateways reach this node's HTTP listener, as host:port
+    /// [default: the address --listen bound].
+    #[arg(long, env = "PLAYGROUND_ADVERTISE")]
+    pub advertise: Option<String>,
+
+    /// This node's name in the cluster [default: the host name].
+    #[arg(long, env = "PLAYGROUND_NODE_NAME")]
+    pub node_name: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -236,6 +258,11 @@ pub enum Command {
     /// directory, then exit. (Stopping the server leaves instances running,
     /// to be taken back at the next start.)
     Teardown,
+    /// Serve as a cluster's stateless front door: the page, the API,
+    /// terminals and port links of every session, each request forwarded
+    /// to the node that holds its session (needs --cluster and
+    /// --cluster-secret-file; no root, no images, no state of its own).
+    Gateway,
 }
 
 impl Config {

@@ -491,7 +491,7 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 
 /// The protocol an `Upgrade` request asks for (`Connection: upgrade` and
 /// an `Upgrade` header), if it is one.
-fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
+pub(crate) fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     let asks = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -503,7 +503,7 @@ fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 }
 
 /// Remove the hop-by-hop headers, and those that `Connection` names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages have none: one pass over them is cheaper than nine
     // lookups.
     if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {

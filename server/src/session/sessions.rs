@@ -131,6 +131,15 @@ pub enum Draw {
     Reserved,
 }
 
+/// The ids a new session takes when a cluster's gateway chose them (it
+/// records which node holds the session before the node makes it); `None`
+/// everywhere else, and the session model draws its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionIds {
+    pub id: String,
+    pub viewer_id: String,
+}
+
 /// Terminal tabs per instance (`?tab=0` to `?tab=3`).
 pub const TABS: usize = 4;
 
@@ -469,8 +478,12 @@ impl Sessions {
         Ok(())
     }
 
-    pub async fn create(&self, client: Option<IpAddr>) -> Result<Arc<Session>, ApiError> {
-        self.open_session(client, None, Draw::Free).await
+    pub async fn create(
+        &self,
+        client: Option<IpAddr>,
+        ids: Option<SessionIds>,
+    ) -> Result<Arc<Session>, ApiError> {
+        self.open_session(client, None, Draw::Free, ids).await
     }
 
     pub(super) async fn open_session(
@@ -478,12 +491,26 @@ impl Sessions {
         client: Option<IpAddr>,
         tutorial: Option<Arc<Tutorial>>,
         draw: Draw,
+        ids: Option<SessionIds>,
     ) -> Result<Arc<Session>, ApiError> {
         if draw == Draw::Free {
             self.admit_session(client)?;
         }
-        let id = uuid::Uuid::new_v4().to_string();
-        let viewer_id = uuid::Uuid::new_v4().to_string();
+        let SessionIds { id, viewer_id } = match ids {
+            Some(ids) => {
+                if self.sessions.read().unwrap().contains_key(&ids.id) {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!("a session {} exists already on this node", ids.id),
+                    ));
+                }
+                ids
+            }
+            None => SessionIds {
+                id: uuid::Uuid::new_v4().to_string(),
+                viewer_id: uuid::Uuid::new_v4().to_string(),
+            },
+        };
         let network = self.networks.create(&id).await?;
         let now = SystemTime::now();
         let expires_at = now + self.policy.session_ttl.min(self.policy.session_max);
@@ -523,11 +550,12 @@ impl Sessions {
         template: &TemplateInfo,
         client: Option<IpAddr>,
         draw: Draw,
+        ids: Option<SessionIds>,
     ) -> Result<Arc<Session>, ApiError> {
         if draw == Draw::Free && self.capacity.free() < template.instances.len() {
             return Err(self.full_error());
         }
-        let session = self.open_session(client, None, draw).await?;
+        let session = self.open_session(client, None, draw, ids).await?;
         let mut created = Vec::new();
         // Checked when the templates were loaded.
         let profile = template.profile.as_deref().and_then(|p| p.parse().ok());

@@ -24,7 +24,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::ApiError;
 use crate::session::progress::{pages, Tutorial};
-use crate::session::sessions::{Draw, InstanceEntry, Session, Sessions};
+use crate::session::sessions::{Draw, InstanceEntry, Session, SessionIds, Sessions};
 
 /// How long a verify script may run before it is stopped and reported.
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -78,6 +78,7 @@ pub async fn start(
     id: &str,
     client: Option<IpAddr>,
     draw: Draw,
+    ids: Option<SessionIds>,
 ) -> Result<Arc<Session>, ApiError> {
     let scenario = sessions
         .policy()
@@ -90,7 +91,7 @@ pub async fn start(
     }
     let tutorial = Arc::new(Tutorial::new(Arc::new(scenario), None));
     let session = sessions
-        .open_session(client, Some(tutorial.clone()), draw)
+        .open_session(client, Some(tutorial.clone()), draw, ids)
         .await?;
     let prepared = async {
         for hostname in &tutorial.scenario.hostnames {

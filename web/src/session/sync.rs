@@ -224,8 +224,10 @@ impl SessionPage {
             Err(e) if e.is_not_found() => ctx.props().on_ended.emit(()),
             Err(e) => {
                 // While the stream is down too, the header already
-                // says "Reconnecting…": no need for an error on top.
-                let quiet = self.session.is_some() && self.link != LinkState::Live;
+                // says "Reconnecting…": no need for an error on top,
+                // unless a cluster's gateway says why (the host is gone).
+                let quiet =
+                    self.session.is_some() && self.link != LinkState::Live && !e.is_host_gone();
                 if !self.poll_failing && !quiet {
                     self.report(ctx, "Could not load the session", &e);
                 }
