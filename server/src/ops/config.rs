@@ -15,95 +15,142 @@ pub struct Config {
     /// TOML file of settings: each key is a flag's long name (e.g.
     /// `instance-memory-mib = 512`); see playground.example.toml. The command
     /// line overrides the environment, which overrides the file.
-    #[arg(long, env = "PLAYGROUND_CONFIG")]
+    #[arg(long, global = true, env = "PLAYGROUND_CONFIG")]
     pub config: Option<PathBuf>,
 
     /// Address and port to serve the web page and the API on.
-    #[arg(long, env = "PLAYGROUND_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub listen: SocketAddr,
 
     /// Directory for the playground's state: images and instance layers.
     #[arg(
         long,
+        global = true,
         env = "PLAYGROUND_DATA_DIR",
         default_value = "/var/lib/playground"
     )]
     pub data_dir: PathBuf,
 
     /// Where instance images are built and cached [default: <data-dir>/images].
-    #[arg(long, env = "PLAYGROUND_IMAGES_DIR")]
+    #[arg(long, global = true, env = "PLAYGROUND_IMAGES_DIR")]
     pub images_dir: Option<PathBuf>,
 
     /// How long a session lives before it and its instances are removed
     /// (e.g. 4h, 30m, 90s).
-    #[arg(long, env = "PLAYGROUND_SESSION_TTL", default_value = "4h", value_parser = humantime::parse_duration)]
+    #[arg(long, global = true, env = "PLAYGROUND_SESSION_TTL", default_value = "4h", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
 
     /// The longest a session may live in total, extensions included (e.g. 8h).
-    #[arg(long, env = "PLAYGROUND_SESSION_MAX", default_value = "8h", value_parser = humantime::parse_duration)]
+    #[arg(long, global = true, env = "PLAYGROUND_SESSION_MAX", default_value = "8h", value_parser = humantime::parse_duration)]
     pub session_max: Duration,
 
     /// TOML file of extra session templates (see templates.example.toml).
-    #[arg(long, env = "PLAYGROUND_TEMPLATES")]
+    #[arg(long, global = true, env = "PLAYGROUND_TEMPLATES")]
     pub templates: Option<PathBuf>,
 
     /// Folder of scenarios in Killercoda's format (see docs/scenarios.md),
     /// checked at start.
-    #[arg(long, env = "PLAYGROUND_SCENARIOS")]
+    #[arg(long, global = true, env = "PLAYGROUND_SCENARIOS")]
     pub scenarios: Option<PathBuf>,
 
     /// How many instances one session may have at once.
-    #[arg(long, env = "PLAYGROUND_MAX_INSTANCES", default_value_t = 5)]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_MAX_INSTANCES",
+        default_value_t = 5
+    )]
     pub max_instances: u32,
 
     /// How many instances may run on this host at once, over all sessions;
     /// beyond it new sessions and instances are refused with the reason and
     /// a Retry-After [default: host memory / --instance-memory-mib].
-    #[arg(long, env = "PLAYGROUND_CAPACITY_INSTANCES")]
+    #[arg(long, global = true, env = "PLAYGROUND_CAPACITY_INSTANCES")]
     pub capacity_instances: Option<u32>,
 
     /// Live sessions one client address may hold (0: no limit). Raise it for
     /// a classroom whose students share one address behind NAT.
-    #[arg(long, env = "PLAYGROUND_MAX_SESSIONS_PER_CLIENT", default_value_t = 10)]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_MAX_SESSIONS_PER_CLIENT",
+        default_value_t = 10
+    )]
     pub max_sessions_per_client: u32,
 
     /// API requests per second one client address may make, sustained (0:
     /// no limit); bursts of five times as many pass.
-    #[arg(long, env = "PLAYGROUND_REQUESTS_PER_SECOND", default_value_t = 20)]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_REQUESTS_PER_SECOND",
+        default_value_t = 20
+    )]
     pub requests_per_second: u32,
 
     /// Take the client address from the last X-Forwarded-For entry (only
     /// when a reverse proxy that sets it is the sole way in).
-    #[arg(long, env = "PLAYGROUND_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, global = true, env = "PLAYGROUND_TRUST_FORWARDED_FOR", default_value_t = false, action = clap::ArgAction::Set)]
     pub trust_forwarded_for: bool,
 
     /// Open WebSockets (terminals and event streams) one session may have.
     #[arg(
         long,
+        global = true,
         env = "PLAYGROUND_MAX_CONNECTIONS_PER_SESSION",
         default_value_t = 32
     )]
     pub max_connections_per_session: u32,
 
     /// Memory limit of each instance, in MiB (no swap beyond it).
-    #[arg(long, env = "PLAYGROUND_INSTANCE_MEMORY_MIB", default_value_t = 1024)]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_INSTANCE_MEMORY_MIB",
+        default_value_t = 1024
+    )]
     pub instance_memory_mib: u64,
 
     /// Maximum number of processes and threads in each instance.
-    #[arg(long, env = "PLAYGROUND_INSTANCE_PIDS", default_value_t = 1000)]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_INSTANCE_PIDS",
+        default_value_t = 1000
+    )]
     pub instance_pids: u64,
 
     /// Disk space of each instance (its writable layer), in MiB. Sparse: the
     /// host only spends what instances write.
-    #[arg(long, env = "PLAYGROUND_INSTANCE_DISK_MIB", default_value_t = 4096)]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_INSTANCE_DISK_MIB",
+        default_value_t = 4096
+    )]
     pub instance_disk_mib: u64,
 
     /// Largest file upload through the files API, in MiB.
-    #[arg(long, env = "PLAYGROUND_MAX_UPLOAD_MIB", default_value_t = 100)]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_MAX_UPLOAD_MIB",
+        default_value_t = 100
+    )]
     pub max_upload_mib: u64,
 
     /// Hard CPU cap of each instance, in CPUs (e.g. 0.5, 1, 2; 0 for none).
-    #[arg(long, env = "PLAYGROUND_INSTANCE_CPUS", default_value_t = 1.0)]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_INSTANCE_CPUS",
+        default_value_t = 1.0
+    )]
     pub instance_cpus: f64,
 
     /// What instance root may do: `nesting` (the default: the real dockerd,
@@ -111,28 +158,34 @@ pub struct Config {
     /// subtree, all within the instance's user namespace) or `strict`
     /// (Docker's default container profile; `docker` is the built-in engine).
     /// Templates may choose their own.
-    #[arg(long, env = "PLAYGROUND_INSTANCE_PROFILE", default_value = "nesting", value_parser = ["nesting", "strict"])]
+    #[arg(long, global = true, env = "PLAYGROUND_INSTANCE_PROFILE", default_value = "nesting", value_parser = ["nesting", "strict"])]
     pub instance_profile: String,
 
     /// Relative CPU weight of each instance when CPUs are contended (1024 is normal).
-    #[arg(long, env = "PLAYGROUND_INSTANCE_CPU_SHARES", default_value_t = 1024)]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_INSTANCE_CPU_SHARES",
+        default_value_t = 1024
+    )]
     pub instance_cpu_shares: u64,
 
     /// Address pool for session networks; each session gets a /24 of it.
     /// Instances reach each other inside a session and nothing else. Must
     /// not overlap 172.17.0.0/16, the containers' bridge in every instance.
-    #[arg(long, env = "PLAYGROUND_NETWORK_POOL", default_value = "10.100.0.0/16", value_parser = parse_pool)]
+    #[arg(long, global = true, env = "PLAYGROUND_NETWORK_POOL", default_value = "10.100.0.0/16", value_parser = parse_pool)]
     pub network_pool: (std::net::Ipv4Addr, u8),
 
     /// What instances may reach outside their session: `off` (nothing; the
     /// default) or `nat` (public addresses through the host, never the host
     /// itself, private or link-local ranges; needs nftables).
-    #[arg(long, env = "PLAYGROUND_EGRESS", default_value = "off", value_parser = ["off", "nat"])]
+    #[arg(long, global = true, env = "PLAYGROUND_EGRESS", default_value = "off", value_parser = ["off", "nat"])]
     pub egress: String,
 
     /// DNS servers instances use when egress is `nat` (comma-separated).
     #[arg(
         long,
+        global = true,
         env = "PLAYGROUND_DNS",
         default_value = "1.1.1.1,9.9.9.9",
         value_delimiter = ','
@@ -140,12 +193,18 @@ pub struct Config {
     pub dns: Vec<std::net::Ipv4Addr>,
 
     /// Folder with the built web app (Trunk's output).
-    #[arg(long, env = "PLAYGROUND_WEB_DIR", default_value = "dist")]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_WEB_DIR",
+        default_value = "dist"
+    )]
     pub web_dir: PathBuf,
 
     /// Debian mirror used once to build the default instance image.
     #[arg(
         long,
+        global = true,
         env = "PLAYGROUND_DEBIAN_MIRROR",
         default_value = "http://deb.debian.org/debian"
     )]
@@ -154,7 +213,7 @@ pub struct Config {
     /// OCI image layout imported into the engine's image store at start-up
     /// (the offline images made by scripts/build-offline-images), skipping
     /// what the store has [default: <images-dir>/oci-layout].
-    #[arg(long, env = "PLAYGROUND_OFFLINE_IMAGES")]
+    #[arg(long, global = true, env = "PLAYGROUND_OFFLINE_IMAGES")]
     pub offline_images: Option<PathBuf>,
 
     /// Registry mirrors the instances' `docker pull` tries first, like
@@ -162,12 +221,22 @@ pub struct Config {
     /// `REGISTRY=URL` another registry (comma-separated). When no mirror nor
     /// the registry answers, a pull is served from images the store
     /// already has (the offline images), so offline hosts still pull them.
-    #[arg(long, env = "PLAYGROUND_REGISTRY_MIRRORS", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_REGISTRY_MIRRORS",
+        value_delimiter = ','
+    )]
     pub registry_mirrors: Vec<String>,
 
     /// Registries (`host` or `host:port`) pulled from over plain HTTP
     /// (comma-separated); loopback addresses always are.
-    #[arg(long, env = "PLAYGROUND_INSECURE_REGISTRIES", value_delimiter = ',')]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
     pub insecure_registries: Vec<String>,
 
     /// Domain under which ports of instances are served: port 8000 of node1
@@ -177,53 +246,58 @@ pub struct Config {
     /// loopback with no DNS set-up; elsewhere point a wildcard DNS record
     /// (and certificate) at the playground. Ports are also reachable at
     /// /proxy/<session id>/<instance>/<port>/ on the page's own host.
-    #[arg(long, env = "PLAYGROUND_PROXY_DOMAIN", default_value = "localhost", value_parser = parse_domain)]
+    #[arg(long, global = true, env = "PLAYGROUND_PROXY_DOMAIN", default_value = "localhost", value_parser = parse_domain)]
     pub proxy_domain: String,
 
     /// Scheme browsers use to reach the playground: https behind a TLS
     /// terminator. Used in port links and X-Forwarded-Proto.
-    #[arg(long, env = "PLAYGROUND_PUBLIC_SCHEME", default_value = "http", value_parser = ["http", "https"])]
+    #[arg(long, global = true, env = "PLAYGROUND_PUBLIC_SCHEME", default_value = "http", value_parser = ["http", "https"])]
     pub public_scheme: String,
 
     /// Port browsers use to reach the playground, e.g. 443 behind a TLS
     /// terminator; left out of links when it is the scheme's default
     /// [default: the port of --listen].
-    #[arg(long, env = "PLAYGROUND_PUBLIC_PORT")]
+    #[arg(long, global = true, env = "PLAYGROUND_PUBLIC_PORT")]
     pub public_port: Option<u16>,
 
     /// Secret that opens `/metrics` (Prometheus) and the admin API
     /// (`/api/admin/...`) on the main address: send it as
     /// `Authorization: Bearer <token>`. Without it (and without
     /// --admin-listen) both are off.
-    #[arg(long, env = "PLAYGROUND_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
 
     /// A second address that serves only `/metrics` and the admin API, with
     /// no token (e.g. 127.0.0.1:9090; keep it off public networks).
-    #[arg(long, env = "PLAYGROUND_ADMIN_LISTEN")]
+    #[arg(long, global = true, env = "PLAYGROUND_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
 
     /// Where the SSH server listens (e.g. 0.0.0.0:2222); off when absent.
     /// Users log in as `<instance>.<session id>` with a key they added to
     /// their session.
-    #[arg(long, env = "PLAYGROUND_SSH_LISTEN")]
+    #[arg(long, global = true, env = "PLAYGROUND_SSH_LISTEN")]
     pub ssh_listen: Option<SocketAddr>,
 
     /// The host name the page shows in its `ssh` commands (e.g.
     /// play.example.org); by default the host the page was loaded from.
-    #[arg(long, env = "PLAYGROUND_SSH_HOST")]
+    #[arg(long, global = true, env = "PLAYGROUND_SSH_HOST")]
     pub ssh_host: Option<String>,
 
     /// Sites whose pages may embed the playground (comma-separated origins
     /// like `https://tutorial.example`): they may call the API from the
     /// browser (CORS) and show `/embed/...` pages in frames. None by default:
     /// no other site may call the API or frame any page.
-    #[arg(long, env = "PLAYGROUND_EMBED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    #[arg(long, global = true, env = "PLAYGROUND_EMBED_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub embed_origins: Vec<String>,
 
     /// Log lines as readable `text` or as one JSON object per line (`json`),
     /// for log collectors. Levels are set with RUST_LOG (default info).
-    #[arg(long, env = "PLAYGROUND_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    #[arg(long, global = true, env = "PLAYGROUND_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 
     /// PostgreSQL database of a cluster (`postgres://user:pass@host/db`, or
@@ -231,21 +305,26 @@ pub struct Config {
     /// node that registers there (address, capacity, a lease it renews),
     /// reached only through `playground gateway`. Required by `gateway`.
     /// Absent: a single host, state in SQLite, no PostgreSQL at all.
-    #[arg(long, env = "PLAYGROUND_CLUSTER", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "PLAYGROUND_CLUSTER",
+        hide_env_values = true
+    )]
     pub cluster: Option<String>,
 
     /// File holding the secret gateways and nodes show each other (one
     /// line, at least 32 characters). Required with --cluster.
-    #[arg(long, env = "PLAYGROUND_CLUSTER_SECRET_FILE")]
+    #[arg(long, global = true, env = "PLAYGROUND_CLUSTER_SECRET_FILE")]
     pub cluster_secret_file: Option<PathBuf>,
 
     /// Where gateways reach this node's HTTP listener, as host:port
     /// [default: the address --listen bound].
-    #[arg(long, env = "PLAYGROUND_ADVERTISE")]
+    #[arg(long, global = true, env = "PLAYGROUND_ADVERTISE")]
     pub advertise: Option<String>,
 
     /// This node's name in the cluster [default: the host name].
-    #[arg(long, env = "PLAYGROUND_NODE_NAME")]
+    #[arg(long, global = true, env = "PLAYGROUND_NODE_NAME")]
     pub node_name: Option<String>,
 
     #[command(subcommand)]
