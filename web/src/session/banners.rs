@@ -1,5 +1,6 @@
 //! Notes across the session page: the warning that the session ends soon
-//! (with "Extend") and the note over an instance that has stopped.
+//! (with "Extend"), the note that the session's host is gone (many hosts
+//! behind a gateway) and the note over an instance that has stopped.
 
 use yew::prelude::*;
 
@@ -47,6 +48,29 @@ pub fn exited_note() -> Html {
         <div id="instance-exited-note" class="instance-note" role="status">
             <strong>{ "This instance has stopped." }</strong>
             { " Its init process exited (it was killed, or the instance ran out of memory or processes), so its terminal and ports no longer work. Delete it to free its place, then add a new one." }
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct HostGoneBannerProps {
+    /// The gateway's words: which node, since when.
+    pub message: AttrValue,
+}
+
+/// Shown while a gateway says the node holding this session stopped
+/// answering: the page says why nothing works instead of only
+/// "Reconnecting…", and the note goes when the session answers again.
+#[function_component(HostGoneBanner)]
+pub fn host_gone_banner(props: &HostGoneBannerProps) -> Html {
+    html! {
+        <div id="host-gone-banner" class="ending-banner" role="alert">
+            <span class="ending-icon">{ "!" }</span>
+            <span>
+                <strong>{ "This session's host is gone." }</strong>
+                { " If it comes back, so do your instances, and this page reconnects by itself. " }
+                <span class="host-gone-detail">{ format!("({})", props.message) }</span>
+            </span>
         </div>
     }
 }

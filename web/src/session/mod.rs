@@ -44,7 +44,7 @@ use crate::editor::Editor;
 use crate::events::{EventStream, LinkState};
 use crate::settings::{Settings, MAX_FONT, MIN_FONT};
 use crate::terminal::TerminalInput;
-use banners::{EndingBanner, ExitedNote};
+use banners::{EndingBanner, ExitedNote, HostGoneBanner};
 use class_banners::{ClassMessage, ClassMessages, HelpBanner};
 use cpu_meter::CpuMeter;
 use files_bar::{FilesBar, Upload};
@@ -137,6 +137,8 @@ pub struct SessionPage {
     polled_at: f64,
     /// The last GET failed (reported once, not every few seconds).
     poll_failing: bool,
+    /// A gateway says the node holding the session is gone (its words).
+    host_gone: Option<String>,
     /// `ending_soon` arrived.
     ending_soon: bool,
     cpu: HashMap<String, CpuMeter>,
@@ -269,6 +271,7 @@ impl Component for SessionPage {
             loading: false,
             polled_at: js_sys::Date::now(),
             poll_failing: false,
+            host_gone: None,
             ending_soon: false,
             cpu: HashMap::new(),
             adding: false,
@@ -431,6 +434,9 @@ impl Component for SessionPage {
                             open={self.share_open} on_toggle={link.callback(|_| Msg::ToggleShare)} />
                     }
                 </TopBar>
+                if let Some(message) = &self.host_gone {
+                    <HostGoneBanner message={message.clone()} />
+                }
                 if self.show_ending_soon() {
                     <EndingBanner remaining={self.remaining_secs()}
                         can_extend={!view && self.session.as_ref().is_some_and(|s| s.can_extend)}

@@ -210,6 +210,7 @@ impl SessionPage {
         match result {
             Ok(info) => {
                 self.poll_failing = false;
+                self.host_gone = None;
                 let live = was_live || self.link == LinkState::Live;
                 if self.session.is_none() || !live {
                     // No stream to trust: take the whole state.
@@ -222,12 +223,13 @@ impl SessionPage {
                 }
             }
             Err(e) if e.is_not_found() => ctx.props().on_ended.emit(()),
+            // A cluster's gateway says why nothing answers: its own note,
+            // kept until the session answers again.
+            Err(e) if e.is_host_gone() => self.host_gone = Some(e.message),
             Err(e) => {
                 // While the stream is down too, the header already
-                // says "Reconnecting…": no need for an error on top,
-                // unless a cluster's gateway says why (the host is gone).
-                let quiet =
-                    self.session.is_some() && self.link != LinkState::Live && !e.is_host_gone();
+                // says "Reconnecting…": no need for an error on top.
+                let quiet = self.session.is_some() && self.link != LinkState::Live;
                 if !self.poll_failing && !quiet {
                     self.report(ctx, "Could not load the session", &e);
                 }
