@@ -123,6 +123,45 @@ impl Cluster {
         self.nodes[i] = Some(node);
     }
 
+    /// Start one more node named `name` on 127.0.0.5 and its own data
+    /// directory, expecting it to refuse to start: its exit status and
+    /// what it said. Whatever it made is torn down.
+    pub async fn start_refused_node(&self, name: &str) -> (Option<i32>, String) {
+        let data_dir = tempfile::Builder::new()
+            .prefix("playground-test-")
+            .tempdir()
+            .unwrap();
+        let mut flags = self.cluster_flags();
+        flags.extend([
+            "--listen=127.0.0.5:0".to_string(),
+            format!("--node-name={name}"),
+            format!("--data-dir={}", data_dir.path().display()),
+            format!("--images-dir={}", crate::images_dir().display()),
+            "--network-pool=10.250.0.0/16".to_string(),
+        ]);
+        let mut child = tokio::process::Command::new(crate::binary())
+            .args(&flags)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let code = match tokio::time::timeout(Duration::from_secs(120), child.wait()).await {
+            Ok(status) => status.unwrap().code(),
+            Err(_) => {
+                let _ = child.kill().await;
+                Some(-1)
+            }
+        };
+        let out = child.wait_with_output().await.unwrap();
+        crate::teardown(data_dir.path());
+        let said = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        (code, said)
+    }
+
     /// A client that shows the secret, as a gateway does (to talk to a
     /// node directly).
     pub fn node_client(&self) -> reqwest::Client {

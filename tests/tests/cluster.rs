@@ -418,3 +418,20 @@ async fn the_sweep_forgets_sessions_of_a_node_that_never_came_back() {
     // The crashed node's data directory is torn down with the cluster.
     c.stop().await;
 }
+
+/// Two hosts given one name: the second refuses to start and says why,
+/// and the first keeps its row (its sessions stay reachable).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_node_with_a_live_nodes_name_refuses_to_start() {
+    let c = Cluster::start(1, 1, &[]).await;
+    let sid = c.gateway(0).create_session().await.id;
+    let (code, said) = c.start_refused_node(&Cluster::node_name(0)).await;
+    assert!(code.is_some_and(|c| c > 0), "{code:?}: {said}");
+    assert!(
+        said.contains("another node named node-0 is live at 127.0.0.2:"),
+        "{said}"
+    );
+    assert!(c.gateway(0).session(&sid).await.is_some());
+    assert_eq!(c.node_of(&sid).as_deref(), Some("node-0"));
+    c.stop().await;
+}

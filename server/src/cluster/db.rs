@@ -141,30 +141,52 @@ impl Db {
         used: i32,
         free_disk: i64,
     ) -> anyhow::Result<()> {
-        self.client()
+        let n = self
+            .client()
             .await?
             .execute(
                 "INSERT INTO nodes (name, address, capacity, used, free_disk_bytes, lease_until, \
                  started_at) VALUES ($1, $2, $3, $4, $5, now() + interval '10 seconds', now()) \
                  ON CONFLICT (name) DO UPDATE SET address = $2, capacity = $3, used = $4, \
                  free_disk_bytes = $5, lease_until = now() + interval '10 seconds', \
-                 started_at = now()",
+                 started_at = now() \
+                 WHERE nodes.address = $2 OR nodes.lease_until <= now()",
                 &[&name, &address, &capacity, &used, &free_disk],
             )
             .await
             .with_context(|| format!("register node {name} in {}", self.place))?;
+        if n == 0 {
+            // The row is another live node's: two hosts were given one name.
+            let row = self
+                .client()
+                .await?
+                .query_opt("SELECT address FROM nodes WHERE name = $1", &[&name])
+                .await?;
+            let other: String = row.map(|r| r.get(0)).unwrap_or_default();
+            anyhow::bail!(
+                "another node named {name} is live at {other}: give this one its own \
+                 --node-name (or stop the other; its lease lapses 10 s after it stops)"
+            );
+        }
         Ok(())
     }
 
-    /// Renew a node's lease; false when its row is gone.
-    pub async fn renew(&self, name: &str, used: i32, free_disk: i64) -> anyhow::Result<bool> {
+    /// Renew a node's lease; false when its row is gone or is another
+    /// node's (at another address).
+    pub async fn renew(
+        &self,
+        name: &str,
+        address: &str,
+        used: i32,
+        free_disk: i64,
+    ) -> anyhow::Result<bool> {
         let n = self
             .client()
             .await?
             .execute(
                 "UPDATE nodes SET used = $2, free_disk_bytes = $3, \
-                 lease_until = now() + interval '10 seconds' WHERE name = $1",
-                &[&name, &used, &free_disk],
+                 lease_until = now() + interval '10 seconds' WHERE name = $1 AND address = $4",
+                &[&name, &used, &free_disk, &address],
             )
             .await?;
         Ok(n == 1)

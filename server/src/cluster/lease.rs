@@ -121,8 +121,12 @@ pub fn keep(
 
 async fn renew(db: &Db, me: &Registration, sessions: &Sessions) -> anyhow::Result<()> {
     let free = free_disk(&me.data_dir);
-    if !db.renew(&me.name, used(sessions), free).await? {
-        // Someone removed the row: register again.
+    if !db
+        .renew(&me.name, &me.address, used(sessions), free)
+        .await?
+    {
+        // Someone removed the row (register again), or another node took
+        // the name (registering says so, and this lease lapses).
         db.register(&me.name, &me.address, me.capacity, used(sessions), free)
             .await?;
     }
