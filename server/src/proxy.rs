@@ -39,7 +39,9 @@ use page::Page;
 
 pub use address::{port_url, ProxySettings};
 // A cluster's gateway forwards with the same rules for headers.
-pub(crate) use forward::{strip_hop_by_hop, upgrade_protocol};
+pub(crate) use forward::{
+    strip_hop_by_hop, switched_protocols_head, upgrade_protocol, with_causes,
+};
 pub use handover::{Client, ClientIo};
 
 /// The proxy: where browsers reach the playground, and the sessions whose

@@ -66,6 +66,34 @@ pub struct TestServer {
     pub http: reqwest::Client,
 }
 
+/// The binary with `args`, the page from `dist/`, on a free loopback port
+/// unless `args` choose the address (a cluster's nodes on 127.0.0.2-4);
+/// its standard output piped for the "listening" line, killed on drop.
+fn playground(args: &[&str]) -> Command {
+    let listen =
+        (!args.iter().any(|a| a.starts_with("--listen"))).then_some("--listen=127.0.0.1:0");
+    let mut command = Command::new(binary());
+    command
+        .args(listen)
+        .arg(format!("--web-dir={}", repo_root().join("dist").display()))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    command
+}
+
+/// A TCP port free on loopback now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl TestServer {
     /// Start with default settings plus `args`. Instances are of the
     /// `strict` profile (the built-in engine) unless `args` choose one with
@@ -101,20 +129,9 @@ impl TestServer {
             .filter(|a| *a != NESTING)
             .chain(profile)
             .collect();
-        // A test may choose the address (a cluster's nodes on 127.0.0.2-4).
-        let listen =
-            (!args.iter().any(|a| a.starts_with("--listen"))).then_some("--listen=127.0.0.1:0");
-        let child = Command::new(binary())
-            .args(listen)
+        let child = playground(&args)
             .arg(format!("--data-dir={}", data_dir.path().display()))
             .arg(format!("--images-dir={}", images_dir().display()))
-            .arg(format!("--web-dir={}", repo_root().join("dist").display()))
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .expect("start playground");
         Self::started(child, data_dir).await
@@ -127,18 +144,8 @@ impl TestServer {
             .prefix("playground-gateway-")
             .tempdir()
             .unwrap();
-        let listen =
-            (!args.iter().any(|a| a.starts_with("--listen"))).then_some("--listen=127.0.0.1:0");
-        let child = Command::new(binary())
-            .args(listen)
-            .arg(format!("--web-dir={}", repo_root().join("dist").display()))
-            .args(args)
+        let child = playground(args)
             .arg("gateway")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
             .spawn()
             .expect("start playground gateway");
         Self::started(child, data_dir).await

@@ -38,15 +38,6 @@ pub fn fingerprint(dir: &Path, name: &str) -> String {
         .to_string()
 }
 
-/// A TCP port free on loopback now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Options every client here uses: no host key prompts (each test server
 /// makes its own), only the key given, never a password prompt.
 const OPTIONS: [&str; 10] = [

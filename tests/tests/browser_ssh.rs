@@ -33,6 +33,18 @@ async fn focused(browser: &Client) -> String {
         .unwrap_or_default()
 }
 
+/// Wait until the panel's toggle counts `n` keys.
+async fn keys_shown(browser: &Client, n: usize) {
+    let label = format!("SSH keys ({n})");
+    wait_text(browser, "#ssh-keys-toggle", &label, Duration::from_secs(5)).await;
+}
+
+/// The keys the server holds for `sid`.
+async fn stored_keys(server: &TestServer, sid: &str) -> Vec<SshKeyInfo> {
+    let path = format!("/api/sessions/{sid}/ssh-keys");
+    server.get(&path).await.json().await.unwrap()
+}
+
 /// An `<input>`'s or `<textarea>`'s current value.
 async fn value(browser: &Client, css: &str) -> String {
     let element = browser.find(Locator::Css(css)).await.unwrap();
@@ -144,19 +156,8 @@ async fn the_ssh_command_keys_and_the_tab_an_ssh_login_opens() {
         assert!(listed.contains("ED25519"), "{listed}");
         assert_eq!(count(&browser, "#ssh-key-error").await, 0);
         assert_eq!(value(&browser, "#ssh-key-input").await, "");
-        wait_text(
-            &browser,
-            "#ssh-keys-toggle",
-            "SSH keys (1)",
-            Duration::from_secs(5),
-        )
-        .await;
-        let stored: Vec<SshKeyInfo> = server
-            .get(&format!("/api/sessions/{sid}/ssh-keys"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        keys_shown(&browser, 1).await;
+        let stored = stored_keys(&server, &sid).await;
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].fingerprint, ada_fingerprint);
 
@@ -170,13 +171,7 @@ async fn the_ssh_command_keys_and_the_tab_an_ssh_login_opens() {
             .await?;
         let bob_row = format!(".ssh-key[data-fingerprint='{bob_fingerprint}']");
         wait_text(&browser, &bob_row, "bob@test", Duration::from_secs(10)).await;
-        wait_text(
-            &browser,
-            "#ssh-keys-toggle",
-            "SSH keys (2)",
-            Duration::from_secs(5),
-        )
-        .await;
+        keys_shown(&browser, 2).await;
         save_screenshot(&browser, "ssh-keys.png").await?;
         browser
             .find(Locator::Css(&format!("{bob_row} .ssh-key-remove")))
@@ -187,19 +182,8 @@ async fn the_ssh_command_keys_and_the_tab_an_ssh_login_opens() {
             (count(&browser, &bob_row).await == 0).then_some(())
         })
         .await;
-        wait_text(
-            &browser,
-            "#ssh-keys-toggle",
-            "SSH keys (1)",
-            Duration::from_secs(5),
-        )
-        .await;
-        let stored: Vec<SshKeyInfo> = server
-            .get(&format!("/api/sessions/{sid}/ssh-keys"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        keys_shown(&browser, 1).await;
+        let stored = stored_keys(&server, &sid).await;
         assert_eq!(stored.len(), 1, "{stored:?}");
         assert_eq!(count(&browser, "#ssh-keys-error").await, 0);
 

@@ -8,7 +8,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use playground_protocol::{SessionInfo, SshKeyInfo};
-use playground_tests::ssh::{file_client, fingerprint, free_port, keygen, ssh, PtySsh};
+use playground_tests::free_port;
+use playground_tests::ssh::{file_client, fingerprint, keygen, ssh, PtySsh};
 use playground_tests::TestServer;
 
 async fn add(server: &TestServer, sid: &str, key: &str) -> reqwest::Response {

@@ -84,17 +84,8 @@ impl ClientPolicy {
 
     fn address(&self, request: &Request) -> Option<IpAddr> {
         if self.trust_forwarded_for {
-            // The proxy in front appends the address it saw last.
-            let forwarded = request
-                .headers()
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-                .next_back();
-            if forwarded.is_some() {
-                return forwarded;
+            if let Some(forwarded) = last_forwarded_for(request.headers()) {
+                return Some(forwarded);
             }
         }
         request
@@ -134,6 +125,18 @@ pub async fn limit(
     }
     request.extensions_mut().insert(ClientAddr(address));
     next.run(request).await
+}
+
+/// The last address in `X-Forwarded-For`: the one the proxy in front of us
+/// appended (those before it are the client's word).
+pub fn last_forwarded_for(headers: &axum::http::HeaderMap) -> Option<IpAddr> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .next_back()
 }
 
 #[cfg(test)]

@@ -357,15 +357,7 @@ async fn forward_inner(
         };
         let upstream_upgrade = hyper::upgrade::on(&mut response);
         let (mut parts, _) = response.into_parts();
-        let protocol = parts.headers.get(header::UPGRADE).cloned();
-        strip_hop_by_hop(&mut parts.headers);
-        parts
-            .headers
-            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        if let Some(protocol) = protocol {
-            parts.headers.insert(header::UPGRADE, protocol);
-        }
-        parts.version = Version::HTTP_11;
+        switched_protocols_head(&mut parts);
         tokio::spawn(splice(client_upgrade, upstream_upgrade));
         // The connection is the upgrade's now: never kept.
         return Ok(Response::from_parts(parts, Body::empty()));
@@ -478,7 +470,7 @@ impl Drop for KeepBody {
 }
 
 /// An error and its causes, e.g. `connection error: Connection reset by peer`.
-fn with_causes(error: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(e) = cause {
@@ -487,6 +479,21 @@ fn with_causes(error: &dyn std::error::Error) -> String {
         cause = e.source();
     }
     text
+}
+
+/// The head of a 101 answer passed on to the client: the connection's own
+/// headers dropped, but `Connection: upgrade` and the `Upgrade` protocol
+/// the program (or node) chose kept, as HTTP/1.1.
+pub(crate) fn switched_protocols_head(parts: &mut axum::http::response::Parts) {
+    let protocol = parts.headers.get(header::UPGRADE).cloned();
+    strip_hop_by_hop(&mut parts.headers);
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Some(protocol) = protocol {
+        parts.headers.insert(header::UPGRADE, protocol);
+    }
+    parts.version = Version::HTTP_11;
 }
 
 /// The protocol an `Upgrade` request asks for (`Connection: upgrade` and

@@ -205,17 +205,7 @@ impl Handler for Connection {
         let mut env = self.env.remove(&channel).unwrap_or_default();
         let Some((cols, rows, term)) = self.ptys.remove(&channel) else {
             let argv = vec!["/bin/bash".to_string(), "-l".to_string()];
-            return match entry.instance.spawn_piped(argv, env).await {
-                Ok(process) => {
-                    session.channel_success(channel)?;
-                    tokio::spawn(run_command(ch, process));
-                    Ok(())
-                }
-                Err(e) => {
-                    tracing::warn!(instance = %entry.name, "ssh shell: {e}");
-                    session.channel_failure(channel)
-                }
-            };
+            return start_piped(&entry, ch, argv, env, session).await;
         };
         env.push(format!("TERM={term}"));
         match entry.open_free_tab(env, cols, rows).await {
@@ -255,17 +245,7 @@ impl Handler for Connection {
         let command = String::from_utf8_lossy(data).into_owned();
         let argv = vec!["/bin/bash".to_string(), "-c".to_string(), command];
         let env = self.env.remove(&channel).unwrap_or_default();
-        match entry.instance.spawn_piped(argv, env).await {
-            Ok(process) => {
-                session.channel_success(channel)?;
-                tokio::spawn(run_command(ch, process));
-                Ok(())
-            }
-            Err(e) => {
-                tracing::warn!(instance = %entry.name, "ssh exec: {e}");
-                session.channel_failure(channel)
-            }
-        }
+        start_piped(&entry, ch, argv, env, session).await
     }
 
     async fn env_request(
@@ -298,17 +278,7 @@ impl Handler for Connection {
             return session.channel_failure(channel);
         };
         let argv = vec!["/usr/lib/openssh/sftp-server".to_string()];
-        match entry.instance.spawn_piped(argv, Vec::new()).await {
-            Ok(process) => {
-                session.channel_success(channel)?;
-                tokio::spawn(run_command(ch, process));
-                Ok(())
-            }
-            Err(e) => {
-                tracing::warn!(instance = %entry.name, "ssh sftp: {e}");
-                session.channel_failure(channel)
-            }
-        }
+        start_piped(&entry, ch, argv, Vec::new(), session).await
     }
 
     /// `ssh -L`: a connection to a port inside the instance (only there:
@@ -383,6 +353,29 @@ impl Handler for Connection {
     ) -> Result<bool, Self::Error> {
         tracing::debug!(address, port = *port, "ssh: remote forwarding refused");
         Ok(false)
+    }
+}
+
+/// Start `argv` in the instance with pipes for the channel `ch` (a
+/// command, a shell without a PTY, sftp-server), and say whether it started.
+async fn start_piped(
+    entry: &InstanceEntry,
+    ch: Channel<Msg>,
+    argv: Vec<String>,
+    env: Vec<String>,
+    session: &mut Session,
+) -> Result<(), russh::Error> {
+    let channel = ch.id();
+    match entry.instance.spawn_piped(argv.clone(), env).await {
+        Ok(process) => {
+            session.channel_success(channel)?;
+            tokio::spawn(run_command(ch, process));
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(instance = %entry.name, program = %argv[0], "ssh: {e}");
+            session.channel_failure(channel)
+        }
     }
 }
 

@@ -15,8 +15,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use crate::api::clients::last_forwarded_for;
 use crate::cluster::{Secret, SECRET_HEADER, SESSION_ID_HEADER, VIEWER_ID_HEADER};
-use crate::proxy::{strip_hop_by_hop, upgrade_protocol, Client};
+use crate::proxy::{
+    strip_hop_by_hop, switched_protocols_head, upgrade_protocol, with_causes, Client,
+};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
@@ -47,16 +50,8 @@ impl Forwarder {
     /// --trust-forwarded-for the last one a proxy in front added.
     fn client_ip(&self, request: &Request) -> Option<IpAddr> {
         if self.trust_forwarded_for {
-            let forwarded = request
-                .headers()
-                .get_all(&X_FORWARDED_FOR)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-                .next_back();
-            if forwarded.is_some() {
-                return forwarded;
+            if let Some(forwarded) = last_forwarded_for(request.headers()) {
+                return Some(forwarded);
             }
         }
         request
@@ -132,14 +127,7 @@ impl Forwarder {
                 });
             }
             let (mut parts, _) = response.into_parts();
-            let protocol = parts.headers.get(header::UPGRADE).cloned();
-            strip_hop_by_hop(&mut parts.headers);
-            parts
-                .headers
-                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            if let Some(protocol) = protocol {
-                parts.headers.insert(header::UPGRADE, protocol);
-            }
+            switched_protocols_head(&mut parts);
             return Ok(Response::from_parts(parts, Body::empty()));
         }
         let (mut parts, body) = response.into_parts();
@@ -147,16 +135,4 @@ impl Forwarder {
         parts.version = Version::HTTP_11;
         Ok(Response::from_parts(parts, Body::new(body)))
     }
-}
-
-/// An error and its causes, e.g. `client error (Connect): tcp connect error: Connection refused`.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }
