@@ -15,6 +15,7 @@
 
 mod forward;
 mod metrics;
+mod owners;
 mod route;
 mod sweep;
 
@@ -48,6 +49,8 @@ const CREATE_BODY_LIMIT: usize = 64 * 1024;
 
 struct Gateway {
     db: Arc<Db>,
+    /// Owners of sessions recently read from `db`.
+    owners: owners::Owners,
     forwarder: Forwarder,
     /// `--proxy-domain`: host names under it are port links.
     domain: String,
@@ -76,6 +79,7 @@ pub async fn run(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow:
     );
     let gateway = Arc::new(Gateway {
         db: db.clone(),
+        owners: Default::default(),
         forwarder: Forwarder::new(&secret, config.trust_forwarded_for),
         domain: config.proxy_domain.clone(),
         web,
@@ -233,8 +237,16 @@ impl Gateway {
 
     /// Forward to the node holding session (or view) `id`.
     async fn to_owner(&self, id: &str, by_viewer: bool, request: Request) -> Response {
-        let owner = match self.db.owner(id, by_viewer).await {
-            Ok(Some(owner)) => owner,
+        let known = self.owners.get(id, by_viewer);
+        let read = match known {
+            Some(owner) => Ok(Some(owner)),
+            None => self.db.owner(id, by_viewer).await,
+        };
+        let owner = match read {
+            Ok(Some(owner)) => {
+                self.owners.put(id, by_viewer, &owner);
+                owner
+            }
             Ok(None) if by_viewer => {
                 return ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -258,6 +270,7 @@ impl Gateway {
             Ok(response) => {
                 let status = response.status();
                 if ends && (status == StatusCode::NO_CONTENT || status == StatusCode::NOT_FOUND) {
+                    self.owners.forget(id, false);
                     if let Err(e) = self.db.remove_placement(id).await {
                         tracing::warn!(session = id, "forget an ended session: {e:#}");
                     }
@@ -267,7 +280,12 @@ impl Gateway {
                 }
                 response
             }
-            Err(Unreachable(why)) => node_silent(&owner.node, &why),
+            Err(Unreachable(why)) => {
+                // Read the owner again next time: the node may be back
+                // elsewhere, or gone.
+                self.owners.forget(id, by_viewer);
+                node_silent(&owner.node, &why)
+            }
         }
     }
 
@@ -369,6 +387,7 @@ impl Gateway {
     }
 
     async fn forget(&self, sid: &str) {
+        self.owners.forget(sid, false);
         if let Err(e) = self.db.remove_placement(sid).await {
             tracing::warn!(session = sid, "remove a placement: {e:#}");
         }
