@@ -1,7 +1,8 @@
 //! Forward one request to a port inside an instance and its answer back.
 //!
 //! Requests go over HTTP/1.1 connections to the instance's port, kept for
-//! the next request when the exchange ends cleanly (see [`super::pool`]);
+//! the next request when the exchange ends cleanly (see [`super::pool`]),
+//! and driven by the request's own task while it may end in the pool;
 //! a kept one found closed by the program is replaced, and the request sent
 //! again when that is safe. Bodies stream frame by frame both ways, so a
 //! large download or upload never sits in memory; large response bodies of
@@ -10,6 +11,7 @@
 //! accepts with 101 becomes a byte pipe between the two connections until
 //! they close.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
@@ -23,7 +25,6 @@ use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Method, StatusCode, Uri, Version};
 use axum::response::{IntoResponse, Response};
 use hyper::body::{Body as _, Bytes, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::client::conn::TrySendError;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -32,7 +33,7 @@ use tokio::sync::oneshot;
 use super::body::{SentFlag, TrackedBody};
 use super::handover::{Client, UpstreamIo};
 use super::page::Page;
-use super::pool::{Anchor, Conn, Key, Pool};
+use super::pool::{Anchor, Conn, Driver, Key, Pool};
 use super::{splice, Forward, Proxy, Target};
 use crate::ops::metrics::{self, CountedBody, Direction};
 use crate::session::sessions::InstanceEntry;
@@ -134,7 +135,6 @@ async fn open(
         .handshake::<_, TrackedBody>(TokioIo::new(stream))
         .await
         .map_err(|e| Page::bad_upstream(name, port, with_causes(&e)))?;
-    tokio::spawn(drive(connection, Arc::downgrade(&proxy.pool), key));
     // When the instance's init exits (deletion kills it), every kept
     // connection to it goes, so none keeps its network namespace alive.
     let instance = entry.instance.clone();
@@ -142,23 +142,25 @@ async fn open(
     proxy
         .pool
         .watch(key, anchor, async move { instance.exited().await });
-    Ok(Conn { sender, upstream })
+    Ok(Conn::new(sender, connection, upstream))
 }
 
-/// Run hyper's side of a connection until it ends (the program or the
-/// pool closed it, or it was upgraded); then the pool lets go of it.
-async fn drive(
-    connection: Connection<TokioIo<UpstreamIo>, TrackedBody>,
-    pool: Weak<Pool>,
-    key: Key,
-) {
-    if let Err(e) = connection.with_upgrades().await {
-        tracing::debug!("proxy: connection to an instance: {e}");
-    }
-    // The connection is dropped by now, so the pool sees it closed.
-    if let Some(pool) = pool.upgrade() {
-        pool.purge(key);
-    }
+/// Give hyper's side of a connection a task of its own, for an exchange
+/// whose answer does not end in the pool (spliced, upgraded, closing): it
+/// runs until the connection ends.
+fn detach(conn: &mut Conn) {
+    detach_driver(&mut conn.driver);
+}
+
+fn detach_driver(driver: &mut Option<Driver>) {
+    let Some(driver) = driver.take() else {
+        return;
+    };
+    tokio::spawn(async move {
+        if let Err(e) = driver.with_upgrades().await {
+            tracing::debug!("proxy: connection to an instance: {e}");
+        }
+    });
 }
 
 /// Why sending a request on a connection gave no answer.
@@ -171,12 +173,19 @@ enum Failure {
 /// Send `request` and wait for the answer's head: no time limit while the
 /// browser is still uploading; once the request is sent in full (`body_sent`
 /// fires, and is then taken), the program has HEADER_TIMEOUT to answer.
+/// This task drives the connection meanwhile (see `pool`).
 async fn send(
-    sender: &mut SendRequest<TrackedBody>,
+    conn: &mut Conn,
     request: Request<TrackedBody>,
     body_sent: &mut Option<oneshot::Receiver<()>>,
 ) -> Result<hyper::Response<Incoming>, Failure> {
-    let response = sender.try_send_request(request);
+    let mut answer = std::pin::pin!(conn.sender.try_send_request(request));
+    let response = std::future::poll_fn(|cx| {
+        // A connection that ends drops hyper's side, which fails the
+        // request (giving it back if it never went out).
+        let _ = conn.poll_driver(cx);
+        answer.as_mut().poll(cx)
+    });
     tokio::pin!(response);
     if let Some(sent) = body_sent {
         tokio::select! {
@@ -302,8 +311,13 @@ async fn forward_inner(
     let mut request_sent = body.sent_flag();
     let mut request = Request::from_parts(parts, body);
 
+    if upgrading {
+        // hyper hands an upgraded connection over only from a task of its
+        // own; it is never kept.
+        detach(&mut conn);
+    }
     let mut response = loop {
-        let mut failed = match send(&mut conn.sender, request, &mut body_sent).await {
+        let mut failed = match send(&mut conn, request, &mut body_sent).await {
             Ok(response) => break response,
             Err(Failure::Timeout) => {
                 return Err(Page::upstream_timeout(name, port, HEADER_TIMEOUT.as_secs()))
@@ -334,6 +348,9 @@ async fn forward_inner(
                 request = retry;
                 conn = open(proxy, &entry, key, port).await?;
                 reused = false;
+                if upgrading {
+                    detach(&mut conn);
+                }
             }
             None if reused && closed_early(&error) => {
                 return Err(Page::closed_before_answer(
@@ -385,48 +402,64 @@ async fn forward_inner(
     let client_socket = client
         .filter(|_| may_splice && request_sent.is_sent())
         .and_then(|c| c.socket());
-    let Conn { sender, upstream } = conn;
+    let Conn {
+        sender,
+        mut driver,
+        upstream,
+    } = conn;
     let body = match splice::body(body, upstream, client_socket) {
-        // A spliced connection ends with its body.
-        Ok(spliced) => spliced,
         // A refused upgrade leaves the connection in a state fewer
         // programs get right: not kept either.
         Err((body, upstream)) if keep && !upgrading => Body::new(KeepBody {
             body,
             ended: false,
             failed: false,
+            conn: Some(Conn {
+                sender,
+                driver,
+                upstream,
+            }),
             release: Some(Release {
                 pool: proxy.pool.clone(),
                 key,
                 anchor,
-                conn: Conn { sender, upstream },
                 request_sent,
             }),
         }),
-        Err((body, _)) => Body::new(body),
+        // A spliced connection ends with its body; one that closes after
+        // it too: hyper's side of them runs on its own until then.
+        Ok(spliced) => {
+            detach_driver(&mut driver);
+            spliced
+        }
+        Err((body, _)) => {
+            detach_driver(&mut driver);
+            Body::new(body)
+        }
     };
     let body = CountedBody::new(body, Direction::from_instance);
     Ok(Response::from_parts(parts, Body::new(body)))
 }
 
-/// What a response body gives back to the pool when it has been read to
-/// its end.
+/// Where a response body gives its connection back when it has been read
+/// to its end.
 struct Release {
     pool: Arc<Pool>,
     key: Key,
     anchor: Anchor,
-    conn: Conn,
     request_sent: SentFlag,
 }
 
-/// The program's response body, passed on as it is; read to its end
-/// without error, it gives its connection back to the pool when dropped
-/// (hyper's server drops it once done with it, or never polls it when it
-/// is empty).
+/// The program's response body, passed on as it is, with the connection
+/// it comes over, which it drives; read to its end without error, it gives
+/// the connection back to the pool when dropped (hyper's server drops it
+/// once done with it, or never polls it when it is empty).
 struct KeepBody {
     body: Incoming,
     ended: bool,
     failed: bool,
+    /// Until dropped.
+    conn: Option<Conn>,
     release: Option<Release>,
 }
 
@@ -438,6 +471,11 @@ impl hyper::body::Body for KeepBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        // hyper reads the body's bytes from the instance into `body`; a
+        // connection that ends there ends `body` too.
+        if let Some(conn) = self.conn.as_mut() {
+            let _ = conn.poll_driver(cx);
+        }
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.ended = true,
@@ -458,13 +496,13 @@ impl hyper::body::Body for KeepBody {
 
 impl Drop for KeepBody {
     fn drop(&mut self) {
-        let Some(release) = self.release.take() else {
+        let (Some(release), Some(conn)) = (self.release.take(), self.conn.take()) else {
             return;
         };
         // A body of known length is through when its last byte came in.
         let through = self.ended || self.body.is_end_stream();
         if through && !self.failed && release.request_sent.is_sent() {
-            release.pool.put(release.key, release.anchor, release.conn);
+            release.pool.put(release.key, release.anchor, conn);
         }
     }
 }

@@ -17,6 +17,13 @@
 //! on it (so nothing of the last exchange is left on the wire). Upgraded and
 //! spliced connections never come back (see `forward`).
 //!
+//! hyper's side of a connection (the future that writes requests and reads
+//! answers) has no task of its own while the connection is kept or carries
+//! a kept-alive exchange: the request's task drives it (see [`Conn`]), so a
+//! request and its answer cost no hop between tasks, and often no hop
+//! between threads. A kept connection is therefore not watched while idle:
+//! one the program has closed is found out when it is next checked out.
+//!
 //! Our sockets in an instance's network namespace keep the namespace (and
 //! its veth pair) alive. One task per instance waits for its init to exit
 //! (deletion kills it) and then drops every idle connection of that
@@ -27,13 +34,16 @@
 use std::any::Any;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper_util::rt::TokioIo;
 
 use super::body::TrackedBody;
-use super::handover::UpstreamSocket;
+use super::handover::{UpstreamIo, UpstreamSocket};
 
 /// How long an idle connection is kept (nginx's default is 60 s; programs
 /// often close sooner, which the pool notices, see `checkout`).
@@ -47,10 +57,87 @@ pub const MAX_IDLE: usize = 256;
 /// been read, before it may be kept.
 const READY_WAIT: Duration = Duration::from_secs(1);
 
+/// hyper's side of a connection: the future that does its reading and
+/// writing, done when the connection is.
+pub type Driver = Box<Connection<TokioIo<UpstreamIo>, TrackedBody>>;
+
 /// A connection to a port in an instance: hyper's side and the splice's.
 pub struct Conn {
     pub sender: SendRequest<TrackedBody>,
+    /// `None` once it has ended (the program or hyper closed the
+    /// connection) or has been handed to a task of its own.
+    pub driver: Option<Driver>,
     pub upstream: UpstreamSocket,
+}
+
+/// How a connection stands after a poll of its driver.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Idle: it may carry a request.
+    Ready,
+    /// Still finishing the last exchange.
+    Busy,
+    /// Closed, or failed.
+    Closed,
+}
+
+impl Conn {
+    pub fn new(
+        sender: SendRequest<TrackedBody>,
+        connection: Connection<TokioIo<UpstreamIo>, TrackedBody>,
+        upstream: UpstreamSocket,
+    ) -> Conn {
+        Conn {
+            sender,
+            driver: Some(Box::new(connection)),
+            upstream,
+        }
+    }
+
+    /// Let hyper do what it can on the connection (write a request, read an
+    /// answer, notice the program's close); `Ready` once the connection has
+    /// ended, and then the driver is dropped, so a request still waiting
+    /// for it fails at once rather than never.
+    pub fn poll_driver(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(driver) = self.driver.as_mut() else {
+            return Poll::Ready(());
+        };
+        match Pin::new(&mut **driver).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                if let Err(e) = result {
+                    tracing::debug!("proxy: connection to an instance: {e}");
+                }
+                self.driver = None;
+                Poll::Ready(())
+            }
+        }
+    }
+
+    /// Where the connection stands, after hyper has done what it could
+    /// without waiting.
+    pub fn standing(&mut self) -> Standing {
+        let mut cx = Context::from_waker(Waker::noop());
+        if self.poll_driver(&mut cx).is_ready() || self.sender.is_closed() {
+            return Standing::Closed;
+        }
+        if self.sender.is_ready() {
+            Standing::Ready
+        } else {
+            Standing::Busy
+        }
+    }
+
+    /// Until the connection is idle (`true`) or has ended (`false`).
+    pub async fn settled(&mut self) -> bool {
+        std::future::poll_fn(|cx| {
+            if self.poll_driver(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            self.sender.poll_ready(cx).map(|ready| ready.is_ok())
+        })
+        .await
+    }
 }
 
 /// Which connections may serve a request (see the module's comment).
@@ -108,49 +195,41 @@ impl Pool {
     /// program's own idle timeout). One idle a little longer than
     /// `IDLE_TIMEOUT` and not yet reaped is as good as any.
     pub fn checkout(&self, key: Key) -> Option<Conn> {
-        let mut stale = Vec::new();
-        let found = {
-            let mut state = self.state();
-            let State { targets, idle, .. } = &mut *state;
-            let queue = targets.get_mut(&key)?;
-            let mut found = None;
-            while let Some(entry) = queue.pop_back() {
-                *idle -= 1;
-                // Not ready: the program closed it (hyper read the end).
-                if entry.conn.sender.is_ready() {
-                    found = Some(entry.conn);
-                    break;
+        loop {
+            let mut conn = {
+                let mut state = self.state();
+                let State { targets, idle, .. } = &mut *state;
+                let queue = targets.get_mut(&key)?;
+                let entry = queue.pop_back();
+                if queue.is_empty() {
+                    targets.remove(&key);
                 }
-                stale.push(entry);
+                *idle -= usize::from(entry.is_some());
+                entry?.conn
+            };
+            // Outside the lock: this may read the program's close.
+            if conn.standing() == Standing::Ready {
+                return Some(conn);
             }
-            if queue.is_empty() {
-                targets.remove(&key);
-            }
-            found
-        };
-        // Closed outside the lock.
-        drop(stale);
-        found
+        }
     }
 
     /// Keep `conn` for the next request to `key`, once hyper is done with it.
     pub fn put(self: &Arc<Self>, key: Key, anchor: Anchor, mut conn: Conn) {
-        if conn.sender.is_ready() {
-            self.insert(key, anchor, conn);
-            return;
+        match conn.standing() {
+            Standing::Ready => return self.insert(key, anchor, conn),
+            Standing::Closed => return,
+            Standing::Busy => {}
         }
-        if conn.sender.is_closed() {
-            return;
-        }
-        // hyper's connection task has not yet noticed the end of the
-        // exchange (it runs on another thread): wait for it, briefly.
+        // hyper has not yet taken in the end of the exchange (the last
+        // bytes of a body still on their way): wait for it, briefly.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let pool = Arc::downgrade(self);
         runtime.spawn(async move {
-            let ready = tokio::time::timeout(READY_WAIT, conn.sender.ready()).await;
-            if let (Ok(Ok(())), Some(pool)) = (ready, pool.upgrade()) {
+            let settled = tokio::time::timeout(READY_WAIT, conn.settled()).await;
+            if let (Ok(true), Some(pool)) = (settled, pool.upgrade()) {
                 pool.insert(key, anchor, conn);
             }
         });
@@ -160,12 +239,11 @@ impl Pool {
         let mut evicted = Vec::new();
         let start_reaper = {
             let mut state = self.state();
-            // Checked under the lock: a connection task that closed its
-            // connection and then forgot its key must not see it come back;
-            // nor may one whose answer ended after its instance exited (no
-            // watcher is left to drop it, and it would hold the instance's
-            // network namespace until the idle timeout).
-            if !conn.sender.is_ready() || !state.watched.contains(&key.entry) {
+            // Checked under the lock: a connection whose answer ended after
+            // its instance exited is not kept (no watcher is left to drop
+            // it, and it would hold the instance's network namespace until
+            // the idle timeout).
+            if !state.watched.contains(&key.entry) {
                 evicted.push(conn);
                 false
             } else {
@@ -250,25 +328,8 @@ impl Pool {
         drop(gone);
     }
 
-    /// Drop the kept connections of `key` that hyper has closed.
-    pub fn purge(&self, key: Key) {
-        let mut closed = Vec::new();
-        {
-            let mut state = self.state();
-            let State { targets, idle, .. } = &mut *state;
-            if let Some(queue) = targets.get_mut(&key) {
-                closed.extend(extract(queue, |i| i.conn.sender.is_closed()));
-                *idle -= closed.len();
-                if queue.is_empty() {
-                    targets.remove(&key);
-                }
-            }
-        }
-        drop(closed);
-    }
-
     /// Drop connections idle for longer than `IDLE_TIMEOUT`; whether any
-    /// are left. (Closed ones went when their tasks ended, see `purge`.)
+    /// are left. (Ones the program closed sooner go at their checkout.)
     fn reap(&self, now: Instant) -> bool {
         let mut gone = Vec::new();
         let mut state = self.state();
@@ -358,7 +419,7 @@ mod tests {
     use super::*;
     use crate::proxy::handover::UpstreamIo;
     use hyper_util::rt::TokioIo;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
     /// A listener whose connections are held open (read until closed) and
@@ -369,27 +430,18 @@ mod tests {
         (listener, addr)
     }
 
-    /// A ready connection to `addr`, its far end, and a flag that goes up
-    /// when hyper's task for it ends.
-    async fn conn(
-        listener: &TcpListener,
-        addr: std::net::SocketAddr,
-    ) -> (Conn, TcpStream, Arc<std::sync::atomic::AtomicBool>) {
+    /// A ready connection to `addr` and its far end.
+    async fn conn(listener: &TcpListener, addr: std::net::SocketAddr) -> (Conn, TcpStream) {
         let stream = TcpStream::connect(addr).await.unwrap();
         let (far, _) = listener.accept().await.unwrap();
         let (io, upstream) = UpstreamIo::new(stream);
-        let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        let (sender, connection) = hyper::client::conn::http1::Builder::new()
             .handshake::<_, TrackedBody>(TokioIo::new(io))
             .await
             .unwrap();
-        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = ended.clone();
-        tokio::spawn(async move {
-            let _ = connection.await;
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        });
-        sender.ready().await.unwrap();
-        (Conn { sender, upstream }, far, ended)
+        let mut conn = Conn::new(sender, connection, upstream);
+        assert!(conn.settled().await, "a new connection is not ready");
+        (conn, far)
     }
 
     /// Whether `far` sees its connection closed within a second.
@@ -420,7 +472,7 @@ mod tests {
         assert_ne!(key_one, other_port);
 
         live(&pool, key_one, &pin_one);
-        let (c, _far, _) = conn(&listener, addr).await;
+        let (c, _far) = conn(&listener, addr).await;
         pool.put(key_one, pin_one.clone(), c);
         assert_eq!(pool.idle(), 1);
         assert!(pool.checkout(key_two).is_none());
@@ -439,7 +491,7 @@ mod tests {
         live(&pool, key, &pin);
         let mut fars = Vec::new();
         for _ in 0..MAX_IDLE_PER_TARGET + 1 {
-            let (c, far, _) = conn(&listener, addr).await;
+            let (c, far) = conn(&listener, addr).await;
             pool.put(key, pin.clone(), c);
             fars.push(far);
         }
@@ -468,7 +520,7 @@ mod tests {
                 if i * 4 + j > MAX_IDLE {
                     break;
                 }
-                let (c, far, _) = conn(&listener, addr).await;
+                let (c, far) = conn(&listener, addr).await;
                 pool.put(key, pin.clone(), c);
                 fars.push(far);
             }
@@ -494,19 +546,21 @@ mod tests {
         pool.watch(key, pin.clone(), async move {
             let _ = exited.await;
         });
-        let (c, far, ended) = conn(&listener, addr).await;
+        let (c, _open) = conn(&listener, addr).await;
         pool.put(key, pin.clone(), c);
-        // The program closes its end: hyper notices, and the pool must not
-        // hand the connection out.
+        let (c, far) = conn(&listener, addr).await;
+        pool.put(key, pin.clone(), c);
+        assert_eq!(pool.idle(), 2);
+        // The program closes its end of the one put last: the checkout
+        // finds it closed (hyper reads the end) and hands out the other.
+        let closed_port = far.peer_addr().unwrap();
+        let mut far = far;
+        far.shutdown().await.unwrap();
         drop(far);
-        for _ in 0..100 {
-            if ended.load(std::sync::atomic::Ordering::SeqCst) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(ended.load(std::sync::atomic::Ordering::SeqCst));
-        pool.purge(key);
+        // Time for the runtime to take in the close.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let out = pool.checkout(key).expect("the open connection");
+        assert_ne!(out.upstream.stream().local_addr().unwrap(), closed_port);
         assert_eq!(pool.idle(), 0);
         assert!(pool.checkout(key).is_none());
 
@@ -521,7 +575,7 @@ mod tests {
             (Key::new(&entry, 81).0, pin.clone()),
             (other_key, other_pin),
         ] {
-            let (c, far, _) = conn(&listener, addr).await;
+            let (c, far) = conn(&listener, addr).await;
             pool.put(key, pin, c);
             fars.push(far);
         }
@@ -533,7 +587,7 @@ mod tests {
         assert!(pool.checkout(other_key).is_some());
 
         // An answer that ends after the exit: its connection is not kept.
-        let (c, mut far, _) = conn(&listener, addr).await;
+        let (c, mut far) = conn(&listener, addr).await;
         pool.put(key, pin, c);
         assert_eq!(pool.idle(), 0);
         assert!(closed(&mut far).await, "kept after its instance exited");
@@ -546,7 +600,7 @@ mod tests {
         let entry = Arc::new(());
         let (key, pin) = Key::new(&entry, 80);
         live(&pool, key, &pin);
-        let (c, mut far, _) = conn(&listener, addr).await;
+        let (c, mut far) = conn(&listener, addr).await;
         pool.put(key, pin, c);
         assert!(pool.reap(Instant::now()));
         assert_eq!(pool.idle(), 1);
