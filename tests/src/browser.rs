@@ -25,8 +25,57 @@ where
     }
 }
 
-/// Headless Chromium through chromedriver (and the profile directory to keep).
-pub async fn start_browser() -> (fantoccini::Client, tokio::process::Child, tempfile::TempDir) {
+/// The browser's profile directory, kept while the test runs. Dropped (at
+/// the end of the test, or while a failing one unwinds) it kills every
+/// process still started with it: killing chromedriver leaves Chromium's
+/// own processes behind, and a test that fails before `finish` never even
+/// closes the browser.
+pub struct Profile {
+    dir: tempfile::TempDir,
+}
+
+impl Profile {
+    /// The processes whose command line names this profile.
+    pub fn processes(&self) -> Vec<libc::pid_t> {
+        let flag = format!("--user-data-dir={}", self.dir.path().display());
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == flag.as_bytes()))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        for pid in self.processes() {
+            // SAFETY: kill(2) on a pid read from /proc; at worst the
+            // process is already gone (ESRCH).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Whether `pid` has exited (gone, or a zombie nobody reaped yet).
+pub fn exited(pid: libc::pid_t) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command's closing parenthesis.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+        Err(_) => true,
+    }
+}
+
+/// Headless Chromium through chromedriver, and the profile directory that
+/// cleans up after it (see [`Profile`]).
+pub async fn start_browser() -> (fantoccini::Client, tokio::process::Child, Profile) {
     let port = free_port();
     let driver = Command::new("chromedriver")
         .arg(format!("--port={port}"))
@@ -35,7 +84,9 @@ pub async fn start_browser() -> (fantoccini::Client, tokio::process::Child, temp
         .kill_on_drop(true)
         .spawn()
         .expect("chromedriver (apt-get install chromium-driver)");
-    let profile = tempfile::tempdir().unwrap();
+    let profile = Profile {
+        dir: tempfile::tempdir().unwrap(),
+    };
     let capabilities = serde_json::json!({
         "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
@@ -43,7 +94,7 @@ pub async fn start_browser() -> (fantoccini::Client, tokio::process::Child, temp
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update",
                 "--no-first-run", "--disable-sync", "--window-size=1280,800",
-                format!("--user-data-dir={}", profile.path().display()),
+                format!("--user-data-dir={}", profile.dir.path().display()),
             ]
         }
     });

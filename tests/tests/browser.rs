@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 use playground_tests::browser::{
-    count, element_text, finish, save_screenshot, screen_text, start_browser, wait_for,
+    count, element_text, exited, finish, save_screenshot, screen_text, start_browser, wait_for,
 };
 use playground_tests::{repo_root, TestServer};
 
@@ -843,4 +843,31 @@ async fn a_100_mb_flood_reaches_the_page_whole() {
     }
     .await;
     finish(browser, driver, result, server).await;
+}
+
+/// A test that fails half-way drops its browser without closing it (and
+/// killing chromedriver orphans Chromium): the profile's guard takes every
+/// process of that browser down with it, so none outlives the test run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_left_open_goes_with_its_profile() {
+    let (browser, driver, profile) = start_browser().await;
+    browser.goto("about:blank").await.expect("a blank page");
+    let pids = profile.processes();
+    assert!(
+        pids.iter().any(|pid| !exited(*pid)),
+        "no running process names the profile: {pids:?}"
+    );
+    // What unwinding does: no close, no kill, only drops.
+    drop(browser);
+    drop(driver);
+    drop(profile);
+    wait_for(
+        "the browser's processes to exit",
+        Duration::from_secs(10),
+        || {
+            let left = pids.iter().any(|pid| !exited(*pid));
+            async move { (!left).then_some(()) }
+        },
+    )
+    .await;
 }
