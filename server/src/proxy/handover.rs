@@ -178,14 +178,7 @@ impl AsyncWrite for ClientIo {
         if let Some(answer) = self.intercept(buf.len()) {
             return Poll::Ready(answer);
         }
-        let stream = &self.shared.stream;
-        loop {
-            std::task::ready!(stream.poll_write_ready(cx))?;
-            match stream.try_write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
-            }
-        }
+        poll_write(&self.shared.stream, cx, buf)
     }
 
     fn poll_write_vectored(
@@ -197,14 +190,7 @@ impl AsyncWrite for ClientIo {
         if let Some(answer) = self.intercept(len) {
             return Poll::Ready(answer);
         }
-        let stream = &self.shared.stream;
-        loop {
-            std::task::ready!(stream.poll_write_ready(cx))?;
-            match stream.try_write_vectored(bufs) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
-            }
-        }
+        poll_write_vectored(&self.shared.stream, cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -365,14 +351,7 @@ impl AsyncWrite for UpstreamIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let stream = &self.shared.stream;
-        loop {
-            std::task::ready!(stream.poll_write_ready(cx))?;
-            match stream.try_write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
-            }
-        }
+        poll_write(&self.shared.stream, cx, buf)
     }
 
     fn poll_write_vectored(
@@ -380,14 +359,7 @@ impl AsyncWrite for UpstreamIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let stream = &self.shared.stream;
-        loop {
-            std::task::ready!(stream.poll_write_ready(cx))?;
-            match stream.try_write_vectored(bufs) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return Poll::Ready(result),
-            }
-        }
+        poll_write_vectored(&self.shared.stream, cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -433,6 +405,33 @@ fn poll_read(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Poll::Ready(Err(e)),
             Ok(()) => return Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// A write of `buf`, as tokio's own `TcpStream` does it, through a shared
+/// reference.
+fn poll_write(stream: &TcpStream, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    loop {
+        std::task::ready!(stream.poll_write_ready(cx))?;
+        match stream.try_write(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return Poll::Ready(result),
+        }
+    }
+}
+
+/// The same for a vectored write.
+fn poll_write_vectored(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    bufs: &[io::IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    loop {
+        std::task::ready!(stream.poll_write_ready(cx))?;
+        match stream.try_write_vectored(bufs) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            result => return Poll::Ready(result),
         }
     }
 }
