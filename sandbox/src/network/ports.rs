@@ -149,21 +149,59 @@ fn target(listener: &Listener) -> SocketAddr {
     SocketAddr::new(ip, listener.port)
 }
 
-type SocketRequest = (bool, std::sync::mpsc::SyncSender<io::Result<OwnedFd>>);
+/// IPv4 sockets a maker keeps made ahead: a new connection to a program
+/// that closes after each answer then costs no round trip to the
+/// namespace's thread (two context switches, while a runtime worker
+/// waits), only when a burst empties the stock.
+const STOCK: usize = 16;
+
+enum SocketRequest {
+    /// One socket, now.
+    One(bool, std::sync::mpsc::SyncSender<io::Result<OwnedFd>>),
+    /// Fill the stock up to `STOCK`.
+    Refill,
+}
+
+/// Sockets made ahead, and whether a refill has been asked for.
+#[derive(Default)]
+struct Stock {
+    ready: Vec<OwnedFd>,
+    refilling: bool,
+}
+
+fn lock(stock: &std::sync::Mutex<Stock>) -> std::sync::MutexGuard<'_, Stock> {
+    stock.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn new_socket(v6: bool) -> io::Result<OwnedFd> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let family = if v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    socket(family, SockType::Stream, flags, None).map_err(io::Error::from)
+}
 
 /// Makes TCP sockets inside an instance's network namespace: one thread
 /// that entered the namespace once and serves requests until dropped (the
 /// proxy asks for a socket per request; a thread per socket costs more
-/// than the request).
+/// than the request), with a few IPv4 sockets made ahead (see `STOCK`).
+/// The stock goes with the maker, and so does the thread (it ends when the
+/// maker's sender is dropped), so neither keeps the namespace alive after
+/// the instance that owns the maker.
 pub struct SocketMaker {
     requests: std::sync::mpsc::Sender<SocketRequest>,
+    stock: std::sync::Arc<std::sync::Mutex<Stock>>,
 }
 
 impl SocketMaker {
     pub fn start(pidfd: &OwnedFd) -> io::Result<SocketMaker> {
-        use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
         let (requests, incoming) = std::sync::mpsc::channel::<SocketRequest>();
         let pidfd = pidfd.try_clone()?;
+        let stock = std::sync::Arc::new(std::sync::Mutex::new(Stock::default()));
+        let filled = stock.clone();
         let (ready_tx, ready) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("netns-sockets".into())
@@ -174,35 +212,62 @@ impl SocketMaker {
                     return;
                 }
                 // Ends when the maker is dropped.
-                for (v6, reply) in incoming {
-                    let family = if v6 {
-                        AddressFamily::Inet6
-                    } else {
-                        AddressFamily::Inet
-                    };
-                    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
-                    let fd = socket(family, SockType::Stream, flags, None).map_err(io::Error::from);
-                    let _ = reply.send(fd);
+                for request in incoming {
+                    match request {
+                        SocketRequest::One(v6, reply) => {
+                            let _ = reply.send(new_socket(v6));
+                        }
+                        SocketRequest::Refill => {
+                            let wanted = STOCK.saturating_sub(lock(&filled).ready.len());
+                            // Made outside the lock; a failure (out of file
+                            // descriptors) leaves the stock short, and
+                            // `socket` then makes them one at a time.
+                            let made: Vec<OwnedFd> =
+                                (0..wanted).map_while(|_| new_socket(false).ok()).collect();
+                            let mut stock = lock(&filled);
+                            stock.ready.extend(made);
+                            stock.refilling = false;
+                        }
+                    }
                 }
             })?;
         ready
             .recv()
             .map_err(|_| io::Error::other("netns thread died"))??;
-        Ok(SocketMaker { requests })
+        Ok(SocketMaker { requests, stock })
     }
 
     /// A TCP socket of the instance's namespace, not yet connected.
     pub(crate) fn socket(&self, v6: bool) -> io::Result<tokio::net::TcpSocket> {
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        self.requests
-            .send((v6, reply))
-            .map_err(|_| io::Error::other("netns thread ended"))?;
-        let fd = answer
-            .recv()
-            .map_err(|_| io::Error::other("netns thread ended"))??;
+        let fd = match self.take_stocked(v6) {
+            Some(fd) => fd,
+            None => {
+                let (reply, answer) = std::sync::mpsc::sync_channel(1);
+                self.requests
+                    .send(SocketRequest::One(v6, reply))
+                    .map_err(|_| io::Error::other("netns thread ended"))?;
+                answer
+                    .recv()
+                    .map_err(|_| io::Error::other("netns thread ended"))??
+            }
+        };
         Ok(tokio::net::TcpSocket::from_std_stream(
             std::net::TcpStream::from(fd),
         ))
+    }
+
+    /// An IPv4 socket made ahead, if one is left; a refill is asked for
+    /// once the stock runs low.
+    fn take_stocked(&self, v6: bool) -> Option<OwnedFd> {
+        let mut stock = lock(&self.stock);
+        if v6 {
+            return None;
+        }
+        let fd = stock.ready.pop();
+        if stock.ready.len() < STOCK / 2 && !stock.refilling {
+            stock.refilling = self.requests.send(SocketRequest::Refill).is_ok();
+        }
+        fd
     }
 }
 
@@ -242,4 +307,114 @@ pub async fn connect(
     tokio::time::timeout(timeout, socket.connect(addr))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::fs::MetadataExt;
+    use std::process::{Child, Command};
+
+    /// `sleep` in a network namespace of its own, killed when dropped.
+    struct Sleeper(Child);
+
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// The inode of the network namespace `socket` belongs to.
+    fn netns_of(socket: &tokio::net::TcpSocket) -> u64 {
+        // SIOCGSKNS (linux/sockios.h): an fd of the socket's namespace.
+        const SIOCGSKNS: libc::c_ulong = 0x894C;
+        // SAFETY: the ioctl takes no argument and returns a new fd (or -1),
+        // which is owned here at once.
+        let fd = unsafe { libc::ioctl(socket.as_raw_fd(), SIOCGSKNS as _) };
+        assert!(fd >= 0, "SIOCGSKNS: {}", io::Error::last_os_error());
+        // SAFETY: `fd` was just returned to us and nothing else owns it.
+        let ns = unsafe { OwnedFd::from_raw_fd(fd) };
+        std::fs::File::from(ns).metadata().unwrap().ino()
+    }
+
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn made_sockets_and_the_stock_belong_to_the_namespace_and_go_with_the_maker() {
+        let child = Command::new("unshare")
+            .args(["--net", "sleep", "60"])
+            .spawn()
+            .expect("unshare runs (as root)");
+        let sleeper = Sleeper(child);
+        let pid = sleeper.0.id() as i32;
+        let theirs = format!("/proc/{pid}/ns/net");
+        let ours = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        // Until unshare has made the namespace and become sleep.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&theirs).map(|m| m.ino()).unwrap_or(ours) == ours {
+            assert!(std::time::Instant::now() < deadline, "no namespace made");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let theirs = std::fs::metadata(&theirs).unwrap().ino();
+
+        let before = open_fds();
+        let pidfd = crate::isolation::sys::pidfd_open(pid).unwrap();
+        let maker = SocketMaker::start(&pidfd).unwrap();
+        // More than the stock holds, so sockets come from the stock, from
+        // refills and one at a time; v6 ones always one at a time.
+        let mut made = Vec::new();
+        for i in 0..3 * STOCK {
+            let socket = maker.socket(i % 7 == 0).unwrap();
+            assert_eq!(
+                netns_of(&socket),
+                theirs,
+                "socket {i} is not in the namespace"
+            );
+            made.push(socket);
+            if i % STOCK == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        // The stock fills up again behind the requests: once a refill asked
+        // for is done, at least half of it is there.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while lock(&maker.stock).refilling || lock(&maker.stock).ready.len() < STOCK / 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stock was not refilled"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let stocked: Vec<u64> = lock(&maker.stock)
+            .ready
+            .iter()
+            .map(|fd| {
+                let socket = tokio::net::TcpSocket::from_std_stream(std::net::TcpStream::from(
+                    fd.try_clone().unwrap(),
+                ));
+                netns_of(&socket)
+            })
+            .collect();
+        assert!(stocked.iter().all(|ns| *ns == theirs), "{stocked:?}");
+
+        // Dropped, the maker takes its stock and its thread with it: no fd
+        // of ours is left open, so nothing holds the namespace.
+        drop(made);
+        drop(maker);
+        drop(pidfd);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while open_fds() > before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} fds left open after the maker went",
+                open_fds() - before
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(sleeper);
+    }
 }
