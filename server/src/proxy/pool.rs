@@ -22,7 +22,8 @@
 //! a kept-alive exchange: the request's task drives it (see [`Conn`]), so a
 //! request and its answer cost no hop between tasks, and often no hop
 //! between threads. A kept connection is therefore not watched while idle:
-//! one the program has closed is found out when it is next checked out.
+//! one the program has closed is found out when it is next checked out, or
+//! at the next sweep of the pool (every `IDLE_TIMEOUT / 4`).
 //!
 //! Our sockets in an instance's network namespace keep the namespace (and
 //! its veth pair) alive. One task per instance waits for its init to exit
@@ -328,8 +329,8 @@ impl Pool {
         drop(gone);
     }
 
-    /// Drop connections idle for longer than `IDLE_TIMEOUT`; whether any
-    /// are left. (Ones the program closed sooner go at their checkout.)
+    /// Drop connections idle for longer than `IDLE_TIMEOUT`, and those the
+    /// program has closed; whether any are left.
     fn reap(&self, now: Instant) -> bool {
         let mut gone = Vec::new();
         let mut state = self.state();
@@ -341,7 +342,9 @@ impl Pool {
         } = &mut *state;
         targets.retain(|_, queue| {
             let before = gone.len();
-            gone.extend(extract(queue, |i| now - i.since >= IDLE_TIMEOUT));
+            gone.extend(extract(queue, |i| {
+                now - i.since >= IDLE_TIMEOUT || i.conn.standing() == Standing::Closed
+            }));
             *idle -= gone.len() - before;
             !queue.is_empty()
         });
@@ -385,11 +388,11 @@ impl Pool {
 }
 
 /// Take the entries of `queue` that `gone` picks, keeping the others' order.
-fn extract(queue: &mut VecDeque<Idle>, mut gone: impl FnMut(&Idle) -> bool) -> Vec<Idle> {
+fn extract(queue: &mut VecDeque<Idle>, mut gone: impl FnMut(&mut Idle) -> bool) -> Vec<Idle> {
     let mut taken = Vec::new();
     let mut kept = VecDeque::with_capacity(queue.len());
-    for entry in queue.drain(..) {
-        if gone(&entry) {
+    for mut entry in queue.drain(..) {
+        if gone(&mut entry) {
             taken.push(entry);
         } else {
             kept.push_back(entry);
@@ -607,6 +610,24 @@ mod tests {
         assert!(!pool.reap(Instant::now() + IDLE_TIMEOUT));
         assert_eq!(pool.idle(), 0);
         assert!(closed(&mut far).await);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_drops_the_connections_the_program_closed() {
+        let (listener, addr) = listener().await;
+        let pool = Arc::new(Pool::default());
+        let entry = Arc::new(());
+        let (key, pin) = Key::new(&entry, 80);
+        live(&pool, key, &pin);
+        let (c, _open) = conn(&listener, addr).await;
+        pool.put(key, pin.clone(), c);
+        let (c, mut far) = conn(&listener, addr).await;
+        pool.put(key, pin, c);
+        far.shutdown().await.unwrap();
+        drop(far);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.reap(Instant::now()), "the open one went too");
+        assert_eq!(pool.idle(), 1);
     }
 
     #[test]
