@@ -237,16 +237,18 @@ impl Gateway {
 
     /// Forward to the node holding session (or view) `id`.
     async fn to_owner(&self, id: &str, by_viewer: bool, request: Request) -> Response {
-        let known = self.owners.get(id, by_viewer);
-        let read = match known {
+        // Kept ones are not put back: an owner is trusted for a second from
+        // when it was read, not from when it was last used.
+        let read = match self.owners.get(id, by_viewer) {
             Some(owner) => Ok(Some(owner)),
-            None => self.db.owner(id, by_viewer).await,
+            None => self.db.owner(id, by_viewer).await.inspect(|read| {
+                if let Some(owner) = read {
+                    self.owners.put(id, by_viewer, owner);
+                }
+            }),
         };
         let owner = match read {
-            Ok(Some(owner)) => {
-                self.owners.put(id, by_viewer, &owner);
-                owner
-            }
+            Ok(Some(owner)) => owner,
             Ok(None) if by_viewer => {
                 return ApiError::new(
                     StatusCode::NOT_FOUND,

@@ -366,14 +366,15 @@ async fn start_piped(
     session: &mut Session,
 ) -> Result<(), russh::Error> {
     let channel = ch.id();
-    match entry.instance.spawn_piped(argv.clone(), env).await {
+    let program = argv.first().cloned().unwrap_or_default();
+    match entry.instance.spawn_piped(argv, env).await {
         Ok(process) => {
             session.channel_success(channel)?;
             tokio::spawn(run_command(ch, process));
             Ok(())
         }
         Err(e) => {
-            tracing::warn!(instance = %entry.name, program = %argv[0], "ssh: {e}");
+            tracing::warn!(instance = %entry.name, %program, "ssh: {e}");
             session.channel_failure(channel)
         }
     }

@@ -16,17 +16,18 @@ const FRESH: Duration = Duration::from_secs(1);
 /// Entries beyond which the stale ones are dropped.
 const PRUNE_ABOVE: usize = 4096;
 
-/// By session id or viewer id (`true`), the owner and when it was read.
+/// By session id (`[0]`) and by viewer id (`[1]`): the owner and when it
+/// was read.
 #[derive(Default)]
 pub struct Owners {
-    entries: Mutex<HashMap<(String, bool), (Instant, Owner)>>,
+    entries: Mutex<[HashMap<String, (Instant, Owner)>; 2]>,
 }
 
 impl Owners {
     /// The owner of `id` read less than [`FRESH`] ago, if any.
     pub fn get(&self, id: &str, by_viewer: bool) -> Option<Owner> {
         let entries = self.entries.lock().unwrap();
-        let (read, owner) = entries.get(&(id.to_string(), by_viewer))?;
+        let (read, owner) = entries[usize::from(by_viewer)].get(id)?;
         (read.elapsed() < FRESH).then(|| owner.clone())
     }
 
@@ -37,18 +38,16 @@ impl Owners {
             return;
         }
         let mut entries = self.entries.lock().unwrap();
+        let entries = &mut entries[usize::from(by_viewer)];
         if entries.len() >= PRUNE_ABOVE {
             entries.retain(|_, (read, _)| read.elapsed() < FRESH);
         }
-        entries.insert((id.to_string(), by_viewer), (Instant::now(), owner.clone()));
+        entries.insert(id.to_string(), (Instant::now(), owner.clone()));
     }
 
     /// Drop what is kept of `id`.
     pub fn forget(&self, id: &str, by_viewer: bool) {
-        self.entries
-            .lock()
-            .unwrap()
-            .remove(&(id.to_string(), by_viewer));
+        self.entries.lock().unwrap()[usize::from(by_viewer)].remove(id);
     }
 }
 
