@@ -139,13 +139,10 @@ impl Cluster {
             format!("--images-dir={}", crate::images_dir().display()),
             "--network-pool=10.250.0.0/16".to_string(),
         ]);
-        let mut child = tokio::process::Command::new(crate::binary())
-            .args(&flags)
-            .env("RUST_LOG", "warn")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        // What it says on standard error is part of the answer here.
+        let mut child = crate::playground(&flags)
             .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .unwrap();
         let code = match tokio::time::timeout(Duration::from_secs(120), child.wait()).await {

@@ -462,6 +462,24 @@ mod tests {
         pool.watch(key, pin.clone(), std::future::pending());
     }
 
+    /// A pool watching one instance that never exits, and the key of its
+    /// port 80.
+    fn watched_pool() -> (Arc<Pool>, Arc<()>, Key, Anchor) {
+        let pool = Arc::new(Pool::default());
+        let entry = Arc::new(());
+        let (key, pin) = Key::new(&entry, 80);
+        live(&pool, key, &pin);
+        (pool, entry, key, pin)
+    }
+
+    /// The program's side closes `far`; then the runtime has time to take
+    /// the close in.
+    async fn close(mut far: TcpStream) {
+        far.shutdown().await.unwrap();
+        drop(far);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     #[tokio::test]
     async fn connections_come_back_only_to_their_own_key() {
         let (listener, addr) = listener().await;
@@ -488,10 +506,7 @@ mod tests {
     #[tokio::test]
     async fn the_most_recent_comes_out_first_and_caps_drop_the_oldest() {
         let (listener, addr) = listener().await;
-        let pool = Arc::new(Pool::default());
-        let entry = Arc::new(());
-        let (key, pin) = Key::new(&entry, 80);
-        live(&pool, key, &pin);
+        let (pool, _entry, key, pin) = watched_pool();
         let mut fars = Vec::new();
         for _ in 0..MAX_IDLE_PER_TARGET + 1 {
             let (c, far) = conn(&listener, addr).await;
@@ -557,11 +572,7 @@ mod tests {
         // The program closes its end of the one put last: the checkout
         // finds it closed (hyper reads the end) and hands out the other.
         let closed_port = far.peer_addr().unwrap();
-        let mut far = far;
-        far.shutdown().await.unwrap();
-        drop(far);
-        // Time for the runtime to take in the close.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        close(far).await;
         let out = pool.checkout(key).expect("the open connection");
         assert_ne!(out.upstream.stream().local_addr().unwrap(), closed_port);
         assert_eq!(pool.idle(), 0);
@@ -599,10 +610,7 @@ mod tests {
     #[tokio::test]
     async fn idle_connections_expire() {
         let (listener, addr) = listener().await;
-        let pool = Arc::new(Pool::default());
-        let entry = Arc::new(());
-        let (key, pin) = Key::new(&entry, 80);
-        live(&pool, key, &pin);
+        let (pool, _entry, key, pin) = watched_pool();
         let (c, mut far) = conn(&listener, addr).await;
         pool.put(key, pin, c);
         assert!(pool.reap(Instant::now()));
@@ -615,17 +623,12 @@ mod tests {
     #[tokio::test]
     async fn a_sweep_drops_the_connections_the_program_closed() {
         let (listener, addr) = listener().await;
-        let pool = Arc::new(Pool::default());
-        let entry = Arc::new(());
-        let (key, pin) = Key::new(&entry, 80);
-        live(&pool, key, &pin);
+        let (pool, _entry, key, pin) = watched_pool();
         let (c, _open) = conn(&listener, addr).await;
         pool.put(key, pin.clone(), c);
-        let (c, mut far) = conn(&listener, addr).await;
+        let (c, far) = conn(&listener, addr).await;
         pool.put(key, pin, c);
-        far.shutdown().await.unwrap();
-        drop(far);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        close(far).await;
         assert!(pool.reap(Instant::now()), "the open one went too");
         assert_eq!(pool.idle(), 1);
     }
